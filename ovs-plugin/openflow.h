@@ -1,0 +1,78 @@
+#pragma once
+// OpenFlow channel to one bridge. The interface is what the daemon needs; the implementation in
+// openflow_channel.cpp goes through Open vSwitch's own library (via the C shim), and tests can
+// substitute a fake.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "translator/flow.h"
+#include "translator/result.h"
+
+namespace vpcguard::ovs {
+
+enum class FlowCommand {
+  kAdd,           // add, or replace the flow with the same table+priority+match
+  kModifyStrict,  // change actions/cookie of exactly this table+priority+match
+  kDeleteStrict,  // delete exactly this table+priority+match
+  kDelete,        // delete every flow covered by the match (and the cookie/mask in `match`)
+};
+
+struct FlowMod {
+  FlowCommand command = FlowCommand::kAdd;
+  Flow flow;
+  // Only for kDelete: restrict to cookies matching cookie/mask (0 mask = any cookie).
+  uint64_t cookie_mask = 0;
+};
+
+struct FlowModError {
+  std::optional<size_t> index;  // which FlowMod failed, when the switch said
+  std::string message;
+};
+
+// The outcome of a bundle the switch answered: either committed, or rejected as a whole with the
+// per-flow reasons. Transport failures are an Error instead.
+struct BundleOutcome {
+  bool committed = false;
+  std::vector<FlowModError> errors;
+};
+
+struct InstalledFlow {
+  Flow flow;  // match/actions in OVS's canonical text
+  uint64_t n_packets = 0;
+  uint64_t n_bytes = 0;
+  uint32_t duration_sec = 0;
+};
+
+struct DumpFilter {
+  std::optional<uint8_t> table;
+  uint64_t cookie = 0;
+  uint64_t cookie_mask = 0;  // 0 = every cookie
+};
+
+class OpenFlowChannel {
+ public:
+  virtual ~OpenFlowChannel() = default;
+  // All mods as one ordered, atomic bundle: all or nothing.
+  [[nodiscard]] virtual Result<BundleOutcome> applyBundle(std::span<const FlowMod> mods) = 0;
+  [[nodiscard]] virtual Result<std::vector<InstalledFlow>> dumpFlows(const DumpFilter& filter) = 0;
+  // Returns when everything sent before is in effect in the switch.
+  [[nodiscard]] virtual Result<void> barrier() = 0;
+  [[nodiscard]] virtual Result<void> flushConntrackZone(uint16_t zone) = 0;
+  [[nodiscard]] virtual std::string target() const = 0;
+};
+
+// Connects to `target` (any OVS vconn name, e.g. "unix:/var/run/openvswitch/br-int.mgmt").
+[[nodiscard]] Result<std::unique_ptr<OpenFlowChannel>> connectOpenFlow(
+    const std::string& target, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+// Parses a flow with OVS's parser and prints it back the way the switch prints it in a dump, so
+// desired and installed flows can be compared as text.
+[[nodiscard]] Result<Flow> normalizeFlow(const Flow& flow);
+
+}  // namespace vpcguard::ovs

@@ -1,0 +1,168 @@
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ovs-plugin/openflow.h"
+#include "ovs-plugin/src/of_shim.h"
+
+namespace vpcguard::ovs {
+namespace {
+
+// Owns a malloc'ed C string from the shim.
+std::string takeString(char* s) {
+  std::string out = s != nullptr ? s : "";
+  vg_free(s);
+  return out;
+}
+
+vg_flow_command toShim(FlowCommand c) {
+  switch (c) {
+    case FlowCommand::kAdd:
+      return VG_FLOW_ADD;
+    case FlowCommand::kModifyStrict:
+      return VG_FLOW_MODIFY_STRICT;
+    case FlowCommand::kDeleteStrict:
+      return VG_FLOW_DELETE_STRICT;
+    case FlowCommand::kDelete:
+      return VG_FLOW_DELETE;
+  }
+  return VG_FLOW_ADD;
+}
+
+std::string modText(const FlowMod& mod) {
+  if (mod.command == FlowCommand::kAdd || mod.command == FlowCommand::kModifyStrict) {
+    return toOfctlText(mod.flow);
+  }
+  // Deletes carry no actions; the cookie is a filter (cookie/mask) when a mask is given.
+  std::string text = "table=" + std::to_string(mod.flow.table);
+  if (mod.command == FlowCommand::kDeleteStrict) {
+    text += ",priority=" + std::to_string(mod.flow.priority);
+  }
+  if (mod.cookie_mask != 0) {
+    char buf[64];
+    snprintf(buf, sizeof buf, ",cookie=%#llx/%#llx",
+             static_cast<unsigned long long>(mod.flow.cookie),
+             static_cast<unsigned long long>(mod.cookie_mask));
+    text += buf;
+  }
+  if (!mod.flow.match.empty()) {
+    text += "," + mod.flow.match;
+  }
+  return text;
+}
+
+class OvsOpenFlowChannel final : public OpenFlowChannel {
+ public:
+  OvsOpenFlowChannel(vg_of* of, std::string target) : of_(of), target_(std::move(target)) {}
+  ~OvsOpenFlowChannel() override { vg_of_close(of_); }
+  OvsOpenFlowChannel(const OvsOpenFlowChannel&) = delete;
+  OvsOpenFlowChannel& operator=(const OvsOpenFlowChannel&) = delete;
+
+  Result<BundleOutcome> applyBundle(std::span<const FlowMod> mods) override {
+    std::vector<std::string> texts;
+    texts.reserve(mods.size());
+    std::vector<vg_flow_mod> cmods;
+    cmods.reserve(mods.size());
+    for (const auto& mod : mods) {
+      texts.push_back(modText(mod));
+    }
+    for (size_t i = 0; i < mods.size(); ++i) {
+      cmods.push_back(vg_flow_mod{toShim(mods[i].command), texts[i].c_str()});
+    }
+    vg_flow_error* errs = nullptr;
+    size_t n_errs = 0;
+    char* err = nullptr;
+    int rc = vg_of_bundle(of_, cmods.data(), cmods.size(), &errs, &n_errs, &err);
+    BundleOutcome outcome;
+    for (size_t i = 0; i < n_errs; ++i) {
+      FlowModError e;
+      if (errs[i].index != static_cast<size_t>(-1)) {
+        e.index = errs[i].index;
+      }
+      e.message = errs[i].message;
+      outcome.errors.push_back(std::move(e));
+    }
+    vg_free_errors(errs, n_errs);
+    if (rc < 0 && err != nullptr) {
+      return makeError(takeString(err));
+    }
+    outcome.committed = rc == 0;
+    return outcome;
+  }
+
+  Result<std::vector<InstalledFlow>> dumpFlows(const DumpFilter& filter) override {
+    vg_flow_stat* stats = nullptr;
+    size_t n = 0;
+    char* err = nullptr;
+    if (vg_of_dump(of_, filter.table ? *filter.table : -1, filter.cookie, filter.cookie_mask,
+                   &stats, &n, &err) != 0) {
+      return makeError(takeString(err));
+    }
+    std::vector<InstalledFlow> flows;
+    flows.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      InstalledFlow f;
+      f.flow.table = stats[i].table;
+      f.flow.priority = stats[i].priority;
+      f.flow.cookie = stats[i].cookie;
+      f.flow.match = stats[i].match;
+      f.flow.actions = stats[i].actions;
+      f.n_packets = stats[i].n_packets;
+      f.n_bytes = stats[i].n_bytes;
+      f.duration_sec = stats[i].duration_sec;
+      flows.push_back(std::move(f));
+    }
+    vg_free_stats(stats, n);
+    return flows;
+  }
+
+  Result<void> barrier() override {
+    char* err = nullptr;
+    if (vg_of_barrier(of_, &err) != 0) {
+      return makeError(takeString(err));
+    }
+    return {};
+  }
+
+  Result<void> flushConntrackZone(uint16_t zone) override {
+    char* err = nullptr;
+    if (vg_of_ct_flush_zone(of_, zone, &err) != 0) {
+      return makeError(takeString(err));
+    }
+    return {};
+  }
+
+  std::string target() const override { return target_; }
+
+ private:
+  vg_of* of_;
+  std::string target_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<OpenFlowChannel>> connectOpenFlow(const std::string& target,
+                                                         std::chrono::milliseconds timeout) {
+  vg_of* of = nullptr;
+  char* err = nullptr;
+  if (vg_of_open(target.c_str(), static_cast<int>(timeout.count()), &of, &err) != 0) {
+    return makeError(takeString(err));
+  }
+  return std::unique_ptr<OpenFlowChannel>(std::make_unique<OvsOpenFlowChannel>(of, target));
+}
+
+Result<Flow> normalizeFlow(const Flow& flow) {
+  uint8_t table = 0;
+  uint16_t priority = 0;
+  uint64_t cookie = 0;
+  char* match = nullptr;
+  char* actions = nullptr;
+  char* err = nullptr;
+  std::string text = toOfctlText(flow);
+  if (vg_flow_normalize(text.c_str(), &table, &priority, &cookie, &match, &actions, &err) != 0) {
+    return makeError("cannot parse flow '" + text + "': " + takeString(err));
+  }
+  return Flow{table, priority, cookie, takeString(match), takeString(actions)};
+}
+
+}  // namespace vpcguard::ovs

@@ -1,0 +1,335 @@
+/* OpenFlow through Open vSwitch's own library. See of_shim.h for the contract. */
+#include "of_shim.h"
+
+#include <config.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "openvswitch/dynamic-string.h"
+#include "openvswitch/list.h"
+#include "openvswitch/match.h"
+#include "openvswitch/ofp-actions.h"
+#include "openvswitch/ofp-bundle.h"
+#include "openvswitch/ofp-errors.h"
+#include "openvswitch/ofp-flow.h"
+#include "openvswitch/ofp-msgs.h"
+#include "openvswitch/ofp-protocol.h"
+#include "openvswitch/ofp-util.h"
+#include "openvswitch/ofpbuf.h"
+#include "openvswitch/vconn.h"
+#include "openvswitch/vlog.h"
+#include "openflow/nicira-ext.h"
+#include "openflow/openflow.h"
+#include "byte-order.h"
+#include "dirs.h"
+#include "socket-util.h"
+#include "util.h"
+
+struct vg_of {
+    struct vconn *vconn;
+    enum ofputil_protocol protocol;
+};
+
+static void
+init_once(void)
+{
+    static int done;
+    if (!done) {
+        done = 1;
+        ovs_set_program_name("vpcguard", VERSION);
+        /* Our callers report errors themselves; the library's console log would only repeat
+         * them on stderr. */
+        vlog_set_levels(NULL, VLF_CONSOLE, VLL_OFF);
+        vlog_set_levels(NULL, VLF_SYSLOG, VLL_OFF);
+    }
+}
+
+static char *
+xstrerr(const char *what, int error)
+{
+    return xasprintf("%s: %s", what, ovs_retval_to_string(error));
+}
+
+int
+vg_of_open(const char *target, int timeout_ms, vg_of **out, char **err)
+{
+    init_once();
+    *out = NULL;
+    uint32_t versions = (1u << OFP13_VERSION) | (1u << OFP14_VERSION) | (1u << OFP15_VERSION);
+    struct vconn *vconn = NULL;
+    int error = vconn_open_block(target, versions, DSCP_DEFAULT, timeout_ms, &vconn);
+    if (error) {
+        *err = xasprintf("cannot connect to %s: %s", target, ovs_retval_to_string(error));
+        return -1;
+    }
+    struct vg_of *of = xzalloc(sizeof *of);
+    of->vconn = vconn;
+    of->protocol = ofputil_protocol_from_ofp_version(vconn_get_version(vconn));
+    *out = of;
+    return 0;
+}
+
+void
+vg_of_close(vg_of *of)
+{
+    if (of) {
+        vconn_close(of->vconn);
+        free(of);
+    }
+}
+
+int
+vg_of_version(const vg_of *of)
+{
+    return vconn_get_version(of->vconn);
+}
+
+static int
+to_ofp_command(int command)
+{
+    switch (command) {
+    case VG_FLOW_ADD: return OFPFC_ADD;
+    case VG_FLOW_MODIFY_STRICT: return OFPFC_MODIFY_STRICT;
+    case VG_FLOW_DELETE_STRICT: return OFPFC_DELETE_STRICT;
+    case VG_FLOW_DELETE: return OFPFC_DELETE;
+    default: return -1;
+    }
+}
+
+static char *
+format_ofperr_msg(const struct ofp_header *oh)
+{
+    enum ofperr e = ofperr_decode_msg(oh, NULL);
+    if (!e) {
+        return xstrdup("unknown error");
+    }
+    return xasprintf("%s (%s)", ofperr_get_name(e), ofperr_get_description(e));
+}
+
+int
+vg_of_bundle(vg_of *of, const vg_flow_mod *mods, size_t n, vg_flow_error **errs,
+             size_t *n_errs, char **err)
+{
+    *errs = NULL;
+    *n_errs = 0;
+    if (n == 0) {
+        return 0;
+    }
+
+    struct ovs_list requests;
+    ovs_list_init(&requests);
+    /* xid of each encoded flow_mod -> index, to attribute switch errors to flows. */
+    ovs_be32 *xids = xmalloc(n * sizeof *xids);
+    size_t n_alloc = 0;
+    int retval = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct ofputil_flow_mod fm;
+        enum ofputil_protocol usable;
+        int command = to_ofp_command(mods[i].command);
+        char *perr = command < 0
+            ? xasprintf("unknown flow command %d", mods[i].command)
+            : parse_ofp_flow_mod_str(&fm, mods[i].text, NULL, NULL, command, &usable);
+        if (!perr && !(usable & of->protocol)) {
+            perr = xasprintf("flow needs an OpenFlow dialect this connection lacks");
+            minimatch_destroy(&fm.match);
+            free(fm.ofpacts);
+        }
+        if (perr) {
+            *errs = x2nrealloc(*errs, &n_alloc, sizeof **errs);
+            (*errs)[*n_errs].index = i;
+            (*errs)[*n_errs].message = perr;
+            (*n_errs)++;
+            retval = -1;
+            continue;
+        }
+        if (fm.table_id == 0xff && (command == OFPFC_ADD || command == OFPFC_MODIFY_STRICT)) {
+            fm.table_id = 0;
+        }
+        struct ofpbuf *msg = ofputil_encode_flow_mod(&fm, of->protocol);
+        minimatch_destroy(&fm.match);
+        free(fm.ofpacts);
+        xids[i] = ((struct ofp_header *) msg->data)->xid;
+        ovs_list_push_back(&requests, &msg->list_node);
+    }
+
+    if (retval == 0) {
+        struct ovs_list replies;
+        int error = vconn_bundle_transact(of->vconn, &requests,
+                                          OFPBF_ATOMIC | OFPBF_ORDERED, &replies);
+        struct ofpbuf *reply;
+        LIST_FOR_EACH_POP (reply, list_node, &replies) {
+            const struct ofp_header *oh = reply->data;
+            size_t index = (size_t) -1;
+            for (size_t i = 0; i < n; i++) {
+                if (xids[i] == oh->xid) {
+                    index = i;
+                    break;
+                }
+            }
+            *errs = x2nrealloc(*errs, &n_alloc, sizeof **errs);
+            (*errs)[*n_errs].index = index;
+            (*errs)[*n_errs].message = format_ofperr_msg(oh);
+            (*n_errs)++;
+            ofpbuf_delete(reply);
+        }
+        if (error == EPROTO && *n_errs) {
+            retval = 1;
+        } else if (error) {
+            *err = xstrerr("bundle transaction failed", error);
+            retval = -1;
+        }
+    }
+
+    struct ofpbuf *msg;
+    LIST_FOR_EACH_POP (msg, list_node, &requests) {
+        ofpbuf_delete(msg);
+    }
+    free(xids);
+    return retval;
+}
+
+static char *
+format_actions(const struct ofpact *ofpacts, size_t len)
+{
+    struct ds s = DS_EMPTY_INITIALIZER;
+    struct ofpact_format_params fp = { .s = &s };
+    ofpacts_format(ofpacts, len, &fp);
+    return ds_steal_cstr(&s);
+}
+
+static char *
+format_match(const struct match *m)
+{
+    struct ds s = DS_EMPTY_INITIALIZER;
+    match_format(m, NULL, &s, OFP_DEFAULT_PRIORITY);
+    return ds_steal_cstr(&s);
+}
+
+int
+vg_of_dump(vg_of *of, int table, uint64_t cookie, uint64_t cookie_mask, vg_flow_stat **out,
+           size_t *n, char **err)
+{
+    struct ofputil_flow_stats_request fsr;
+    memset(&fsr, 0, sizeof fsr);
+    match_init_catchall(&fsr.match);
+    fsr.cookie = htonll(cookie);
+    fsr.cookie_mask = htonll(cookie_mask);
+    fsr.out_port = OFPP_ANY;
+    fsr.out_group = OFPG_ANY;
+    fsr.table_id = table < 0 ? 0xff : (uint8_t) table;
+
+    struct ofputil_flow_stats *fses = NULL;
+    size_t n_fses = 0;
+    int error = vconn_dump_flows(of->vconn, &fsr, of->protocol, &fses, &n_fses);
+    if (error) {
+        *err = xstrerr("flow dump failed", error);
+        *out = NULL;
+        *n = 0;
+        return -1;
+    }
+    vg_flow_stat *stats = xcalloc(n_fses ? n_fses : 1, sizeof *stats);
+    for (size_t i = 0; i < n_fses; i++) {
+        const struct ofputil_flow_stats *fs = &fses[i];
+        stats[i].table = fs->table_id;
+        stats[i].priority = fs->priority;
+        stats[i].cookie = ntohll(fs->cookie);
+        stats[i].match = format_match(&fs->match);
+        stats[i].actions = format_actions(fs->ofpacts, fs->ofpacts_len);
+        stats[i].n_packets = fs->packet_count == UINT64_MAX ? 0 : fs->packet_count;
+        stats[i].n_bytes = fs->byte_count == UINT64_MAX ? 0 : fs->byte_count;
+        stats[i].duration_sec = fs->duration_sec;
+        stats[i].idle_timeout = fs->idle_timeout;
+        stats[i].hard_timeout = fs->hard_timeout;
+        free(CONST_CAST(struct ofpact *, fs->ofpacts));
+    }
+    free(fses);
+    *out = stats;
+    *n = n_fses;
+    return 0;
+}
+
+int
+vg_of_barrier(vg_of *of, char **err)
+{
+    struct ofpbuf *request = ofputil_encode_barrier_request(vconn_get_version(of->vconn));
+    struct ofpbuf *reply = NULL;
+    int error = vconn_transact(of->vconn, request, &reply);
+    if (error) {
+        *err = xstrerr("barrier failed", error);
+        return -1;
+    }
+    ofpbuf_delete(reply);
+    return 0;
+}
+
+int
+vg_of_ct_flush_zone(vg_of *of, uint16_t zone, char **err)
+{
+    struct ofpbuf *msg = ofpraw_alloc(OFPRAW_NXT_CT_FLUSH_ZONE, vconn_get_version(of->vconn), 0);
+    struct nx_zone_id *nzi = ofpbuf_put_zeros(msg, sizeof *nzi);
+    nzi->zone_id = htons(zone);
+    struct ofpbuf *reply = NULL;
+    int error = vconn_transact_noreply(of->vconn, msg, &reply);
+    if (error) {
+        *err = xstrerr("conntrack zone flush failed", error);
+        return -1;
+    }
+    if (reply) {
+        *err = format_ofperr_msg(reply->data);
+        ofpbuf_delete(reply);
+        return -1;
+    }
+    return 0;
+}
+
+int
+vg_flow_normalize(const char *text, uint8_t *table, uint16_t *priority, uint64_t *cookie,
+                  char **match, char **actions, char **err)
+{
+    init_once();
+    struct ofputil_flow_mod fm;
+    enum ofputil_protocol usable;
+    char *perr = parse_ofp_flow_mod_str(&fm, text, NULL, NULL, OFPFC_ADD, &usable);
+    if (perr) {
+        *err = perr;
+        return -1;
+    }
+    struct match m;
+    minimatch_expand(&fm.match, &m);
+    *table = fm.table_id == 0xff ? 0 : fm.table_id;
+    *priority = fm.priority;
+    *cookie = ntohll(fm.new_cookie);
+    *match = format_match(&m);
+    *actions = format_actions(fm.ofpacts, fm.ofpacts_len);
+    minimatch_destroy(&fm.match);
+    free(fm.ofpacts);
+    return 0;
+}
+
+void
+vg_free(void *p)
+{
+    free(p);
+}
+
+void
+vg_free_errors(vg_flow_error *errs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(errs[i].message);
+    }
+    free(errs);
+}
+
+void
+vg_free_stats(vg_flow_stat *stats, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(stats[i].match);
+        free(stats[i].actions);
+    }
+    free(stats);
+}

@@ -1,0 +1,84 @@
+/* Plain C interface over Open vSwitch's OpenFlow library (lib/vconn, lib/ofp-*).
+ *
+ * Why a C shim: several public OVS headers do not compile as C++ (g++ 12), so the only code
+ * that includes them is of_shim.c. The C++ side (openflow_channel.cpp) sees just these types.
+ * Strings returned through `char **` are malloc'ed; free them with vg_free(). */
+#ifndef VPCGUARD_OF_SHIM_H
+#define VPCGUARD_OF_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct vg_of vg_of;
+
+enum vg_flow_command {
+    VG_FLOW_ADD = 0,           /* add (replaces an identical match+priority) */
+    VG_FLOW_MODIFY_STRICT = 1, /* change actions/cookie of exactly this match+priority */
+    VG_FLOW_DELETE_STRICT = 2, /* delete exactly this match+priority */
+    VG_FLOW_DELETE = 3,        /* delete every flow the match covers (cookie/mask honoured) */
+};
+
+typedef struct {
+    int command;      /* enum vg_flow_command */
+    const char *text; /* ovs-ofctl syntax: "table=T,priority=P,cookie=C,<match>,actions=A" */
+} vg_flow_mod;
+
+typedef struct {
+    size_t index;  /* index into the flow-mod array, or (size_t)-1 if not attributable */
+    char *message; /* OpenFlow error name and description */
+} vg_flow_error;
+
+typedef struct {
+    uint8_t table;
+    uint16_t priority;
+    uint64_t cookie;
+    char *match;   /* canonical ovs-ofctl text, without priority */
+    char *actions; /* canonical ovs-ofctl text */
+    uint64_t n_packets;
+    uint64_t n_bytes;
+    uint32_t duration_sec;
+    uint16_t idle_timeout;
+    uint16_t hard_timeout;
+} vg_flow_stat;
+
+/* Opens an OpenFlow connection (e.g. "unix:/run/openvswitch/br-int.mgmt") negotiating
+ * OpenFlow 1.3-1.5 and waits up to timeout_ms for the handshake. 0 on success. */
+int vg_of_open(const char *target, int timeout_ms, vg_of **out, char **err);
+void vg_of_close(vg_of *);
+/* Negotiated OpenFlow version (e.g. 0x06 for 1.5). */
+int vg_of_version(const vg_of *);
+
+/* Sends mods as one OFPBF_ATOMIC|OFPBF_ORDERED bundle.
+ * Returns 0 when committed; 1 when the switch rejected it (nothing changed; per-flow errors in
+ * errs); -1 on a local parse error (nothing sent; errs names the flows) or a transport error
+ * (err). */
+int vg_of_bundle(vg_of *, const vg_flow_mod *mods, size_t n, vg_flow_error **errs,
+                 size_t *n_errs, char **err);
+
+/* Dumps flows of one table (or all, table < 0) whose cookie matches cookie/mask. */
+int vg_of_dump(vg_of *, int table, uint64_t cookie, uint64_t cookie_mask, vg_flow_stat **out,
+               size_t *n, char **err);
+
+/* Sends a barrier and waits for its reply: everything sent before is in effect. */
+int vg_of_barrier(vg_of *, char **err);
+
+/* Flushes the userspace conntrack entries of one zone (Nicira NXT_CT_FLUSH_ZONE). */
+int vg_of_ct_flush_zone(vg_of *, uint16_t zone, char **err);
+
+/* Parses one flow in ovs-ofctl syntax and prints it back canonically as
+ * table, priority, cookie, match and actions. 0 on success, else *err says why. */
+int vg_flow_normalize(const char *text, uint8_t *table, uint16_t *priority, uint64_t *cookie,
+                      char **match, char **actions, char **err);
+
+void vg_free(void *);
+void vg_free_errors(vg_flow_error *, size_t n);
+void vg_free_stats(vg_flow_stat *, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
