@@ -1,0 +1,119 @@
+#include "daemon/flow_sync.h"
+
+#include <utility>
+
+#include "translator/pipeline.h"
+
+namespace vpcguard {
+namespace {
+
+std::string describeErrors(const ovs::BundleOutcome& outcome, const std::vector<ovs::FlowMod>& mods) {
+  std::string out = "the switch rejected the change (nothing was applied):";
+  size_t shown = 0;
+  for (const auto& e : outcome.errors) {
+    if (++shown > 5) {
+      out += " ...";
+      break;
+    }
+    out += " [" + e.message;
+    if (e.index && *e.index < mods.size()) {
+      out += " in flow: " + toOfctlText(mods[*e.index].flow);
+    }
+    out += "]";
+  }
+  return out;
+}
+
+}  // namespace
+
+std::map<uint8_t, size_t> FlowSync::installedPerTable() const {
+  std::map<uint8_t, size_t> out;
+  for (const auto& [key, flow] : installed_) {
+    ++out[flow.table];
+  }
+  return out;
+}
+
+Result<FlowSync::Table> FlowSync::normalized(const std::vector<Flow>& flows) {
+  Table out;
+  for (const auto& f : flows) {
+    // Our flows are compared with the switch's dumps, so they must be in the switch's text.
+    auto n = ovs::normalizeFlow(f);
+    if (!n) {
+      return tl::unexpected(n.error());
+    }
+    Key key{n->table, n->priority, n->match};
+    if (!out.emplace(std::move(key), std::move(*n)).second) {
+      return makeError("duplicate flow identity: " + toOfctlText(f));
+    }
+  }
+  return out;
+}
+
+Result<SyncReport> FlowSync::syncFull(const std::vector<Flow>& desired) {
+  auto dumped = channel_.dumpFlows(
+      ovs::DumpFilter{std::nullopt, pipeline::kCookieMagic, pipeline::kCookieMagicMask});
+  if (!dumped) {
+    return tl::unexpected(dumped.error().withContext("read installed flows"));
+  }
+  installed_.clear();
+  for (auto& f : *dumped) {
+    Key key{f.flow.table, f.flow.priority, f.flow.match};
+    installed_.emplace(std::move(key), std::move(f.flow));
+  }
+  auto target = normalized(desired);
+  if (!target) {
+    return tl::unexpected(target.error());
+  }
+  return applyDiff(std::move(*target));
+}
+
+Result<SyncReport> FlowSync::applyDesired(const std::vector<Flow>& desired) {
+  auto target = normalized(desired);
+  if (!target) {
+    return tl::unexpected(target.error());
+  }
+  return applyDiff(std::move(*target));
+}
+
+Result<SyncReport> FlowSync::applyDiff(Table target) {
+  const auto start = std::chrono::steady_clock::now();
+  SyncReport report;
+  std::vector<ovs::FlowMod> mods;
+  // Both tables are sorted by key: one merge pass finds adds, modifies and deletes.
+  auto i = installed_.begin();
+  auto t = target.begin();
+  while (i != installed_.end() || t != target.end()) {
+    if (t == target.end() || (i != installed_.end() && i->first < t->first)) {
+      mods.push_back(ovs::FlowMod{ovs::FlowCommand::kDeleteStrict, i->second, 0});
+      ++report.deleted;
+      ++i;
+    } else if (i == installed_.end() || t->first < i->first) {
+      mods.push_back(ovs::FlowMod{ovs::FlowCommand::kAdd, t->second, 0});
+      ++report.added;
+      ++t;
+    } else {
+      if (i->second.actions != t->second.actions || i->second.cookie != t->second.cookie) {
+        mods.push_back(ovs::FlowMod{ovs::FlowCommand::kModifyStrict, t->second, 0});
+        ++report.modified;
+      }
+      ++i;
+      ++t;
+    }
+  }
+  if (!mods.empty()) {
+    auto outcome = channel_.applyBundle(mods);
+    if (!outcome) {
+      return tl::unexpected(outcome.error().withContext("install flows"));
+    }
+    if (!outcome->committed) {
+      return makeError(describeErrors(*outcome, mods));
+    }
+  }
+  installed_ = std::move(target);
+  report.duration = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - start);
+  return report;
+}
+
+}  // namespace vpcguard

@@ -1,0 +1,59 @@
+#pragma once
+// Keeps the switch's flows equal to the desired flows.
+//
+// Design: the daemon holds two tables: `desired` (the translator's output) and `installed`
+// (what it believes the switch has, in the switch's own canonical text). A change is the
+// difference between the two, sent as ONE ordered+atomic bundle: adds and modifies of the new
+// policy and deletes of the old land together, so no packet ever sees a half-applied policy
+// (no delete-then-add "blink"), and a rejected bundle changes nothing. Flows are identified by
+// (table, priority, match) as in OpenFlow; only flows with the vpcguard cookie magic are ours.
+//
+// syncFull() reads the switch (dump by cookie) and repairs any difference: used at start-up,
+// after a reconnect and for drift checks. applyDesired() diffs against the last installed state
+// without reading the switch: the fast path for config and port changes.
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "ovs-plugin/openflow.h"
+#include "translator/flow.h"
+#include "translator/result.h"
+
+namespace vpcguard {
+
+struct SyncReport {
+  size_t added = 0;
+  size_t modified = 0;
+  size_t deleted = 0;
+  std::chrono::microseconds duration{0};
+  [[nodiscard]] size_t changes() const { return added + modified + deleted; }
+};
+
+class FlowSync {
+ public:
+  explicit FlowSync(ovs::OpenFlowChannel& channel) : channel_(channel) {}
+
+  // Reads our flows from the switch, then installs the difference to `desired`.
+  [[nodiscard]] Result<SyncReport> syncFull(const std::vector<Flow>& desired);
+  // Installs the difference between the last installed state and `desired`.
+  [[nodiscard]] Result<SyncReport> applyDesired(const std::vector<Flow>& desired);
+
+  [[nodiscard]] size_t installedCount() const { return installed_.size(); }
+  [[nodiscard]] std::map<uint8_t, size_t> installedPerTable() const;
+
+ private:
+  using Key = std::tuple<uint8_t, uint16_t, std::string>;
+  using Table = std::map<Key, Flow>;
+
+  [[nodiscard]] Result<Table> normalized(const std::vector<Flow>& flows);
+  [[nodiscard]] Result<SyncReport> applyDiff(Table target);
+
+  ovs::OpenFlowChannel& channel_;
+  Table installed_;
+};
+
+}  // namespace vpcguard

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs every test of vpcguard on this machine (as root: integration and e2e tests start private
+# Open vSwitch sandboxes and network namespaces).
+#
+#   tests/run.sh            install what is missing, build, run everything
+#
+# Steps: dependencies (scripts/deps.sh) -> warnings-as-errors build -> unit tests under
+# AddressSanitizer + UndefinedBehaviorSanitizer -> config-loader fuzzing (clang/libFuzzer, short)
+# -> every ctest label (unit, integration, e2e, bench smoke runs) on the main build, whose
+# summary ends the output.
+# Knobs: VPCGUARD_SKIP_DEPS=1, VPCGUARD_FUZZ_SECONDS (default 60), CTEST_JOBS (default 2).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+jobs=$(nproc)
+step() { printf '\n=== %s: %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+if [[ ${VPCGUARD_SKIP_DEPS:-0} != 1 ]]; then
+  step "dependencies"
+  bash scripts/deps.sh
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  echo "tests/run.sh: integration and e2e tests need root (network namespaces, OVS)." >&2
+  exit 2
+fi
+
+# Leftovers of an earlier interrupted run would collide with names; clear them first.
+bash tests/cleanup-leftovers.sh
+
+step "build (warnings are errors)"
+cmake -S . -B build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVPCGUARD_WERROR=ON >/dev/null
+cmake --build build-ci -j"$jobs"
+
+step "unit tests under ASan + UBSan"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVPCGUARD_WERROR=ON -DVPCGUARD_SANITIZE=ON \
+  -DVPCGUARD_OVS_BUILD_DIR="$root/build-ci/_ovs" >/dev/null
+cmake --build build-asan -j"$jobs"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest -L unit -j"$jobs" --output-on-failure)
+
+if [[ -x tests/fuzz/run-fuzz.sh ]]; then
+  step "fuzzing the config loader for ${VPCGUARD_FUZZ_SECONDS:-60} s"
+  tests/fuzz/run-fuzz.sh "$root/build-fuzz" "${VPCGUARD_FUZZ_SECONDS:-60}" "$root/build-ci/_ovs"
+fi
+
+step "all tests (unit, integration, e2e, bench smoke)"
+status=0
+(cd build-ci && ctest -j"${CTEST_JOBS:-2}" --output-on-failure) || status=$?
+bash tests/cleanup-leftovers.sh --check || status=1
+exit "$status"

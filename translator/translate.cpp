@@ -1,0 +1,624 @@
+#include "translator/translate.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "translator/pipeline.h"
+
+namespace vpcguard {
+namespace {
+
+using namespace pipeline;  // NOLINT(google-build-using-namespace): the pipeline's vocabulary
+using model::kProtoAll;
+using model::kProtoIcmp;
+using model::kProtoIcmpv6;
+using model::kProtoTcp;
+using model::kProtoUdp;
+
+constexpr uint16_t kDefaultPriority = 100;
+
+std::string hex(uint32_t v) { return fmt::format("{:#x}", v); }
+
+std::string gotoTable(Table t) { return fmt::format("goto_table:{}", static_cast<int>(t)); }
+
+std::string dropWith(uint32_t verdict) {
+  return fmt::format("set_field:{}->{},{}", hex(verdict), kRegVerdict, gotoTable(kDrop));
+}
+
+const char* ipMatch(IpFamily f) { return f == IpFamily::kV4 ? "ip" : "ipv6"; }
+
+// "nw_dst=10.0.0.0/16" / "ipv6_src=..."; empty for 0.0.0.0/0 and ::/0 (match all).
+std::string addressMatch(const Cidr& c, bool source) {
+  if (c.isAll()) {
+    return {};
+  }
+  const char* field = c.family() == IpFamily::kV4 ? (source ? "nw_src" : "nw_dst")
+                                                   : (source ? "ipv6_src" : "ipv6_dst");
+  if (c.prefix_len == c.address.bitWidth()) {
+    return fmt::format("{}={}", field, c.address.toString());
+  }
+  return fmt::format("{}={}", field, c.toString());
+}
+
+std::string join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const auto& p : parts) {
+    if (p.empty()) {
+      continue;
+    }
+    if (!out.empty()) {
+      out += ',';
+    }
+    out += p;
+  }
+  return out;
+}
+
+// Protocol + port/type matches for one family. Empty vector = the rule cannot apply to this
+// family (icmp on IPv6, icmpv6 on IPv4). A single empty string = protocol "all" (no match).
+std::vector<std::string> protocolMatches(IpFamily family, int protocol,
+                                         const std::optional<model::PortRange>& ports,
+                                         const std::optional<model::IcmpTypeCode>& icmp) {
+  const bool v4 = family == IpFamily::kV4;
+  if (protocol == kProtoAll) {
+    return {std::string()};
+  }
+  if (protocol == kProtoTcp || protocol == kProtoUdp) {
+    const std::string proto = protocol == kProtoTcp ? (v4 ? "tcp" : "tcp6") : (v4 ? "udp" : "udp6");
+    if (!ports || (ports->from <= 0 && ports->to >= 65535)) {
+      return {proto};
+    }
+    std::vector<std::string> out;
+    for (const auto& m : portRangeMasks(static_cast<uint16_t>(ports->from),
+                                        static_cast<uint16_t>(ports->to))) {
+      if (m.mask == 0xffff) {
+        out.push_back(fmt::format("{},tp_dst={}", proto, m.value));
+      } else {
+        out.push_back(fmt::format("{},tp_dst={:#x}/{:#x}", proto, m.value, m.mask));
+      }
+    }
+    return out;
+  }
+  if (protocol == kProtoIcmp || protocol == kProtoIcmpv6) {
+    if ((protocol == kProtoIcmp) != v4) {
+      return {};
+    }
+    std::string m = v4 ? "icmp" : "icmp6";
+    if (icmp && icmp->type >= 0) {
+      m += fmt::format(",icmp_type={}", icmp->type);
+      if (icmp->code >= 0) {
+        m += fmt::format(",icmp_code={}", icmp->code);
+      }
+    }
+    return {m};
+  }
+  return {fmt::format("{},nw_proto={}", ipMatch(family), protocol)};
+}
+
+// Collects flows; clause flows with the same (table, priority, match) are merged so that one
+// flow carries every conjunction action that needs it.
+class FlowBuilder {
+ public:
+  explicit FlowBuilder(uint16_t generation) : generation_(generation) {}
+
+  void add(Table table, uint16_t priority, CookieKind kind, uint32_t index, std::string match,
+           std::string actions) {
+    flows_.push_back(Flow{table, priority, makeCookie(generation_, kind, index), std::move(match),
+                          std::move(actions)});
+  }
+
+  void addClause(Table table, const std::string& match, uint32_t conj_id, int clause,
+                 int n_clauses) {
+    clauses_[{table, match}].insert({conj_id, clause, n_clauses});
+  }
+
+  [[nodiscard]] size_t clauseFlowCount() const { return clauses_.size(); }
+
+  std::vector<Flow> finish() {
+    for (auto& [key, actions] : clauses_) {
+      std::string text;
+      for (const auto& [id, clause, n] : actions) {
+        if (!text.empty()) {
+          text += ',';
+        }
+        text += fmt::format("conjunction({},{}/{})", id, clause, n);
+      }
+      add(key.first, kDefaultPriority, CookieKind::kSgClause, 0, key.second, std::move(text));
+    }
+    clauses_.clear();
+    std::sort(flows_.begin(), flows_.end(), [](const Flow& a, const Flow& b) {
+      return std::tie(a.table, b.priority, a.match) < std::tie(b.table, a.priority, b.match);
+    });
+    return std::move(flows_);
+  }
+
+ private:
+  uint16_t generation_;
+  std::vector<Flow> flows_;
+  std::map<std::pair<Table, std::string>, std::set<std::tuple<uint32_t, int, int>>> clauses_;
+};
+
+struct InterfaceInfo {
+  const model::NetworkInterface* eni = nullptr;
+  uint16_t index = 0;
+  uint32_t subnet_index = 0;
+  uint32_t nacl_index = 0;
+  int ofport = -1;  // -1 = not attached to this bridge
+};
+
+class Translator {
+ public:
+  explicit Translator(const TranslateInput& in) : in_(in), policy_(*in.policy), b_(in.generation) {}
+
+  Result<Translation> run() {
+    if (auto r = index(); !r) {
+      return tl::unexpected(r.error());
+    }
+    infrastructure();
+    for (const auto& s : policy_.subnets) {
+      router(s);
+    }
+    for (const auto& info : interfaces_) {
+      if (info.ofport >= 0) {
+        interfaceFlows(info);
+      }
+    }
+    for (const auto& sg : policy_.security_groups) {
+      securityGroup(sg);
+    }
+    for (size_t i = 0; i < policy_.network_acls.size(); ++i) {
+      networkAcl(policy_.network_acls[i], static_cast<uint32_t>(i + 1));
+    }
+    out_.stats.sg_clause_flows = b_.clauseFlowCount();
+    out_.flows = b_.finish();
+    out_.stats.flows = out_.flows.size();
+    return std::move(out_);
+  }
+
+ private:
+  Result<void> index() {
+    for (size_t i = 0; i < policy_.subnets.size(); ++i) {
+      subnet_index_[policy_.subnets[i].id] = static_cast<uint32_t>(i + 1);
+    }
+    for (size_t i = 0; i < policy_.network_acls.size(); ++i) {
+      nacl_index_[policy_.network_acls[i].id] = static_cast<uint32_t>(i + 1);
+    }
+    for (const auto& s : policy_.subnets) {
+      subnets_[s.id] = &s;
+    }
+    for (const auto& eni : policy_.network_interfaces) {
+      InterfaceInfo info;
+      info.eni = &eni;
+      auto idx = in_.interface_index.find(eni.id);
+      if (idx == in_.interface_index.end() || idx->second == 0) {
+        return makeError("interface " + eni.id + " has no index (call assignInterfaceIndices)");
+      }
+      info.index = idx->second;
+      auto sn = subnets_.find(eni.subnet_id);
+      if (sn == subnets_.end()) {
+        return makeError("interface " + eni.id + ": unknown subnet " + eni.subnet_id);
+      }
+      info.subnet_index = subnet_index_[eni.subnet_id];
+      auto nacl = nacl_index_.find(sn->second->network_acl_id);
+      if (nacl == nacl_index_.end()) {
+        return makeError("subnet " + eni.subnet_id + ": unknown network ACL '" +
+                         sn->second->network_acl_id + "' (were defaults resolved?)");
+      }
+      info.nacl_index = nacl->second;
+      if (auto p = in_.ofports.find(eni.id); p != in_.ofports.end()) {
+        info.ofport = p->second;
+      }
+      for (const auto& g : eni.security_group_ids) {
+        group_members_[g].push_back(interfaces_.size());
+      }
+      interfaces_.push_back(info);
+    }
+    return {};
+  }
+
+  void infrastructure() {
+    const auto k = CookieKind::kInfra;
+    b_.add(kClassify, 0, k, 0, "", dropWith(kVerdictPortSecurity));
+    b_.add(kClassify, kDefaultPriority, k, 0, "in_port=LOCAL", gotoTable(kUnfiltered));
+    b_.add(kPortSecurity, 0, k, 0, "", dropWith(kVerdictPortSecurity));
+    b_.add(kL3Lookup, 0, k, 0, "", dropWith(kVerdictNoRoute));
+    // What AWS never filters goes to the host, where operators may add their own filters.
+    b_.add(kL3Lookup, 300, k, 0, "ip,nw_dst=169.254.0.0/16", gotoTable(kUnfiltered));
+    b_.add(kL3Lookup, 300, k, 0, "ipv6,ipv6_dst=fe80::/10", gotoTable(kUnfiltered));
+    b_.add(kL3Lookup, 300, k, 0, "ipv6,ipv6_dst=ff00::/8", gotoTable(kUnfiltered));
+    b_.add(kL3Lookup, 300, k, 0, "udp,tp_src=68,tp_dst=67", gotoTable(kUnfiltered));
+    b_.add(kL3Lookup, 300, k, 0, "udp6,tp_src=546,tp_dst=547", gotoTable(kUnfiltered));
+    b_.add(kL3Lookup, 150, k, 0, "arp,arp_op=2", gotoTable(kUnfiltered));
+    for (auto [ct, sg, zone, next, miss] :
+         {std::tuple{kSgEgressCt, kSgEgress, kNxmSrcEni, kNaclOut, kVerdictSgEgressMiss},
+          std::tuple{kSgIngressCt, kSgIngress, kNxmDstEni, kOutput, kVerdictSgIngressMiss}}) {
+      // The second ct() of a packet runs in another zone: clear the first zone's state.
+      const std::string clear = ct == kSgIngressCt ? "ct_clear," : "";
+      for (const char* fam : {"ip", "ipv6"}) {
+        b_.add(ct, kDefaultPriority, k, 0, fam,
+               fmt::format("{}ct(table={},zone={}[0..15])", clear, static_cast<int>(sg), zone));
+      }
+      b_.add(ct, 0, k, 0, "", dropWith(miss));
+      b_.add(sg, 200, k, 0, "ct_state=+inv+trk", dropWith(kVerdictCtInvalid));
+      b_.add(sg, 190, k, 0, "ct_state=-new+est+trk", gotoTable(next));
+      b_.add(sg, 190, k, 0, "ct_state=-new+rel+trk", gotoTable(next));
+      b_.add(sg, 0, k, 0, "", dropWith(miss));
+    }
+    // NACLs apply only when the packet crosses a subnet boundary.
+    b_.add(kNaclOut, 50000, k, 0, fmt::format("{}=0/{}", kRegFlags, hex(kFlagRouted)),
+           gotoTable(kSgIngressCt));
+    b_.add(kNaclOut, 0, k, 0, "", dropWith(kVerdictNaclOutDeny | kNaclStarRule));
+    b_.add(kNaclIn, 0, k, 0, "", dropWith(kVerdictNaclInDeny | kNaclStarRule));
+    b_.add(kOutput, 0, k, 0, "", dropWith(kVerdictNoRoute));
+    b_.add(kUnfiltered, 10, k, 0, "", "output:LOCAL");
+    b_.add(kUnfiltered, 0, k, 0, "in_port=LOCAL", "drop");
+    b_.add(kDrop, 0, k, 0, "", "drop");
+  }
+
+  static std::string arpReply(const std::string& mac, const IpAddress& ip) {
+    return fmt::format(
+        "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:{mac}->eth_src,"
+        "set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],"
+        "set_field:{mac}->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],"
+        "set_field:{ip}->arp_spa,IN_PORT",
+        fmt::arg("mac", mac), fmt::arg("ip", ip.toString()));
+  }
+
+  // Neighbour advertisement in answer to a solicitation for `ip`, with the router flag when
+  // the VPC router answers.
+  static std::string ndReply(const std::string& mac, const IpAddress& ip, bool router) {
+    return fmt::format(
+        "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:{mac}->eth_src,"
+        "move:NXM_NX_IPV6_SRC[]->NXM_NX_IPV6_DST[],set_field:{ip}->ipv6_src,"
+        "set_field:255->nw_ttl,set_field:136->icmpv6_type,set_field:{flags}->nd_reserved,"
+        "set_field:{mac}->nd_sll,set_field:2->nd_options_type,IN_PORT",
+        fmt::arg("mac", mac), fmt::arg("ip", ip.toString()),
+        fmt::arg("flags", router ? "0xe0000000" : "0x60000000"));
+  }
+
+  void router(const model::Subnet& s) {
+    const uint32_t si = subnet_index_[s.id];
+    const auto k = CookieKind::kRouter;
+    const std::string reg = fmt::format("{}={}", kRegSrcSubnet, si);
+    const IpAddress gw = s.cidr_block.first().plus(1);
+    b_.add(kL3Lookup, 400, k, si, fmt::format("arp,{},arp_op=1,arp_tpa={}", reg, gw.toString()),
+           arpReply(kRouterMac, gw));
+    // AWS never filters the subnet's reserved addresses: network, router, DNS, reserved, last.
+    for (const IpAddress& a : {s.cidr_block.first(), gw, s.cidr_block.first().plus(2),
+                               s.cidr_block.first().plus(3), s.cidr_block.last()}) {
+      b_.add(kL3Lookup, 300, k, si, fmt::format("ip,{},nw_dst={}", reg, a.toString()),
+             gotoTable(kUnfiltered));
+    }
+    if (s.ipv6_cidr_block) {
+      const IpAddress gw6 = s.ipv6_cidr_block->first().plus(1);
+      b_.add(kL3Lookup, 400, k, si,
+             fmt::format("icmp6,{},icmp_type=135,icmp_code=0,nd_target={}", reg, gw6.toString()),
+             ndReply(kRouterMac, gw6, true));
+      const IpAddress ll = linkLocalFromMac(kRouterMac);
+      b_.add(kL3Lookup, 400, k, si,
+             fmt::format("icmp6,{},icmp_type=135,icmp_code=0,nd_target={}", reg, ll.toString()),
+             ndReply(kRouterMac, ll, true));
+      for (int64_t i = 0; i < 4; ++i) {
+        b_.add(kL3Lookup, 300, k, si,
+               fmt::format("ipv6,{},ipv6_dst={}", reg, s.ipv6_cidr_block->first().plus(i).toString()),
+               gotoTable(kUnfiltered));
+      }
+    }
+  }
+
+  void interfaceFlows(const InterfaceInfo& info) {
+    const auto& eni = *info.eni;
+    const auto k = CookieKind::kInterface;
+    const uint32_t z = info.index;
+    const std::string mac = eni.mac_address;
+    const std::string src = fmt::format("{}={}", kRegSrcEni, z);
+
+    // Classification.
+    b_.add(kClassify, kDefaultPriority, k, z, fmt::format("in_port={}", info.ofport),
+           fmt::format("set_field:{}->{},set_field:{}->{},set_field:{}->{},{}", z, kRegSrcEni,
+                       info.subnet_index, kRegSrcSubnet, info.nacl_index, kRegSrcNacl,
+                       gotoTable(kPortSecurity)));
+
+    // Source check: only the interface's own MAC and addresses (ARP and ND included).
+    const std::string next = gotoTable(kL3Lookup);
+    if (!eni.source_dest_check) {
+      b_.add(kPortSecurity, kDefaultPriority, k, z, src, next);
+    } else {
+      const std::string own = fmt::format("{},dl_src={}", src, mac);
+      for (const auto& a : eni.private_ip_addresses) {
+        b_.add(kPortSecurity, kDefaultPriority, k, z, fmt::format("{},ip,nw_src={}", own, a.toString()),
+               next);
+        b_.add(kPortSecurity, kDefaultPriority, k, z,
+               fmt::format("{},arp,arp_spa={},arp_sha={}", own, a.toString(), mac), next);
+      }
+      b_.add(kPortSecurity, kDefaultPriority, k, z,
+             fmt::format("{},udp,nw_src=0.0.0.0,tp_src=68,tp_dst=67", own), next);
+      const IpAddress ll = linkLocalFromMac(mac);
+      std::vector<IpAddress> v6 = eni.ipv6_addresses;
+      v6.push_back(ll);
+      for (const auto& a : v6) {
+        b_.add(kPortSecurity, kDefaultPriority, k, z,
+               fmt::format("{},ipv6,ipv6_src={}", own, a.toString()), next);
+        // Neighbour advertisements only for the interface's own addresses.
+        b_.add(kPortSecurity, 120, k, z,
+               fmt::format("{},icmp6,ipv6_src={},icmp_type=136,nd_target={}", own, a.toString(),
+                           a.toString()),
+               next);
+      }
+      b_.add(kPortSecurity, 110, k, z, fmt::format("{},icmp6,icmp_type=136", src),
+             dropWith(kVerdictPortSecurity));
+      // Duplicate address detection sends from the unspecified address.
+      b_.add(kPortSecurity, kDefaultPriority, k, z,
+             fmt::format("{},icmp6,ipv6_src=::,icmp_type=135", own), next);
+    }
+
+    // Lookup: this interface as a destination.
+    const std::string set_dst =
+        fmt::format("set_field:{}->{},set_field:{}->{},set_field:{}->{}", z, kRegDstEni,
+                    info.subnet_index, kRegDstSubnet, info.nacl_index, kRegDstNacl);
+    const std::string same_subnet = fmt::format("{}={}", kRegSrcSubnet, info.subnet_index);
+    const auto lookup = [&](IpFamily f, const IpAddress& a) {
+      const std::string dst = fmt::format("{},{}={}", ipMatch(f),
+                                          f == IpFamily::kV4 ? "nw_dst" : "ipv6_dst", a.toString());
+      // Same subnet, switched directly: no NACL, no rewrite.
+      b_.add(kL3Lookup, kDefaultPriority, k, z,
+             fmt::format("{},{},dl_dst={}", dst, same_subnet, mac),
+             fmt::format("{},{}", set_dst, gotoTable(kSgEgressCt)));
+      // Same subnet through the router MAC: rewritten, still no NACL.
+      b_.add(kL3Lookup, kDefaultPriority, k, z,
+             fmt::format("{},{},dl_dst={}", dst, same_subnet, kRouterMac),
+             fmt::format("{},set_field:0x2->{},{}", set_dst, kRegFlags, gotoTable(kSgEgressCt)));
+      // Another subnet through the router: NACLs apply.
+      b_.add(kL3Lookup, 90, k, z, fmt::format("{},dl_dst={}", dst, kRouterMac),
+             fmt::format("{},set_field:{}->{},{}", set_dst, hex(0x2 | kFlagRouted), kRegFlags,
+                         gotoTable(kSgEgressCt)));
+    };
+    for (const auto& a : eni.private_ip_addresses) {
+      lookup(IpFamily::kV4, a);
+      b_.add(kL3Lookup, 200, k, z,
+             fmt::format("arp,{},arp_op=1,arp_tpa={}", same_subnet, a.toString()),
+             arpReply(mac, a));
+      b_.add(kUnfiltered, kDefaultPriority, k, z,
+             fmt::format("in_port=LOCAL,ip,nw_dst={}", a.toString()),
+             fmt::format("output:{}", info.ofport));
+      b_.add(kUnfiltered, kDefaultPriority, k, z,
+             fmt::format("in_port=LOCAL,arp,arp_tpa={}", a.toString()),
+             fmt::format("output:{}", info.ofport));
+    }
+    for (const auto& a : eni.ipv6_addresses) {
+      lookup(IpFamily::kV6, a);
+      b_.add(kL3Lookup, 400, k, z,
+             fmt::format("icmp6,{},icmp_type=135,icmp_code=0,nd_target={}", same_subnet,
+                         a.toString()),
+             ndReply(mac, a, false));
+      b_.add(kUnfiltered, kDefaultPriority, k, z,
+             fmt::format("in_port=LOCAL,ipv6,ipv6_dst={}", a.toString()),
+             fmt::format("output:{}", info.ofport));
+    }
+
+    // Delivery, with the router's rewrite when routed.
+    const std::string dst = fmt::format("{}={}", kRegDstEni, z);
+    for (const char* fam : {"ip", "ipv6"}) {
+      b_.add(kOutput, kDefaultPriority, k, z, fmt::format("{},{}=0x2/0x2,{}", dst, kRegFlags, fam),
+             fmt::format("dec_ttl,set_field:{}->eth_src,set_field:{}->eth_dst,output:{}",
+                         kRouterMac, mac, info.ofport));
+    }
+    b_.add(kOutput, 90, k, z, dst, fmt::format("output:{}", info.ofport));
+  }
+
+  // Peer addresses of a rule: its CIDR, the members' addresses of a group, a prefix list.
+  std::vector<Cidr> peerCidrs(const model::Peer& peer) const {
+    std::vector<Cidr> out;
+    if (const auto* c = std::get_if<Cidr>(&peer)) {
+      out.push_back(*c);
+    } else if (const auto* g = std::get_if<model::GroupRef>(&peer)) {
+      if (auto it = group_members_.find(g->group_id); it != group_members_.end()) {
+        for (size_t i : it->second) {
+          const auto& eni = *interfaces_[i].eni;
+          for (const auto& a : eni.private_ip_addresses) {
+            out.push_back(Cidr{a, 32});
+          }
+          for (const auto& a : eni.ipv6_addresses) {
+            out.push_back(Cidr{a, 128});
+          }
+        }
+      }
+    } else if (const auto* p = std::get_if<model::PrefixListRef>(&peer)) {
+      for (const auto& pl : policy_.prefix_lists) {
+        if (pl.id == p->prefix_list_id) {
+          out = pl.entries;
+        }
+      }
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  }
+
+  void securityGroup(const model::SecurityGroup& sg) {
+    auto members = group_members_.find(sg.id);
+    std::vector<uint16_t> local;
+    if (members != group_members_.end()) {
+      for (size_t i : members->second) {
+        if (interfaces_[i].ofport >= 0) {
+          local.push_back(interfaces_[i].index);
+        }
+      }
+    }
+    if (local.empty()) {
+      return;  // no member on this bridge: nothing to enforce here
+    }
+    for (bool egress : {true, false}) {
+      const auto& rules = egress ? sg.egress : sg.ingress;
+      for (size_t r = 0; r < rules.size(); ++r) {
+        rule(sg, egress, r, rules[r], local);
+      }
+    }
+  }
+
+  void rule(const model::SecurityGroup& sg, bool egress, size_t number,
+            const model::SecurityGroupRule& rule, const std::vector<uint16_t>& local) {
+    const std::vector<Cidr> peers = peerCidrs(rule.peer);
+    const Table table = egress ? kSgEgress : kSgIngress;
+    // Clause flows per family; a family with no peer or no protocol match contributes nothing.
+    std::vector<std::string> peer_matches;
+    std::vector<std::string> proto_matches;
+    std::set<IpFamily> families;
+    for (const auto& c : peers) {
+      if (!protocolMatches(c.family(), rule.ip_protocol, rule.ports, rule.icmp).empty()) {
+        families.insert(c.family());
+        peer_matches.push_back(join({ipMatch(c.family()), addressMatch(c, !egress)}));
+      }
+    }
+    if (families.empty()) {
+      return;
+    }
+    for (IpFamily f : families) {
+      for (auto& m : protocolMatches(f, rule.ip_protocol, rule.ports, rule.icmp)) {
+        if (!m.empty()) {
+          proto_matches.push_back(std::move(m));
+        }
+      }
+    }
+    const int n = proto_matches.empty() ? 2 : 3;
+    const uint32_t id = kConjIdBase + static_cast<uint32_t>(out_.rule_names.size());
+    out_.rule_names[id] =
+        fmt::format("{} {} #{}", sg.id, egress ? "egress" : "ingress", number);
+    ++out_.stats.sg_rules;
+    out_.stats.sg_flows_without_conjunction +=
+        uint64_t{local.size()} * peer_matches.size() * std::max<size_t>(1, proto_matches.size());
+
+    for (uint16_t z : local) {
+      b_.addClause(table, fmt::format("{}={}", egress ? kRegSrcEni : kRegDstEni, z), id, 1, n);
+    }
+    for (const auto& m : peer_matches) {
+      b_.addClause(table, m, id, 2, n);
+    }
+    for (const auto& m : proto_matches) {
+      b_.addClause(table, m, id, 3, n);
+    }
+    const char* zone = egress ? kNxmSrcEni : kNxmDstEni;
+    const Table next = egress ? kNaclOut : kOutput;
+    for (IpFamily f : families) {
+      b_.add(table, kDefaultPriority, CookieKind::kSgRule, id,
+             fmt::format("conj_id={},{}", id, ipMatch(f)),
+             fmt::format("ct(commit,zone={}[0..15],exec(set_field:{}->ct_label)),{}", zone, hex(id),
+                         gotoTable(next)));
+    }
+  }
+
+  void networkAcl(const model::NetworkAcl& nacl, uint32_t ni) {
+    const auto k = CookieKind::kNacl;
+    for (const auto& e : nacl.entries) {
+      const Table table = e.egress ? kNaclOut : kNaclIn;
+      const std::string reg = fmt::format("{}={}", e.egress ? kRegSrcNacl : kRegDstNacl, ni);
+      // Outbound entries name the destination; inbound entries name the source.
+      const std::string addr = addressMatch(e.cidr, !e.egress);
+      const auto prio = static_cast<uint16_t>(kNaclBasePriority - e.rule_number);
+      const std::string action =
+          e.allow ? gotoTable(e.egress ? kNaclIn : kSgIngressCt)
+                  : dropWith((e.egress ? kVerdictNaclOutDeny : kVerdictNaclInDeny) |
+                             static_cast<uint32_t>(e.rule_number));
+      auto protos = protocolMatches(e.cidr.family(), e.protocol, e.port_range, e.icmp_type_code);
+      for (const auto& p : protos) {
+        b_.add(table, prio, k, ni, join({reg, p.empty() ? ipMatch(e.cidr.family()) : p, addr}),
+               action);
+        ++out_.stats.nacl_flows;
+      }
+    }
+    for (bool egress : {true, false}) {
+      b_.add(egress ? kNaclOut : kNaclIn, kNaclStarPriority, k, ni,
+             fmt::format("{}={}", egress ? kRegSrcNacl : kRegDstNacl, ni),
+             dropWith((egress ? kVerdictNaclOutDeny : kVerdictNaclInDeny) | kNaclStarRule));
+      ++out_.stats.nacl_flows;
+    }
+  }
+
+  const TranslateInput& in_;
+  const model::Policy& policy_;
+  FlowBuilder b_;
+  Translation out_;
+  std::map<std::string, uint32_t> subnet_index_;
+  std::map<std::string, uint32_t> nacl_index_;
+  std::map<std::string, const model::Subnet*> subnets_;
+  std::vector<InterfaceInfo> interfaces_;
+  std::unordered_map<std::string, std::vector<size_t>> group_members_;
+};
+
+}  // namespace
+
+Result<Translation> translate(const TranslateInput& input) {
+  if (input.policy == nullptr) {
+    return makeError("translate: no policy");
+  }
+  return Translator(input).run();
+}
+
+Result<std::map<std::string, uint16_t>> assignInterfaceIndices(
+    const model::Policy& policy, const std::map<std::string, uint16_t>& previous) {
+  std::map<std::string, uint16_t> out;
+  std::set<uint16_t> used;
+  for (const auto& eni : policy.network_interfaces) {
+    if (auto it = previous.find(eni.id); it != previous.end() && it->second != 0) {
+      out[eni.id] = it->second;
+      used.insert(it->second);
+    }
+  }
+  uint16_t next = 1;
+  for (const auto& eni : policy.network_interfaces) {
+    if (out.count(eni.id) != 0) {
+      continue;
+    }
+    while (used.count(next) != 0) {
+      if (next == 0xffff) {
+        return makeError("more than 65535 interfaces: no conntrack zone left");
+      }
+      ++next;
+    }
+    out[eni.id] = next;
+    used.insert(next);
+  }
+  return out;
+}
+
+std::vector<MaskedValue> portRangeMasks(uint16_t from, uint16_t to) {
+  std::vector<MaskedValue> out;
+  uint32_t lo = from;
+  const uint32_t hi = to;
+  while (lo <= hi) {
+    // The largest aligned block starting at lo that does not pass hi.
+    uint32_t size = 1;
+    while ((lo & (size * 2 - 1)) == 0 && lo + size * 2 - 1 <= hi && size < 65536) {
+      size *= 2;
+    }
+    out.push_back(MaskedValue{static_cast<uint16_t>(lo), static_cast<uint16_t>(~(size - 1) & 0xffff)});
+    lo += size;
+  }
+  return out;
+}
+
+IpAddress linkLocalFromMac(const std::string& mac) {
+  unsigned int b[6] = {};
+  std::sscanf(mac.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]);
+  IpAddress a;
+  a.family = IpFamily::kV6;
+  a.bytes[0] = 0xfe;
+  a.bytes[1] = 0x80;
+  a.bytes[8] = static_cast<uint8_t>(b[0] ^ 0x02);
+  a.bytes[9] = static_cast<uint8_t>(b[1]);
+  a.bytes[10] = static_cast<uint8_t>(b[2]);
+  a.bytes[11] = 0xff;
+  a.bytes[12] = 0xfe;
+  a.bytes[13] = static_cast<uint8_t>(b[3]);
+  a.bytes[14] = static_cast<uint8_t>(b[4]);
+  a.bytes[15] = static_cast<uint8_t>(b[5]);
+  return a;
+}
+
+}  // namespace vpcguard

@@ -1,0 +1,66 @@
+#pragma once
+// Policy -> desired OpenFlow flows (the pipeline of translator/pipeline.h).
+//
+// Design: one pass over a validated, defaults-resolved model::Policy. Security-group rules
+// become conjunctive matches (local ENI x peer addresses x protocol/ports), so the flow count
+// grows with the sum of members, peers and port masks, not their product; clause flows with
+// the same match are shared by every rule that needs them (one flow, several conjunction
+// actions). NACL entries become prioritised flows per NACL (not per subnet). Output is sorted,
+// so equal inputs give equal flow lists (the reconciler diffs them; golden files compare them).
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "translator/flow.h"
+#include "translator/model.h"
+#include "translator/result.h"
+
+namespace vpcguard {
+
+struct TranslateInput {
+  const model::Policy* policy = nullptr;
+  // Interfaces attached to the bridge: iface-id -> OpenFlow port number.
+  std::map<std::string, int> ofports;
+  // Every interface's index, which is also its conntrack zone (1..65535). Indices must stay
+  // stable while the daemon runs and across restarts, or live connections lose their state:
+  // see assignInterfaceIndices().
+  std::map<std::string, uint16_t> interface_index;
+  uint16_t generation = 0;
+};
+
+struct TranslateStats {
+  size_t flows = 0;
+  size_t sg_rules = 0;             // rules that produced a conjunction
+  size_t sg_clause_flows = 0;      // shared clause flows
+  size_t nacl_flows = 0;
+  // What the SG stage would need without conjunctions (members x peers x port masks).
+  uint64_t sg_flows_without_conjunction = 0;
+};
+
+struct Translation {
+  std::vector<Flow> flows;  // sorted by (table, priority, match)
+  TranslateStats stats;
+  // Conjunction id -> "sg-id ingress|egress #n" for traces and ct_label decoding.
+  std::map<uint32_t, std::string> rule_names;
+};
+
+[[nodiscard]] Result<Translation> translate(const TranslateInput& input);
+
+// Keeps the indices of interfaces that still exist and gives new ones the lowest free index.
+[[nodiscard]] Result<std::map<std::string, uint16_t>> assignInterfaceIndices(
+    const model::Policy& policy, const std::map<std::string, uint16_t>& previous);
+
+// Minimal value/mask pairs covering [from, to] of a 16-bit field, e.g. 1024-65535 -> 6 masks.
+struct MaskedValue {
+  uint16_t value = 0;
+  uint16_t mask = 0;
+  auto operator<=>(const MaskedValue&) const = default;
+};
+[[nodiscard]] std::vector<MaskedValue> portRangeMasks(uint16_t from, uint16_t to);
+
+// The EUI-64 IPv6 link-local address of a MAC (fe80::xxxx:xxff:fexx:xxxx).
+[[nodiscard]] IpAddress linkLocalFromMac(const std::string& mac);
+
+}  // namespace vpcguard
