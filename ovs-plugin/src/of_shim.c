@@ -4,6 +4,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,6 +109,29 @@ format_ofperr_msg(const struct ofp_header *oh)
     return xasprintf("%s (%s)", ofperr_get_name(e), ofperr_get_description(e));
 }
 
+/* True if an error in 'errs' (already collected) or still in 'pending' belongs to one of the
+ * bundle's flow mods. */
+static bool
+bundle_has_attributed_error(const struct ovs_list *pending, const vg_flow_error *errs,
+                            size_t n_errs, const ovs_be32 *xids, size_t n)
+{
+    for (size_t i = 0; i < n_errs; i++) {
+        if (errs[i].index != (size_t) -1) {
+            return true;
+        }
+    }
+    const struct ofpbuf *reply;
+    LIST_FOR_EACH (reply, list_node, pending) {
+        const struct ofp_header *oh = reply->data;
+        for (size_t i = 0; i < n; i++) {
+            if (xids[i] == oh->xid) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 int
 vg_of_bundle(vg_of *of, const vg_flow_mod *mods, size_t n, vg_flow_error **errs,
              size_t *n_errs, char **err)
@@ -162,6 +186,14 @@ vg_of_bundle(vg_of *of, const vg_flow_mod *mods, size_t n, vg_flow_error **errs,
         struct ofpbuf *reply;
         LIST_FOR_EACH_POP (reply, list_node, &replies) {
             const struct ofp_header *oh = reply->data;
+            /* When a message fails at commit time the switch sends that message's own error
+             * and then answers the commit with OFPBFC_MSG_FAILED; the latter names no flow and
+             * says nothing new, so callers would only see a duplicate without an index. */
+            if (ofperr_decode_msg(oh, NULL) == OFPERR_OFPBFC_MSG_FAILED
+                && bundle_has_attributed_error(&replies, *errs, *n_errs, xids, n)) {
+                ofpbuf_delete(reply);
+                continue;
+            }
             size_t index = (size_t) -1;
             for (size_t i = 0; i < n; i++) {
                 if (xids[i] == oh->xid) {
@@ -297,15 +329,44 @@ vg_flow_normalize(const char *text, uint8_t *table, uint16_t *priority, uint64_t
         *err = perr;
         return -1;
     }
-    struct match m;
-    minimatch_expand(&fm.match, &m);
-    *table = fm.table_id == 0xff ? 0 : fm.table_id;
-    *priority = fm.priority;
-    *cookie = ntohll(fm.new_cookie);
-    *match = format_match(&m);
-    *actions = format_actions(fm.ofpacts, fm.ofpacts_len);
+    if (fm.table_id == 0xff) {
+        fm.table_id = 0;
+    }
+    /* Round-trip through the wire encoding the channel negotiates (OpenFlow 1.5): the switch
+     * keeps what it decodes, not what we parsed, so e.g. "load:1->NXM_NX_REG1[0..7]" comes back
+     * from a dump as "set_field:0x1/0xff->reg1". Formatting the parsed flow directly would never
+     * compare equal to a dump for such flows. */
+    enum ofputil_protocol protocol = OFPUTIL_P_OF15_OXM;
+    if (!(usable & protocol)) {
+        minimatch_destroy(&fm.match);
+        free(fm.ofpacts);
+        *err = xasprintf("flow cannot be expressed in OpenFlow 1.5");
+        return -1;
+    }
+    struct ofpbuf *msg = ofputil_encode_flow_mod(&fm, protocol);
     minimatch_destroy(&fm.match);
     free(fm.ofpacts);
+
+    struct ofputil_flow_mod decoded;
+    struct ofpbuf ofpacts;
+    ofpbuf_init(&ofpacts, 64);
+    enum ofperr error = ofputil_decode_flow_mod(&decoded, msg->data, protocol, NULL, NULL,
+                                                &ofpacts, OFPP_MAX, 255);
+    ofpbuf_delete(msg);
+    if (error) {
+        ofpbuf_uninit(&ofpacts);
+        *err = xasprintf("flow does not decode back: %s", ofperr_to_string(error));
+        return -1;
+    }
+    struct match m;
+    minimatch_expand(&decoded.match, &m);
+    *table = decoded.table_id;
+    *priority = decoded.priority;
+    *cookie = ntohll(decoded.new_cookie);
+    *match = format_match(&m);
+    *actions = format_actions(decoded.ofpacts, decoded.ofpacts_len);
+    minimatch_destroy(&decoded.match);
+    ofpbuf_uninit(&ofpacts);
     return 0;
 }
 

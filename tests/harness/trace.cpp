@@ -1,0 +1,113 @@
+#include "tests/harness/trace.h"
+
+#include <algorithm>
+#include <cctype>
+#include <regex>
+#include <sstream>
+
+namespace vpcguard::test {
+namespace {
+
+// Splits datapath actions at top-level commas: "ct(commit,zone=1),recirc(0x1)" has two.
+std::vector<std::string> splitActions(const std::string& actions) {
+  std::vector<std::string> out;
+  int depth = 0;
+  std::string cur;
+  for (char c : actions) {
+    if (c == '(') {
+      ++depth;
+    } else if (c == ')') {
+      --depth;
+    }
+    if (c == ',' && depth == 0) {
+      out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) {
+    out.push_back(cur);
+  }
+  return out;
+}
+
+bool allDigits(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c)) != 0;
+  });
+}
+
+}  // namespace
+
+Result<TraceResult> parseTrace(const std::string& raw) {
+  TraceResult result;
+  result.raw = raw;
+  std::istringstream in(raw);
+  std::string line;
+  const std::string kPrefix = "Datapath actions: ";
+  while (std::getline(in, line)) {
+    if (line.starts_with(kPrefix)) {
+      result.passes.push_back(line.substr(kPrefix.size()));
+    }
+  }
+  if (result.passes.empty()) {
+    return makeError("trace has no \"Datapath actions:\" line:\n" + raw);
+  }
+  result.datapath_actions = result.passes.back();
+  for (const auto& pass : result.passes) {
+    for (const auto& action : splitActions(pass)) {
+      // The userspace datapath prints an output as the bare port number.
+      if (allDigits(action)) {
+        result.output_ports.push_back(std::stoi(action));
+      }
+    }
+  }
+  result.dropped = result.output_ports.empty();
+  return result;
+}
+
+Result<TraceResult> trace(const OvsSandbox& sandbox, const std::string& bridge,
+                          const std::string& flow, const std::vector<std::string>& ct_next) {
+  std::string args = "ofproto/trace " + bridge + " " + shellQuote(flow);
+  for (const auto& state : ct_next) {
+    args += " --ct-next " + shellQuote(state);
+  }
+  auto out = sandbox.appctl(args);
+  if (!out) {
+    return tl::unexpected(out.error().withContext("trace " + flow));
+  }
+  return parseTrace(*out);
+}
+
+Result<int> datapathPort(const OvsSandbox& sandbox, const std::string& bridge,
+                         const std::string& port) {
+  auto out = sandbox.appctl("dpif/show");
+  if (!out) {
+    return tl::unexpected(out.error());
+  }
+  // Lines like "    p1 1/2: (dummy)": name, OpenFlow port, datapath port.
+  std::istringstream in(*out);
+  std::string line;
+  bool in_bridge = false;
+  const std::regex port_line("^\\s+(\\S+) (\\d+|LOCAL)/(\\d+)");
+  while (std::getline(in, line)) {
+    if (line.starts_with("  ") && !line.starts_with("    ")) {
+      in_bridge = line.find(bridge + ":") != std::string::npos;
+      continue;
+    }
+    std::smatch m;
+    if (in_bridge && std::regex_search(line, m, port_line) && m[1] == port) {
+      return std::stoi(m[3]);
+    }
+  }
+  return makeError("port " + port + " of " + bridge + " not in dpif/show:\n" + *out);
+}
+
+void PrintTo(const TraceResult& trace, std::ostream* os) {
+  *os << "TraceResult{actions=\"" << trace.datapath_actions
+      << "\", dropped=" << (trace.dropped ? "true" : "false") << "}\n--- trace ---\n"
+      << trace.raw << "\n-------------";
+}
+
+}  // namespace vpcguard::test
