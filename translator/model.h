@@ -13,7 +13,9 @@
 // The final `*` deny of every NACL stays implicit: it is the table miss of the NACL stage.
 
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <string_view>
 #include <string>
 #include <variant>
 #include <vector>
@@ -28,6 +30,12 @@ struct SourceLocation {
   int line = 0;
   int column = 0;
 };
+
+// Ids of the VPC's implicit defaults, used when the config does not define its own (a security
+// group named "default", a network ACL with is_default = true). Config rules may reference them.
+inline constexpr std::string_view kDefaultSecurityGroupId = "sg-default";
+inline constexpr std::string_view kDefaultSecurityGroupName = "default";  // AWS's reserved name
+inline constexpr std::string_view kDefaultNetworkAclId = "acl-default";
 
 // IP protocol numbers as AWS writes them: -1 = all, otherwise 0..255.
 inline constexpr int kProtoAll = -1;
@@ -168,6 +176,11 @@ struct Policy {
   Quotas quotas;
   std::vector<FlowLog> flow_logs;
   std::vector<TrafficMirrorSession> traffic_mirror_sessions;
+
+  // Where each field was written, keyed by its path ("security_groups[2].ingress[0].cidr_ipv4"),
+  // so validation can point at the exact line. Filled by the config loader; models built in code
+  // may leave it empty (validation then falls back to the objects' own `location`).
+  std::map<std::string, SourceLocation, std::less<>> field_locations;
 };
 
 }  // namespace vpcguard::model

@@ -1,0 +1,914 @@
+#include "daemon/config_loader.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <exception>
+#include <fstream>
+#include <initializer_list>
+#include <optional>
+#include <sstream>
+#include <string_view>
+#include <utility>
+
+#include <toml++/toml.h>
+
+#include "translator/defaults.h"
+#include "translator/ip.h"
+#include "translator/validate.h"
+
+namespace vpcguard::config {
+namespace {
+
+namespace fs = std::filesystem;
+using model::SourceLocation;
+using Keys = std::initializer_list<std::string_view>;
+
+std::string at(const std::string& prefix, size_t index) {
+  return prefix + "[" + std::to_string(index) + "]";
+}
+
+std::string typeName(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+    case toml::node_type::time:
+    case toml::node_type::date_time:
+      return "a date/time";
+    default:
+      return "nothing";
+  }
+}
+
+// Levenshtein distance, for "did you mean" hints on misspelled field names.
+size_t editDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) {
+    row[j] = j;
+  }
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// A CIDR/address that could not be parsed is stored as this, with its path reported, so indices
+// in the model keep matching the paths in the file.
+Cidr placeholderCidr(IpFamily family) {
+  Cidr c;
+  c.address.family = family;
+  c.prefix_len = c.address.bitWidth();
+  return c;
+}
+
+const char* familyName(IpFamily f) { return f == IpFamily::kV4 ? "IPv4" : "IPv6"; }
+
+class Loader {
+ public:
+  void addDocument(const Document& doc) {
+    file_ = doc.name;
+    toml::table root;
+    try {
+      root = toml::parse(std::string_view(doc.text), std::string_view(doc.name));
+    } catch (const toml::parse_error& e) {
+      error(loc(e.source()), "", "TOML syntax error: " + std::string(e.description()),
+            "fix the TOML syntax at this position");
+      out_.complete = false;
+      return;
+    } catch (const std::exception& e) {
+      error(SourceLocation{file_, 1, 1}, "", std::string("cannot parse the file: ") + e.what(),
+            "is this a TOML file?");
+      out_.complete = false;
+      return;
+    }
+    if (first_file_.empty()) {
+      first_file_ = doc.name;
+    }
+    walkRoot(root);
+  }
+
+  ParseOutput finish() {
+    if (!vpc_seen_ && out_.complete) {
+      error(SourceLocation{first_file_.empty() ? file_ : first_file_, 1, 1}, "vpc",
+            "no [vpc] table in the configuration",
+            "add [vpc] with id and cidr_blocks to one of the files");
+    }
+    return std::move(out_);
+  }
+
+ private:
+  // --- plumbing ------------------------------------------------------------------------------
+  [[nodiscard]] SourceLocation loc(const toml::source_region& r) const {
+    if (r.begin.line == 0) {
+      return SourceLocation{file_, 1, 1};  // toml++ gives implicit tables no position
+    }
+    return SourceLocation{file_, static_cast<int>(r.begin.line), static_cast<int>(r.begin.column)};
+  }
+
+  void error(SourceLocation where, const std::string& path, std::string message,
+             std::string hint) {
+    out_.diagnostics.push_back(Diagnostic{std::move(where), path, std::move(message),
+                                          std::move(hint)});
+    if (!path.empty()) {
+      out_.reported_paths.insert(path);
+    }
+  }
+
+  void record(const std::string& path, const toml::node& node) {
+    out_.policy.field_locations[path] = loc(node.source());
+  }
+
+  // Reports keys not in `known`; records where each known one was written.
+  void checkKeys(const toml::table& table, const std::string& path, Keys known) {
+    for (auto&& [key, value] : table) {
+      const std::string_view name = key.str();
+      const std::string field = path.empty() ? std::string(name) : path + "." + std::string(name);
+      if (std::find(known.begin(), known.end(), name) != known.end()) {
+        record(field, value);
+        continue;
+      }
+      std::string hint;
+      size_t best = 3;
+      for (std::string_view k : known) {
+        const size_t d = editDistance(name, k);
+        if (d < best) {
+          best = d;
+          hint = "did you mean '" + std::string(k) + "'?";
+        }
+      }
+      if (hint.empty()) {
+        hint = "known fields here:";
+        for (std::string_view k : known) {
+          hint += " " + std::string(k);
+        }
+      }
+      error(loc(key.source()), field, "unknown field '" + std::string(name) + "'", hint);
+    }
+  }
+
+  // The node under `key`, or nullptr (reporting it when required).
+  const toml::node* get(const toml::table& table, std::string_view key, const std::string& path,
+                        bool required) {
+    const toml::node* node = table.get(key);
+    if (node == nullptr && required) {
+      error(loc(table.source()), path + "." + std::string(key),
+            "missing required field '" + std::string(key) + "'",
+            "add " + std::string(key) + " = ... to this table");
+    }
+    return node;
+  }
+
+  void wrongType(const toml::node& node, const std::string& path, const std::string& expected,
+                 const std::string& hint) {
+    error(loc(node.source()), path, "expected " + expected + ", found " + typeName(node), hint);
+  }
+
+  std::optional<std::string> str(const toml::node* node, const std::string& path) {
+    if (node == nullptr) {
+      return std::nullopt;
+    }
+    if (const auto* s = node->as_string()) {
+      return s->get();
+    }
+    wrongType(*node, path, "a string", "write it in double quotes");
+    return std::nullopt;
+  }
+  std::optional<std::string> str(const toml::table& t, std::string_view key,
+                                 const std::string& path, bool required) {
+    return str(get(t, key, path, required), path + "." + std::string(key));
+  }
+
+  std::optional<int> integer(const toml::node* node, const std::string& path) {
+    if (node == nullptr) {
+      return std::nullopt;
+    }
+    const auto* i = node->as_integer();
+    if (i == nullptr) {
+      wrongType(*node, path, "an integer", "write a number without quotes");
+      return std::nullopt;
+    }
+    const int64_t v = i->get();
+    if (v < INT_MIN || v > INT_MAX) {
+      error(loc(node->source()), path, "value " + std::to_string(v) + " is out of range",
+            "use a smaller number");
+      return std::nullopt;
+    }
+    return static_cast<int>(v);
+  }
+  std::optional<int> integer(const toml::table& t, std::string_view key, const std::string& path,
+                             bool required) {
+    return integer(get(t, key, path, required), path + "." + std::string(key));
+  }
+
+  std::optional<bool> boolean(const toml::table& t, std::string_view key,
+                              const std::string& path) {
+    const toml::node* node = t.get(key);
+    if (node == nullptr) {
+      return std::nullopt;
+    }
+    if (const auto* b = node->as_boolean()) {
+      return b->get();
+    }
+    wrongType(*node, path + "." + std::string(key), "true or false", "write true or false");
+    return std::nullopt;
+  }
+
+  // Parses a CIDR of the given family. On error, reports it and returns a placeholder.
+  Cidr cidr(const toml::node& node, const std::string& path, IpFamily family) {
+    auto text = str(&node, path);
+    if (!text) {
+      return placeholderCidr(family);
+    }
+    auto c = Cidr::parse(*text);
+    if (!c) {
+      error(loc(node.source()), path, c.error().message,
+            "write a network address and prefix length, e.g. " +
+                std::string(family == IpFamily::kV4 ? "10.0.1.0/24" : "2600:1f18:abcd:1201::/64"));
+      return placeholderCidr(family);
+    }
+    if (c->family() != family) {
+      error(loc(node.source()), path, "'" + *text + "' is not an " + familyName(family) + " block",
+            family == IpFamily::kV4 ? "use the IPv6 field for IPv6 blocks"
+                                    : "use the IPv4 field for IPv4 blocks");
+      return placeholderCidr(family);
+    }
+    return *c;
+  }
+
+  IpAddress address(const toml::node& node, const std::string& path, IpFamily family) {
+    IpAddress placeholder;
+    placeholder.family = family;
+    auto text = str(&node, path);
+    if (!text) {
+      return placeholder;
+    }
+    auto a = IpAddress::parse(*text);
+    if (!a) {
+      error(loc(node.source()), path, a.error().message,
+            family == IpFamily::kV4 ? "e.g. 10.0.1.10" : "e.g. 2600:1f18:abcd:1201::10");
+      return placeholder;
+    }
+    if (a->family != family) {
+      error(loc(node.source()), path, "'" + *text + "' is not an " + familyName(family) + " address",
+            family == IpFamily::kV4 ? "IPv6 addresses go in ipv6_addresses"
+                                    : "IPv4 addresses go in private_ip_addresses");
+      return placeholder;
+    }
+    return *a;
+  }
+
+  // The elements of an array field (reporting a non-array); each element is recorded.
+  std::vector<const toml::node*> array(const toml::table& t, std::string_view key,
+                                       const std::string& path, bool required) {
+    std::vector<const toml::node*> out;
+    const std::string field = path + "." + std::string(key);
+    const toml::node* node = get(t, key, path, required);
+    if (node == nullptr) {
+      return out;
+    }
+    const auto* arr = node->as_array();
+    if (arr == nullptr) {
+      wrongType(*node, field, "an array", "write [ ... ]");
+      return out;
+    }
+    for (size_t i = 0; i < arr->size(); ++i) {
+      const toml::node& el = *arr->get(i);
+      record(at(field, i), el);
+      out.push_back(&el);
+    }
+    return out;
+  }
+
+  std::vector<std::string> strings(const toml::table& t, std::string_view key,
+                                   const std::string& path) {
+    std::vector<std::string> out;
+    const std::string field = path + "." + std::string(key);
+    const auto nodes = array(t, key, path, false);
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      out.push_back(str(nodes[i], at(field, i)).value_or(""));
+    }
+    return out;
+  }
+
+  // Tables of an array-of-tables field ([[subnets]] or subnets = [{...}]); nullptr elements
+  // (reported) keep the indices aligned.
+  std::vector<const toml::table*> tables(const toml::node& node, const std::string& path) {
+    std::vector<const toml::table*> out;
+    const auto* arr = node.as_array();
+    if (arr == nullptr) {
+      wrongType(node, path, "an array of tables", "write [[" + path + "]] sections");
+      return out;
+    }
+    for (size_t i = 0; i < arr->size(); ++i) {
+      const toml::node& el = *arr->get(i);
+      const auto* t = el.as_table();
+      if (t == nullptr) {
+        wrongType(el, at(path, i), "a table", "write { key = value, ... }");
+      }
+      out.push_back(t);
+    }
+    return out;
+  }
+
+  // AWS accepts protocol names and numbers, numbers also as strings ("6").
+  std::optional<int> protocol(const toml::table& t, std::string_view key, const std::string& path) {
+    const std::string field = path + "." + std::string(key);
+    const toml::node* node = get(t, key, path, true);
+    if (node == nullptr) {
+      return std::nullopt;
+    }
+    constexpr const char* kHint = "use tcp, udp, icmp, icmpv6, all, or a number 0-255 (-1 = all)";
+    if (const auto* i = node->as_integer()) {
+      if (i->get() < -1 || i->get() > 255) {
+        error(loc(node->source()), field,
+              "protocol " + std::to_string(i->get()) + " is out of range", kHint);
+        return std::nullopt;
+      }
+      return static_cast<int>(i->get());
+    }
+    const auto* s = node->as_string();
+    if (s == nullptr) {
+      wrongType(*node, field, "a protocol name or number", kHint);
+      return std::nullopt;
+    }
+    const std::string name = lower(s->get());
+    static const std::pair<std::string_view, int> kNames[] = {
+        {"tcp", model::kProtoTcp},   {"udp", model::kProtoUdp},
+        {"icmp", model::kProtoIcmp}, {"icmpv6", model::kProtoIcmpv6},
+        {"all", model::kProtoAll},   {"-1", model::kProtoAll},
+    };
+    for (const auto& [n, number] : kNames) {
+      if (name == n) {
+        return number;
+      }
+    }
+    if (!name.empty() && name.size() <= 3 &&
+        std::all_of(name.begin(), name.end(), [](char c) { return std::isdigit(c) != 0; })) {
+      const int number = std::stoi(name);
+      if (number <= 255) {
+        return number;
+      }
+    }
+    error(loc(node->source()), field, "unknown protocol '" + s->get() + "'", kHint);
+    return std::nullopt;
+  }
+
+  // --- the document ------------------------------------------------------------------------
+  void walkRoot(const toml::table& root) {
+    checkKeys(root, "",
+              {"vpc", "subnets", "network_interfaces", "security_groups", "prefix_lists",
+               "network_acls", "quotas"});
+    for (auto&& [key, node] : root) {
+      const std::string_view name = key.str();
+      if (name == "vpc" || name == "quotas") {
+        const auto* t = node.as_table();
+        if (t == nullptr) {
+          wrongType(node, std::string(name), "a table", "write [" + std::string(name) + "]");
+          continue;
+        }
+        auto& seen = name == "vpc" ? vpc_at_ : quotas_at_;
+        if (seen) {
+          error(loc(key.source()), std::string(name),
+                "[" + std::string(name) + "] is already defined at " + seen->file + ":" +
+                    std::to_string(seen->line),
+                "when merging a directory, define [" + std::string(name) + "] in one file only");
+          continue;
+        }
+        seen = loc(t->source());
+        if (name == "vpc") {
+          vpc_seen_ = true;
+          parseVpc(*t);
+        } else {
+          parseQuotas(*t);
+        }
+        continue;
+      }
+      if (name == "subnets") {
+        for (const auto* t : tables(node, "subnets")) {
+          parseSubnet(t);
+        }
+      } else if (name == "network_interfaces") {
+        for (const auto* t : tables(node, "network_interfaces")) {
+          parseInterface(t);
+        }
+      } else if (name == "security_groups") {
+        for (const auto* t : tables(node, "security_groups")) {
+          parseGroup(t);
+        }
+      } else if (name == "prefix_lists") {
+        for (const auto* t : tables(node, "prefix_lists")) {
+          parsePrefixList(t);
+        }
+      } else if (name == "network_acls") {
+        for (const auto* t : tables(node, "network_acls")) {
+          parseAcl(t);
+        }
+      }
+    }
+  }
+
+  void parseVpc(const toml::table& t) {
+    const std::string path = "vpc";
+    checkKeys(t, path,
+              {"id", "account_id", "region", "cidr_blocks", "ipv6_cidr_blocks",
+               "strict_revocation"});
+    auto& vpc = out_.policy.vpc;
+    vpc.location = loc(t.source());
+    out_.policy.field_locations[path] = vpc.location;
+    vpc.id = str(t, "id", path, true).value_or("");
+    vpc.account_id = str(t, "account_id", path, false).value_or("");
+    vpc.region = str(t, "region", path, false).value_or("");
+    const auto v4 = array(t, "cidr_blocks", path, true);
+    for (size_t i = 0; i < v4.size(); ++i) {
+      vpc.cidr_blocks.push_back(cidr(*v4[i], at(path + ".cidr_blocks", i), IpFamily::kV4));
+    }
+    const auto v6 = array(t, "ipv6_cidr_blocks", path, false);
+    for (size_t i = 0; i < v6.size(); ++i) {
+      vpc.ipv6_cidr_blocks.push_back(cidr(*v6[i], at(path + ".ipv6_cidr_blocks", i), IpFamily::kV6));
+    }
+    vpc.strict_revocation = boolean(t, "strict_revocation", path).value_or(false);
+  }
+
+  void parseQuotas(const toml::table& t) {
+    const std::string path = "quotas";
+    checkKeys(t, path,
+              {"rules_per_security_group", "security_groups_per_interface", "rules_per_interface",
+               "rules_per_network_acl", "network_acls_per_vpc", "security_groups_per_vpc",
+               "prefix_list_max_entries"});
+    auto& q = out_.policy.quotas;
+    const auto set = [&](std::string_view key, int& field) {
+      if (auto v = integer(t, key, path, false)) {
+        field = *v;
+      }
+    };
+    set("rules_per_security_group", q.rules_per_security_group);
+    set("security_groups_per_interface", q.security_groups_per_interface);
+    set("rules_per_interface", q.rules_per_interface);
+    set("rules_per_network_acl", q.rules_per_network_acl);
+    set("network_acls_per_vpc", q.network_acls_per_vpc);
+    set("security_groups_per_vpc", q.security_groups_per_vpc);
+    set("prefix_list_max_entries", q.prefix_list_max_entries);
+  }
+
+  // Every object starts here: the element's path and location. A non-table element (already
+  // reported) still gets an empty object so that indices stay aligned.
+  template <typename T>
+  std::string begin(std::vector<T>& objects, const std::string& prefix, const toml::table* t) {
+    const std::string path = at(prefix, objects.size());
+    objects.emplace_back();
+    if (t != nullptr) {
+      objects.back().location = loc(t->source());
+      out_.policy.field_locations[path] = objects.back().location;
+    } else {
+      out_.reported_paths.insert(path);
+    }
+    return path;
+  }
+
+  void parseSubnet(const toml::table* t) {
+    const std::string path = begin(out_.policy.subnets, "subnets", t);
+    if (t == nullptr) {
+      return;
+    }
+    auto& s = out_.policy.subnets.back();
+    checkKeys(*t, path, {"id", "cidr_block", "ipv6_cidr_block", "network_acl_id"});
+    s.id = str(*t, "id", path, true).value_or("");
+    if (const auto* n = get(*t, "cidr_block", path, true)) {
+      s.cidr_block = cidr(*n, path + ".cidr_block", IpFamily::kV4);
+    } else {
+      s.cidr_block = placeholderCidr(IpFamily::kV4);
+    }
+    if (const auto* n = t->get("ipv6_cidr_block")) {
+      s.ipv6_cidr_block = cidr(*n, path + ".ipv6_cidr_block", IpFamily::kV6);
+    }
+    s.network_acl_id = str(*t, "network_acl_id", path, false).value_or("");
+  }
+
+  void parseInterface(const toml::table* t) {
+    auto& list = out_.policy.network_interfaces;
+    const std::string path = begin(list, "network_interfaces", t);
+    if (t == nullptr) {
+      return;
+    }
+    auto& eni = list.back();
+    checkKeys(*t, path,
+              {"id", "subnet_id", "mac_address", "private_ip_addresses", "ipv6_addresses",
+               "security_group_ids", "source_dest_check", "connection_tracking"});
+    eni.id = str(*t, "id", path, true).value_or("");
+    eni.subnet_id = str(*t, "subnet_id", path, true).value_or("");
+    const std::string mac_path = path + ".mac_address";
+    if (const auto* n = get(*t, "mac_address", path, true)) {
+      if (auto text = str(n, mac_path)) {
+        auto mac = canonicalMac(*text);
+        if (mac) {
+          eni.mac_address = *mac;
+        } else {
+          eni.mac_address = *text;
+          error(loc(n->source()), mac_path, mac.error().message, "e.g. 02:00:00:00:01:0a");
+        }
+      }
+    }
+    const auto v4 = array(*t, "private_ip_addresses", path, true);
+    for (size_t i = 0; i < v4.size(); ++i) {
+      eni.private_ip_addresses.push_back(
+          address(*v4[i], at(path + ".private_ip_addresses", i), IpFamily::kV4));
+    }
+    const auto v6 = array(*t, "ipv6_addresses", path, false);
+    for (size_t i = 0; i < v6.size(); ++i) {
+      eni.ipv6_addresses.push_back(address(*v6[i], at(path + ".ipv6_addresses", i), IpFamily::kV6));
+    }
+    eni.security_group_ids = strings(*t, "security_group_ids", path);
+    eni.source_dest_check = boolean(*t, "source_dest_check", path).value_or(true);
+    if (const auto* n = t->get("connection_tracking")) {
+      const std::string ct_path = path + ".connection_tracking";
+      const auto* ct = n->as_table();
+      if (ct == nullptr) {
+        wrongType(*n, ct_path, "a table", "write { tcp_established_timeout = 3600, ... }");
+        return;
+      }
+      checkKeys(*ct, ct_path, {"tcp_established_timeout", "udp_timeout", "udp_stream_timeout"});
+      eni.connection_tracking.tcp_established_timeout =
+          integer(*ct, "tcp_established_timeout", ct_path, false);
+      eni.connection_tracking.udp_timeout = integer(*ct, "udp_timeout", ct_path, false);
+      eni.connection_tracking.udp_stream_timeout = integer(*ct, "udp_stream_timeout", ct_path, false);
+    }
+  }
+
+  void parseGroup(const toml::table* t) {
+    auto& list = out_.policy.security_groups;
+    const std::string path = begin(list, "security_groups", t);
+    if (t == nullptr) {
+      return;
+    }
+    auto& g = list.back();
+    checkKeys(*t, path, {"id", "name", "description", "ingress", "egress"});
+    g.id = str(*t, "id", path, true).value_or("");
+    g.name = str(*t, "name", path, false).value_or(g.id);
+    g.description = str(*t, "description", path, false).value_or("");
+    g.is_default = g.name == model::kDefaultSecurityGroupName;
+    if (const auto* n = t->get("ingress")) {
+      parseRules(*n, path + ".ingress", g.ingress);
+    }
+    if (const auto* n = t->get("egress")) {
+      parseRules(*n, path + ".egress", g.egress);
+    } else {
+      // AWS gives a new group an allow-all egress; `egress = []` is how to say "none".
+      g.egress = allowAllEgressRules(g.location);
+    }
+  }
+
+  void parseRules(const toml::node& node, const std::string& prefix,
+                  std::vector<model::SecurityGroupRule>& rules) {
+    const auto list = tables(node, prefix);
+    for (const auto* t : list) {
+      const std::string path = at(prefix, rules.size());
+      rules.emplace_back();
+      auto& r = rules.back();
+      if (t == nullptr) {
+        out_.reported_paths.insert(path);
+        continue;
+      }
+      r.location = loc(t->source());
+      out_.policy.field_locations[path] = r.location;
+      checkKeys(*t, path,
+                {"ip_protocol", "from_port", "to_port", "cidr_ipv4", "cidr_ipv6",
+                 "referenced_group_id", "prefix_list_id", "description"});
+      if (auto p = protocol(*t, "ip_protocol", path)) {
+        r.ip_protocol = *p;
+      } else {
+        out_.reported_paths.insert(path + ".ip_protocol");
+      }
+      r.description = str(*t, "description", path, false).value_or("");
+      const auto from = integer(*t, "from_port", path, false);
+      const auto to = integer(*t, "to_port", path, false);
+      const bool from_given = t->get("from_port") != nullptr;
+      const bool to_given = t->get("to_port") != nullptr;
+      if (from_given != to_given) {
+        error(r.location, path + (from_given ? ".to_port" : ".from_port"),
+              std::string("missing ") + (from_given ? "to_port" : "from_port"),
+              "give both from_port and to_port");
+      } else if (from && to) {
+        if (r.ip_protocol == model::kProtoTcp || r.ip_protocol == model::kProtoUdp) {
+          r.ports = model::PortRange{*from, *to};
+        } else if (r.ip_protocol == model::kProtoIcmp || r.ip_protocol == model::kProtoIcmpv6) {
+          r.icmp = model::IcmpTypeCode{*from, *to};
+        } else if (*from != -1 || *to != -1) {
+          // -1/-1 is how AWS itself writes "no ports"; anything else is kept for validation
+          // to report.
+          r.ports = model::PortRange{*from, *to};
+        }
+      }
+      if (!from_given && (r.ip_protocol == model::kProtoIcmp || r.ip_protocol == model::kProtoIcmpv6)) {
+        r.icmp = model::IcmpTypeCode{-1, -1};
+      }
+      parsePeer(*t, path, r);
+    }
+  }
+
+  void parsePeer(const toml::table& t, const std::string& path, model::SecurityGroupRule& r) {
+    constexpr std::string_view kPeers[] = {"cidr_ipv4", "cidr_ipv6", "referenced_group_id",
+                                           "prefix_list_id"};
+    std::vector<std::string_view> given;
+    for (auto k : kPeers) {
+      if (t.get(k) != nullptr) {
+        given.push_back(k);
+      }
+    }
+    if (given.empty()) {
+      error(r.location, path, "rule has no peer",
+            "give exactly one of cidr_ipv4, cidr_ipv6, referenced_group_id, prefix_list_id");
+      r.peer = placeholderCidr(IpFamily::kV4);
+      return;
+    }
+    if (given.size() > 1) {
+      const toml::node& second = *t.get(given[1]);
+      error(loc(second.source()), path + "." + std::string(given[1]),
+            "rule has both " + std::string(given[0]) + " and " + std::string(given[1]),
+            "a rule has exactly one peer; write two rules");
+    }
+    const std::string field = path + "." + std::string(given[0]);
+    const toml::node& node = *t.get(given[0]);
+    if (given[0] == "cidr_ipv4" || given[0] == "cidr_ipv6") {
+      r.peer = cidr(node, field, given[0] == "cidr_ipv4" ? IpFamily::kV4 : IpFamily::kV6);
+    } else if (given[0] == "referenced_group_id") {
+      auto id = str(&node, field);
+      r.peer = model::GroupRef{id.value_or("")};
+    } else {
+      auto id = str(&node, field);
+      r.peer = model::PrefixListRef{id.value_or("")};
+    }
+  }
+
+  void parsePrefixList(const toml::table* t) {
+    auto& list = out_.policy.prefix_lists;
+    const std::string path = begin(list, "prefix_lists", t);
+    if (t == nullptr) {
+      return;
+    }
+    auto& pl = list.back();
+    checkKeys(*t, path, {"id", "name", "max_entries", "entries"});
+    pl.id = str(*t, "id", path, true).value_or("");
+    pl.name = str(*t, "name", path, false).value_or(pl.id);
+    if (auto m = integer(*t, "max_entries", path, true)) {
+      pl.max_entries = *m;
+    } else {
+      out_.reported_paths.insert(path + ".max_entries");
+    }
+    const auto entries = array(*t, "entries", path, false);
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const std::string epath = at(path + ".entries", i);
+      auto text = str(entries[i], epath);
+      auto c = text ? Cidr::parse(*text) : makeError("not a string");
+      if (!c) {
+        if (text) {
+          error(loc(entries[i]->source()), epath, c.error().message,
+                "e.g. 203.0.113.0/24 or 2001:db8::/32");
+        }
+        pl.entries.push_back(placeholderCidr(IpFamily::kV4));
+        continue;
+      }
+      pl.entries.push_back(*c);
+    }
+  }
+
+  void parseAcl(const toml::table* t) {
+    auto& list = out_.policy.network_acls;
+    const std::string path = begin(list, "network_acls", t);
+    if (t == nullptr) {
+      return;
+    }
+    auto& acl = list.back();
+    checkKeys(*t, path, {"id", "is_default", "entries"});
+    acl.id = str(*t, "id", path, true).value_or("");
+    acl.is_default = boolean(*t, "is_default", path).value_or(false);
+    const auto* n = t->get("entries");
+    if (n == nullptr) {
+      return;  // a custom NACL without entries denies everything, as in AWS
+    }
+    for (const auto* e : tables(*n, path + ".entries")) {
+      parseAclEntry(e, path + ".entries", acl.entries);
+    }
+  }
+
+  void parseAclEntry(const toml::table* t, const std::string& prefix,
+                     std::vector<model::NetworkAclEntry>& entries) {
+    const std::string path = begin(entries, prefix, t);
+    if (t == nullptr) {
+      return;
+    }
+    auto& e = entries.back();
+    checkKeys(*t, path,
+              {"rule_number", "egress", "protocol", "rule_action", "cidr_block", "ipv6_cidr_block",
+               "port_range", "icmp_type_code"});
+    if (auto n = integer(*t, "rule_number", path, true)) {
+      e.rule_number = *n;
+    } else {
+      out_.reported_paths.insert(path + ".rule_number");
+    }
+    e.egress = boolean(*t, "egress", path).value_or(false);
+    if (auto p = protocol(*t, "protocol", path)) {
+      e.protocol = *p;
+    } else {
+      out_.reported_paths.insert(path + ".protocol");
+    }
+    if (const auto* n = get(*t, "rule_action", path, true)) {
+      const std::string apath = path + ".rule_action";
+      if (auto action = str(n, apath)) {
+        const std::string a = lower(*action);
+        if (a == "allow" || a == "deny") {
+          e.allow = a == "allow";
+        } else {
+          error(loc(n->source()), apath, "rule_action must be allow or deny, not '" + *action + "'",
+                "write rule_action = \"allow\" or \"deny\"");
+        }
+      }
+    }
+    const auto* v4 = t->get("cidr_block");
+    const auto* v6 = t->get("ipv6_cidr_block");
+    if (v4 != nullptr && v6 != nullptr) {
+      error(loc(v6->source()), path + ".ipv6_cidr_block",
+            "entry has both cidr_block and ipv6_cidr_block", "write two entries, one per family");
+    }
+    if (v4 != nullptr) {
+      e.cidr = cidr(*v4, path + ".cidr_block", IpFamily::kV4);
+    } else if (v6 != nullptr) {
+      e.cidr = cidr(*v6, path + ".ipv6_cidr_block", IpFamily::kV6);
+    } else {
+      error(e.location, path + ".cidr_block", "entry has neither cidr_block nor ipv6_cidr_block",
+            "e.g. cidr_block = \"0.0.0.0/0\"");
+      e.cidr = placeholderCidr(IpFamily::kV4);
+    }
+    if (const auto* n = t->get("port_range")) {
+      const std::string ppath = path + ".port_range";
+      if (const auto* pr = n->as_table()) {
+        checkKeys(*pr, ppath, {"from", "to"});
+        auto from = integer(*pr, "from", ppath, true);
+        auto to = integer(*pr, "to", ppath, true);
+        if (from && to) {
+          e.port_range = model::PortRange{*from, *to};
+        }
+      } else {
+        wrongType(*n, ppath, "a table", "write port_range = { from = 1024, to = 65535 }");
+      }
+    }
+    if (const auto* n = t->get("icmp_type_code")) {
+      const std::string ipath = path + ".icmp_type_code";
+      if (const auto* tc = n->as_table()) {
+        checkKeys(*tc, ipath, {"type", "code"});
+        auto type = integer(*tc, "type", ipath, true);
+        auto code = integer(*tc, "code", ipath, true);
+        if (type && code) {
+          e.icmp_type_code = model::IcmpTypeCode{*type, *code};
+        }
+      } else {
+        wrongType(*n, ipath, "a table", "write icmp_type_code = { type = -1, code = -1 }");
+      }
+    }
+  }
+
+  ParseOutput out_;
+  std::string file_;
+  std::string first_file_;
+  bool vpc_seen_ = false;
+  std::optional<SourceLocation> vpc_at_;
+  std::optional<SourceLocation> quotas_at_;
+};
+
+Result<std::string> readFile(const fs::path& path) {
+  errno = 0;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return makeError("cannot read " + path.string() + ": " +
+                     (errno != 0 ? std::strerror(errno) : "open failed"));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    return makeError("cannot read " + path.string() + ": read error");
+  }
+  return text.str();
+}
+
+}  // namespace
+
+ParseOutput parseDocuments(const std::vector<Document>& documents) {
+  Loader loader;
+  for (const auto& doc : documents) {
+    loader.addDocument(doc);
+  }
+  return loader.finish();
+}
+
+Result<std::vector<Document>> readDocuments(const fs::path& path) {
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (ec || !fs::exists(status)) {
+    return makeError(path.string() + ": no such file or directory");
+  }
+  std::vector<Document> docs;
+  if (fs::is_directory(status)) {
+    std::vector<fs::path> files;
+    fs::directory_iterator it(path, ec);
+    if (ec) {
+      return makeError("cannot list " + path.string() + ": " + ec.message());
+    }
+    for (const auto& entry : it) {
+      std::error_code entry_ec;
+      if (entry.path().extension() == ".toml" && entry.is_regular_file(entry_ec)) {
+        files.push_back(entry.path());
+      }
+    }
+    if (files.empty()) {
+      return makeError(path.string() + ": directory holds no *.toml files");
+    }
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) {
+      auto text = readFile(f);
+      if (!text) {
+        return tl::unexpected(text.error());
+      }
+      docs.push_back(Document{f.string(), std::move(*text)});
+    }
+    return docs;
+  }
+  if (!fs::is_regular_file(status)) {
+    return makeError(path.string() + ": not a regular file or directory");
+  }
+  auto text = readFile(path);
+  if (!text) {
+    return tl::unexpected(text.error());
+  }
+  docs.push_back(Document{path.string(), std::move(*text)});
+  return docs;
+}
+
+Error LoadError::toError() const {
+  if (io) {
+    return *io;
+  }
+  if (diagnostics.empty()) {
+    return Error{"invalid configuration"};
+  }
+  return Error{std::to_string(diagnostics.size()) + " error(s) in the configuration; first: " +
+               formatDiagnostic(diagnostics.front())};
+}
+
+tl::expected<model::Policy, LoadError> loadPolicyFromDocuments(
+    const std::vector<Document>& documents) {
+  ParseOutput parsed = parseDocuments(documents);
+  std::vector<Diagnostic> diagnostics = std::move(parsed.diagnostics);
+  // With a file that is not even TOML, references into it would all look dangling: report the
+  // syntax first.
+  if (parsed.complete) {
+    auto more = validatePolicy(parsed.policy, parsed.reported_paths);
+    diagnostics.insert(diagnostics.end(), std::make_move_iterator(more.begin()),
+                       std::make_move_iterator(more.end()));
+  }
+  if (!diagnostics.empty()) {
+    sortDiagnostics(diagnostics);
+    return tl::unexpected(LoadError{std::nullopt, std::move(diagnostics)});
+  }
+  const model::SourceLocation vpc_location = parsed.policy.vpc.location;
+  auto resolved = resolveDefaults(std::move(parsed.policy));
+  if (!resolved) {
+    return tl::unexpected(
+        LoadError{std::nullopt, {Diagnostic{vpc_location, "", resolved.error().message, ""}}});
+  }
+  return std::move(*resolved);
+}
+
+tl::expected<model::Policy, LoadError> loadPolicy(const fs::path& path) {
+  auto docs = readDocuments(path);
+  if (!docs) {
+    return tl::unexpected(LoadError{docs.error(), {}});
+  }
+  return loadPolicyFromDocuments(*docs);
+}
+
+}  // namespace vpcguard::config

@@ -1,0 +1,63 @@
+#pragma once
+// Reads the policy users write (TOML; one file, or a directory of *.toml files merged) into a
+// model::Policy. Design: reading files, turning TOML into the model, and validating are three
+// steps; the first is the only one that touches the filesystem, so the others are tested (and
+// fuzzed) on strings. Every problem becomes a Diagnostic with file:line:column, so a user sees all
+// of them at once. toml++ throws on syntax errors; its exceptions are caught here and never leave
+// this component.
+//
+// Merging a directory: the files are read in name order; their arrays ([[subnets]], ...) are
+// concatenated; [vpc] and [quotas] may each appear in one file only.
+
+#include <filesystem>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "translator/diagnostic.h"
+#include "translator/model.h"
+#include "translator/result.h"
+
+namespace vpcguard::config {
+
+struct Document {
+  std::string name;  // shown in diagnostics, e.g. "configs/lab.toml"
+  std::string text;
+};
+
+struct ParseOutput {
+  model::Policy policy;  // as written: defaults not resolved, not validated
+  std::vector<Diagnostic> diagnostics;
+  // Fields the diagnostics cover; validation skips checks that read them (validate.h).
+  std::set<std::string> reported_paths;
+  // False when a document is not valid TOML: validation is then skipped (see loadPolicy).
+  bool complete = true;
+};
+
+// TOML -> model. Never throws; problems go to `diagnostics`.
+[[nodiscard]] ParseOutput parseDocuments(const std::vector<Document>& documents);
+
+// A file, or every *.toml directly inside a directory (in name order). Fails on a nonexistent
+// or unreadable path and on a directory without *.toml files.
+[[nodiscard]] Result<std::vector<Document>> readDocuments(const std::filesystem::path& path);
+
+// Why a policy could not be loaded: either the files could not be read (`io`), or they hold
+// errors (`diagnostics`, sorted by location).
+struct LoadError {
+  std::optional<Error> io;
+  std::vector<Diagnostic> diagnostics;
+
+  // One line for callers that only want an Error ("3 errors in the config; first: ...").
+  [[nodiscard]] Error toError() const;
+};
+
+// parse + validate + resolveDefaults: the only way the daemon gets a Policy, so a configuration
+// that fails validation is never applied.
+[[nodiscard]] tl::expected<model::Policy, LoadError> loadPolicy(const std::filesystem::path& path);
+[[nodiscard]] tl::expected<model::Policy, LoadError> loadPolicyFromDocuments(
+    const std::vector<Document>& documents);
+
+}  // namespace vpcguard::config

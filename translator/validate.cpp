@@ -1,0 +1,851 @@
+#include "translator/validate.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+
+#include "translator/ip.h"
+
+namespace vpcguard {
+namespace {
+
+using model::SourceLocation;
+
+std::string at(const std::string& prefix, size_t index) {
+  return prefix + "[" + std::to_string(index) + "]";
+}
+
+bool hasPorts(int protocol) { return protocol == model::kProtoTcp || protocol == model::kProtoUdp; }
+bool isIcmp(int protocol) {
+  return protocol == model::kProtoIcmp || protocol == model::kProtoIcmpv6;
+}
+std::string protocolName(int protocol) {
+  switch (protocol) {
+    case model::kProtoAll:
+      return "all";
+    case model::kProtoTcp:
+      return "tcp";
+    case model::kProtoUdp:
+      return "udp";
+    case model::kProtoIcmp:
+      return "icmp";
+    case model::kProtoIcmpv6:
+      return "icmpv6";
+    default:
+      return "protocol " + std::to_string(protocol);
+  }
+}
+
+// Rules counted against a quota, per address family (AWS counts IPv4 and IPv6 rules apart).
+struct RuleCount {
+  int64_t v4 = 0;
+  int64_t v6 = 0;
+};
+
+class Validator {
+ public:
+  Validator(const model::Policy& policy, const std::set<std::string>& skip)
+      : p_(policy), skip_(skip) {}
+
+  std::vector<Diagnostic> run() {
+    collectIds();
+    checkQuotas();
+    checkVpc();
+    checkPrefixLists();
+    checkSubnets();
+    checkSecurityGroups();
+    checkNetworkAcls();
+    checkInterfaces();
+    sortDiagnostics(out_);
+    return std::move(out_);
+  }
+
+ private:
+  [[nodiscard]] bool skipped(const std::string& path) const {
+    for (std::string p = path; !p.empty(); p = parentPath(p)) {
+      if (skip_.count(p) != 0) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  [[nodiscard]] SourceLocation locate(const std::string& path,
+                                      const SourceLocation& fallback) const {
+    for (std::string p = path; !p.empty(); p = parentPath(p)) {
+      auto it = p_.field_locations.find(p);
+      if (it != p_.field_locations.end()) {
+        return it->second;
+      }
+    }
+    return fallback;
+  }
+
+  void error(const std::string& path, const SourceLocation& fallback, std::string message,
+             std::string hint) {
+    if (skipped(path)) {
+      return;
+    }
+    out_.push_back(Diagnostic{locate(path, fallback), path, std::move(message), std::move(hint)});
+  }
+
+  // Ids ------------------------------------------------------------------------------------------
+  void collectIds() {
+    for (size_t i = 0; i < p_.security_groups.size(); ++i) {
+      const auto& g = p_.security_groups[i];
+      if (g.is_default || g.name == model::kDefaultSecurityGroupName) {
+        default_groups_.push_back(i);
+      }
+      groups_.emplace(g.id, i);
+    }
+    for (size_t i = 0; i < p_.network_acls.size(); ++i) {
+      if (p_.network_acls[i].is_default) {
+        default_acls_.push_back(i);
+      }
+      acls_.emplace(p_.network_acls[i].id, i);
+    }
+    for (size_t i = 0; i < p_.prefix_lists.size(); ++i) {
+      prefix_lists_.emplace(p_.prefix_lists[i].id, i);
+    }
+    for (size_t i = 0; i < p_.subnets.size(); ++i) {
+      subnets_.emplace(p_.subnets[i].id, i);
+    }
+  }
+
+  [[nodiscard]] bool groupExists(const std::string& id) const {
+    return groups_.count(id) != 0 ||
+           (default_groups_.empty() && id == model::kDefaultSecurityGroupId);
+  }
+  [[nodiscard]] bool aclExists(const std::string& id) const {
+    return acls_.count(id) != 0 || (default_acls_.empty() && id == model::kDefaultNetworkAclId);
+  }
+
+  // Reports empty and duplicate ids of one kind of object; `what` is e.g. "subnet".
+  template <typename T>
+  void checkIds(const std::vector<T>& objects, const std::string& prefix, const std::string& what) {
+    std::map<std::string, size_t, std::less<>> seen;
+    for (size_t i = 0; i < objects.size(); ++i) {
+      const std::string path = at(prefix, i) + ".id";
+      const auto& obj = objects[i];
+      if (obj.id.empty()) {
+        error(path, obj.location, what + " has an empty id", "give every " + what + " a unique id");
+        continue;
+      }
+      auto [it, inserted] = seen.emplace(obj.id, i);
+      if (!inserted) {
+        const auto first = locate(at(prefix, it->second), objects[it->second].location);
+        error(path, obj.location,
+              "duplicate " + what + " id '" + obj.id + "' (first defined at " + first.file + ":" +
+                  std::to_string(first.line) + ")",
+              "ids must be unique; rename one of them");
+      }
+    }
+  }
+
+  // Quotas ---------------------------------------------------------------------------------------
+  void checkQuotas() {
+    const auto& q = p_.quotas;
+    const std::pair<const char*, int> values[] = {
+        {"rules_per_security_group", q.rules_per_security_group},
+        {"security_groups_per_interface", q.security_groups_per_interface},
+        {"rules_per_interface", q.rules_per_interface},
+        {"rules_per_network_acl", q.rules_per_network_acl},
+        {"network_acls_per_vpc", q.network_acls_per_vpc},
+        {"security_groups_per_vpc", q.security_groups_per_vpc},
+        {"prefix_list_max_entries", q.prefix_list_max_entries},
+    };
+    for (const auto& [name, value] : values) {
+      if (value < 1) {
+        error(std::string("quotas.") + name, {}, "quota must be at least 1, not " +
+              std::to_string(value), "remove the line to keep AWS's default");
+      }
+    }
+  }
+
+  void quotaError(const std::string& path, const SourceLocation& fallback, const std::string& what,
+                  int64_t actual, const char* quota, int limit) {
+    error(path, fallback,
+          what + " (" + std::to_string(actual) + ") exceeds quota " + quota + " = " +
+              std::to_string(limit),
+          std::string("reduce it, or raise ") + quota + " in [quotas]");
+  }
+
+  // VPC ------------------------------------------------------------------------------------------
+  void checkVpc() {
+    const auto& vpc = p_.vpc;
+    if (vpc.id.empty()) {
+      error("vpc.id", vpc.location, "the VPC has no id", "set id = \"vpc-...\" in [vpc]");
+    }
+    if (vpc.cidr_blocks.empty()) {
+      error("vpc.cidr_blocks", vpc.location, "the VPC needs at least one IPv4 CIDR block",
+            "e.g. cidr_blocks = [\"10.0.0.0/16\"]");
+    }
+    for (size_t i = 0; i < vpc.cidr_blocks.size(); ++i) {
+      const std::string path = at("vpc.cidr_blocks", i);
+      const Cidr& c = vpc.cidr_blocks[i];
+      if (c.family() != IpFamily::kV4) {
+        error(path, vpc.location, "'" + c.toString() + "' is not an IPv4 block",
+              "put IPv6 blocks in ipv6_cidr_blocks");
+        continue;
+      }
+      if (c.prefix_len < 16 || c.prefix_len > 28) {
+        error(path, vpc.location,
+              "VPC block '" + c.toString() + "' must be between /16 and /28, as in AWS",
+              "use e.g. 10.0.0.0/16");
+      }
+      for (size_t j = 0; j < i; ++j) {
+        if (!skipped(at("vpc.cidr_blocks", j)) && vpc.cidr_blocks[j].overlaps(c)) {
+          error(path, vpc.location,
+                "VPC block '" + c.toString() + "' overlaps '" + vpc.cidr_blocks[j].toString() + "'",
+                "VPC blocks must not overlap");
+        }
+      }
+    }
+    for (size_t i = 0; i < vpc.ipv6_cidr_blocks.size(); ++i) {
+      const std::string path = at("vpc.ipv6_cidr_blocks", i);
+      const Cidr& c = vpc.ipv6_cidr_blocks[i];
+      if (c.family() != IpFamily::kV6) {
+        error(path, vpc.location, "'" + c.toString() + "' is not an IPv6 block",
+              "put IPv4 blocks in cidr_blocks");
+        continue;
+      }
+      if (c.prefix_len < 44 || c.prefix_len > 60 || c.prefix_len % 4 != 0) {
+        error(path, vpc.location,
+              "VPC IPv6 block '" + c.toString() +
+                  "' must be /44 to /60 in steps of 4 (AWS assigns /56)",
+              "use e.g. 2600:1f18:abcd:1200::/56");
+      }
+      for (size_t j = 0; j < i; ++j) {
+        if (!skipped(at("vpc.ipv6_cidr_blocks", j)) && vpc.ipv6_cidr_blocks[j].overlaps(c)) {
+          error(path, vpc.location,
+                "VPC block '" + c.toString() + "' overlaps '" +
+                    vpc.ipv6_cidr_blocks[j].toString() + "'",
+                "VPC blocks must not overlap");
+        }
+      }
+    }
+  }
+
+  [[nodiscard]] bool inVpc(const Cidr& c) const {
+    const auto& blocks = c.family() == IpFamily::kV4 ? p_.vpc.cidr_blocks : p_.vpc.ipv6_cidr_blocks;
+    return std::any_of(blocks.begin(), blocks.end(), [&](const Cidr& b) { return b.contains(c); });
+  }
+
+  [[nodiscard]] std::string vpcBlocks(IpFamily family) const {
+    const auto& blocks = family == IpFamily::kV4 ? p_.vpc.cidr_blocks : p_.vpc.ipv6_cidr_blocks;
+    std::string out;
+    for (const auto& b : blocks) {
+      out += (out.empty() ? "" : ", ") + b.toString();
+    }
+    return out.empty() ? "none" : out;
+  }
+
+  // Prefix lists ---------------------------------------------------------------------------------
+  void checkPrefixLists() {
+    checkIds(p_.prefix_lists, "prefix_lists", "prefix list");
+    for (size_t i = 0; i < p_.prefix_lists.size(); ++i) {
+      const auto& pl = p_.prefix_lists[i];
+      const std::string path = at("prefix_lists", i);
+      if (pl.max_entries < 1) {
+        error(path + ".max_entries", pl.location, "max_entries must be at least 1",
+              "set max_entries to the most entries the list may ever hold");
+      } else if (pl.max_entries > p_.quotas.prefix_list_max_entries) {
+        quotaError(path + ".max_entries", pl.location, "max_entries", pl.max_entries,
+                   "prefix_list_max_entries", p_.quotas.prefix_list_max_entries);
+      }
+      if (pl.max_entries >= 1 && std::ssize(pl.entries) > pl.max_entries) {
+        error(path + ".entries", pl.location,
+              "prefix list has " + std::to_string(pl.entries.size()) +
+                  " entries but max_entries = " + std::to_string(pl.max_entries),
+              "raise max_entries or remove entries");
+      }
+      for (size_t j = 0; j < pl.entries.size(); ++j) {
+        const std::string epath = at(path + ".entries", j);
+        if (skipped(epath)) {
+          continue;
+        }
+        if (pl.entries[j].family() != pl.entries.front().family()) {
+          error(epath, pl.location, "prefix list mixes IPv4 and IPv6 entries",
+                "a prefix list holds one address family, as in AWS; use two lists");
+        }
+        for (size_t k = 0; k < j; ++k) {
+          if (pl.entries[k] == pl.entries[j] && !skipped(at(path + ".entries", k))) {
+            error(epath, pl.location, "duplicate entry '" + pl.entries[j].toString() + "'",
+                  "remove the duplicate");
+            break;
+          }
+        }
+      }
+    }
+  }
+
+  // Subnets --------------------------------------------------------------------------------------
+  void checkSubnets() {
+    checkIds(p_.subnets, "subnets", "subnet");
+    for (size_t i = 0; i < p_.subnets.size(); ++i) {
+      const auto& s = p_.subnets[i];
+      const std::string path = at("subnets", i);
+      const std::string cpath = path + ".cidr_block";
+      if (!skipped(cpath)) {
+        if (s.cidr_block.family() != IpFamily::kV4) {
+          error(cpath, s.location, "cidr_block must be an IPv4 block",
+                "put the IPv6 block in ipv6_cidr_block");
+        } else {
+          if (s.cidr_block.prefix_len < 16 || s.cidr_block.prefix_len > 28) {
+            error(cpath, s.location,
+                  "subnet block '" + s.cidr_block.toString() +
+                      "' must be between /16 and /28, as in AWS",
+                  "use e.g. a /24");
+          }
+          if (!inVpc(s.cidr_block)) {
+            error(cpath, s.location,
+                  "subnet block '" + s.cidr_block.toString() + "' is outside the VPC (" +
+                      vpcBlocks(IpFamily::kV4) + ")",
+                  "choose a block inside one of the VPC's cidr_blocks");
+          }
+          for (size_t j = 0; j < i; ++j) {
+            const auto& other = p_.subnets[j];
+            if (!skipped(at("subnets", j) + ".cidr_block") && other.cidr_block.overlaps(s.cidr_block)) {
+              error(cpath, s.location,
+                    "subnet block '" + s.cidr_block.toString() + "' overlaps subnet '" + other.id +
+                        "' (" + other.cidr_block.toString() + ")",
+                    "subnets of a VPC must not overlap");
+            }
+          }
+        }
+      }
+      const std::string v6path = path + ".ipv6_cidr_block";
+      if (s.ipv6_cidr_block && !skipped(v6path)) {
+        const Cidr& c = *s.ipv6_cidr_block;
+        if (c.family() != IpFamily::kV6) {
+          error(v6path, s.location, "ipv6_cidr_block must be an IPv6 block",
+                "put the IPv4 block in cidr_block");
+        } else {
+          if (c.prefix_len < 44 || c.prefix_len > 64 || c.prefix_len % 4 != 0) {
+            error(v6path, s.location,
+                  "subnet IPv6 block '" + c.toString() + "' must be /44 to /64 in steps of 4",
+                  "AWS subnets normally get a /64");
+          }
+          if (!inVpc(c)) {
+            error(v6path, s.location,
+                  "subnet IPv6 block '" + c.toString() + "' is outside the VPC's IPv6 blocks (" +
+                      vpcBlocks(IpFamily::kV6) + ")",
+                  p_.vpc.ipv6_cidr_blocks.empty() ? "add ipv6_cidr_blocks to [vpc]"
+                                                  : "choose a /64 inside the VPC's IPv6 block");
+          }
+          for (size_t j = 0; j < i; ++j) {
+            const auto& other = p_.subnets[j];
+            if (other.ipv6_cidr_block && !skipped(at("subnets", j) + ".ipv6_cidr_block") &&
+                other.ipv6_cidr_block->overlaps(c)) {
+              error(v6path, s.location,
+                    "subnet IPv6 block '" + c.toString() + "' overlaps subnet '" + other.id + "'",
+                    "subnets of a VPC must not overlap");
+            }
+          }
+        }
+      }
+      if (!s.network_acl_id.empty() && !aclExists(s.network_acl_id)) {
+        error(path + ".network_acl_id", s.location,
+              "network ACL '" + s.network_acl_id + "' does not exist",
+              "define it under [[network_acls]], or omit network_acl_id for the default NACL");
+      }
+    }
+  }
+
+  // Security groups ------------------------------------------------------------------------------
+  [[nodiscard]] RuleCount countRules(const std::vector<model::SecurityGroupRule>& rules) const {
+    RuleCount n;
+    for (const auto& r : rules) {
+      if (const auto* c = std::get_if<Cidr>(&r.peer)) {
+        (c->family() == IpFamily::kV4 ? n.v4 : n.v6) += 1;
+      } else if (std::holds_alternative<model::GroupRef>(r.peer)) {
+        // A group may hold IPv4 and IPv6 addresses: count it in both families.
+        n.v4 += 1;
+        n.v6 += 1;
+      } else {
+        // As AWS does: a referenced prefix list weighs its max_entries, not its current size.
+        const auto& ref = std::get<model::PrefixListRef>(r.peer);
+        auto it = prefix_lists_.find(ref.prefix_list_id);
+        if (it == prefix_lists_.end()) {
+          n.v4 += 1;
+          continue;
+        }
+        const auto& pl = p_.prefix_lists[it->second];
+        const bool v6 = !pl.entries.empty() && pl.entries.front().family() == IpFamily::kV6;
+        (v6 ? n.v6 : n.v4) += std::max(pl.max_entries, 1);
+      }
+    }
+    return n;
+  }
+
+  void checkSecurityGroups() {
+    checkIds(p_.security_groups, "security_groups", "security group");
+    if (std::ssize(p_.security_groups) > p_.quotas.security_groups_per_vpc) {
+      quotaError(at("security_groups", p_.security_groups.size() - 1), p_.security_groups.back().location,
+                 "number of security groups", std::ssize(p_.security_groups),
+                 "security_groups_per_vpc", p_.quotas.security_groups_per_vpc);
+    }
+    if (default_groups_.size() > 1) {
+      const size_t second = default_groups_[1];
+      error(at("security_groups", second) + ".name", p_.security_groups[second].location,
+            "a second security group named \"default\" (the VPC has one default group)",
+            "rename it; only the VPC's default group may be named \"default\"");
+    }
+    std::map<std::string, size_t, std::less<>> names;
+    for (size_t i = 0; i < p_.security_groups.size(); ++i) {
+      const auto& g = p_.security_groups[i];
+      const std::string path = at("security_groups", i);
+      const bool is_default = g.is_default || g.name == model::kDefaultSecurityGroupName;
+      if (!is_default && g.id == model::kDefaultSecurityGroupId) {
+        error(path + ".id", g.location,
+              "id '" + g.id + "' is reserved for the VPC's implicit default group",
+              "name the group \"default\" to override the default group, or choose another id");
+      }
+      if (g.is_default && g.name != model::kDefaultSecurityGroupName) {
+        error(path + ".name", g.location, "the default group must be named \"default\"",
+              "AWS names the VPC's default group \"default\"");
+      }
+      if (!g.name.empty() && g.name != model::kDefaultSecurityGroupName) {
+        auto [it, inserted] = names.emplace(g.name, i);
+        if (!inserted) {
+          error(path + ".name", g.location,
+                "group name '" + g.name + "' is already used by '" +
+                    p_.security_groups[it->second].id + "'",
+                "group names are unique in a VPC, as in AWS");
+        }
+      }
+      if (g.description.size() > 255) {
+        error(path + ".description", g.location, "description longer than 255 characters",
+              "shorten it (AWS limit)");
+      }
+      checkRules(g.ingress, path + ".ingress");
+      checkRules(g.egress, path + ".egress");
+    }
+  }
+
+  void checkRules(const std::vector<model::SecurityGroupRule>& rules, const std::string& prefix) {
+    for (size_t j = 0; j < rules.size(); ++j) {
+      const auto& r = rules[j];
+      const std::string path = at(prefix, j);
+      const std::string proto_path = path + ".ip_protocol";
+      if (skipped(proto_path)) {
+        continue;
+      }
+      if (r.ip_protocol < -1 || r.ip_protocol > 255) {
+        error(proto_path, r.location, "protocol " + std::to_string(r.ip_protocol) + " is out of range",
+              "use tcp, udp, icmp, icmpv6, all (-1) or a number 0-255");
+        continue;
+      }
+      if (hasPorts(r.ip_protocol)) {
+        if (!r.ports) {
+          error(path + ".from_port", r.location,
+                protocolName(r.ip_protocol) + " rule needs from_port and to_port",
+                "e.g. from_port = 443, to_port = 443; 0 and 65535 for all ports");
+        } else {
+          checkPortRange(*r.ports, path + ".from_port", path + ".to_port", r.location);
+        }
+        if (r.icmp) {
+          error(path + ".from_port", r.location, "ICMP type/code on a " +
+                protocolName(r.ip_protocol) + " rule", "remove it");
+        }
+      } else if (isIcmp(r.ip_protocol)) {
+        if (r.ports) {
+          error(path + ".from_port", r.location,
+                "port range on an " + protocolName(r.ip_protocol) + " rule",
+                "for ICMP, from_port is the type and to_port the code");
+        }
+        if (r.icmp) {
+          checkIcmp(*r.icmp, path + ".from_port", path + ".to_port", r.location);
+        }
+        if (const auto* c = std::get_if<Cidr>(&r.peer)) {
+          const bool v6 = c->family() == IpFamily::kV6;
+          if (v6 != (r.ip_protocol == model::kProtoIcmpv6)) {
+            error(path + (v6 ? ".cidr_ipv6" : ".cidr_ipv4"), r.location,
+                  protocolName(r.ip_protocol) + " with an " + (v6 ? "IPv6" : "IPv4") + " peer",
+                  v6 ? "use icmpv6 for IPv6 peers" : "use icmp for IPv4 peers");
+          }
+        }
+      } else if (r.ports || r.icmp) {
+        error(path + ".from_port", r.location,
+              "ports on " + protocolName(r.ip_protocol) + ", which has no ports",
+              "remove from_port/to_port (or set both to -1); ports apply to tcp and udp only");
+      }
+      checkPeer(r.peer, path, r.location);
+      if (r.description.size() > 255) {
+        error(path + ".description", r.location, "description longer than 255 characters",
+              "shorten it (AWS limit)");
+      }
+      for (size_t k = 0; k < j; ++k) {
+        const auto& o = rules[k];
+        if (o.ip_protocol == r.ip_protocol && o.ports == r.ports && o.icmp == r.icmp &&
+            o.peer == r.peer && !skipped(at(prefix, k))) {
+          error(path, r.location, "duplicate of rule " + at(prefix, k),
+                "AWS rejects duplicate rules; remove one");
+          break;
+        }
+      }
+    }
+    const RuleCount n = countRules(rules);
+    const int limit = p_.quotas.rules_per_security_group;
+    if (!rules.empty() && std::max(n.v4, n.v6) > limit) {
+      const bool v4 = n.v4 >= n.v6;
+      quotaError(prefix, rules.back().location,
+                 std::string(v4 ? "IPv4" : "IPv6") + " rules in this direction (prefix lists count "
+                     "their max_entries)",
+                 v4 ? n.v4 : n.v6, "rules_per_security_group", limit);
+    }
+  }
+
+  void checkPortRange(const model::PortRange& r, const std::string& from_path,
+                      const std::string& to_path, const SourceLocation& loc) {
+    bool ok = true;
+    if (r.from < 0 || r.from > 65535) {
+      error(from_path, loc, "port " + std::to_string(r.from) + " is out of range",
+            "ports are 0-65535");
+      ok = false;
+    }
+    if (r.to < 0 || r.to > 65535) {
+      error(to_path, loc, "port " + std::to_string(r.to) + " is out of range",
+            "ports are 0-65535");
+      ok = false;
+    }
+    if (ok && r.from > r.to) {
+      error(from_path, loc,
+            "from port " + std::to_string(r.from) + " is greater than to port " +
+                std::to_string(r.to),
+            "swap them");
+    }
+  }
+
+  void checkIcmp(const model::IcmpTypeCode& t, const std::string& type_path,
+                 const std::string& code_path, const SourceLocation& loc) {
+    if (t.type < -1 || t.type > 255) {
+      error(type_path, loc, "ICMP type " + std::to_string(t.type) + " is out of range -1..255",
+            "-1 means all types");
+    }
+    if (t.code < -1 || t.code > 255) {
+      error(code_path, loc, "ICMP code " + std::to_string(t.code) + " is out of range -1..255",
+            "-1 means all codes");
+    }
+    if (t.type == -1 && t.code != -1) {
+      error(code_path, loc, "ICMP code " + std::to_string(t.code) + " given for all types",
+            "with type -1 the code must be -1 too");
+    }
+  }
+
+  void checkPeer(const model::Peer& peer, const std::string& path, const SourceLocation& loc) {
+    if (const auto* g = std::get_if<model::GroupRef>(&peer)) {
+      if (!groupExists(g->group_id)) {
+        error(path + ".referenced_group_id", loc,
+              "security group '" + g->group_id + "' does not exist",
+              "define it under [[security_groups]]");
+      }
+    } else if (const auto* pl = std::get_if<model::PrefixListRef>(&peer)) {
+      if (prefix_lists_.count(pl->prefix_list_id) == 0) {
+        error(path + ".prefix_list_id", loc,
+              "prefix list '" + pl->prefix_list_id + "' does not exist",
+              "define it under [[prefix_lists]]");
+      }
+    }
+  }
+
+  // Network ACLs ---------------------------------------------------------------------------------
+  void checkNetworkAcls() {
+    checkIds(p_.network_acls, "network_acls", "network ACL");
+    const int64_t count =
+        std::ssize(p_.network_acls) + (default_acls_.empty() ? 1 : 0);  // + the implicit default
+    if (count > p_.quotas.network_acls_per_vpc) {
+      quotaError(at("network_acls", p_.network_acls.size() - 1), p_.network_acls.back().location,
+                 "number of network ACLs (with the default)", count, "network_acls_per_vpc",
+                 p_.quotas.network_acls_per_vpc);
+    }
+    if (default_acls_.size() > 1) {
+      const size_t second = default_acls_[1];
+      error(at("network_acls", second) + ".is_default", p_.network_acls[second].location,
+            "a second default network ACL (first: '" + p_.network_acls[default_acls_[0]].id + "')",
+            "only one network ACL may have is_default = true");
+    }
+    for (size_t i = 0; i < p_.network_acls.size(); ++i) {
+      const auto& acl = p_.network_acls[i];
+      const std::string path = at("network_acls", i);
+      if (!acl.is_default && acl.id == model::kDefaultNetworkAclId) {
+        error(path + ".id", acl.location,
+              "id '" + acl.id + "' is reserved for the VPC's implicit default network ACL",
+              "set is_default = true to override the default NACL, or choose another id");
+      }
+      std::map<std::pair<bool, int>, size_t> numbers;
+      int64_t per_direction[2] = {0, 0};
+      for (size_t j = 0; j < acl.entries.size(); ++j) {
+        const auto& e = acl.entries[j];
+        const std::string epath = at(path + ".entries", j);
+        per_direction[e.egress ? 1 : 0] += 1;
+        const std::string npath = epath + ".rule_number";
+        if (e.rule_number < 1 || e.rule_number > 32766) {
+          error(npath, e.location,
+                "rule number " + std::to_string(e.rule_number) + " is outside 1..32766",
+                "AWS numbers NACL entries 1 to 32766");
+        } else if (!skipped(npath)) {
+          auto [it, inserted] = numbers.emplace(std::pair{e.egress, e.rule_number}, j);
+          if (!inserted) {
+            error(npath, e.location,
+                  std::string(e.egress ? "outbound" : "inbound") + " rule number " +
+                      std::to_string(e.rule_number) + " is already used by " +
+                      at(path + ".entries", it->second),
+                  "rule numbers are unique per direction");
+          }
+        }
+        const std::string ppath = epath + ".protocol";
+        if (skipped(ppath)) {
+          continue;
+        }
+        if (e.protocol < -1 || e.protocol > 255) {
+          error(ppath, e.location, "protocol " + std::to_string(e.protocol) + " is out of range",
+                "use tcp, udp, icmp, icmpv6, all (-1) or a number 0-255");
+          continue;
+        }
+        if (e.port_range) {
+          if (!hasPorts(e.protocol)) {
+            error(epath + ".port_range", e.location,
+                  "port_range on " + protocolName(e.protocol) + ", which has no ports",
+                  "port_range applies to tcp and udp only");
+          } else {
+            checkPortRange(*e.port_range, epath + ".port_range.from", epath + ".port_range.to",
+                           e.location);
+          }
+        }
+        if (e.icmp_type_code) {
+          if (!isIcmp(e.protocol)) {
+            error(epath + ".icmp_type_code", e.location,
+                  "icmp_type_code on " + protocolName(e.protocol),
+                  "icmp_type_code applies to icmp and icmpv6 only");
+          } else {
+            checkIcmp(*e.icmp_type_code, epath + ".icmp_type_code.type",
+                      epath + ".icmp_type_code.code", e.location);
+          }
+        }
+      }
+      for (int d = 0; d < 2; ++d) {
+        if (per_direction[d] > p_.quotas.rules_per_network_acl) {
+          quotaError(path + ".entries", acl.location,
+                     std::string(d == 1 ? "outbound" : "inbound") + " entries",
+                     per_direction[d], "rules_per_network_acl", p_.quotas.rules_per_network_acl);
+        }
+      }
+    }
+  }
+
+  // Network interfaces ---------------------------------------------------------------------------
+  void checkAddress(const IpAddress& a, const model::Subnet* subnet, const std::string& path,
+                    const model::NetworkInterface& eni) {
+    const bool v4 = a.isV4();
+    const std::optional<Cidr> block =
+        subnet == nullptr ? std::nullopt
+                          : (v4 ? std::optional<Cidr>(subnet->cidr_block) : subnet->ipv6_cidr_block);
+    if (subnet == nullptr) {
+      return;  // the dangling subnet is reported on subnet_id
+    }
+    const std::string subnet_path = at("subnets", subnets_.at(subnet->id));
+    if (skipped(subnet_path + (v4 ? ".cidr_block" : ".ipv6_cidr_block"))) {
+      return;
+    }
+    if (!block) {
+      error(path, eni.location,
+            "IPv6 address " + a.toString() + " but subnet '" + subnet->id +
+                "' has no ipv6_cidr_block",
+            "give the subnet an ipv6_cidr_block");
+      return;
+    }
+    if (block->family() != a.family) {
+      return;  // reported on the subnet
+    }
+    if (!block->contains(a)) {
+      error(path, eni.location,
+            "address " + a.toString() + " is outside subnet '" + subnet->id + "' (" +
+                block->toString() + ")",
+            "choose an address inside the subnet");
+      return;
+    }
+    for (int64_t k = 0; k < 4; ++k) {
+      if (a == block->first().plus(k)) {
+        error(path, eni.location,
+              "address " + a.toString() + " is reserved in subnet '" + subnet->id +
+                  "' (AWS reserves the first four addresses" + (v4 ? " and the last" : "") + ")",
+              "use " + block->first().plus(4).toString() + " or above");
+        return;
+      }
+    }
+    if (v4 && a == block->last()) {
+      error(path, eni.location,
+            "address " + a.toString() + " is the broadcast address of subnet '" + subnet->id + "'",
+            "AWS reserves the last address of each subnet");
+    }
+  }
+
+  void checkInterfaces() {
+    checkIds(p_.network_interfaces, "network_interfaces", "network interface");
+    std::map<std::string, std::string, std::less<>> macs;  // mac -> eni id
+    std::map<IpAddress, std::string> addresses;               // address -> eni id
+    for (size_t i = 0; i < p_.network_interfaces.size(); ++i) {
+      const auto& eni = p_.network_interfaces[i];
+      const std::string path = at("network_interfaces", i);
+
+      const model::Subnet* subnet = nullptr;
+      if (auto it = subnets_.find(eni.subnet_id); it != subnets_.end()) {
+        subnet = &p_.subnets[it->second];
+      } else if (eni.subnet_id.empty()) {
+        error(path + ".subnet_id", eni.location, "interface has no subnet",
+              "set subnet_id to the id of a subnet");
+      } else {
+        error(path + ".subnet_id", eni.location, "subnet '" + eni.subnet_id + "' does not exist",
+              "define it under [[subnets]]");
+      }
+
+      const std::string mac_path = path + ".mac_address";
+      if (!skipped(mac_path)) {
+        auto mac = canonicalMac(eni.mac_address);
+        if (!mac) {
+          error(mac_path, eni.location, mac.error().message, "write it as 02:00:00:00:01:0a");
+        } else {
+          // The I/G bit: a multicast MAC cannot be a port's own address.
+          const char low_nibble = (*mac)[1];  // canonical: lower-case hex
+          const int nibble = low_nibble <= '9' ? low_nibble - '0' : low_nibble - 'a' + 10;
+          if ((nibble & 1) != 0) {
+            error(mac_path, eni.location, "'" + *mac + "' is a multicast MAC address",
+                  "the lowest bit of the first octet must be 0; e.g. 02:...");
+          }
+          auto [it, inserted] = macs.emplace(*mac, eni.id);
+          if (!inserted) {
+            error(mac_path, eni.location,
+                  "MAC address " + *mac + " is already used by interface '" + it->second + "'",
+                  "every interface needs its own MAC");
+          }
+        }
+      }
+
+      if (eni.private_ip_addresses.empty() && !skipped(path + ".private_ip_addresses")) {
+        error(path + ".private_ip_addresses", eni.location,
+              "interface has no private IPv4 address", "the first address is the primary one");
+      }
+      const auto checkList = [&](const std::vector<IpAddress>& list, const std::string& field,
+                                 IpFamily family) {
+        for (size_t j = 0; j < list.size(); ++j) {
+          const std::string apath = at(path + "." + field, j);
+          if (skipped(apath)) {
+            continue;
+          }
+          const IpAddress& a = list[j];
+          if (a.family != family) {
+            error(apath, eni.location,
+                  "'" + a.toString() + "' is not an " +
+                      (family == IpFamily::kV4 ? "IPv4" : "IPv6") + " address",
+                  family == IpFamily::kV4 ? "IPv6 addresses go in ipv6_addresses"
+                                          : "IPv4 addresses go in private_ip_addresses");
+            continue;
+          }
+          auto [it, inserted] = addresses.emplace(a, eni.id);
+          if (!inserted) {
+            error(apath, eni.location,
+                  "address " + a.toString() + " is already used by interface '" + it->second + "'",
+                  "addresses are unique in a VPC");
+            continue;
+          }
+          checkAddress(a, subnet, apath, eni);
+        }
+      };
+      checkList(eni.private_ip_addresses, "private_ip_addresses", IpFamily::kV4);
+      checkList(eni.ipv6_addresses, "ipv6_addresses", IpFamily::kV6);
+
+      const std::string gpath = path + ".security_group_ids";
+      if (std::ssize(eni.security_group_ids) > p_.quotas.security_groups_per_interface) {
+        quotaError(gpath, eni.location, "number of security groups",
+                   std::ssize(eni.security_group_ids), "security_groups_per_interface",
+                   p_.quotas.security_groups_per_interface);
+      }
+      RuleCount in;
+      RuleCount out;
+      for (size_t j = 0; j < eni.security_group_ids.size(); ++j) {
+        const std::string& id = eni.security_group_ids[j];
+        if (!groupExists(id)) {
+          error(at(gpath, j), eni.location, "security group '" + id + "' does not exist",
+                "define it under [[security_groups]]");
+          continue;
+        }
+        if (std::find(eni.security_group_ids.begin(),
+                      eni.security_group_ids.begin() + static_cast<std::ptrdiff_t>(j),
+                      id) != eni.security_group_ids.begin() + static_cast<std::ptrdiff_t>(j)) {
+          error(at(gpath, j), eni.location, "security group '" + id + "' is listed twice",
+                "remove the duplicate");
+          continue;
+        }
+        addCount(in, out, id);
+      }
+      if (eni.security_group_ids.empty()) {
+        addCount(in, out, default_groups_.empty() ? std::string(model::kDefaultSecurityGroupId)
+                                                  : p_.security_groups[default_groups_[0]].id);
+      }
+      const int64_t most = std::max({in.v4, in.v6, out.v4, out.v6});
+      if (most > p_.quotas.rules_per_interface) {
+        quotaError(gpath, eni.location, "rules of the interface's groups in one direction", most,
+                   "rules_per_interface", p_.quotas.rules_per_interface);
+      }
+
+      const auto& ct = eni.connection_tracking;
+      const std::string ct_path = path + ".connection_tracking.";
+      checkTimeout(ct.tcp_established_timeout, ct_path + "tcp_established_timeout", 60, 432000, eni);
+      checkTimeout(ct.udp_timeout, ct_path + "udp_timeout", 30, 60, eni);
+      checkTimeout(ct.udp_stream_timeout, ct_path + "udp_stream_timeout", 60, 180, eni);
+    }
+  }
+
+  void addCount(RuleCount& in, RuleCount& out, const std::string& group_id) const {
+    auto it = groups_.find(group_id);
+    if (it == groups_.end()) {
+      // The implicit default group: one self-reference in, all v4 + all v6 out.
+      in.v4 += 1;
+      in.v6 += 1;
+      out.v4 += 1;
+      out.v6 += 1;
+      return;
+    }
+    const auto& g = p_.security_groups[it->second];
+    const RuleCount gi = countRules(g.ingress);
+    const RuleCount ge = countRules(g.egress);
+    in.v4 += gi.v4;
+    in.v6 += gi.v6;
+    out.v4 += ge.v4;
+    out.v6 += ge.v6;
+  }
+
+  void checkTimeout(const std::optional<int>& value, const std::string& path, int lo, int hi,
+                    const model::NetworkInterface& eni) {
+    if (value && (*value < lo || *value > hi)) {
+      error(path, eni.location,
+            "timeout " + std::to_string(*value) + " s is outside " + std::to_string(lo) + ".." +
+                std::to_string(hi) + " s",
+            "AWS accepts " + std::to_string(lo) + " to " + std::to_string(hi) + " seconds");
+    }
+  }
+
+  const model::Policy& p_;
+  const std::set<std::string>& skip_;
+  std::vector<Diagnostic> out_;
+  std::map<std::string, size_t, std::less<>> groups_;
+  std::map<std::string, size_t, std::less<>> acls_;
+  std::map<std::string, size_t, std::less<>> prefix_lists_;
+  std::map<std::string, size_t, std::less<>> subnets_;
+  std::vector<size_t> default_groups_;
+  std::vector<size_t> default_acls_;
+};
+
+}  // namespace
+
+std::vector<Diagnostic> validatePolicy(const model::Policy& policy,
+                                       const std::set<std::string>& already_reported) {
+  return Validator(policy, already_reported).run();
+}
+
+}  // namespace vpcguard
