@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "daemon/check_command.h"
+#include "daemon/flows_command.h"
 #include "daemon/version.h"
 
 int main(int argc, char** argv) {
@@ -16,7 +17,17 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check", "Validate a policy file or directory; apply nothing");
   check->add_option("path", check_path, "Policy file, or directory of *.toml files")->required();
 
+  vpcguard::FlowsCommandOptions flows_options;
+  auto* flows = app.add_subcommand(
+      "flows", "Print the OpenFlow flows a policy becomes (interfaces on ports 1..N); no switch");
+  flows->add_option("path", flows_options.path, "Policy file, or directory of *.toml files")
+      ->required();
+  flows->add_flag("--stats", flows_options.stats_only, "Print flow counts only");
+
   CLI11_PARSE(app, argc, argv);
+  if (flows->parsed()) {
+    return vpcguard::runFlowsCommand(flows_options, std::cout, std::cerr);
+  }
   if (check->parsed()) {
     return vpcguard::config::runCheck(check_path, std::cout, std::cerr);
   }

@@ -1,30 +1,53 @@
 // vpcguardd: enforces AWS VPC security groups and network ACLs on an Open vSwitch bridge.
-#include <csignal>
 #include <cstdio>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
+#include "daemon/daemon.h"
 #include "daemon/logging.h"
 #include "daemon/version.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"vpcguardd: AWS VPC security groups and network ACLs on Open vSwitch"};
+  CLI::App app{
+      "vpcguardd: AWS VPC security groups and network ACLs on an Open vSwitch bridge.\n"
+      "Installs the policy of --config as OpenFlow flows, follows interface attach/detach and\n"
+      "config changes (SIGHUP or file save), and repairs drift. SIGTERM leaves the policy in\n"
+      "place."};
+  vpcguard::DaemonOptions options;
   std::string config;
-  std::string bridge = "br-int";
-  std::string ovsdb = "unix:/var/run/openvswitch/db.sock";
   std::string log_level = "info";
+  int resync_seconds = 60;
+  int connect_timeout = 0;
   app.set_version_flag("--version", std::string("vpcguardd ") + vpcguard::kVersion +
                                         " (Open vSwitch " + vpcguard::kOvsVersion + ")");
-  app.add_option("--config", config, "Policy file or directory of .toml files");
-  app.add_option("--bridge", bridge, "OVS bridge to enforce on")->capture_default_str();
-  app.add_option("--ovsdb", ovsdb, "OVSDB server")->capture_default_str();
+  app.set_config("--settings", "", "Daemon settings file (TOML; keys are these option names)");
+  app.add_option("--config", config, "Policy file or directory of *.toml files")->required();
+  app.add_option("--bridge", options.bridge, "OVS bridge to enforce on")->capture_default_str();
+  app.add_option("--ovsdb", options.ovsdb, "OVSDB server (unix:PATH or tcp:IP:PORT)")
+      ->capture_default_str();
+  app.add_option("--openflow", options.openflow,
+                 "OpenFlow target of the bridge (default: unix:<ovsdb dir>/<bridge>.mgmt)");
+  app.add_option("--datapath-type", options.datapath_type,
+                 "Datapath type of the bridge: system (kernel) or netdev (userspace)")
+      ->capture_default_str();
+  app.add_option("--resync-interval", resync_seconds,
+                 "Seconds between full comparisons with the switch (drift repair)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
+  app.add_option("--connect-timeout", connect_timeout,
+                 "Give up if Open vSwitch is unreachable this many seconds at start (0: retry forever)")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (!vpcguard::setLogLevel(log_level)) {
     std::fprintf(stderr, "vpcguardd: unknown --log-level '%s'\n", log_level.c_str());
     return 2;
   }
-  vpcguard::logger("daemon")->info("start bridge={} ovsdb={} config={}", bridge, ovsdb, config);
-  return 0;
+  options.config = config;
+  options.resync_interval = std::chrono::seconds(resync_seconds);
+  options.connect_timeout = std::chrono::seconds(connect_timeout);
+  vpcguard::logger("daemon")->info("start version={} bridge={} ovsdb={} config={}",
+                                   vpcguard::kVersion, options.bridge, options.ovsdb, config);
+  return vpcguard::Daemon(options).run();
 }

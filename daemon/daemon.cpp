@@ -1,0 +1,328 @@
+#include "daemon/daemon.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "daemon/config_loader.h"
+#include "daemon/logging.h"
+#include "ovs-plugin/ovsdb_client.h"
+
+namespace vpcguard {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Closes a file descriptor when it goes out of scope.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  [[nodiscard]] int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+std::chrono::milliseconds jittered(std::chrono::seconds base) {
+  // +-10%, so many hypervisors restarted together do not resync in lockstep.
+  static std::mt19937 rng{std::random_device{}()};
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(base).count();
+  std::uniform_int_distribution<long> dist(ms * 9 / 10, ms * 11 / 10);
+  return std::chrono::milliseconds(dist(rng));
+}
+
+}  // namespace
+
+std::string defaultOpenFlowTarget(const std::string& ovsdb, const std::string& bridge) {
+  std::string dir = "/var/run/openvswitch";
+  if (ovsdb.rfind("unix:", 0) == 0) {
+    const std::filesystem::path sock(ovsdb.substr(5));
+    if (sock.has_parent_path()) {
+      dir = sock.parent_path().string();
+    }
+  }
+  return "unix:" + dir + "/" + bridge + ".mgmt";
+}
+
+bool Daemon::loadConfig(bool initial) {
+  auto log = logger("config");
+  auto loaded = config::loadPolicy(options_.config);
+  if (!loaded) {
+    const auto& err = loaded.error();
+    if (err.io) {
+      log->error("config_rejected path={} error=\"{}\"", options_.config.string(), err.io->message);
+    }
+    for (const auto& d : err.diagnostics) {
+      log->error("config_error {}", formatDiagnostic(d));
+    }
+    if (!initial) {
+      log->warn("config_kept reason=\"new config is invalid; the last good policy stays installed\"");
+    }
+    return false;
+  }
+  auto indices = assignInterfaceIndices(*loaded, indices_);
+  if (!indices) {
+    log->error("config_rejected error=\"{}\"", indices.error().message);
+    return false;
+  }
+  policy_ = std::move(*loaded);
+  indices_ = std::move(*indices);
+  log->info("config_loaded path={} subnets={} interfaces={} groups={} nacls={}",
+            options_.config.string(), policy_->subnets.size(),
+            policy_->network_interfaces.size(), policy_->security_groups.size(),
+            policy_->network_acls.size());
+  return true;
+}
+
+bool Daemon::connect() {
+  auto log = logger("ovs");
+  db_.reset();
+  openflow_.reset();
+  sync_.reset();
+  auto client = ovs::connectOvsdb(options_.ovsdb);
+  if (!client) {
+    log->warn("ovsdb_unreachable target={} error=\"{}\"", options_.ovsdb, client.error().message);
+    return false;
+  }
+  auto db = std::make_unique<ovs::VswitchDb>(std::move(*client));
+  if (auto r = db->ensureBridge(options_.bridge, options_.datapath_type); !r) {
+    log->warn("bridge_setup_failed bridge={} error=\"{}\"", options_.bridge, r.error().message);
+    return false;
+  }
+  auto events = db->startInterfaceMonitor();
+  if (!events) {
+    log->warn("ovsdb_monitor_failed error=\"{}\"", events.error().message);
+    return false;
+  }
+  ofports_.clear();
+  db_ = std::move(db);
+  handleInterfaceEvents(*events);
+  const std::string target =
+      options_.openflow.empty() ? defaultOpenFlowTarget(options_.ovsdb, options_.bridge)
+                                : options_.openflow;
+  auto channel = ovs::connectOpenFlow(target);
+  if (!channel) {
+    log->warn("openflow_unreachable target={} error=\"{}\"", target, channel.error().message);
+    return false;
+  }
+  openflow_ = std::move(*channel);
+  sync_ = std::make_unique<FlowSync>(*openflow_);
+  log->info("connected ovsdb={} openflow={} bridge={} interfaces_attached={}", options_.ovsdb,
+            target, options_.bridge, ofports_.size());
+  return true;
+}
+
+void Daemon::handleInterfaceEvents(const std::vector<ovs::InterfaceEvent>& events) {
+  auto log = logger("ovs");
+  for (const auto& e : events) {
+    switch (e.kind) {
+      case ovs::InterfaceEventKind::kAttached:
+      case ovs::InterfaceEventKind::kOfportChanged:
+        ofports_[e.iface.iface_id] = e.iface.ofport;
+        break;
+      case ovs::InterfaceEventKind::kDetached:
+        ofports_.erase(e.iface.iface_id);
+        break;
+    }
+    const bool known = policy_ && std::any_of(policy_->network_interfaces.begin(),
+                                              policy_->network_interfaces.end(),
+                                              [&](const auto& n) { return n.id == e.iface.iface_id; });
+    log->info("interface_{} iface_id={} port={} ofport={} in_policy={}", ovs::toString(e.kind),
+              e.iface.iface_id, e.iface.name, e.iface.ofport, known);
+  }
+}
+
+// Translates the current policy for the attached interfaces and installs the difference.
+bool Daemon::apply(const char* reason) {
+  auto log = logger("sync");
+  if (!policy_ || !sync_) {
+    return false;
+  }
+  TranslateInput in;
+  in.policy = &*policy_;
+  in.ofports = ofports_;
+  in.interface_index = indices_;
+  in.generation = generation_;
+  const auto start = Clock::now();
+  auto t = translate(in);
+  if (!t) {
+    log->error("translate_failed reason={} error=\"{}\"", reason, t.error().message);
+    return false;
+  }
+  const auto translated = Clock::now();
+  auto report = sync_->applyDesired(t->flows);
+  if (!report) {
+    log->error("apply_failed reason={} error=\"{}\"", reason, report.error().message);
+    return false;
+  }
+  log->info(
+      "applied reason={} flows={} added={} modified={} deleted={} translate_ms={:.2f} "
+      "install_ms={:.2f}",
+      reason, t->flows.size(), report->added, report->modified, report->deleted,
+      std::chrono::duration<double, std::milli>(translated - start).count(),
+      std::chrono::duration<double, std::milli>(report->duration).count());
+  return true;
+}
+
+// Reads the switch and repairs any difference (start-up, reconnect, periodic drift check).
+bool Daemon::resync() {
+  auto log = logger("sync");
+  if (!policy_ || !sync_) {
+    return false;
+  }
+  TranslateInput in;
+  in.policy = &*policy_;
+  in.ofports = ofports_;
+  in.interface_index = indices_;
+  in.generation = generation_;
+  auto t = translate(in);
+  if (!t) {
+    log->error("translate_failed error=\"{}\"", t.error().message);
+    return false;
+  }
+  auto report = sync_->syncFull(t->flows);
+  if (!report) {
+    log->error("resync_failed error=\"{}\"", report.error().message);
+    return false;
+  }
+  if (report->changes() > 0) {
+    ++drift_repairs_;
+    log->info("resync_repaired added={} modified={} deleted={} repairs_total={}", report->added,
+              report->modified, report->deleted, drift_repairs_);
+  } else {
+    log->debug("resync_clean flows={}", t->flows.size());
+  }
+  return true;
+}
+
+int Daemon::run() {
+  auto log = logger("daemon");
+  if (!loadConfig(true)) {
+    log->error("startup_failed reason=\"the config has errors; nothing was changed on the switch\"");
+    return 1;
+  }
+
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGHUP);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  Fd signals(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+
+  // Watch the directory (editors save by rename, which a watch on the file itself would miss).
+  Fd inotify(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+  const auto watched = std::filesystem::is_directory(options_.config)
+                           ? options_.config
+                           : options_.config.parent_path().empty() ? std::filesystem::path(".")
+                                                                    : options_.config.parent_path();
+  inotify_add_watch(inotify.get(), watched.c_str(),
+                    IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM);
+
+  // Start-up: connect with backoff; report while waiting.
+  auto backoff = std::chrono::milliseconds(250);
+  const auto started = Clock::now();
+  while (!connect()) {
+    if (options_.connect_timeout.count() > 0 && Clock::now() - started > options_.connect_timeout) {
+      log->error("startup_failed reason=\"cannot reach Open vSwitch\" waited_s={}",
+                 options_.connect_timeout.count());
+      return 1;
+    }
+    log->info("retrying_connect in_ms={}", backoff.count());
+    struct pollfd pfd{signals.get(), POLLIN, 0};
+    if (::poll(&pfd, 1, static_cast<int>(backoff.count())) > 0) {
+      signalfd_siginfo si{};
+      if (::read(signals.get(), &si, sizeof si) == sizeof si && si.ssi_signo != SIGHUP) {
+        log->info("stopping signal={} (before connecting)", si.ssi_signo);
+        return 0;
+      }
+    }
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(8000));
+  }
+  resync();
+
+  auto next_resync = Clock::now() + jittered(options_.resync_interval);
+  std::optional<Clock::time_point> reload_at;  // debounced config reload
+  bool reconnect = false;
+  for (;;) {
+    if (reconnect) {
+      if (connect()) {
+        reconnect = false;
+        resync();
+        backoff = std::chrono::milliseconds(250);
+      } else {
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(8000));
+      }
+    }
+    auto wake = reconnect ? Clock::now() + backoff : next_resync;
+    if (reload_at && *reload_at < wake) {
+      wake = *reload_at;
+    }
+    const auto wait_ms = std::max<long>(
+        0, std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now()).count());
+    std::vector<pollfd> fds = {{signals.get(), POLLIN, 0}, {inotify.get(), POLLIN, 0}};
+    if (db_ && !reconnect) {
+      fds.push_back({db_->fd(), POLLIN, 0});
+    }
+    ::poll(fds.data(), fds.size(), static_cast<int>(wait_ms));
+
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo si{};
+      while (::read(signals.get(), &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+          log->info("reload_requested by=SIGHUP");
+          reload_at = Clock::now();
+        } else {
+          log->info("stopping signal={} flows=kept", si.ssi_signo);
+          return 0;
+        }
+      }
+    }
+    if (fds[1].revents & POLLIN) {
+      char buf[4096];
+      while (::read(inotify.get(), buf, sizeof buf) > 0) {
+      }
+      // Editors write in several steps; wait for the burst to end.
+      reload_at = Clock::now() + std::chrono::milliseconds(200);
+    }
+    if (fds.size() > 2 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+      auto events = db_->pollInterfaceEvents(std::chrono::milliseconds(0));
+      if (!events) {
+        logger("ovs")->warn("ovsdb_lost error=\"{}\"", events.error().message);
+        reconnect = true;
+      } else if (!events->empty()) {
+        handleInterfaceEvents(*events);
+        if (!apply("interfaces")) {
+          reconnect = true;
+        }
+      }
+    }
+    if (reload_at && Clock::now() >= *reload_at) {
+      reload_at.reset();
+      if (loadConfig(false) && !reconnect && !apply("config")) {
+        reconnect = true;
+      }
+    }
+    if (!reconnect && Clock::now() >= next_resync) {
+      if (!resync()) {
+        reconnect = true;
+      }
+      next_resync = Clock::now() + jittered(options_.resync_interval);
+    }
+  }
+}
+
+}  // namespace vpcguard

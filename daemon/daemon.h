@@ -1,0 +1,67 @@
+#pragma once
+// vpcguardd's main loop.
+//
+// Design: one thread, one poll() over four event sources — signals (signalfd: SIGHUP reloads,
+// SIGTERM/SIGINT stop), the config path (inotify: a saved file reloads), the OVSDB connection
+// (interface attach/detach/ofport changes) and a timer (periodic full comparison with the
+// switch, with jitter, which repairs drift). Every input change ends in the same place:
+// translate the current policy for the currently attached interfaces and let FlowSync send the
+// difference as one atomic bundle. A config that fails validation is logged and ignored: the
+// last good policy stays installed. Stopping leaves the flows in place (fail-secure bridge), so
+// traffic keeps its policy while the daemon is down.
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "daemon/flow_sync.h"
+#include "ovs-plugin/openflow.h"
+#include "ovs-plugin/vswitch_db.h"
+#include "translator/model.h"
+#include "translator/translate.h"
+
+namespace vpcguard {
+
+struct DaemonOptions {
+  std::filesystem::path config;
+  std::string bridge = "br-int";
+  std::string ovsdb = "unix:/var/run/openvswitch/db.sock";
+  // Default: unix:<directory of the OVSDB socket>/<bridge>.mgmt, where ovs-vswitchd puts it.
+  std::string openflow;
+  std::string datapath_type = "system";
+  std::chrono::seconds resync_interval{60};
+  // Give up connecting at start-up after this long (0 = retry forever).
+  std::chrono::seconds connect_timeout{0};
+};
+
+// The OpenFlow target for a bridge when none is given.
+[[nodiscard]] std::string defaultOpenFlowTarget(const std::string& ovsdb, const std::string& bridge);
+
+class Daemon {
+ public:
+  explicit Daemon(DaemonOptions options) : options_(std::move(options)) {}
+  // Runs until SIGTERM/SIGINT. Returns the process exit code.
+  int run();
+
+ private:
+  bool loadConfig(bool initial);
+  bool connect();
+  bool resync();
+  bool apply(const char* reason);
+  void handleInterfaceEvents(const std::vector<ovs::InterfaceEvent>& events);
+
+  DaemonOptions options_;
+  std::optional<model::Policy> policy_;
+  std::map<std::string, uint16_t> indices_;
+  std::map<std::string, int> ofports_;
+  std::unique_ptr<ovs::VswitchDb> db_;
+  std::unique_ptr<ovs::OpenFlowChannel> openflow_;
+  std::unique_ptr<FlowSync> sync_;
+  uint16_t generation_ = 1;
+  uint64_t drift_repairs_ = 0;
+};
+
+}  // namespace vpcguard
