@@ -610,6 +610,8 @@ class Loader {
       const bool from_given = t->get("from_port") != nullptr;
       const bool to_given = t->get("to_port") != nullptr;
       if (from_given != to_given) {
+        // Both fields are covered: validation must not add "needs from_port and to_port".
+        out_.reported_paths.insert(path + ".from_port");
         error(r.location, path + (from_given ? ".to_port" : ".from_port"),
               std::string("missing ") + (from_given ? "to_port" : "from_port"),
               "give both from_port and to_port");

@@ -1,0 +1,467 @@
+// One broken configuration per validation rule. Each case marks the line the error must point at
+// with "#<" and names the field path and a piece of the message; a case fails if that exact
+// diagnostic is missing or points elsewhere.
+
+#include <algorithm>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "daemon/config_loader.h"
+
+namespace vpcguard::config {
+namespace {
+
+// A valid VPC the cases extend (BaseIsValid checks it stays valid).
+const std::string kBase = R"([vpc]
+id = "vpc-1"
+cidr_blocks = ["10.0.0.0/16"]
+ipv6_cidr_blocks = ["2600:1f18:abcd:1200::/56"]
+
+[[subnets]]
+id = "subnet-a"
+cidr_block = "10.0.1.0/24"
+ipv6_cidr_block = "2600:1f18:abcd:1201::/64"
+
+[[security_groups]]
+id = "sg-a"
+)";
+
+// An interface in subnet-a, with the given extra lines.
+std::string eni(const std::string& id, const std::string& extra) {
+  return "\n[[network_interfaces]]\nid = \"" + id + "\"\nsubnet_id = \"subnet-a\"\n" + extra;
+}
+
+struct BrokenCase {
+  BrokenCase(std::string name_, std::string toml_, std::string path_, std::string message_,
+             int column_ = 0, std::string hint_ = "")
+      : name(std::move(name_)),
+        toml(std::move(toml_)),
+        path(std::move(path_)),
+        message(std::move(message_)),
+        column(column_),
+        hint(std::move(hint_)) {}
+
+  std::string name;
+  std::string toml;
+  std::string path;     // field path of the expected diagnostic
+  std::string message;  // part of its message
+  int column = 0;       // 0 = not checked (e.g. toml++'s own syntax positions)
+  std::string hint;     // part of its hint; every diagnostic must have one anyway
+};
+
+std::vector<BrokenCase> cases() {
+  const std::string mac = "mac_address = \"02:00:00:00:00:01\"\n";
+  return {
+      // --- TOML and structure -----------------------------------------------------------------
+      {"SyntaxError", kBase + "\nnot toml at all #<\n", "", "TOML syntax error"},
+      {"UnknownTopLevelTable", kBase + "\n[vpcs] #<\nid = 1\n", "vpcs", "unknown field 'vpcs'", 2,
+       "did you mean 'vpc'"},
+      {"UnknownFieldInSubnet",
+       kBase + "\n[[subnets]]\nid = \"s2\"\ncidr_block = \"10.0.2.0/24\"\nzone = \"a\" #<\n",
+       "subnets[1].zone", "unknown field 'zone'", 1},
+      {"UnknownFieldInRuleSuggestsSpelling",
+       kBase + "[[security_groups.ingress]]\nip_protocol = \"tcp\"\nfrom_port = 1\nto_port = 2\n"
+               "cidr_ipv4 = \"0.0.0.0/0\"\nfrom_prot = 1 #<\n",
+       "security_groups[0].ingress[0].from_prot", "unknown field", 1, "did you mean 'from_port'"},
+      {"UnknownQuota", kBase + "\n[quotas]\nrules_per_group = 100 #<\n",
+       "quotas.rules_per_group", "unknown field", 1},
+      {"WrongTypePortAsString",
+       kBase + "[[security_groups.ingress]]\nip_protocol = \"tcp\"\nfrom_port = \"80\" #<\n"
+               "to_port = 80\ncidr_ipv4 = \"0.0.0.0/0\"\n",
+       "security_groups[0].ingress[0].from_port", "expected an integer, found a string", 13},
+      {"WrongTypeIdAsInteger", kBase + "\n[[security_groups]]\nid = 5 #<\n",
+       "security_groups[1].id", "expected a string, found an integer", 6},
+      {"WrongTypeBool",
+       kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\"]\n"
+                                  "source_dest_check = \"yes\" #<\n"),
+       "network_interfaces[0].source_dest_check", "expected true or false", 21},
+      {"WrongTypeNotArrayOfTables", "network_acls = \"acl-1\" #<\n" + kBase, "network_acls",
+       "expected an array of tables", 16},
+      {"IntegerOutOfRange",
+       kBase + "[[security_groups.ingress]]\nip_protocol = \"tcp\"\nfrom_port = 99999999999 #<\n"
+               "to_port = 80\ncidr_ipv4 = \"0.0.0.0/0\"\n",
+       "security_groups[0].ingress[0].from_port", "out of range", 13},
+      {"MissingRequiredField", kBase + "\n[[subnets]] #<\nid = \"s2\"\n", "subnets[1].cidr_block",
+       "missing required field 'cidr_block'", 1},
+      {"MissingVpc", "# nothing but a comment #<\n", "vpc",
+       "no [vpc] table", 1},
+      // --- CIDRs and addresses --------------------------------------------------------------------
+      {"MalformedCidr",
+       kBase + "\n[[subnets]]\nid = \"s2\"\ncidr_block = \"10.0.300.0/24\" #<\n",
+       "subnets[1].cidr_block", "not a valid CIDR", 14},
+      {"NonCanonicalCidr",
+       kBase + "[[security_groups.ingress]]\nip_protocol = -1\ncidr_ipv4 = \"10.0.1.5/24\" #<\n",
+       "security_groups[0].ingress[0].cidr_ipv4", "not a canonical CIDR", 13, "10.0.1.0/24"},
+      {"CidrOfWrongFamily",
+       kBase + "[[security_groups.ingress]]\nip_protocol = -1\ncidr_ipv4 = \"::/0\" #<\n",
+       "security_groups[0].ingress[0].cidr_ipv4", "is not an IPv4 block", 13},
+      {"MalformedAddress",
+       kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1\"] #<\n"),
+       "network_interfaces[0].private_ip_addresses[0]", "not a valid IPv4 address", 25},
+      {"Ipv6AddressInIpv4List",
+       kBase + eni("eni-1", mac + "private_ip_addresses = [\"2600:1f18:abcd:1201::10\"] #<\n"),
+       "network_interfaces[0].private_ip_addresses[0]", "is not an IPv4 address", 25},
+      {"VpcBlockTooLarge", "[vpc]\nid = \"v\"\ncidr_blocks = [\"10.0.0.0/8\"] #<\n",
+       "vpc.cidr_blocks[0]", "between /16 and /28", 16},
+      {"SubnetOutsideVpc", kBase + "\n[[subnets]]\nid = \"s2\"\ncidr_block = \"10.1.0.0/24\" #<\n",
+       "subnets[1].cidr_block", "outside the VPC", 14},
+      {"SubnetIpv6OutsideVpc",
+       kBase + "\n[[subnets]]\nid = \"s2\"\ncidr_block = \"10.0.2.0/24\"\n"
+               "ipv6_cidr_block = \"2600:1f18:abcd:1300::/64\" #<\n",
+       "subnets[1].ipv6_cidr_block", "outside the VPC's IPv6 blocks", 19},
+      {"SubnetTooSmall", kBase + "\n[[subnets]]\nid = \"s2\"\ncidr_block = \"10.0.2.0/29\" #<\n",
+       "subnets[1].cidr_block", "between /16 and /28", 14},
+      {"OverlappingSubnets",
+       kBase + "\n[[subnets]]\nid = \"s2\"\ncidr_block = \"10.0.1.128/25\" #<\n",
+       "subnets[1].cidr_block", "overlaps subnet 'subnet-a'", 14},
+      // --- ids and references ---------------------------------------------------------------------
+      {"DuplicateSubnetId", kBase + "\n[[subnets]]\nid = \"subnet-a\" #<\ncidr_block = \"10.0.2.0/24\"\n",
+       "subnets[1].id", "duplicate subnet id 'subnet-a'", 6},
+      {"DuplicateGroupId", kBase + "\n[[security_groups]]\nid = \"sg-a\" #<\nname = \"other\"\n",
+       "security_groups[1].id", "duplicate security group id", 6},
+      {"DuplicateInterfaceId",
+       kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\"]\n") +
+           "\n[[network_interfaces]]\nid = \"eni-1\" #<\nsubnet_id = \"subnet-a\"\n"
+           "mac_address = \"02:00:00:00:00:02\"\nprivate_ip_addresses = [\"10.0.1.11\"]\n",
+       "network_interfaces[1].id", "duplicate network interface id", 6},
+      {"DuplicateNetworkAclId", kBase + "\n[[network_acls]]\nid = \"acl-1\"\n[[network_acls]]\nid = \"acl-1\" #<\n",
+       "network_acls[1].id", "duplicate network ACL id", 6},
+      {"DuplicateGroupName",
+       kBase + "\n[[security_groups]]\nid = \"sg-b\"\nname = \"sg-a\" #<\n",
+       "security_groups[1].name", "already used by 'sg-a'", 8},
+      {"DanglingInterfaceGroup",
+       kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\"]\n"
+                                  "security_group_ids = [\"sg-a\", \"sg-nope\"] #<\n"),
+       "network_interfaces[0].security_group_ids[1]", "security group 'sg-nope' does not exist", 31},
+      {"DanglingReferencedGroup",
+       kBase + "[[security_groups.ingress]]\nip_protocol = -1\nreferenced_group_id = \"sg-x\" #<\n",
+       "security_groups[0].ingress[0].referenced_group_id", "'sg-x' does not exist", 23},
+      {"DanglingSubnetAcl",
+       kBase + "\n[[subnets]]\nid = \"s2\"\ncidr_block = \"10.0.2.0/24\"\nnetwork_acl_id = \"acl-x\" #<\n",
+       "subnets[1].network_acl_id", "network ACL 'acl-x' does not exist", 18},
+      {"DanglingPrefixList",
+       kBase + "[[security_groups.ingress]]\nip_protocol = -1\nprefix_list_id = \"pl-x\" #<\n",
+       "security_groups[0].ingress[0].prefix_list_id", "prefix list 'pl-x' does not exist", 18},
+      {"DanglingInterfaceSubnet",
+       kBase + "\n[[network_interfaces]]\nid = \"e\"\nsubnet_id = \"subnet-x\" #<\n" + mac +
+           "private_ip_addresses = [\"10.0.1.10\"]\n",
+       "network_interfaces[0].subnet_id", "subnet 'subnet-x' does not exist", 13},
+      {"GroupListedTwice",
+       kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\"]\n"
+                                  "security_group_ids = [\"sg-a\", \"sg-a\"] #<\n"),
+       "network_interfaces[0].security_group_ids[1]", "listed twice", 31},
+      {"TwoDefaultGroups",
+       kBase + "\n[[security_groups]]\nid = \"sg-d1\"\nname = \"default\"\n"
+               "[[security_groups]]\nid = \"sg-d2\"\nname = \"default\" #<\n",
+       "security_groups[2].name", "second security group named \"default\"", 8},
+      {"ReservedDefaultGroupId", kBase + "\n[[security_groups]]\nid = \"sg-default\" #<\nname = \"x\"\n",
+       "security_groups[1].id", "reserved for the VPC's implicit default group", 6},
+      {"TwoDefaultNetworkAcls",
+       kBase + "\n[[network_acls]]\nid = \"a1\"\nis_default = true\n"
+               "[[network_acls]]\nid = \"a2\"\nis_default = true #<\n",
+       "network_acls[1].is_default", "second default network ACL", 14},
+      // --- security group rules -------------------------------------------------------------------
+      {"UnknownProtocolName",
+       kBase + "[[security_groups.ingress]]\nip_protocol = \"tpc\" #<\ncidr_ipv4 = \"0.0.0.0/0\"\n",
+       "security_groups[0].ingress[0].ip_protocol", "unknown protocol 'tpc'", 15},
+      {"TwoPeers",
+       kBase + "[[security_groups.ingress]]\nip_protocol = -1\ncidr_ipv4 = \"0.0.0.0/0\"\n"
+               "referenced_group_id = \"sg-a\" #<\n",
+       "security_groups[0].ingress[0].referenced_group_id", "both cidr_ipv4 and referenced_group_id",
+       23},
+      {"NoPeer", kBase + "[[security_groups.ingress]] #<\nip_protocol = -1\n",
+       "security_groups[0].ingress[0]", "rule has no peer", 1},
+      {"PortsOnProtocolWithoutPorts",
+       kBase + "[[security_groups.ingress]]\nip_protocol = \"all\"\nfrom_port = 80 #<\nto_port = 80\n"
+               "cidr_ipv4 = \"0.0.0.0/0\"\n",
+       "security_groups[0].ingress[0].from_port", "which has no ports", 13},
+      {"TcpWithoutPorts",
+       kBase + "[[security_groups.egress]] #<\nip_protocol = \"tcp\"\ncidr_ipv4 = \"0.0.0.0/0\"\n",
+       "security_groups[0].egress[0].from_port", "needs from_port and to_port", 1},
+      {"MissingToPort",
+       kBase + "[[security_groups.ingress]] #<\nip_protocol = \"udp\"\nfrom_port = 53\n"
+               "cidr_ipv4 = \"0.0.0.0/0\"\n",
+       "security_groups[0].ingress[0].to_port", "missing to_port", 1},
+      {"FromPortAboveToPort",
+       kBase + "[[security_groups.ingress]]\nip_protocol = \"tcp\"\nfrom_port = 90 #<\nto_port = 80\n"
+               "cidr_ipv4 = \"0.0.0.0/0\"\n",
+       "security_groups[0].ingress[0].from_port", "greater than to port", 13},
+      {"PortAbove65535",
+       kBase + "[[security_groups.ingress]]\nip_protocol = \"tcp\"\nfrom_port = 80\n"
+               "to_port = 70000 #<\ncidr_ipv4 = \"0.0.0.0/0\"\n",
+       "security_groups[0].ingress[0].to_port", "port 70000 is out of range", 11},
+      {"IcmpTypeOutOfRange",
+       kBase + "[[security_groups.ingress]]\nip_protocol = \"icmp\"\nfrom_port = 300 #<\n"
+               "to_port = -1\ncidr_ipv4 = \"0.0.0.0/0\"\n",
+       "security_groups[0].ingress[0].from_port", "ICMP type 300 is out of range", 13},
+      {"IcmpCodeWithAllTypes",
+       kBase + "[[security_groups.ingress]]\nip_protocol = \"icmp\"\nfrom_port = -1\n"
+               "to_port = 3 #<\ncidr_ipv4 = \"0.0.0.0/0\"\n",
+       "security_groups[0].ingress[0].to_port", "given for all types", 11},
+      {"Icmpv6WithIpv4Peer",
+       kBase + "[[security_groups.ingress]]\nip_protocol = \"icmpv6\"\ncidr_ipv4 = \"0.0.0.0/0\" #<\n",
+       "security_groups[0].ingress[0].cidr_ipv4", "icmpv6 with an IPv4 peer", 13},
+      {"DuplicateRule",
+       kBase + "[[security_groups.ingress]]\nip_protocol = 6\nfrom_port = 22\nto_port = 22\n"
+               "cidr_ipv4 = \"10.0.0.0/8\"\n[[security_groups.ingress]] #<\nip_protocol = \"tcp\"\n"
+               "from_port = 22\nto_port = 22\ncidr_ipv4 = \"10.0.0.0/8\"\n",
+       "security_groups[0].ingress[1]", "duplicate of rule security_groups[0].ingress[0]", 1},
+      // --- network ACLs ---------------------------------------------------------------------------
+      {"BadRuleAction",
+       kBase + "\n[[network_acls]]\nid = \"a\"\n[[network_acls.entries]]\nrule_number = 1\n"
+               "protocol = -1\nrule_action = \"permit\" #<\ncidr_block = \"0.0.0.0/0\"\n",
+       "network_acls[0].entries[0].rule_action", "must be allow or deny", 15},
+      {"AclProtocolOutOfRange",
+       kBase + "\n[[network_acls]]\nid = \"a\"\n[[network_acls.entries]]\nrule_number = 1\n"
+               "protocol = 256 #<\nrule_action = \"allow\"\ncidr_block = \"0.0.0.0/0\"\n",
+       "network_acls[0].entries[0].protocol", "protocol 256 is out of range", 12},
+      {"AclBothCidrs",
+       kBase + "\n[[network_acls]]\nid = \"a\"\n[[network_acls.entries]]\nrule_number = 1\n"
+               "protocol = -1\nrule_action = \"allow\"\ncidr_block = \"0.0.0.0/0\"\n"
+               "ipv6_cidr_block = \"::/0\" #<\n",
+       "network_acls[0].entries[0].ipv6_cidr_block", "both cidr_block and ipv6_cidr_block", 19},
+      {"AclNoCidr",
+       kBase + "\n[[network_acls]]\nid = \"a\"\n[[network_acls.entries]] #<\nrule_number = 1\n"
+               "protocol = -1\nrule_action = \"allow\"\n",
+       "network_acls[0].entries[0].cidr_block", "neither cidr_block nor ipv6_cidr_block", 1},
+      {"DuplicateRuleNumber",
+       kBase + "\n[[network_acls]]\nid = \"a\"\n"
+               "[[network_acls.entries]]\nrule_number = 100\nprotocol = -1\nrule_action = \"allow\"\n"
+               "cidr_block = \"0.0.0.0/0\"\n"
+               "[[network_acls.entries]]\nrule_number = 100\negress = true\nprotocol = -1\n"
+               "rule_action = \"allow\"\ncidr_block = \"0.0.0.0/0\"\n"
+               "[[network_acls.entries]]\nrule_number = 100 #<\nprotocol = 6\n"
+               "rule_action = \"deny\"\ncidr_block = \"10.0.0.0/8\"\n",
+       "network_acls[0].entries[2].rule_number", "inbound rule number 100 is already used", 15},
+      {"RuleNumberZero",
+       kBase + "\n[[network_acls]]\nid = \"a\"\n[[network_acls.entries]]\nrule_number = 0 #<\n"
+               "protocol = -1\nrule_action = \"allow\"\ncidr_block = \"0.0.0.0/0\"\n",
+       "network_acls[0].entries[0].rule_number", "outside 1..32766", 15},
+      {"RuleNumberTooLarge",
+       kBase + "\n[[network_acls]]\nid = \"a\"\n[[network_acls.entries]]\nrule_number = 32767 #<\n"
+               "protocol = -1\nrule_action = \"allow\"\ncidr_block = \"0.0.0.0/0\"\n",
+       "network_acls[0].entries[0].rule_number", "outside 1..32766", 15},
+      {"AclPortRangeOnIcmp",
+       kBase + "\n[[network_acls]]\nid = \"a\"\n[[network_acls.entries]]\nrule_number = 1\n"
+               "protocol = \"icmp\"\nrule_action = \"allow\"\ncidr_block = \"0.0.0.0/0\"\n"
+               "port_range = { from = 1, to = 2 } #<\n",
+       "network_acls[0].entries[0].port_range", "port_range on icmp", 14},
+      {"AclIcmpTypeCodeOnTcp",
+       kBase + "\n[[network_acls]]\nid = \"a\"\n[[network_acls.entries]]\nrule_number = 1\n"
+               "protocol = \"tcp\"\nrule_action = \"allow\"\ncidr_block = \"0.0.0.0/0\"\n"
+               "icmp_type_code = { type = 8, code = 0 } #<\n",
+       "network_acls[0].entries[0].icmp_type_code", "icmp_type_code on tcp", 18},
+      {"AclFromAboveTo",
+       kBase + "\n[[network_acls]]\nid = \"a\"\n[[network_acls.entries]]\nrule_number = 1\n"
+               "protocol = \"tcp\"\nrule_action = \"allow\"\ncidr_block = \"0.0.0.0/0\"\n"
+               "port_range = { from = 2000, to = 1024 } #<\n",
+       "network_acls[0].entries[0].port_range.from", "greater than to port", 23},
+      {"AclIcmpCodeOutOfRange",
+       kBase + "\n[[network_acls]]\nid = \"a\"\n[[network_acls.entries]]\nrule_number = 1\n"
+               "protocol = 1\nrule_action = \"allow\"\ncidr_block = \"0.0.0.0/0\"\n"
+               "icmp_type_code = { type = 3, code = 256 } #<\n",
+       "network_acls[0].entries[0].icmp_type_code.code", "ICMP code 256 is out of range", 37},
+      // --- interfaces -----------------------------------------------------------------------------
+      {"BadMac", kBase + eni("eni-1", "mac_address = \"02:00:00:00:01\" #<\nprivate_ip_addresses = [\"10.0.1.10\"]\n"),
+       "network_interfaces[0].mac_address", "is not a MAC address", 15},
+      {"MulticastMac", kBase + eni("eni-1", "mac_address = \"03:00:00:00:00:01\" #<\nprivate_ip_addresses = [\"10.0.1.10\"]\n"),
+       "network_interfaces[0].mac_address", "multicast", 15},
+      {"DuplicateMac",
+       kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\"]\n") +
+           eni("eni-2", "mac_address = \"02:00:00:00:00:01\" #<\nprivate_ip_addresses = [\"10.0.1.11\"]\n"),
+       "network_interfaces[1].mac_address", "already used by interface 'eni-1'", 15},
+      {"DuplicateAddress",
+       kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\"]\n") +
+           eni("eni-2", "mac_address = \"02:00:00:00:00:02\"\nprivate_ip_addresses = [\"10.0.1.11\", \"10.0.1.10\"] #<\n"),
+       "network_interfaces[1].private_ip_addresses[1]", "10.0.1.10 is already used by interface 'eni-1'", 38},
+      {"NoPrimaryAddress", kBase + eni("eni-1", mac + "private_ip_addresses = [] #<\n"),
+       "network_interfaces[0].private_ip_addresses", "no private IPv4 address", 24},
+      {"AddressOutsideSubnet", kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.2.10\"] #<\n"),
+       "network_interfaces[0].private_ip_addresses[0]", "outside subnet 'subnet-a'", 25},
+      {"ReservedNetworkAddress", kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.0\"] #<\n"),
+       "network_interfaces[0].private_ip_addresses[0]", "is reserved", 25, "10.0.1.4"},
+      {"ReservedRouterAddress", kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.1\"] #<\n"),
+       "network_interfaces[0].private_ip_addresses[0]", "is reserved", 25},
+      {"ReservedBroadcastAddress",
+       kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\", \"10.0.1.255\"] #<\n"),
+       "network_interfaces[0].private_ip_addresses[1]", "broadcast address", 38},
+      {"ReservedIpv6Address",
+       kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\"]\n"
+                                  "ipv6_addresses = [\"2600:1f18:abcd:1201::3\"] #<\n"),
+       "network_interfaces[0].ipv6_addresses[0]", "is reserved", 19},
+      {"Ipv6AddressWithoutSubnetBlock",
+       kBase + "\n[[subnets]]\nid = \"s2\"\ncidr_block = \"10.0.2.0/24\"\n" +
+           "\n[[network_interfaces]]\nid = \"e\"\nsubnet_id = \"s2\"\n" + mac +
+           "private_ip_addresses = [\"10.0.2.10\"]\nipv6_addresses = [\"2600:1f18:abcd:1202::10\"] #<\n",
+       "network_interfaces[0].ipv6_addresses[0]", "has no ipv6_cidr_block", 19},
+      {"TcpTimeoutTooShort",
+       kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\"]\n"
+                                  "connection_tracking = { tcp_established_timeout = 59 } #<\n"),
+       "network_interfaces[0].connection_tracking.tcp_established_timeout", "outside 60..432000",
+       51},
+      {"UdpTimeoutTooLong",
+       kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\"]\n"
+                                  "connection_tracking = { udp_timeout = 61 } #<\n"),
+       "network_interfaces[0].connection_tracking.udp_timeout", "outside 30..60", 39},
+      {"UdpStreamTimeoutTooShort",
+       kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\"]\n"
+                                  "connection_tracking = { udp_stream_timeout = 59 } #<\n"),
+       "network_interfaces[0].connection_tracking.udp_stream_timeout", "outside 60..180", 46},
+      // --- prefix lists and quotas ----------------------------------------------------------------
+      {"PrefixListOverMaxEntries",
+       kBase + "\n[[prefix_lists]]\nid = \"pl-1\"\nmax_entries = 1\n"
+               "entries = [\"10.1.0.0/16\", \"10.2.0.0/16\"] #<\n",
+       "prefix_lists[0].entries", "2 entries but max_entries = 1", 11},
+      {"PrefixListMixedFamilies",
+       kBase + "\n[[prefix_lists]]\nid = \"pl-1\"\nmax_entries = 5\n"
+               "entries = [\"10.1.0.0/16\", \"2001:db8::/32\"] #<\n",
+       "prefix_lists[0].entries[1]", "mixes IPv4 and IPv6", 27},
+      {"QuotaPrefixListMaxEntries",
+       kBase + "\n[quotas]\nprefix_list_max_entries = 10\n[[prefix_lists]]\nid = \"pl-1\"\n"
+               "max_entries = 11 #<\n",
+       "prefix_lists[0].max_entries", "exceeds quota prefix_list_max_entries = 10", 15},
+      {"QuotaRulesPerGroup",
+       kBase + "[[security_groups.ingress]] #<\nip_protocol = -1\ncidr_ipv4 = \"10.1.0.0/16\"\n"
+               "[[security_groups.ingress]]\nip_protocol = -1\ncidr_ipv4 = \"10.2.0.0/16\"\n"
+               "\n[quotas]\nrules_per_security_group = 1\n",
+       "security_groups[0].ingress", "exceeds quota rules_per_security_group = 1", 0},
+      {"QuotaRulesPerGroupCountsPrefixListMaxEntries",
+       kBase + "[[security_groups.ingress]] #<\nip_protocol = -1\nprefix_list_id = \"pl-1\"\n"
+               "\n[[prefix_lists]]\nid = \"pl-1\"\nmax_entries = 61\nentries = [\"10.1.0.0/16\"]\n",
+       "security_groups[0].ingress", "(61) exceeds quota rules_per_security_group = 60", 0},
+      {"QuotaGroupsPerInterface",
+       kBase + "\n[[security_groups]]\nid = \"sg-b\"\n" +
+           eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\"]\n"
+                              "security_group_ids = [\"sg-a\", \"sg-b\"] #<\n") +
+           "\n[quotas]\nsecurity_groups_per_interface = 1\n",
+       "network_interfaces[0].security_group_ids", "exceeds quota security_groups_per_interface = 1",
+       22},
+      {"QuotaRulesPerInterface",
+       kBase + "\n[[security_groups]]\nid = \"sg-b\"\n" +
+           eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\"]\n"
+                              "security_group_ids = [\"sg-a\", \"sg-b\"] #<\n") +
+           "\n[quotas]\nrules_per_interface = 1\n",
+       "network_interfaces[0].security_group_ids", "exceeds quota rules_per_interface = 1", 22},
+      {"QuotaRulesPerNetworkAcl",
+       kBase + "\n[quotas]\nrules_per_network_acl = 1\n[[network_acls]]\nid = \"a\"\n"
+               "[[network_acls.entries]] #<\nrule_number = 1\nprotocol = -1\nrule_action = \"allow\"\n"
+               "cidr_block = \"0.0.0.0/0\"\n"
+               "[[network_acls.entries]]\nrule_number = 2\nprotocol = -1\nrule_action = \"allow\"\n"
+               "cidr_block = \"10.0.0.0/8\"\n",
+       "network_acls[0].entries", "inbound entries (2) exceeds quota rules_per_network_acl = 1", 1},
+      {"QuotaNetworkAclsPerVpc",
+       kBase + "\n[quotas]\nnetwork_acls_per_vpc = 1\n[[network_acls]] #<\nid = \"a\"\n",
+       "network_acls[0]", "exceeds quota network_acls_per_vpc = 1", 1},
+      {"QuotaSecurityGroupsPerVpc",
+       kBase + "\n[quotas]\nsecurity_groups_per_vpc = 1\n[[security_groups]] #<\nid = \"sg-b\"\n",
+       "security_groups[1]", "exceeds quota security_groups_per_vpc = 1", 1},
+      {"QuotaNotPositive", kBase + "\n[quotas]\nrules_per_interface = 0 #<\n",
+       "quotas.rules_per_interface", "at least 1", 23},
+  };
+}
+
+int markedLine(const std::string& text) {
+  const auto pos = text.find("#<");
+  if (pos == std::string::npos) {
+    return -1;
+  }
+  return static_cast<int>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(pos),
+                                     '\n')) + 1;
+}
+
+std::string dump(const std::vector<Diagnostic>& diagnostics) {
+  std::string out;
+  for (const auto& d : diagnostics) {
+    out += "  " + formatDiagnostic(d) + "\n";
+  }
+  return out;
+}
+
+// Test names come from the case name; this keeps gtest from printing the case as bytes.
+void PrintTo(const BrokenCase& c, std::ostream* os) { *os << c.name; }
+
+class BrokenConfig : public testing::TestWithParam<BrokenCase> {};
+
+TEST_P(BrokenConfig, ReportsTheErrorWhereItIs) {
+  const BrokenCase& c = GetParam();
+  const int line = markedLine(c.toml);
+  ASSERT_GT(line, 0) << "case has no #< marker";
+  auto result = loadPolicyFromDocuments({Document{"case.toml", c.toml}});
+  ASSERT_FALSE(result.has_value()) << "config was accepted:\n" << c.toml;
+  ASSERT_FALSE(result.error().io.has_value());
+  const auto& diags = result.error().diagnostics;
+  auto it = std::find_if(diags.begin(), diags.end(), [&](const Diagnostic& d) {
+    return d.path == c.path && d.message.find(c.message) != std::string::npos;
+  });
+  ASSERT_NE(it, diags.end()) << "no diagnostic for '" << c.path << "' with '" << c.message
+                             << "'; got:\n"
+                             << dump(diags);
+  EXPECT_EQ(it->location.file, "case.toml");
+  EXPECT_EQ(it->location.line, line) << formatDiagnostic(*it);
+  if (c.column != 0) {
+    EXPECT_EQ(it->location.column, c.column) << formatDiagnostic(*it);
+  }
+  EXPECT_FALSE(it->hint.empty()) << formatDiagnostic(*it);
+  EXPECT_NE(it->hint.find(c.hint), std::string::npos) << formatDiagnostic(*it);
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, BrokenConfig, testing::ValuesIn(cases()),
+                         [](const testing::TestParamInfo<BrokenCase>& param_info) {
+                           return param_info.param.name;
+                         });
+
+TEST(BrokenConfigTable, HasAtLeastFortyCases) { EXPECT_GE(cases().size(), 40u); }
+
+TEST(BrokenConfigTable, BaseIsValid) {
+  auto result = loadPolicyFromDocuments({Document{"base.toml", kBase}});
+  ASSERT_TRUE(result.has_value()) << dump(result.error().diagnostics);
+}
+
+// Every case must break only what it means to: one mistake, one error.
+TEST(BrokenConfigTable, EachCaseReportsOneError) {
+  for (const auto& c : cases()) {
+    auto result = loadPolicyFromDocuments({Document{"case.toml", c.toml}});
+    ASSERT_FALSE(result.has_value()) << c.name;
+    EXPECT_EQ(result.error().diagnostics.size(), 1u)
+        << c.name << ":\n" << dump(result.error().diagnostics);
+  }
+}
+
+TEST(Diagnostics, AllErrorsAtOnce) {
+  const std::string text = kBase +
+                           "\n[[subnets]]\nid = \"s2\"\ncidr_block = \"10.9.0.0/24\"\n"
+                           "network_acl_id = \"acl-x\"\n"
+                           "[[security_groups.ingress]]\nip_protocol = \"tpc\"\n"
+                           "cidr_ipv4 = \"10.0.1.5/24\"\nbogus = 1\n";
+  auto result = loadPolicyFromDocuments({Document{"many.toml", text}});
+  ASSERT_FALSE(result.has_value());
+  const auto& diags = result.error().diagnostics;
+  EXPECT_EQ(diags.size(), 5u) << dump(diags);
+  // Sorted by position in the file.
+  for (size_t i = 1; i < diags.size(); ++i) {
+    EXPECT_LE(diags[i - 1].location.line, diags[i].location.line);
+  }
+}
+
+TEST(Diagnostics, BadFieldIsReportedOnceNotAgainByValidation) {
+  // The malformed block must not also be reported as "outside the VPC" or "overlapping".
+  auto result = loadPolicyFromDocuments(
+      {Document{"x.toml", kBase + "\n[[subnets]]\nid = \"s2\"\ncidr_block = \"banana\"\n"}});
+  ASSERT_FALSE(result.has_value());
+  EXPECT_EQ(result.error().diagnostics.size(), 1u) << dump(result.error().diagnostics);
+}
+
+TEST(Diagnostics, FormatIsFileLineColPathMessageHint) {
+  Diagnostic d{{"lab.toml", 12, 3}, "subnets[0].cidr_block", "bad block", "fix it"};
+  EXPECT_EQ(formatDiagnostic(d), "lab.toml:12:3: error: subnets[0].cidr_block: bad block (hint: fix it)");
+  d.hint.clear();
+  d.path.clear();
+  EXPECT_EQ(formatDiagnostic(d), "lab.toml:12:3: error: bad block");
+}
+
+}  // namespace
+}  // namespace vpcguard::config

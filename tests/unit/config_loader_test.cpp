@@ -1,0 +1,413 @@
+// The config loader: field mapping, AWS defaults written by omission, reading files and merging
+// directories.
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <variant>
+
+#include <gtest/gtest.h>
+
+#include "daemon/config_loader.h"
+#include "tests/harness/paths.h"
+
+namespace vpcguard::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A temporary directory removed at the end of the test, also when it fails.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "vpcguard-config-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) {
+      ADD_FAILURE() << "mkdtemp failed";
+    }
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  [[nodiscard]] const fs::path& path() const { return path_; }
+  fs::path write(const std::string& name, const std::string& text) const {
+    const fs::path p = path_ / name;
+    std::ofstream(p) << text;
+    return p;
+  }
+
+ private:
+  fs::path path_;
+};
+
+const char* kVpc = R"([vpc]
+id = "vpc-1"
+account_id = "123456789012"
+region = "eu-lab-1"
+cidr_blocks = ["10.0.0.0/16"]
+strict_revocation = true
+)";
+
+model::Policy mustLoad(const std::string& text) {
+  auto result = loadPolicyFromDocuments({Document{"t.toml", text}});
+  if (!result) {
+    std::string all;
+    for (const auto& d : result.error().diagnostics) {
+      all += formatDiagnostic(d) + "\n";
+    }
+    ADD_FAILURE() << "config rejected:\n" << all;
+    return {};
+  }
+  return *result;
+}
+
+const model::SecurityGroup* group(const model::Policy& p, const std::string& id) {
+  for (const auto& g : p.security_groups) {
+    if (g.id == id) {
+      return &g;
+    }
+  }
+  return nullptr;
+}
+
+TEST(ConfigLoader, MapsVpcFields) {
+  const auto p = mustLoad(kVpc);
+  EXPECT_EQ(p.vpc.id, "vpc-1");
+  EXPECT_EQ(p.vpc.account_id, "123456789012");
+  EXPECT_EQ(p.vpc.region, "eu-lab-1");
+  ASSERT_EQ(p.vpc.cidr_blocks.size(), 1u);
+  EXPECT_EQ(p.vpc.cidr_blocks[0].toString(), "10.0.0.0/16");
+  EXPECT_TRUE(p.vpc.strict_revocation);
+  EXPECT_EQ(p.vpc.location.file, "t.toml");
+  EXPECT_EQ(p.vpc.location.line, 1);
+}
+
+TEST(ConfigLoader, ProtocolsAcceptNamesNumbersAndNumericStrings) {
+  const std::string text = std::string(kVpc) + R"(
+[[security_groups]]
+id = "sg-1"
+ingress = [
+  { ip_protocol = "tcp", from_port = 1, to_port = 2, cidr_ipv4 = "10.1.0.0/16" },
+  { ip_protocol = "6", from_port = 3, to_port = 4, cidr_ipv4 = "10.1.0.0/16" },
+  { ip_protocol = 17, from_port = 5, to_port = 6, cidr_ipv4 = "10.1.0.0/16" },
+  { ip_protocol = "UDP", from_port = 7, to_port = 8, cidr_ipv4 = "10.1.0.0/16" },
+  { ip_protocol = "all", cidr_ipv4 = "10.2.0.0/16" },
+  { ip_protocol = "-1", cidr_ipv4 = "10.3.0.0/16" },
+  { ip_protocol = -1, from_port = -1, to_port = -1, cidr_ipv4 = "10.4.0.0/16" },
+  { ip_protocol = "47", cidr_ipv4 = "10.5.0.0/16" },
+  { ip_protocol = "icmpv6", cidr_ipv6 = "::/0" },
+]
+)";
+  const auto p = mustLoad(text);
+  const auto* g = group(p, "sg-1");
+  ASSERT_NE(g, nullptr);
+  ASSERT_EQ(g->ingress.size(), 9u);
+  const int expected[] = {6, 6, 17, 17, -1, -1, -1, 47, 58};
+  for (size_t i = 0; i < 9; ++i) {
+    EXPECT_EQ(g->ingress[i].ip_protocol, expected[i]) << i;
+  }
+  EXPECT_EQ(g->ingress[1].ports, (model::PortRange{3, 4}));
+  // AWS writes "no ports" as -1/-1: accepted, and no ports are stored.
+  EXPECT_FALSE(g->ingress[6].ports.has_value());
+  EXPECT_FALSE(g->ingress[7].ports.has_value());
+  // An ICMP rule without type/code means all of them.
+  EXPECT_EQ(g->ingress[8].icmp, (model::IcmpTypeCode{-1, -1}));
+}
+
+TEST(ConfigLoader, IcmpRulesTakeTypeAndCodeFromPorts) {
+  const auto p = mustLoad(std::string(kVpc) + R"(
+[[security_groups]]
+id = "sg-1"
+  [[security_groups.ingress]]
+  ip_protocol = "icmp"
+  from_port = 3
+  to_port = 4
+  cidr_ipv4 = "0.0.0.0/0"
+)");
+  const auto& r = group(p, "sg-1")->ingress.at(0);
+  EXPECT_EQ(r.icmp, (model::IcmpTypeCode{3, 4}));
+  EXPECT_FALSE(r.ports.has_value());
+}
+
+TEST(ConfigLoader, PeersOfEveryKind) {
+  const auto p = mustLoad(std::string(kVpc) + R"(
+[[prefix_lists]]
+id = "pl-office"
+max_entries = 5
+entries = ["198.51.100.0/24", "203.0.113.0/24"]
+
+[[security_groups]]
+id = "sg-1"
+ingress = [
+  { ip_protocol = -1, cidr_ipv4 = "10.1.0.0/16" },
+  { ip_protocol = -1, cidr_ipv6 = "2001:db8::/32" },
+  { ip_protocol = -1, referenced_group_id = "sg-1" },
+  { ip_protocol = -1, prefix_list_id = "pl-office", description = "office" },
+]
+)");
+  const auto& in = group(p, "sg-1")->ingress;
+  ASSERT_EQ(in.size(), 4u);
+  EXPECT_EQ(std::get<Cidr>(in[0].peer).toString(), "10.1.0.0/16");
+  EXPECT_EQ(std::get<Cidr>(in[1].peer).toString(), "2001:db8::/32");
+  EXPECT_EQ(std::get<model::GroupRef>(in[2].peer).group_id, "sg-1");
+  EXPECT_EQ(std::get<model::PrefixListRef>(in[3].peer).prefix_list_id, "pl-office");
+  EXPECT_EQ(in[3].description, "office");
+  ASSERT_EQ(p.prefix_lists.size(), 1u);
+  EXPECT_EQ(p.prefix_lists[0].max_entries, 5);
+  EXPECT_EQ(p.prefix_lists[0].entries.size(), 2u);
+}
+
+TEST(ConfigLoader, MissingEgressKeyMeansAllowAllButEmptyEgressMeansNone) {
+  const auto p = mustLoad(std::string(kVpc) + R"(
+[[security_groups]]
+id = "sg-open"
+
+[[security_groups]]
+id = "sg-closed"
+egress = []
+)");
+  const auto* open = group(p, "sg-open");
+  ASSERT_NE(open, nullptr);
+  ASSERT_EQ(open->egress.size(), 2u);
+  EXPECT_EQ(std::get<Cidr>(open->egress[0].peer).toString(), "0.0.0.0/0");
+  EXPECT_EQ(std::get<Cidr>(open->egress[1].peer).toString(), "::/0");
+  EXPECT_EQ(open->egress[0].ip_protocol, model::kProtoAll);
+  EXPECT_TRUE(open->ingress.empty());
+  EXPECT_TRUE(group(p, "sg-closed")->egress.empty());
+}
+
+TEST(ConfigLoader, InterfaceFieldsAndDefaults) {
+  const auto p = mustLoad(std::string(kVpc) + R"(
+[[subnets]]
+id = "s1"
+cidr_block = "10.0.1.0/24"
+
+[[network_interfaces]]
+id = "eni-1"
+subnet_id = "s1"
+mac_address = "02:AB:00:00:00:01"
+private_ip_addresses = ["10.0.1.10", "10.0.1.11"]
+
+[[network_interfaces]]
+id = "eni-2"
+subnet_id = "s1"
+mac_address = "02:ab:00:00:00:02"
+private_ip_addresses = ["10.0.1.12"]
+source_dest_check = false
+connection_tracking = { tcp_established_timeout = 60, udp_timeout = 60, udp_stream_timeout = 60 }
+)");
+  ASSERT_EQ(p.network_interfaces.size(), 2u);
+  const auto& e1 = p.network_interfaces[0];
+  EXPECT_EQ(e1.mac_address, "02:ab:00:00:00:01");  // canonical lower case
+  ASSERT_EQ(e1.private_ip_addresses.size(), 2u);
+  EXPECT_EQ(e1.private_ip_addresses[0].toString(), "10.0.1.10");  // primary first
+  EXPECT_TRUE(e1.source_dest_check);
+  EXPECT_FALSE(e1.connection_tracking.tcp_established_timeout.has_value());
+  const auto& e2 = p.network_interfaces[1];
+  EXPECT_FALSE(e2.source_dest_check);
+  EXPECT_EQ(e2.connection_tracking.tcp_established_timeout, 60);
+  EXPECT_EQ(e2.connection_tracking.udp_timeout, 60);
+  EXPECT_EQ(e2.connection_tracking.udp_stream_timeout, 60);
+}
+
+TEST(ConfigLoader, NetworkAclEntries) {
+  const auto p = mustLoad(std::string(kVpc) + R"(
+[[network_acls]]
+id = "acl-1"
+  [[network_acls.entries]]
+  rule_number = 100
+  protocol = "tcp"
+  rule_action = "allow"
+  cidr_block = "0.0.0.0/0"
+  port_range = { from = 1024, to = 65535 }
+  [[network_acls.entries]]
+  rule_number = 100
+  egress = true
+  protocol = "icmpv6"
+  rule_action = "DENY"
+  ipv6_cidr_block = "::/0"
+  icmp_type_code = { type = 128, code = 0 }
+)");
+  const model::NetworkAcl* acl = nullptr;
+  for (const auto& a : p.network_acls) {
+    if (a.id == "acl-1") {
+      acl = &a;
+    }
+  }
+  ASSERT_NE(acl, nullptr);
+  EXPECT_FALSE(acl->is_default);
+  ASSERT_EQ(acl->entries.size(), 2u);
+  EXPECT_EQ(acl->entries[0].protocol, 6);
+  EXPECT_TRUE(acl->entries[0].allow);
+  EXPECT_FALSE(acl->entries[0].egress);
+  EXPECT_EQ(acl->entries[0].port_range, (model::PortRange{1024, 65535}));
+  EXPECT_TRUE(acl->entries[1].egress);
+  EXPECT_FALSE(acl->entries[1].allow);
+  EXPECT_EQ(acl->entries[1].cidr.toString(), "::/0");
+  EXPECT_EQ(acl->entries[1].icmp_type_code, (model::IcmpTypeCode{128, 0}));
+}
+
+TEST(ConfigLoader, QuotasOverrideDefaults) {
+  const auto p = mustLoad(std::string(kVpc) + "[quotas]\nrules_per_network_acl = 40\n");
+  EXPECT_EQ(p.quotas.rules_per_network_acl, 40);
+  EXPECT_EQ(p.quotas.rules_per_security_group, 60);  // untouched: AWS default
+}
+
+TEST(ConfigLoader, RecordsFieldLocations) {
+  auto parsed = parseDocuments({Document{"f.toml", std::string(kVpc) + R"(
+[[subnets]]
+id = "s1"
+  cidr_block = "10.0.1.0/24"
+)"}});
+  ASSERT_TRUE(parsed.diagnostics.empty());
+  const auto& locs = parsed.policy.field_locations;
+  ASSERT_EQ(locs.count("subnets[0].cidr_block"), 1u);
+  EXPECT_EQ(locs.at("subnets[0].cidr_block").line, 10);
+  EXPECT_EQ(locs.at("subnets[0].cidr_block").column, 16);
+  EXPECT_EQ(locs.at("subnets[0]").line, 8);
+  EXPECT_EQ(parsed.policy.subnets[0].location.line, 8);
+}
+
+TEST(ConfigLoader, NeverThrowsOnGarbage) {
+  for (const std::string& text :
+       {std::string("\x00\xff\xfe", 3), std::string("[[[["), std::string("a = \"\\u0000\""),
+        std::string("vpc = 1\nsubnets = 2\nquotas = []"),
+        std::string("[vpc]\ncidr_blocks = [1, true, \"x\"]\n[[subnets]]\n[[security_groups]]\n"
+                    "ingress = [1, {}]\n[[network_acls]]\nentries = [{port_range = 3}]")}) {
+    auto result = loadPolicyFromDocuments({Document{"g.toml", text}});
+    EXPECT_FALSE(result.has_value());
+    if (!result) {
+      EXPECT_FALSE(result.error().diagnostics.empty());
+      for (const auto& d : result.error().diagnostics) {
+        EXPECT_EQ(d.location.file, "g.toml");
+        EXPECT_GE(d.location.line, 1);
+      }
+    }
+  }
+}
+
+// --- files and directories ------------------------------------------------------------------
+
+TEST(ConfigFiles, LoadsTheLabConfig) {
+  auto result = loadPolicy(test::sourceDir() + "/configs/lab.toml");
+  ASSERT_TRUE(result.has_value()) << result.error().toError().message;
+  const auto& p = *result;
+  EXPECT_EQ(p.subnets.size(), 2u);
+  EXPECT_EQ(p.network_interfaces.size(), 3u);
+  ASSERT_NE(group(p, "sg-web"), nullptr);
+  ASSERT_NE(group(p, std::string(model::kDefaultSecurityGroupId)), nullptr);  // made explicit
+  EXPECT_EQ(p.subnets[0].network_acl_id, model::kDefaultNetworkAclId);
+  EXPECT_EQ(p.subnets[1].network_acl_id, "acl-private");
+}
+
+TEST(ConfigFiles, NonexistentPathIsAnIoError) {
+  auto result = loadPolicy("/nonexistent/vpcguard.toml");
+  ASSERT_FALSE(result.has_value());
+  ASSERT_TRUE(result.error().io.has_value());
+  EXPECT_NE(result.error().io->message.find("no such file or directory"), std::string::npos);
+}
+
+TEST(ConfigFiles, EmptyDirectoryIsAnIoError) {
+  TempDir dir;
+  dir.write("README.md", "not a config");
+  auto result = loadPolicy(dir.path());
+  ASSERT_FALSE(result.has_value());
+  ASSERT_TRUE(result.error().io.has_value());
+  EXPECT_NE(result.error().io->message.find("no *.toml files"), std::string::npos);
+}
+
+TEST(ConfigFiles, UnreadableFileIsAnIoError) {
+  if (geteuid() == 0) {
+    GTEST_SKIP() << "root reads any file";
+  }
+  TempDir dir;
+  const auto f = dir.write("a.toml", kVpc);
+  fs::permissions(f, fs::perms::none);
+  auto result = loadPolicy(f);
+  ASSERT_FALSE(result.has_value());
+  ASSERT_TRUE(result.error().io.has_value());
+  EXPECT_NE(result.error().io->message.find("cannot read"), std::string::npos);
+}
+
+TEST(ConfigFiles, DirectoryMergesArraysInNameOrder) {
+  TempDir dir;
+  dir.write("00-vpc.toml", std::string(kVpc) + "[quotas]\nrules_per_network_acl = 30\n");
+  dir.write("10-subnets.toml",
+            "[[subnets]]\nid = \"s1\"\ncidr_block = \"10.0.1.0/24\"\n"
+            "[[subnets]]\nid = \"s2\"\ncidr_block = \"10.0.2.0/24\"\n");
+  dir.write("20-more.toml",
+            "[[subnets]]\nid = \"s3\"\ncidr_block = \"10.0.3.0/24\"\n"
+            "[[security_groups]]\nid = \"sg-1\"\n");
+  dir.write("notes.txt", "ignored");
+  auto result = loadPolicy(dir.path());
+  ASSERT_TRUE(result.has_value()) << result.error().toError().message;
+  ASSERT_EQ(result->subnets.size(), 3u);
+  EXPECT_EQ(result->subnets[0].id, "s1");
+  EXPECT_EQ(result->subnets[2].id, "s3");
+  EXPECT_EQ(result->quotas.rules_per_network_acl, 30);
+  // Each object remembers its own file.
+  EXPECT_EQ(fs::path(result->subnets[2].location.file).filename(), "20-more.toml");
+  EXPECT_EQ(result->subnets[2].location.line, 1);
+}
+
+TEST(ConfigFiles, MergedErrorsPointIntoTheRightFile) {
+  TempDir dir;
+  dir.write("a.toml", std::string(kVpc) + "[[subnets]]\nid = \"s1\"\ncidr_block = \"10.0.1.0/24\"\n");
+  dir.write("b.toml", "\n[[subnets]]\nid = \"s1\"\ncidr_block = \"10.0.2.0/24\"\n");
+  auto result = loadPolicy(dir.path());
+  ASSERT_FALSE(result.has_value());
+  const auto& diags = result.error().diagnostics;
+  ASSERT_EQ(diags.size(), 1u);
+  EXPECT_EQ(diags[0].path, "subnets[1].id");  // index in the merged array
+  EXPECT_EQ(fs::path(diags[0].location.file).filename(), "b.toml");
+  EXPECT_EQ(diags[0].location.line, 3);
+  EXPECT_NE(diags[0].message.find("duplicate subnet id 's1'"), std::string::npos);
+}
+
+TEST(ConfigFiles, VpcInTwoFilesIsAnError) {
+  TempDir dir;
+  dir.write("a.toml", kVpc);
+  dir.write("b.toml", "# second\n[vpc]\nid = \"vpc-2\"\ncidr_blocks = [\"10.1.0.0/16\"]\n");
+  auto result = loadPolicy(dir.path());
+  ASSERT_FALSE(result.has_value());
+  const auto& diags = result.error().diagnostics;
+  ASSERT_EQ(diags.size(), 1u);
+  EXPECT_EQ(diags[0].path, "vpc");
+  EXPECT_EQ(fs::path(diags[0].location.file).filename(), "b.toml");
+  EXPECT_EQ(diags[0].location.line, 2);
+  EXPECT_NE(diags[0].message.find("already defined at"), std::string::npos);
+}
+
+TEST(ConfigFiles, QuotasInTwoFilesIsAnError) {
+  TempDir dir;
+  dir.write("a.toml", std::string(kVpc) + "[quotas]\nrules_per_network_acl = 30\n");
+  dir.write("b.toml", "[quotas]\nrules_per_network_acl = 40\n");
+  auto result = loadPolicy(dir.path());
+  ASSERT_FALSE(result.has_value());
+  ASSERT_EQ(result.error().diagnostics.size(), 1u);
+  EXPECT_EQ(result.error().diagnostics[0].path, "quotas");
+}
+
+TEST(ConfigFiles, SyntaxErrorInOneFileStillReportsOthers) {
+  TempDir dir;
+  dir.write("a.toml", std::string(kVpc) + "bogus = 1\n");
+  dir.write("b.toml", "[[subnets]\n");
+  auto result = loadPolicy(dir.path());
+  ASSERT_FALSE(result.has_value());
+  const auto& diags = result.error().diagnostics;
+  ASSERT_EQ(diags.size(), 2u);
+  EXPECT_EQ(diags[0].path, "vpc.bogus");
+  EXPECT_EQ(fs::path(diags[1].location.file).filename(), "b.toml");
+  EXPECT_EQ(diags[1].location.line, 1);
+}
+
+}  // namespace
+}  // namespace vpcguard::config
