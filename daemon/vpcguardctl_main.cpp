@@ -1,15 +1,38 @@
 // vpcguardctl: the control CLI of vpcguard.
+#include <cstdio>
+#include <iostream>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
+#include "daemon/import_aws.h"
 #include "daemon/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"vpcguardctl: control vpcguard"};
   app.set_version_flag("--version", std::string("vpcguardctl ") + vpcguard::kVersion);
   app.require_subcommand(0, 1);
+
+  vpcguard::ImportAwsCommand import_aws;
+  CLI::App* import_cmd = app.add_subcommand(
+      "import-aws",
+      "Convert `aws ec2 describe-*` JSON output into a vpcguard TOML config (docs/import-aws.md)");
+  import_cmd->add_option("files", import_aws.files,
+                         "JSON printed by aws ec2 describe-vpcs, describe-subnets, "
+                         "describe-security-groups, describe-network-acls, "
+                         "describe-network-interfaces, describe-managed-prefix-lists "
+                         "(- = standard input)")
+      ->required();
+  import_cmd->add_option("-o,--output", import_aws.output, "Write the config here (default: stdout)");
+  import_cmd->add_option("--vpc-id", import_aws.options.vpc_id,
+                         "The VPC to import when the input holds several");
+  import_cmd->add_option("--region", import_aws.options.region,
+                         "Region label (default: derived from availability zones)");
+  import_cmd->add_flag("--strict", import_aws.strict,
+                       "Fail (exit 1, nothing written) if anything cannot be represented");
+
   CLI11_PARSE(app, argc, argv);
+  if (import_cmd->parsed()) return vpcguard::runImportAws(import_aws, std::cout, std::cerr);
   if (app.get_subcommands().empty()) {
     std::puts(app.help().c_str());
   }
