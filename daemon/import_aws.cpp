@@ -263,6 +263,9 @@ std::optional<std::string> protocolName(std::string_view aws) {
   return std::to_string(n);  // "050" -> "50"
 }
 
+constexpr int64_t kImplicitDenyV4 = 32767;
+constexpr int64_t kImplicitDenyV6 = 32768;
+
 bool hasPorts(std::string_view protocol) { return protocol == "tcp" || protocol == "udp"; }
 bool isIcmp(std::string_view protocol) { return protocol == "icmp" || protocol == "icmpv6"; }
 
@@ -591,7 +594,8 @@ class Importer {
         const json* state = member(assoc, "CidrBlockState");
         const std::string st =
             state != nullptr ? getString(item, id, *state, "State").value_or("") : "associated";
-        if (!block) continue;
+        // A disassociated block is history, not part of the VPC: leaving it out loses nothing.
+        if (!block || st == "disassociated" || st == "disassociating") continue;
         if (st != "associated") {
           warn(item, id, "CIDR block " + *block + " is '" + st + "', not associated: omitted");
           continue;
@@ -613,7 +617,7 @@ class Importer {
         const json* state = member(assoc, "Ipv6CidrBlockState");
         const std::string st =
             state != nullptr ? getString(item, id, *state, "State").value_or("") : "associated";
-        if (!block) continue;
+        if (!block || st == "disassociated" || st == "disassociating") continue;
         if (st != "associated") {
           warn(item, id, "IPv6 CIDR block " + *block + " is '" + st + "', not associated: omitted");
           continue;
@@ -704,7 +708,8 @@ class Importer {
       if (!max_entries) {
         max_entries = static_cast<int64_t>(std::max<size_t>(out.entries.size(), 1));
         warn(*first_item, id, "MaxEntries unknown: max_entries = " +
-                                  std::to_string(*max_entries) + " (the number of entries)");
+                                  std::to_string(*max_entries) +
+                                  " (the number of known entries, at least 1)");
       } else if (static_cast<size_t>(std::max<int64_t>(*max_entries, 0)) < out.entries.size()) {
         warn(*first_item, id, "more entries than MaxEntries (" + std::to_string(*max_entries) +
                                   "): max_entries raised to " +
@@ -922,8 +927,9 @@ class Importer {
       warn(item, id, where + " without RuleNumber or Egress: dropped");
       return std::nullopt;
     }
-    // AWS lists the final `*` deny as rule 32767; vpcguard adds it itself to every NACL.
-    if (*number == 32767) return std::nullopt;
+    // AWS lists the final `*` deny as rule 32767 (IPv4) and 32768 (IPv6, when the VPC has
+    // IPv6); vpcguard adds it itself to every NACL, so writing it would duplicate it.
+    if (*number == kImplicitDenyV4 || *number == kImplicitDenyV6) return std::nullopt;
     out.rule_number = *number;
     out.egress = *egress;
     const std::string rule = std::string(out.egress ? "egress" : "ingress") + " rule " +
@@ -1002,7 +1008,7 @@ class Importer {
         const json* state = member(assoc, "Ipv6CidrBlockState");
         const std::string st =
             state != nullptr ? getString(item, id, *state, "State").value_or("") : "associated";
-        if (!v6) continue;
+        if (!v6 || st == "disassociated" || st == "disassociating") continue;
         if (st != "associated") {
           warn(item, id, "IPv6 CIDR block " + *v6 + " is '" + st + "': omitted");
         } else if (vpcLacksIpv6()) {
