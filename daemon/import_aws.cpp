@@ -1134,6 +1134,13 @@ class Importer {
 
   // Interface features that change what the VM can send or receive but have no vpcguard field.
   void reportUnrepresented(const Item& item, const std::string& id, const json& o) {
+    // "interface" is an ordinary ENI; EFA's OS-bypass traffic and trunk/branch ENIs of ECS do
+    // not cross an OVS port the way plain IP traffic does.
+    const auto type = getString(item, id, o, "InterfaceType").value_or("interface");
+    if (type != "interface") {
+      warn(item, id, "interface type '" + type + "' imported as a plain interface: "
+                     "what is special about it is not represented");
+    }
     for (const char* key : {"Ipv4Prefixes", "Ipv6Prefixes"}) {
       if (!getArray(item, id, o, key).empty()) {
         warn(item, id, std::string(key) + " (prefix delegation) cannot be represented: the "

@@ -638,8 +638,10 @@ TEST(ImportAws, PrimaryAddressFirstAndSourceDestCheckFalse) {
            {{"Primary", true}, {"PrivateIpAddress", "10.0.0.5"}},
            {{"Primary", false}, {"PrivateIpAddress", "10.0.0.7"}}}},
          {"Groups", {{{"GroupId", "sg-missing"}, {"GroupName", "x"}}}},
+         {"InterfaceType", "efa"},
          {"SourceDestCheck", false}}}}};
   const auto out = importOk({AwsDocument{"inline", doc}});
+  EXPECT_TRUE(hasWarning(out.warnings, "eni-1", "interface type 'efa'"));
   const auto root = parseToml(out.toml);
   const toml::table* eni = findById(root, "network_interfaces", "eni-1");
   ASSERT_NE(eni, nullptr);
