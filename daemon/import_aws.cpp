@@ -15,7 +15,6 @@
 #include <iostream>
 #include <iterator>
 #include <map>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -270,11 +269,36 @@ bool hasPorts(std::string_view protocol) { return protocol == "tcp" || protocol 
 bool isIcmp(std::string_view protocol) { return protocol == "icmp" || protocol == "icmpv6"; }
 
 // us-east-1a -> us-east-1; local and wavelength zones (us-west-2-lax-1a) keep the parent region.
-std::optional<std::string> regionFromAvailabilityZone(const std::string& az) {
-  static const std::regex kRegion("^([a-z]{2}(-[a-z]+)+-[0-9]+)[a-z0-9-]*$");
-  std::smatch m;
-  if (!std::regex_match(az, m, kRegion)) return std::nullopt;
-  return m[1].str();
+// Hand-parsed rather than with std::regex, which g++ 12 cannot build warning-free under
+// sanitizers: <2 letters>(-<letters>)+-<digits><zone suffix>.
+std::optional<std::string> regionFromAvailabilityZone(std::string_view az) {
+  auto isLower = [](char c) { return c >= 'a' && c <= 'z'; };
+  auto isDigit = [](char c) { return c >= '0' && c <= '9'; };
+  std::vector<std::string_view> parts;
+  for (size_t start = 0;;) {
+    const size_t dash = az.find('-', start);
+    parts.push_back(az.substr(start, dash == std::string_view::npos ? dash : dash - start));
+    if (dash == std::string_view::npos) break;
+    start = dash + 1;
+  }
+  if (parts.size() < 3 || parts[0].size() != 2 ||
+      !std::all_of(parts[0].begin(), parts[0].end(), isLower)) {
+    return std::nullopt;
+  }
+  size_t i = 1;
+  while (i < parts.size() && !parts[i].empty() &&
+         std::all_of(parts[i].begin(), parts[i].end(), isLower)) {
+    ++i;
+  }
+  if (i == 1 || i == parts.size() || parts[i].empty() || !isDigit(parts[i].front())) {
+    return std::nullopt;
+  }
+  const std::string_view number_part = parts[i];
+  const size_t digits = static_cast<size_t>(
+      std::find_if_not(number_part.begin(), number_part.end(), isDigit) - number_part.begin());
+  std::string region(az.substr(0, static_cast<size_t>(number_part.data() - az.data())));
+  region += number_part.substr(0, digits);
+  return region;
 }
 
 class Importer {
@@ -1081,7 +1105,9 @@ class Importer {
              {std::pair("TcpEstablishedTimeout", "tcp_established_timeout"),
               std::pair("UdpTimeout", "udp_timeout"),
               std::pair("UdpStreamTimeout", "udp_stream_timeout")}) {
-          if (auto v = getInt(item, id, *ct, aws_key)) out.connection_tracking.emplace_back(key, *v);
+          if (auto v = getInt(item, id, *ct, aws_key)) {
+            out.connection_tracking.emplace_back(key, *v);
+          }
         }
       }
       reportUnrepresented(item, id, o);

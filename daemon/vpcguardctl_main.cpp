@@ -23,7 +23,8 @@ int main(int argc, char** argv) {
                          "describe-network-interfaces, describe-managed-prefix-lists "
                          "(- = standard input)")
       ->required();
-  import_cmd->add_option("-o,--output", import_aws.output, "Write the config here (default: stdout)");
+  import_cmd->add_option("-o,--output", import_aws.output,
+                         "Write the config here (default: stdout)");
   import_cmd->add_option("--vpc-id", import_aws.options.vpc_id,
                          "The VPC to import when the input holds several");
   import_cmd->add_option("--region", import_aws.options.region,
