@@ -1,4 +1,5 @@
-// vpcguardctl: the control CLI of vpcguard.
+// vpcguardctl: the control CLI of vpcguard. Only wiring: each subcommand lives in its own file.
+#include <cstdio>
 #include <iostream>
 #include <string>
 
@@ -6,6 +7,7 @@
 
 #include "daemon/check_command.h"
 #include "daemon/flows_command.h"
+#include "daemon/import_aws.h"
 #include "daemon/version.h"
 
 int main(int argc, char** argv) {
@@ -24,15 +26,34 @@ int main(int argc, char** argv) {
       ->required();
   flows->add_flag("--stats", flows_options.stats_only, "Print flow counts only");
 
+  vpcguard::ImportAwsCommand import_aws;
+  CLI::App* import_cmd = app.add_subcommand(
+      "import-aws",
+      "Convert `aws ec2 describe-*` JSON output into a vpcguard TOML config (docs/import-aws.md)");
+  import_cmd->add_option("files", import_aws.files,
+                         "JSON printed by aws ec2 describe-vpcs, describe-subnets, "
+                         "describe-security-groups, describe-network-acls, "
+                         "describe-network-interfaces, describe-managed-prefix-lists "
+                         "(- = standard input)")
+      ->required();
+  import_cmd->add_option("-o,--output", import_aws.output, "Write the config here (default: stdout)");
+  import_cmd->add_option("--vpc-id", import_aws.options.vpc_id,
+                         "The VPC to import when the input holds several");
+  import_cmd->add_option("--region", import_aws.options.region,
+                         "Region label (default: derived from availability zones)");
+  import_cmd->add_flag("--strict", import_aws.strict,
+                       "Fail (exit 1, nothing written) if anything cannot be represented");
+
   CLI11_PARSE(app, argc, argv);
-  if (flows->parsed()) {
-    return vpcguard::runFlowsCommand(flows_options, std::cout, std::cerr);
-  }
   if (check->parsed()) {
     return vpcguard::config::runCheck(check_path, std::cout, std::cerr);
   }
-  if (app.get_subcommands().empty()) {
-    std::puts(app.help().c_str());
+  if (flows->parsed()) {
+    return vpcguard::runFlowsCommand(flows_options, std::cout, std::cerr);
   }
+  if (import_cmd->parsed()) {
+    return vpcguard::runImportAws(import_aws, std::cout, std::cerr);
+  }
+  std::puts(app.help().c_str());
   return 0;
 }
