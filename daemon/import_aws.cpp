@@ -1252,7 +1252,7 @@ class Importer {
       w.keyValue("id", g.id);
       w.keyValue("name", g.name);
       w.keyValue("description", g.description);
-      if (g.is_default) w.keyValue("is_default", true);
+      // The loader knows the default group by its name ("default"); AWS names it so too.
       // An empty list must be written as a key, before any [[security_groups.*]] header;
       // a missing `egress` would mean AWS's allow-all default to the loader.
       if (g.ingress.empty()) w.keyArray("ingress", {});
