@@ -274,7 +274,8 @@ TEST_F(RealisticImport, EgressIsAlwaysExplicit) {
 
   const toml::table* def = findById(root_, "security_groups", kDefaultSg);
   ASSERT_NE(def, nullptr);
-  EXPECT_EQ((*def)["is_default"].value<bool>(), true);
+  // The loader knows the default group by its name; no flag is written.
+  EXPECT_FALSE((*def)["is_default"]);
   EXPECT_EQ((*def)["name"].value<std::string>(), "default");
   const toml::array* egress = (*def)["egress"].as_array();
   ASSERT_NE(egress, nullptr);
