@@ -342,7 +342,8 @@ print_hints() {
 How to poke at it:
   $me exec $a -- ping -c1 $b_ip
   $me exec $a -- ip addr
-  $me exec $b -- nc -l -p 8080      (and: $me exec $a -- nc -zv $b_ip 8080)
+  $me exec $b -- nc -l -p 8080          # a TCP server in $b; then from $a:
+  $me exec $a -- nc -zv $b_ip 8080
   ovs-ofctl -O OpenFlow15 dump-flows unix:$LAB_DIR/$BRIDGE.mgmt
   ovs-appctl -t $LAB_DIR/ovs-vswitchd.ctl ofproto/trace $BRIDGE in_port=$a_port,icmp,dl_src=$a_mac,dl_dst=$b_mac,nw_src=$a_ip,nw_dst=$b_ip
   ovs-appctl -t $LAB_DIR/ovs-vswitchd.ctl dpctl/dump-conntrack
