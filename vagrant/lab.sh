@@ -24,6 +24,7 @@ set -Eeuo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LAB_DIR=${LAB_DIR:-/run/vpcguard-lab}
+LAB_DIR=${LAB_DIR%/}
 LAB_PREFIX=${LAB_PREFIX:-vpcg}
 BUILD_DIR=${VPCGUARD_BUILD_DIR:-$REPO/build}
 BRIDGE=br-int
@@ -33,6 +34,9 @@ FALLBACK_COOKIE=0x1ab      # marks the lab's own forwarding flow (never vpcguard
 OVS_SCHEMA=${OVS_SCHEMA:-/usr/share/openvswitch/vswitch.ovsschema}
 MARKER=$LAB_DIR/.vpcguard-lab
 STATE=$LAB_DIR/vms         # one line per VM: id ns host-if subnet mac ipv4s gw4 ipv6s gw6
+# Every namespace this lab made, written BEFORE it is made: `down` deletes exactly these, even
+# after an interrupted `up`, and never another lab's namespaces that share the prefix.
+LEDGER=$LAB_DIR/namespaces
 
 # The private switch's files all live in LAB_DIR; OVS tools honour these.
 export OVS_RUNDIR=$LAB_DIR OVS_LOGDIR=$LAB_DIR OVS_DBDIR=$LAB_DIR
@@ -55,11 +59,21 @@ EOF
 }
 
 check_env() {
-  [[ $LAB_DIR == /* && $LAB_DIR != / ]] || die "LAB_DIR must be an absolute path other than / (got '$LAB_DIR')"
-  LAB_DIR=${LAB_DIR%/}
+  local cmd=$1 made_with
+  [[ $LAB_DIR == /?* ]] || die "LAB_DIR must be an absolute path other than / (got '${LAB_DIR:-/}')"
   # Host interface names are "<prefix>-<name>" and must fit Linux's 15 characters.
   [[ $LAB_PREFIX =~ ^[a-z][a-z0-9]{0,7}$ ]] ||
     die "LAB_PREFIX must be 1-8 lowercase letters/digits, starting with a letter (got '$LAB_PREFIX')"
+  # A lab directory belongs to the prefix it was made with: mixing them would strand namespaces.
+  made_with=$(sed -n 's/^prefix=//p' "$MARKER" 2>/dev/null || true)
+  if [[ -n $made_with && $made_with != "$LAB_PREFIX" ]]; then
+    if [[ $cmd == down ]]; then
+      warn "$LAB_DIR was made with LAB_PREFIX=$made_with; taking down that lab"
+      LAB_PREFIX=$made_with HV_NS=$made_with-hv
+    else
+      die "$LAB_DIR belongs to a lab with LAB_PREFIX=$made_with (not $LAB_PREFIX); use that prefix, or another LAB_DIR"
+    fi
+  fi
 }
 
 need_root() {
@@ -106,7 +120,7 @@ stop_daemon() {
   local name=$1 pid i
   pid=$(pid_of "$name") || { rm -f "$LAB_DIR/$name.pid"; return 0; }
   info "stopping $name (pid $pid)"
-  if [[ -S $LAB_DIR/$name.ctl ]]; then
+  if [[ $name == ovs* && -S $LAB_DIR/$name.ctl ]]; then
     ovs-appctl --timeout=5 -t "$LAB_DIR/$name.ctl" exit >/dev/null 2>&1 || true
   else
     kill -TERM "$pid" 2>/dev/null || true
@@ -131,6 +145,11 @@ start_ovs() {
     stop_daemon ovs-vswitchd
     stop_daemon ovsdb-server
     [[ -r $OVS_SCHEMA ]] || die "OVS schema $OVS_SCHEMA not found (package openvswitch-common)"
+    # The hypervisor namespace must be ours alone: a second userspace switch in it would fail
+    # ("tap device ... busy"), so a switch of another lab (same LAB_PREFIX) is an error.
+    if ns_exists "$HV_NS" && [[ -n $(ip netns pids "$HV_NS" 2>/dev/null) ]]; then
+      die "namespace $HV_NS is in use by processes not started from $LAB_DIR (another lab with LAB_PREFIX=$LAB_PREFIX?); pick another LAB_PREFIX or take that lab down"
+    fi
     [[ -f $LAB_DIR/conf.db ]] || ovsdb-tool create "$LAB_DIR/conf.db" "$OVS_SCHEMA"
     ovsdb-server --detach --no-chdir --pidfile="$LAB_DIR/ovsdb-server.pid" \
       --log-file="$LAB_DIR/ovsdb-server.log" --unixctl="$LAB_DIR/ovsdb-server.ctl" \
@@ -139,7 +158,8 @@ start_ovs() {
       die "ovsdb-server did not start: $(tail -n 3 "$LAB_DIR/ovs-start.log"); see $LAB_DIR/ovsdb-server.log"
     vsctl --no-wait init
     info "ovsdb-server pid $(pid_of ovsdb-server), socket $LAB_DIR/db.sock"
-    ip netns list | awk '{print $1}' | grep -qx -- "$HV_NS" || ip netns add "$HV_NS"
+    ledger_add "$HV_NS"
+    ns_exists "$HV_NS" || ip netns add "$HV_NS"
     ip -n "$HV_NS" link set lo up
     # --enable-dummy keeps the real netdev types (veths carry traffic) and adds dummy ones.
     ip netns exec "$HV_NS" ovs-vswitchd --detach --no-chdir --enable-dummy \
@@ -157,6 +177,12 @@ start_ovs() {
 
 # ---- VMs -------------------------------------------------------------------------------------
 ns_exists() { ip netns list | awk '{print $1}' | grep -qx -- "$1"; }
+ledger_add() { grep -qsx -- "$1" "$LEDGER" || printf '%s\n' "$1" >>"$LEDGER"; }
+ledger_del() {
+  [[ -f $LEDGER ]] || return 0
+  grep -vx -- "$1" "$LEDGER" >"$LEDGER.tmp" || true
+  mv "$LEDGER.tmp" "$LEDGER"
+}
 
 # Kill what runs inside a namespace we made (e.g. an iperf3 a user started with `exec`):
 # a namespace with processes in it outlives `ip netns del`, and so would its veth.
@@ -182,6 +208,7 @@ delete_vm() {
     kill_ns_pids "$ns"
     ip netns del "$ns"
   fi
+  ledger_del "$ns"
   if ns_exists "$HV_NS" && ip -n "$HV_NS" link show "$host" >/dev/null 2>&1; then
     ip -n "$HV_NS" link del "$host"
   fi
@@ -216,6 +243,7 @@ vm_intact() {
 create_vm() {
   local id=$1 ns=$2 host=$3 mac=$4 ipv4s=$5 gw4=$6 ipv6s=$7 gw6=$8 a ofport
   delete_vm "$ns" "$host"
+  ledger_add "$ns"
   ip netns add "$ns"
   ip -n "$ns" link set lo up
   # Both ends are created directly in their namespaces: nothing of the lab ever sits in the
@@ -419,19 +447,20 @@ cmd_up() {
   if [[ -d $LAB_DIR && ! -f $MARKER && -n $(ls -A "$LAB_DIR") ]]; then
     die "$LAB_DIR exists, is not empty and was not made by lab.sh; choose another LAB_DIR"
   fi
+  say "vpcguard lab: LAB_DIR=$LAB_DIR LAB_PREFIX=$LAB_PREFIX config=$config"
+  ensure_deps
+  # Read the config before making anything: a bad config leaves the machine as it was.
+  plan=$(python3 "$REPO/vagrant/lab_plan.py" "$config") || die "cannot use config $config (see above)"
+
   mkdir -p "$LAB_DIR"
   printf 'prefix=%s\n' "$LAB_PREFIX" >"$MARKER"
   trap 'on_up_err "$LINENO" "$BASH_COMMAND"' ERR
   trap on_up_exit EXIT
-  say "vpcguard lab: LAB_DIR=$LAB_DIR LAB_PREFIX=$LAB_PREFIX config=$config"
-
-  ensure_deps
-  plan=$LAB_DIR/plan
-  python3 "$REPO/vagrant/lab_plan.py" "$config" >"$plan" || die "cannot use config $config (see above)"
-  say "Config: $(wc -l <"$plan") network interface(s)"
+  printf '%s\n' "$plan" >"$LAB_DIR/plan"
+  say "Config: $(wc -l <"$LAB_DIR/plan") network interface(s)"
   build
   start_ovs
-  make_vms "$plan"
+  make_vms "$LAB_DIR/plan"
   start_vpcguardd "$config"
   trap - ERR EXIT
 
@@ -485,7 +514,7 @@ cmd_exec() {
 }
 
 cmd_down() {
-  local ns pid name left=()
+  local ns pid name namespaces=() left=() strays=()
   need_root down
   say "Stopping lab at $LAB_DIR (prefix $LAB_PREFIX)"
   if [[ -d $LAB_DIR && ! -f $MARKER && -n $(ls -A "$LAB_DIR") ]]; then
@@ -501,19 +530,33 @@ cmd_down() {
     case $name in
       ovsdb-server | ovs-vswitchd | vpcguardd)
         info "stopping stray $name (pid $pid)"
-        kill -TERM "$pid" 2>/dev/null || true ;;
+        kill -TERM "$pid" 2>/dev/null || true
+        strays+=("$pid") ;;
     esac
+  done
+  for pid in "${strays[@]}"; do
+    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
   done
   # Namespaces: the VMs and the hypervisor. Deleting a namespace deletes the veth ends in it,
   # and a veth's peer goes with it.
-  for ns in $(ip netns list | awk '{print $1}'); do
-    [[ $ns == "$LAB_PREFIX"-* ]] || continue
+  if [[ -f $LEDGER ]]; then
+    mapfile -t namespaces <"$LEDGER"
+  elif [[ ! -e $LAB_DIR ]]; then
+    # The lab directory is gone (deleted by hand?): fall back to the names.
+    mapfile -t namespaces < <(ip netns list | awk '{print $1}' | grep -- "^$LAB_PREFIX-" || true)
+    ((${#namespaces[@]} == 0)) ||
+      warn "$LAB_DIR is gone; deleting namespaces named $LAB_PREFIX-*: ${namespaces[*]}"
+  fi
+  for ns in "${namespaces[@]}"; do
+    ns_exists "$ns" || continue
     kill_ns_pids "$ns"
     info "deleting namespace $ns"
     ip netns del "$ns" || warn "could not delete namespace $ns"
   done
-  # Defensive: a veth of ours in the host namespace (only possible if ip itself failed mid-way).
-  for name in $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1); do
+  # Defensive: a veth of ours in the host namespace (the lab makes both ends inside
+  # namespaces, so only a failure inside ip itself could leave one here).
+  for name in $(ip -o link show type veth | awk -F': ' '{print $2}' | cut -d@ -f1); do
     [[ $name == "$LAB_PREFIX"-* ]] || continue
     info "deleting interface $name"
     ip link del "$name" || warn "could not delete interface $name"
@@ -523,7 +566,7 @@ cmd_down() {
     rm -rf -- "$LAB_DIR"
   fi
   # Verify.
-  for ns in $(ip netns list | awk '{print $1}'); do [[ $ns == "$LAB_PREFIX"-* ]] && left+=("namespace $ns"); done
+  for ns in "${namespaces[@]}"; do ns_exists "$ns" && left+=("namespace $ns"); done
   for pid in $(pgrep -f -- "$LAB_DIR/" || true); do
     name=$(cat "/proc/$pid/comm" 2>/dev/null || true)
     [[ $name == ovsdb-server || $name == ovs-vswitchd || $name == vpcguardd ]] && left+=("$name pid $pid")
@@ -536,7 +579,7 @@ cmd_down() {
 main() {
   local cmd=${1:-}
   (($#)) && shift
-  check_env
+  check_env "$cmd"
   case $cmd in
     up) cmd_up "$@" ;;
     exec) cmd_exec "$@" ;;
