@@ -127,7 +127,7 @@ stop_daemon() {
   fi
   for i in $(seq 50); do
     kill -0 "$pid" 2>/dev/null || break
-    ((i == 30)) && kill -TERM "$pid" 2>/dev/null
+    ((i == 30)) && { kill -TERM "$pid" 2>/dev/null || true; }
     sleep 0.1
   done
   if kill -0 "$pid" 2>/dev/null; then
@@ -488,7 +488,15 @@ cmd_status() {
     n=$(flow_count)
     local fb
     fb=$(ofctl dump-flows "cookie=$FALLBACK_COOKIE/-1" 2>/dev/null | grep -c 'actions=' || true)
-    echo "  $BRIDGE:       $n flow(s)$( ((fb > 0)) && printf ' (incl. the lab fallback flow: policy NOT enforced)')"
+    if ((fb == 0)); then
+      echo "  $BRIDGE:       $n flow(s)"
+    elif [[ $n == "$fb" ]]; then
+      echo "  $BRIDGE:       $n flow(s): only the lab's fallback forwarding flow, policy NOT enforced"
+    else
+      echo "  $BRIDGE:       $n flow(s), including the lab's fallback flow (cookie=$FALLBACK_COOKIE, priority 0)"
+      echo "                WARNING: packets no vpcguardd flow matches in table 0 are forwarded by it;"
+      echo "                remove it: ovs-ofctl -O OpenFlow15 del-flows unix:$LAB_DIR/$BRIDGE.mgmt cookie=$FALLBACK_COOKIE/-1"
+    fi
   fi
   if [[ -f $STATE ]]; then
     echo "  VMs:"
