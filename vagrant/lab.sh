@@ -38,6 +38,8 @@ STATE=$LAB_DIR/vms         # one line per VM: id ns host-if subnet mac ipv4s gw4
 # after an interrupted `up`, and never another lab's namespaces that share the prefix.
 LEDGER=$LAB_DIR/namespaces
 
+# OVS daemons live in sbin, which some PATHs (plain `su`, cron) lack.
+PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 # The private switch's files all live in LAB_DIR; OVS tools honour these.
 export OVS_RUNDIR=$LAB_DIR OVS_LOGDIR=$LAB_DIR OVS_DBDIR=$LAB_DIR
 
@@ -394,20 +396,28 @@ on_up_exit() {
     "$(self_cmd)" >&2
 }
 
-ensure_deps() {
-  local missing=() c
+# missing_deps: the commands (and the OVS source, if a build is needed) that are not there.
+missing_deps() {
+  local c
   for c in ovsdb-server ovsdb-tool ovs-vswitchd ovs-vsctl ovs-ofctl ovs-appctl ip ethtool \
     python3 cmake make g++ ping setsid; do
-    command -v "$c" >/dev/null 2>&1 || missing+=("$c")
+    command -v "$c" >/dev/null 2>&1 || printf '%s ' "$c"
   done
   [[ -f /usr/src/openvswitch/openvswitch.tar.gz || -x $BUILD_DIR/daemon/vpcguardd ]] ||
-    missing+=("/usr/src/openvswitch/openvswitch.tar.gz")
-  ((${#missing[@]} == 0)) && return 0
+    printf '%s ' /usr/src/openvswitch/openvswitch.tar.gz
+}
+
+ensure_deps() {
+  local missing
+  missing=$(missing_deps)
+  [[ -z $missing ]] && return 0
   if [[ ${LAB_SKIP_DEPS:-0} == 1 ]]; then
-    die "missing: ${missing[*]} (LAB_SKIP_DEPS=1, so not installing; run scripts/deps.sh)"
+    die "missing: ${missing% } (LAB_SKIP_DEPS=1, so not installing; run scripts/deps.sh)"
   fi
-  say "Dependencies: missing ${missing[*]}; running scripts/deps.sh"
+  say "Dependencies: missing ${missing% }; running scripts/deps.sh"
   "$REPO/scripts/deps.sh"
+  missing=$(missing_deps)
+  [[ -z $missing ]] || die "still missing after scripts/deps.sh: ${missing% }"
 }
 
 build() {
