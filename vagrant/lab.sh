@@ -95,13 +95,14 @@ vsctl() { ovs-vsctl --db="unix:$LAB_DIR/db.sock" --timeout=10 "$@"; }
 # ofctl CMD [ARGS...]: an ovs-ofctl command on br-int, through the switch's own socket.
 ofctl() { local cmd=$1; shift; ovs-ofctl -O OpenFlow15 --timeout=10 "$cmd" "unix:$LAB_DIR/$BRIDGE.mgmt" "$@"; }
 
-# pid_of NAME: the pid in LAB_DIR/NAME.pid if that process is alive and really is NAME.
+# pid_of NAME: the pid in LAB_DIR/NAME.pid if that process is alive and is this lab's (every
+# daemon of the lab has LAB_DIR in its command line; a recycled pid does not).
 pid_of() {
   local f=$LAB_DIR/$1.pid pid
   [[ -f $f ]] || return 1
   pid=$(<"$f") || return 1
   [[ $pid =~ ^[0-9]+$ ]] || return 1
-  [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "${1:0:15}" ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$LAB_DIR/" || return 1
   printf '%s' "$pid"
 }
 
