@@ -275,7 +275,8 @@ make_vms() {
   local plan_file=$1 new=$LAB_DIR/vms.new idx=0 used=() line
   local id subnet mac ipv4s gw4 ipv6s gw6 ns host old kept=0 made=0 removed=0
   : >"$new"
-  while read -r id subnet mac ipv4s gw4 ipv6s gw6; do
+  # fd 3, not stdin: nothing run inside the loop can eat the plan.
+  while read -r id subnet mac ipv4s gw4 ipv6s gw6 <&3; do
     idx=$((idx + 1))
     ns=$LAB_PREFIX-$id
     host=$(host_ifname "$id" "$idx" "${used[@]}")
@@ -290,15 +291,15 @@ make_vms() {
       made=$((made + 1))
     fi
     printf '%s\n' "$line" >>"$new"
-  done <"$plan_file"
+  done 3<"$plan_file"
   # VMs of an earlier config that are gone from this one.
   if [[ -f $STATE ]]; then
-    while read -r id ns host _; do
+    while read -r id ns host _ <&3; do
       awk -v id="$id" '$1 == id {found=1} END {exit !found}' "$new" && continue
       info "VM $id: no longer in the config, removing"
       delete_vm "$ns" "$host"
       removed=$((removed + 1))
-    done <"$STATE"
+    done 3<"$STATE"
   fi
   mv "$new" "$STATE"
   say "VMs: $made created, $kept kept unchanged, $removed removed"
@@ -350,14 +351,14 @@ start_vpcguardd() {
 print_vms() {
   local id ns host subnet mac ipv4s gw4 ipv6s gw6 ofport addrs
   printf '    %-14s %-20s %-17s %-15s %-6s %s\n' INTERFACE NAMESPACE MAC SUBNET OFPORT ADDRESSES
-  while read -r id ns host subnet mac ipv4s gw4 ipv6s gw6; do
+  while read -r id ns host subnet mac ipv4s gw4 ipv6s gw6 <&3; do
     ofport=$(vsctl --if-exists get Interface "$host" ofport 2>/dev/null || echo "?")
     ns_exists "$ns" || ns="$ns(MISSING)"
     addrs=${ipv4s//,/ }
     [[ $ipv6s == - ]] || addrs+=" ${ipv6s//,/ }"
     printf '    %-14s %-20s %-17s %-15s %-6s %s (gw %s%s)\n' "$id" "$ns" "$mac" "$subnet" \
       "${ofport:-?}" "$addrs" "$gw4" "$([[ $gw6 == - ]] || printf ', %s' "$gw6")"
-  done <"$STATE"
+  done 3<"$STATE"
 }
 
 print_hints() {
