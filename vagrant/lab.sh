@@ -468,6 +468,8 @@ cmd_up() {
   printf 'prefix=%s\n' "$LAB_PREFIX" >"$MARKER"
   trap 'on_up_err "$LINENO" "$BASH_COMMAND"' ERR
   trap on_up_exit EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   printf '%s\n' "$plan" >"$LAB_DIR/plan"
   say "Config: $(wc -l <"$LAB_DIR/plan") network interface(s)"
   build

@@ -49,6 +49,9 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+# A signal (ctest timeout, Ctrl-C) must still reach the cleanup.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 lab_namespaces() { ip netns list | awk '{print $1}' | grep "^$LAB_PREFIX-" || true; }
 lab_links() { ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$LAB_PREFIX-" || true; }
