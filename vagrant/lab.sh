@@ -1,0 +1,616 @@
+#!/usr/bin/env bash
+# vagrant/lab.sh: a multi-VM vpcguard lab on one Linux machine, no real VMs needed.
+#
+#   lab.sh up [--config FILE|DIR]       install what is missing, build, start the lab
+#   lab.sh exec <interface-id> -- CMD   run CMD inside that "VM"
+#   lab.sh status                       what runs, the VMs, flow count, vpcguardd alive
+#   lab.sh down                         stop and delete everything the lab made
+#
+# Design: one private Open vSwitch (its own run directory, never the system's): ovsdb-server on
+# the host, ovs-vswitchd inside a "hypervisor" network namespace (two userspace-datapath switches
+# cannot share a namespace), bridge br-int on the userspace (netdev) datapath. Every network
+# interface of the config becomes a "VM": a network namespace with one end of a veth pair (the
+# ENI's MAC and addresses); the other end sits in the hypervisor namespace, on br-int, tagged
+# external_ids:iface-id=<interface id> as vpcguardd expects. vpcguardd runs in the hypervisor
+# namespace against that switch.
+#
+# Everything the lab makes is named with LAB_PREFIX or lives in LAB_DIR, so `down` can find it
+# all again, even after an `up` that failed half way.
+#
+# Environment: LAB_DIR (default /run/vpcguard-lab), LAB_PREFIX (default vpcg; namespace and
+# interface names), VPCGUARD_BUILD_DIR (default <repo>/build), VPCGUARD_OVS_BUILD_DIR (passed to
+# cmake on first configure), LAB_SKIP_DEPS=1 (never run scripts/deps.sh).
+set -Eeuo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LAB_DIR=${LAB_DIR:-/run/vpcguard-lab}
+LAB_DIR=${LAB_DIR%/}
+LAB_PREFIX=${LAB_PREFIX:-vpcg}
+BUILD_DIR=${VPCGUARD_BUILD_DIR:-$REPO/build}
+BRIDGE=br-int
+HV_NS=$LAB_PREFIX-hv
+VM_IF=eth0                 # the VM end of each veth, inside the VM's own namespace
+FALLBACK_COOKIE=0x1ab      # marks the lab's own forwarding flow (never vpcguardd's)
+OVS_SCHEMA=${OVS_SCHEMA:-/usr/share/openvswitch/vswitch.ovsschema}
+MARKER=$LAB_DIR/.vpcguard-lab
+STATE=$LAB_DIR/vms         # one line per VM: id ns host-if subnet mac ipv4s gw4 ipv6s gw6
+# Every namespace this lab made, written BEFORE it is made: `down` deletes exactly these, even
+# after an interrupted `up`, and never another lab's namespaces that share the prefix.
+LEDGER=$LAB_DIR/namespaces
+
+# OVS daemons live in sbin, which some PATHs (plain `su`, cron) lack.
+PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
+# The private switch's files all live in LAB_DIR; OVS tools honour these.
+export OVS_RUNDIR=$LAB_DIR OVS_LOGDIR=$LAB_DIR OVS_DBDIR=$LAB_DIR
+
+say() { printf '==> %s\n' "$*"; }
+info() { printf '    %s\n' "$*"; }
+warn() { printf 'lab.sh: warning: %s\n' "$*" >&2; }
+die() { printf 'lab.sh: error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+  cat <<EOF
+Usage: $0 up [--config FILE|DIR]      start (or refresh) the lab; default config: configs/lab.toml
+       $0 exec <interface-id> -- CMD  run CMD in that VM's network namespace
+       $0 status                      daemons, VMs, flow count, vpcguardd alive
+       $0 down                        stop everything and delete what the lab made
+
+Environment: LAB_DIR=$LAB_DIR  LAB_PREFIX=$LAB_PREFIX
+             VPCGUARD_BUILD_DIR=$BUILD_DIR  LAB_SKIP_DEPS=${LAB_SKIP_DEPS:-0}
+EOF
+}
+
+check_env() {
+  local cmd=$1 made_with
+  [[ $LAB_DIR == /?* ]] || die "LAB_DIR must be an absolute path other than / (got '${LAB_DIR:-/}')"
+  # Host interface names are "<prefix>-<name>" and must fit Linux's 15 characters.
+  [[ $LAB_PREFIX =~ ^[a-z][a-z0-9]{0,7}$ ]] ||
+    die "LAB_PREFIX must be 1-8 lowercase letters/digits, starting with a letter (got '$LAB_PREFIX')"
+  # A lab directory belongs to the prefix it was made with: mixing them would strand namespaces.
+  made_with=$(sed -n 's/^prefix=//p' "$MARKER" 2>/dev/null || true)
+  if [[ -n $made_with && $made_with != "$LAB_PREFIX" ]]; then
+    if [[ $cmd == down ]]; then
+      warn "$LAB_DIR was made with LAB_PREFIX=$made_with; taking down that lab"
+      LAB_PREFIX=$made_with HV_NS=$made_with-hv
+    else
+      die "$LAB_DIR belongs to a lab with LAB_PREFIX=$made_with (not $LAB_PREFIX); use that prefix, or another LAB_DIR"
+    fi
+  fi
+}
+
+need_root() {
+  ((EUID == 0)) || die "'$1' needs root (network namespaces, veths, Open vSwitch): sudo $0 $1"
+}
+
+# How to call this script again with the same lab (for the hints we print).
+self_cmd() {
+  local env=""
+  [[ $LAB_DIR != /run/vpcguard-lab ]] && env+="LAB_DIR=$LAB_DIR "
+  [[ $LAB_PREFIX != vpcg ]] && env+="LAB_PREFIX=$LAB_PREFIX "
+  printf '%s%s' "$env" "$0"
+}
+
+# ---- the private switch ----------------------------------------------------------------------
+vsctl() { ovs-vsctl --db="unix:$LAB_DIR/db.sock" --timeout=10 "$@"; }
+# ofctl CMD [ARGS...]: an ovs-ofctl command on br-int, through the switch's own socket.
+ofctl() { local cmd=$1; shift; ovs-ofctl -O OpenFlow15 --timeout=10 "$cmd" "unix:$LAB_DIR/$BRIDGE.mgmt" "$@"; }
+
+# pid_of NAME: the pid in LAB_DIR/NAME.pid if that process is alive and is this lab's (every
+# daemon of the lab has LAB_DIR in its command line; a recycled pid does not).
+pid_of() {
+  local f=$LAB_DIR/$1.pid pid
+  [[ -f $f ]] || return 1
+  pid=$(<"$f") || return 1
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$LAB_DIR/" || return 1
+  printf '%s' "$pid"
+}
+
+ovs_healthy() {
+  pid_of ovsdb-server >/dev/null && pid_of ovs-vswitchd >/dev/null &&
+    ovs-appctl --timeout=5 -t "$LAB_DIR/ovsdb-server.ctl" version >/dev/null 2>&1 &&
+    ovs-appctl --timeout=5 -t "$LAB_DIR/ovs-vswitchd.ctl" version >/dev/null 2>&1
+}
+
+flow_count() {
+  local out
+  out=$(ofctl dump-flows 2>/dev/null) || { echo "?"; return; }
+  grep -c 'actions=' <<<"$out" || true
+}
+
+# stop_daemon NAME: ask it to exit over its control socket, then signals; wait until gone.
+stop_daemon() {
+  local name=$1 pid i
+  pid=$(pid_of "$name") || { rm -f "$LAB_DIR/$name.pid"; return 0; }
+  info "stopping $name (pid $pid)"
+  if [[ $name == ovs* && -S $LAB_DIR/$name.ctl ]]; then
+    ovs-appctl --timeout=5 -t "$LAB_DIR/$name.ctl" exit >/dev/null 2>&1 || true
+  else
+    kill -TERM "$pid" 2>/dev/null || true
+  fi
+  for i in $(seq 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    ((i == 30)) && { kill -TERM "$pid" 2>/dev/null || true; }
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.2
+  fi
+  rm -f "$LAB_DIR/$name.pid"
+}
+
+start_ovs() {
+  if ovs_healthy; then
+    say "Open vSwitch: reusing the running private switch (ovsdb-server $(pid_of ovsdb-server), ovs-vswitchd $(pid_of ovs-vswitchd))"
+  else
+    say "Open vSwitch: starting a private switch in $LAB_DIR"
+    stop_daemon ovs-vswitchd
+    stop_daemon ovsdb-server
+    [[ -r $OVS_SCHEMA ]] || die "OVS schema $OVS_SCHEMA not found (package openvswitch-common)"
+    # The hypervisor namespace must be ours alone: a second userspace switch in it would fail
+    # ("tap device ... busy"), so a switch of another lab (same LAB_PREFIX) is an error.
+    if ns_exists "$HV_NS" && [[ -n $(ip netns pids "$HV_NS" 2>/dev/null) ]]; then
+      die "namespace $HV_NS is in use by processes not started from $LAB_DIR (another lab with LAB_PREFIX=$LAB_PREFIX?); pick another LAB_PREFIX or take that lab down"
+    fi
+    [[ -f $LAB_DIR/conf.db ]] || ovsdb-tool create "$LAB_DIR/conf.db" "$OVS_SCHEMA"
+    ovsdb-server --detach --no-chdir --pidfile="$LAB_DIR/ovsdb-server.pid" \
+      --log-file="$LAB_DIR/ovsdb-server.log" --unixctl="$LAB_DIR/ovsdb-server.ctl" \
+      --remote="punix:$LAB_DIR/db.sock" -vconsole:off -vsyslog:off -vfile:info \
+      "$LAB_DIR/conf.db" 2>>"$LAB_DIR/ovs-start.log" ||
+      die "ovsdb-server did not start: $(tail -n 3 "$LAB_DIR/ovs-start.log"); see $LAB_DIR/ovsdb-server.log"
+    vsctl --no-wait init
+    info "ovsdb-server pid $(pid_of ovsdb-server), socket $LAB_DIR/db.sock"
+    ledger_add "$HV_NS"
+    ns_exists "$HV_NS" || ip netns add "$HV_NS"
+    ip -n "$HV_NS" link set lo up
+    # --enable-dummy keeps the real netdev types (veths carry traffic) and adds dummy ones.
+    ip netns exec "$HV_NS" ovs-vswitchd --detach --no-chdir --enable-dummy \
+      --pidfile="$LAB_DIR/ovs-vswitchd.pid" --log-file="$LAB_DIR/ovs-vswitchd.log" \
+      --unixctl="$LAB_DIR/ovs-vswitchd.ctl" -vconsole:off -vsyslog:off -vfile:info \
+      "unix:$LAB_DIR/db.sock" 2>>"$LAB_DIR/ovs-start.log" ||
+      die "ovs-vswitchd did not start: $(tail -n 3 "$LAB_DIR/ovs-start.log"); see $LAB_DIR/ovs-vswitchd.log"
+    info "ovs-vswitchd pid $(pid_of ovs-vswitchd), in network namespace $HV_NS"
+  fi
+  vsctl -- --may-exist add-br "$BRIDGE" \
+    -- set Bridge "$BRIDGE" datapath_type=netdev fail_mode=secure \
+    protocols=OpenFlow13,OpenFlow14,OpenFlow15
+  info "bridge $BRIDGE: datapath netdev, fail_mode secure, OpenFlow 1.3-1.5"
+}
+
+# ---- VMs -------------------------------------------------------------------------------------
+ns_exists() { ip netns list | awk '{print $1}' | grep -qx -- "$1"; }
+ledger_add() { grep -qsx -- "$1" "$LEDGER" || printf '%s\n' "$1" >>"$LEDGER"; }
+ledger_del() {
+  [[ -f $LEDGER ]] || return 0
+  grep -vx -- "$1" "$LEDGER" >"$LEDGER.tmp" || true
+  mv "$LEDGER.tmp" "$LEDGER"
+}
+
+# Kill what runs inside a namespace we made (e.g. an iperf3 a user started with `exec`):
+# a namespace with processes in it outlives `ip netns del`, and so would its veth.
+kill_ns_pids() {
+  local ns=$1 pids
+  pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ') || true
+  [[ -n ${pids// /} ]] || return 0
+  info "killing processes left in $ns: $pids"
+  # shellcheck disable=SC2086
+  kill -TERM $pids 2>/dev/null || true
+  sleep 0.5
+  pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ') || true
+  # shellcheck disable=SC2086
+  [[ -z ${pids// /} ]] || kill -KILL $pids 2>/dev/null || true
+}
+
+delete_vm() {
+  local ns=$1 host=$2
+  if [[ -S $LAB_DIR/db.sock ]]; then
+    vsctl --if-exists del-port "$BRIDGE" "$host" 2>/dev/null || true
+  fi
+  if ns_exists "$ns"; then
+    kill_ns_pids "$ns"
+    ip netns del "$ns"
+  fi
+  ledger_del "$ns"
+  if ns_exists "$HV_NS" && ip -n "$HV_NS" link show "$host" >/dev/null 2>&1; then
+    ip -n "$HV_NS" link del "$host"
+  fi
+}
+
+# host_ifname ID INDEX USED...: the hypervisor end's name, "<prefix>-<id without eni->", or
+# "<prefix>-p<index>" when that would not fit 15 characters or is taken.
+host_ifname() {
+  local id=$1 idx=$2 base name
+  shift 2
+  base=${id#eni-}
+  base=${base//[^a-zA-Z0-9]/}
+  name=$LAB_PREFIX-$base
+  if ((${#name} > 15)) || [[ -z $base ]] || [[ " $* " == *" $name "* ]]; then
+    name=$LAB_PREFIX-p$idx
+  fi
+  printf '%s' "$name"
+}
+
+# A VM is kept when it was made from the same plan line and is still all there.
+vm_intact() {
+  local id=$1 ns=$2 host=$3 got
+  ns_exists "$ns" || return 1
+  ip -n "$ns" link show "$VM_IF" >/dev/null 2>&1 || return 1
+  ip -n "$HV_NS" link show "$host" >/dev/null 2>&1 || return 1
+  got=$(vsctl --if-exists get Interface "$host" external_ids:iface-id 2>/dev/null) || return 1
+  [[ $got == "\"$id\"" || $got == "$id" ]] || return 1
+  got=$(vsctl --if-exists get Interface "$host" ofport 2>/dev/null) || return 1
+  [[ $got =~ ^[0-9]+$ ]] && ((got > 0))
+}
+
+create_vm() {
+  local id=$1 ns=$2 host=$3 mac=$4 ipv4s=$5 gw4=$6 ipv6s=$7 gw6=$8 a ofport
+  delete_vm "$ns" "$host"
+  ledger_add "$ns"
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+  # Both ends are created directly in their namespaces: nothing of the lab ever sits in the
+  # host's namespace, so names cannot collide with the host's interfaces or another lab's.
+  ip link add "$host" netns "$HV_NS" type veth peer name "$VM_IF" netns "$ns"
+  ip -n "$ns" link set "$VM_IF" address "$mac"
+  # Userspace conntrack drops TCP with partial checksums: make the VM compute them.
+  ip netns exec "$ns" ethtool -K "$VM_IF" tx off >/dev/null
+  for a in ${ipv4s//,/ }; do ip -n "$ns" addr add "$a" dev "$VM_IF"; done
+  if [[ $ipv6s != - ]]; then
+    for a in ${ipv6s//,/ }; do ip -n "$ns" -6 addr add "$a" dev "$VM_IF" nodad; done
+  fi
+  ip -n "$ns" link set "$VM_IF" up
+  ip -n "$HV_NS" link set "$host" up
+  ip -n "$ns" route add default via "$gw4" dev "$VM_IF"
+  [[ $gw6 == - ]] || ip -n "$ns" -6 route add default via "$gw6" dev "$VM_IF"
+  vsctl -- --may-exist add-port "$BRIDGE" "$host" \
+    -- set Interface "$host" "external_ids:iface-id=$id" "external_ids:vpcguard-lab=$LAB_PREFIX"
+  ofport=$(vsctl get Interface "$host" ofport)
+  if ! [[ $ofport =~ ^[0-9]+$ ]] || ((ofport <= 0)); then
+    die "OVS could not add $host for $id: $(vsctl get Interface "$host" error 2>&1)"
+  fi
+}
+
+make_vms() {
+  local plan_file=$1 new=$LAB_DIR/vms.new idx=0 used=() line
+  local id subnet mac ipv4s gw4 ipv6s gw6 ns host old kept=0 made=0 removed=0
+  : >"$new"
+  # fd 3, not stdin: nothing run inside the loop can eat the plan.
+  while read -r id subnet mac ipv4s gw4 ipv6s gw6 <&3; do
+    idx=$((idx + 1))
+    ns=$LAB_PREFIX-$id
+    host=$(host_ifname "$id" "$idx" "${used[@]}")
+    used+=("$host")
+    line="$id $ns $host $subnet $mac $ipv4s $gw4 $ipv6s $gw6"
+    old=$(awk -v id="$id" '$1 == id' "$STATE" 2>/dev/null || true)
+    if [[ $old == "$line" ]] && vm_intact "$id" "$ns" "$host"; then
+      kept=$((kept + 1))
+    else
+      info "VM $id: namespace $ns, veth $VM_IF <-> $host"
+      create_vm "$id" "$ns" "$host" "$mac" "$ipv4s" "$gw4" "$ipv6s" "$gw6"
+      made=$((made + 1))
+    fi
+    printf '%s\n' "$line" >>"$new"
+  done 3<"$plan_file"
+  # VMs of an earlier config that are gone from this one.
+  if [[ -f $STATE ]]; then
+    while read -r id ns host _ <&3; do
+      awk -v id="$id" '$1 == id {found=1} END {exit !found}' "$new" && continue
+      info "VM $id: no longer in the config, removing"
+      delete_vm "$ns" "$host"
+      removed=$((removed + 1))
+    done 3<"$STATE"
+  fi
+  mv "$new" "$STATE"
+  say "VMs: $made created, $kept kept unchanged, $removed removed"
+}
+
+# ---- vpcguardd -------------------------------------------------------------------------------
+start_vpcguardd() {
+  local config=$1 bin=$BUILD_DIR/daemon/vpcguardd log=$LAB_DIR/vpcguardd.log pid n rc
+  [[ -x $bin ]] || die "vpcguardd not found at $bin (build failed?)"
+  stop_daemon vpcguardd
+  # Our fallback flow must not count as "vpcguardd installed flows".
+  ofctl del-flows "cookie=$FALLBACK_COOKIE/-1"
+  say "vpcguardd: starting on $BRIDGE (log $log)"
+  printf '=== lab.sh up %s: vpcguardd --config %s\n' "$(date -u +%FT%TZ)" "$config" >>"$log"
+  # setsid: its own session, so it outlives this script and a closed terminal.
+  setsid ip netns exec "$HV_NS" "$bin" --config "$config" --bridge "$BRIDGE" \
+    --ovsdb "unix:$LAB_DIR/db.sock" >>"$log" 2>&1 </dev/null &
+  pid=$!
+  printf '%s\n' "$pid" >"$LAB_DIR/vpcguardd.pid"
+  # Give it 2 s to install its pipeline; stop waiting as soon as flows appear.
+  n=0
+  for _ in $(seq 20); do
+    n=$(flow_count)
+    [[ $n =~ ^[0-9]+$ ]] && ((n > 0)) && break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    info "vpcguardd running, pid $pid"
+  else
+    rc=0
+    wait "$pid" || rc=$?
+    rm -f "$LAB_DIR/vpcguardd.pid"
+    warn "vpcguardd exited (status $rc) within 2 s; last lines of $log:"
+    tail -n 5 "$log" | sed 's/^/      /' >&2
+  fi
+  if [[ $n == 0 ]]; then
+    ofctl add-flow "cookie=$FALLBACK_COOKIE,priority=0,actions=normal"
+    printf '\n'
+    printf '  NOTE: policy enforcement is NOT active yet: %s has no flows from vpcguardd.\n' "$BRIDGE"
+    printf '        The lab installed one forwarding flow (cookie=%s, priority=0, actions=normal)\n' "$FALLBACK_COOKIE"
+    printf '        so the VMs can talk; every packet is allowed. Once vpcguardd installs its own\n'
+    printf '        flows, this one sits below them (and a later up does not add it again).\n\n'
+  else
+    info "$BRIDGE has $n flow(s) from vpcguardd"
+  fi
+}
+
+# ---- commands --------------------------------------------------------------------------------
+print_vms() {
+  local id ns host subnet mac ipv4s gw4 ipv6s gw6 ofport addrs
+  printf '    %-14s %-20s %-17s %-15s %-6s %s\n' INTERFACE NAMESPACE MAC SUBNET OFPORT ADDRESSES
+  while read -r id ns host subnet mac ipv4s gw4 ipv6s gw6 <&3; do
+    ofport=$(vsctl --if-exists get Interface "$host" ofport 2>/dev/null || echo "?")
+    ns_exists "$ns" || ns="$ns(MISSING)"
+    addrs=${ipv4s//,/ }
+    [[ $ipv6s == - ]] || addrs+=" ${ipv6s//,/ }"
+    printf '    %-14s %-20s %-17s %-15s %-6s %s (gw %s%s)\n' "$id" "$ns" "$mac" "$subnet" \
+      "${ofport:-?}" "$addrs" "$gw4" "$([[ $gw6 == - ]] || printf ', %s' "$gw6")"
+  done 3<"$STATE"
+}
+
+print_hints() {
+  local me a b a_ip b_ip a_port a_mac b_mac
+  me=$(self_cmd)
+  read -r a _ _ _ a_mac a_ip _ < <(sed -n 1p "$STATE")
+  read -r b _ _ _ b_mac b_ip _ < <(sed -n 2p "$STATE" | grep . || sed -n 1p "$STATE")
+  a_ip=${a_ip%%/*} a_ip=${a_ip%%,*}
+  b_ip=${b_ip%%,*} b_ip=${b_ip%%/*}
+  a_port=$(vsctl --if-exists get Interface "$(awk -v id="$a" '$1 == id {print $3}' "$STATE")" ofport)
+  cat <<EOF
+
+How to poke at it:
+  $me exec $a -- ping -c1 $b_ip
+  $me exec $a -- ip addr
+  $me exec $b -- nc -l -p 8080          # a TCP server in $b; then from $a:
+  $me exec $a -- nc -zv $b_ip 8080
+  ovs-ofctl -O OpenFlow15 dump-flows unix:$LAB_DIR/$BRIDGE.mgmt
+  ovs-appctl -t $LAB_DIR/ovs-vswitchd.ctl ofproto/trace $BRIDGE in_port=$a_port,icmp,dl_src=$a_mac,dl_dst=$b_mac,nw_src=$a_ip,nw_dst=$b_ip
+  ovs-appctl -t $LAB_DIR/ovs-vswitchd.ctl dpctl/dump-conntrack
+  ovs-vsctl --db=unix:$LAB_DIR/db.sock show
+  logs: $LAB_DIR/vpcguardd.log  $LAB_DIR/ovs-vswitchd.log  $LAB_DIR/ovsdb-server.log
+  $me status
+  $me down
+EOF
+}
+
+# On any failure of `up`: say where, and how to get back to a clean machine.
+UP_FAILED_AT=""
+on_up_err() { UP_FAILED_AT="line $1: $2"; }
+on_up_exit() {
+  local rc=$?
+  ((rc == 0)) && return 0
+  printf '\nlab.sh: up FAILED (status %s%s). Logs are in %s.\n' "$rc" \
+    "${UP_FAILED_AT:+, at $UP_FAILED_AT}" "$LAB_DIR" >&2
+  printf 'Fix the cause and run up again (it reuses what is there), or clean up with: %s down\n' \
+    "$(self_cmd)" >&2
+}
+
+# missing_deps: the commands (and the OVS source, if a build is needed) that are not there.
+missing_deps() {
+  local c
+  for c in ovsdb-server ovsdb-tool ovs-vswitchd ovs-vsctl ovs-ofctl ovs-appctl ip ethtool \
+    python3 cmake make g++ ping setsid; do
+    command -v "$c" >/dev/null 2>&1 || printf '%s ' "$c"
+  done
+  [[ -f /usr/src/openvswitch/openvswitch.tar.gz || -x $BUILD_DIR/daemon/vpcguardd ]] ||
+    printf '%s ' /usr/src/openvswitch/openvswitch.tar.gz
+}
+
+ensure_deps() {
+  local missing
+  missing=$(missing_deps)
+  [[ -z $missing ]] && return 0
+  if [[ ${LAB_SKIP_DEPS:-0} == 1 ]]; then
+    die "missing: ${missing% } (LAB_SKIP_DEPS=1, so not installing; run scripts/deps.sh)"
+  fi
+  say "Dependencies: missing ${missing% }; running scripts/deps.sh"
+  "$REPO/scripts/deps.sh"
+  missing=$(missing_deps)
+  [[ -z $missing ]] || die "still missing after scripts/deps.sh: ${missing% }"
+}
+
+build() {
+  local jobs args log=$LAB_DIR/build.log
+  jobs=${VPCGUARD_BUILD_JOBS:-$(nproc)}
+  if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
+    say "Build: configuring $BUILD_DIR (log $log)"
+    args=(-S "$REPO" -B "$BUILD_DIR")
+    [[ -z ${VPCGUARD_OVS_BUILD_DIR:-} ]] || args+=("-DVPCGUARD_OVS_BUILD_DIR=$VPCGUARD_OVS_BUILD_DIR")
+    info "the first build also compiles the Open vSwitch library (about 3 minutes on 2 cores)"
+    cmake "${args[@]}" >>"$log" 2>&1 || {
+      tail -n 20 "$log" >&2
+      die "cmake configure failed (missing packages? run scripts/deps.sh); full log: $log"
+    }
+  else
+    say "Build: reusing $BUILD_DIR (log $log)"
+  fi
+  cmake --build "$BUILD_DIR" --target vpcguardd -j "$jobs" >>"$log" 2>&1 || {
+    tail -n 30 "$log" >&2
+    die "building vpcguardd failed; full log: $log"
+  }
+  info "vpcguardd: $BUILD_DIR/daemon/vpcguardd"
+}
+
+cmd_up() {
+  local config=$REPO/configs/lab.toml plan
+  while (($#)); do
+    case $1 in
+      --config) [[ $# -ge 2 ]] || die "--config needs a FILE or DIR"; config=$2; shift 2 ;;
+      --config=*) config=${1#--config=}; shift ;;
+      *) die "up: unknown argument '$1' (usage: up [--config FILE|DIR])" ;;
+    esac
+  done
+  need_root up
+  [[ -e $config ]] || die "config $config does not exist"
+  config=$(realpath "$config")
+  if [[ -d $LAB_DIR && ! -f $MARKER && -n $(ls -A "$LAB_DIR") ]]; then
+    die "$LAB_DIR exists, is not empty and was not made by lab.sh; choose another LAB_DIR"
+  fi
+  say "vpcguard lab: LAB_DIR=$LAB_DIR LAB_PREFIX=$LAB_PREFIX config=$config"
+  ensure_deps
+  # Read the config before making anything: a bad config leaves the machine as it was.
+  plan=$(python3 "$REPO/vagrant/lab_plan.py" "$config") || die "cannot use config $config (see above)"
+
+  mkdir -p "$LAB_DIR"
+  printf 'prefix=%s\n' "$LAB_PREFIX" >"$MARKER"
+  trap 'on_up_err "$LINENO" "$BASH_COMMAND"' ERR
+  trap on_up_exit EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  printf '%s\n' "$plan" >"$LAB_DIR/plan"
+  say "Config: $(wc -l <"$LAB_DIR/plan") network interface(s)"
+  build
+  start_ovs
+  make_vms "$LAB_DIR/plan"
+  start_vpcguardd "$config"
+  trap - ERR EXIT
+
+  say "Lab is up: $BRIDGE has $(flow_count) flow(s)"
+  print_vms
+  print_hints
+}
+
+cmd_status() {
+  local rc=0 pid n
+  if [[ ! -f $MARKER ]]; then
+    echo "No lab at $LAB_DIR (start one with: $(self_cmd) up)"
+    return 1
+  fi
+  echo "Lab at $LAB_DIR (prefix $LAB_PREFIX)"
+  if pid=$(pid_of ovsdb-server); then echo "  ovsdb-server: running, pid $pid"; else echo "  ovsdb-server: NOT running"; rc=1; fi
+  if pid=$(pid_of ovs-vswitchd); then echo "  ovs-vswitchd: running, pid $pid, namespace $HV_NS"; else echo "  ovs-vswitchd: NOT running"; rc=1; fi
+  if pid=$(pid_of vpcguardd); then
+    echo "  vpcguardd:    running, pid $pid"
+  else
+    echo "  vpcguardd:    NOT running; last lines of $LAB_DIR/vpcguardd.log:"
+    tail -n 3 "$LAB_DIR/vpcguardd.log" 2>/dev/null | sed 's/^/                /' || true
+  fi
+  if ((rc == 0)); then
+    n=$(flow_count)
+    local fb
+    fb=$(ofctl dump-flows "cookie=$FALLBACK_COOKIE/-1" 2>/dev/null | grep -c 'actions=' || true)
+    if ((fb == 0)); then
+      echo "  $BRIDGE:       $n flow(s)"
+    elif [[ $n == "$fb" ]]; then
+      echo "  $BRIDGE:       $n flow(s): only the lab's fallback forwarding flow, policy NOT enforced"
+    else
+      echo "  $BRIDGE:       $n flow(s), including the lab's fallback flow (cookie=$FALLBACK_COOKIE, priority 0)"
+      echo "                WARNING: packets no vpcguardd flow matches in table 0 are forwarded by it;"
+      echo "                remove it: ovs-ofctl -O OpenFlow15 del-flows unix:$LAB_DIR/$BRIDGE.mgmt cookie=$FALLBACK_COOKIE/-1"
+    fi
+  fi
+  if [[ -f $STATE ]]; then
+    echo "  VMs:"
+    if ((rc == 0)); then print_vms; else sed 's/^/    /' "$STATE"; fi
+  else
+    echo "  VMs: none"
+  fi
+  return "$rc"
+}
+
+cmd_exec() {
+  local id=${1:-} ns
+  [[ -n $id ]] || die "usage: $0 exec <interface-id> -- CMD..."
+  shift
+  [[ ${1:-} == -- ]] && shift
+  (($#)) || die "usage: $0 exec $id -- CMD...  (no command given)"
+  [[ -f $STATE ]] || die "no lab at $LAB_DIR (start one with: $(self_cmd) up)"
+  ns=$(awk -v id="$id" '$1 == id {print $2}' "$STATE")
+  [[ -n $ns ]] || die "unknown interface id '$id'; known: $(awk '{print $1}' "$STATE" | paste -sd' ')"
+  ns_exists "$ns" || die "namespace $ns of $id is gone; run '$(self_cmd) up' again"
+  need_root exec
+  exec ip netns exec "$ns" "$@"
+}
+
+cmd_down() {
+  local ns pid name namespaces=() left=() strays=()
+  need_root down
+  say "Stopping lab at $LAB_DIR (prefix $LAB_PREFIX)"
+  if [[ -d $LAB_DIR && ! -f $MARKER && -n $(ls -A "$LAB_DIR") ]]; then
+    die "$LAB_DIR was not made by lab.sh (no $MARKER); refusing to touch it"
+  fi
+  stop_daemon vpcguardd
+  stop_daemon ovs-vswitchd
+  stop_daemon ovsdb-server
+  # Daemons of this lab whose pidfile is gone (an `up` killed half way): found by LAB_DIR in
+  # their command line, checked by name.
+  for pid in $(pgrep -f -- "$LAB_DIR/" || true); do
+    name=$(cat "/proc/$pid/comm" 2>/dev/null || true)
+    case $name in
+      ovsdb-server | ovs-vswitchd | vpcguardd)
+        info "stopping stray $name (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        strays+=("$pid") ;;
+    esac
+  done
+  for pid in "${strays[@]}"; do
+    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  # Namespaces: the VMs and the hypervisor. Deleting a namespace deletes the veth ends in it,
+  # and a veth's peer goes with it.
+  if [[ -f $LEDGER ]]; then
+    mapfile -t namespaces <"$LEDGER"
+  elif [[ ! -e $LAB_DIR ]]; then
+    # The lab directory is gone (deleted by hand?): fall back to the names.
+    mapfile -t namespaces < <(ip netns list | awk '{print $1}' | grep -- "^$LAB_PREFIX-" || true)
+    ((${#namespaces[@]} == 0)) ||
+      warn "$LAB_DIR is gone; deleting namespaces named $LAB_PREFIX-*: ${namespaces[*]}"
+  fi
+  for ns in "${namespaces[@]}"; do
+    ns_exists "$ns" || continue
+    kill_ns_pids "$ns"
+    info "deleting namespace $ns"
+    ip netns del "$ns" || warn "could not delete namespace $ns"
+  done
+  # Defensive: a veth of ours in the host namespace (the lab makes both ends inside
+  # namespaces, so only a failure inside ip itself could leave one here).
+  for name in $(ip -o link show type veth | awk -F': ' '{print $2}' | cut -d@ -f1); do
+    [[ $name == "$LAB_PREFIX"-* ]] || continue
+    info "deleting interface $name"
+    ip link del "$name" || warn "could not delete interface $name"
+  done
+  if [[ -d $LAB_DIR ]]; then
+    info "removing $LAB_DIR"
+    rm -rf -- "$LAB_DIR"
+  fi
+  # Verify.
+  for ns in "${namespaces[@]}"; do ns_exists "$ns" && left+=("namespace $ns"); done
+  for pid in $(pgrep -f -- "$LAB_DIR/" || true); do
+    name=$(cat "/proc/$pid/comm" 2>/dev/null || true)
+    [[ $name == ovsdb-server || $name == ovs-vswitchd || $name == vpcguardd ]] && left+=("$name pid $pid")
+  done
+  [[ ! -e $LAB_DIR ]] || left+=("$LAB_DIR")
+  ((${#left[@]} == 0)) || die "left behind: ${left[*]}"
+  say "Lab is down: no processes, namespaces, interfaces or files left"
+}
+
+main() {
+  local cmd=${1:-}
+  (($#)) && shift
+  check_env "$cmd"
+  case $cmd in
+    up) cmd_up "$@" ;;
+    exec) cmd_exec "$@" ;;
+    status) cmd_status "$@" ;;
+    down) cmd_down "$@" ;;
+    -h | --help | help) usage ;;
+    "") usage >&2; exit 2 ;;
+    *) usage >&2; die "unknown command '$cmd'" ;;
+  esac
+}
+
+main "$@"
