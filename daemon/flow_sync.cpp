@@ -36,17 +36,29 @@ std::map<uint8_t, size_t> FlowSync::installedPerTable() const {
 
 Result<FlowSync::Table> FlowSync::normalized(const std::vector<Flow>& flows) {
   Table out;
+  std::unordered_map<std::string, Flow> cache;
+  cache.reserve(flows.size());
   for (const auto& f : flows) {
     // Our flows are compared with the switch's dumps, so they must be in the switch's text.
-    auto n = ovs::normalizeFlow(f);
-    if (!n) {
-      return tl::unexpected(n.error());
+    std::string text = toOfctlText(f);
+    Flow n;
+    if (auto hit = normalized_cache_.find(text); hit != normalized_cache_.end()) {
+      n = hit->second;
+    } else {
+      auto parsed = ovs::normalizeFlow(f);
+      if (!parsed) {
+        return tl::unexpected(parsed.error());
+      }
+      n = std::move(*parsed);
     }
-    Key key{n->table, n->priority, n->match};
-    if (!out.emplace(std::move(key), std::move(*n)).second) {
-      return makeError("duplicate flow identity: " + toOfctlText(f));
+    Key key{n.table, n.priority, n.match};
+    if (!out.emplace(std::move(key), n).second) {
+      return makeError("duplicate flow identity: " + text);
     }
+    cache.emplace(std::move(text), std::move(n));
   }
+  // Keep only what the current policy uses, so the cache cannot grow without bound.
+  normalized_cache_ = std::move(cache);
   return out;
 }
 

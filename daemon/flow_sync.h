@@ -17,6 +17,7 @@
 #include <map>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "ovs-plugin/openflow.h"
@@ -54,6 +55,9 @@ class FlowSync {
 
   ovs::OpenFlowChannel& channel_;
   Table installed_;
+  // Desired text -> the switch's canonical form. Parsing with OVS's parser is the costly part
+  // of a diff; a change re-parses only flows it has not seen before.
+  std::unordered_map<std::string, Flow> normalized_cache_;
 };
 
 }  // namespace vpcguard
