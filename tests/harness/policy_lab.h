@@ -1,0 +1,49 @@
+#pragma once
+// The namespace lab under a vpcguard policy: one VM (network namespace) per interface of the
+// policy, with the interface's MAC, addresses and the subnet's router as gateway, on a
+// userspace-datapath bridge whose flows are the translator's, installed through FlowSync. Real
+// packets then meet the real pipeline (conntrack included).
+#include <map>
+#include <memory>
+#include <string>
+
+#include "daemon/flow_sync.h"
+#include "tests/harness/ns_lab.h"
+#include "tests/harness/ovs_sandbox.h"
+#include "translator/model.h"
+#include "translator/translate.h"
+
+namespace vpcguard::test {
+
+class PolicyLab {
+ public:
+  static constexpr const char* kBridge = "br-int";
+
+  // A sandbox, the bridge and one VM per interface of `policy` (named by interface id).
+  [[nodiscard]] static Result<std::unique_ptr<PolicyLab>> start(const model::Policy& policy);
+  ~PolicyLab();
+
+  // Translates `policy` for the lab's VMs and installs the difference.
+  [[nodiscard]] Result<SyncReport> install(const model::Policy& policy);
+  // Replaces every flow with `flows` (ovs-ofctl text), e.g. plain forwarding for baselines.
+  [[nodiscard]] Result<void> replaceFlows(const std::string& flows);
+
+  [[nodiscard]] CommandResult exec(const std::string& eni, const std::string& command,
+                                   std::chrono::seconds timeout = std::chrono::seconds(60)) const;
+  [[nodiscard]] const Vm* vm(const std::string& eni) const { return lab_->vm(eni); }
+  [[nodiscard]] OvsSandbox& sandbox() { return *sandbox_; }
+  // Flushes the userspace conntrack table of every zone.
+  [[nodiscard]] Result<void> flushConntrack();
+
+ private:
+  PolicyLab() = default;
+  std::unique_ptr<OvsSandbox> sandbox_;
+  std::unique_ptr<NsLab> lab_;
+  std::unique_ptr<ovs::OpenFlowChannel> channel_;
+  std::unique_ptr<FlowSync> sync_;
+  std::map<std::string, int> ofports_;
+  std::map<std::string, uint16_t> indices_;
+  bool synced_ = false;
+};
+
+}  // namespace vpcguard::test
