@@ -757,10 +757,10 @@ class ImportAwsCli : public ::testing::Test {
   }
 
   // Runs vpcguardctl with `args`; returns its exit code, stdout and stderr land in files.
-  int run(const std::vector<std::string>& args) {
+  int run(const std::vector<std::string>& args, const std::string& stdin_path = "/dev/null") {
     std::string cmd = quote(vpcguardctlPath());
     for (const auto& a : args) cmd += " " + quote(a);
-    cmd += " >" + quote(stdoutPath()) + " 2>" + quote(stderrPath()) + " </dev/null";
+    cmd += " >" + quote(stdoutPath()) + " 2>" + quote(stderrPath()) + " <" + quote(stdin_path);
     const int status = std::system(cmd.c_str());
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
@@ -796,6 +796,16 @@ TEST_F(ImportAwsCli, WritesToStdoutByDefault) {
   ASSERT_EQ(run(realisticArgs()), kImportOk) << errText();
   const auto root = parseToml(readText(stdoutPath()));
   EXPECT_EQ(arraySize(root["subnets"]), 2u);
+}
+
+TEST_F(ImportAwsCli, ReadsStandardInputForDash) {
+  ASSERT_EQ(run({"import-aws", "-", fixturePath("describe-subnets.json")},
+                fixturePath("describe-vpcs.json")),
+            kImportOk)
+      << errText();
+  const std::string toml = readText(stdoutPath());
+  EXPECT_NE(toml.find("#   <stdin>\n"), std::string::npos);
+  EXPECT_EQ(parseToml(toml)["vpc"]["cidr_blocks"][0].value<std::string>(), "10.0.0.0/16");
 }
 
 TEST_F(ImportAwsCli, StrictFailsOnWarningsAndWritesNothing) {
