@@ -397,6 +397,18 @@ std::vector<AwsDocument> reversed(std::vector<AwsDocument> docs) {
   return docs;
 }
 
+// The whole output for the realistic VPC, so a reviewer sees what a change does to it.
+// Regenerate after an intended change with:
+//   VPCGUARD_UPDATE_GOLDEN=1 build/tests/unit_import_aws --gtest_filter='*Golden*'
+TEST(ImportAws, GoldenOutputForTheRealisticVpc) {
+  const std::string golden = fixturePath("expected-import.toml");
+  const std::string toml = importOk(realisticDocs()).toml;
+  if (std::getenv("VPCGUARD_UPDATE_GOLDEN") != nullptr) {
+    std::ofstream(golden, std::ios::binary) << toml;
+  }
+  EXPECT_EQ(toml, readText(golden)) << "regenerate: see the comment above this test";
+}
+
 TEST(ImportAws, OutputDoesNotDependOnObjectOrder) {
   const auto a = importOk(realisticDocs());
   const auto b = importOk(reversed(realisticDocs()));
@@ -555,6 +567,19 @@ TEST(ImportAws, SecurityGroupProtocolVocabulary) {
     EXPECT_EQ((*rule).contains("from_port"), c.has_ports) << c.aws;
     EXPECT_EQ((*rule).contains("to_port"), c.has_ports) << c.aws;
   }
+}
+
+TEST(ImportAws, RaisedAwsQuotasAreReported) {
+  json permission = {{"IpProtocol", "tcp"}, {"FromPort", 443}, {"ToPort", 443},
+                     {"IpRanges", json::array()}};
+  for (int i = 0; i < 61; ++i) {
+    permission["IpRanges"].push_back({{"CidrIp", "10.0." + std::to_string(i) + ".0/24"}});
+  }
+  const auto out = importOk({AwsDocument{"inline", vpcWithPermission(permission)}});
+  EXPECT_TRUE(hasWarning(out.warnings, "sg-1", "rules_per_security_group = 61"))
+      << dumpWarnings(out.warnings);
+  const auto root = parseToml(out.toml);
+  EXPECT_EQ(arraySize(root["security_groups"][0]["ingress"]), 61u);  // all still written
 }
 
 TEST(ImportAws, TcpWithoutPortsIsReported) {
