@@ -21,6 +21,7 @@
 #include <variant>
 
 #include "translator/ip.h"
+#include "translator/model.h"
 
 namespace vpcguard {
 namespace {
@@ -316,6 +317,7 @@ class Importer {
     convertSubnets();
     convertInterfaces();
     reportMissingKinds();
+    reportQuotas();
     return ImportAwsOutput{write(), std::move(warnings_)};
   }
 
@@ -1195,6 +1197,60 @@ class Importer {
     if (seen_kinds_.count("SecurityGroups") == 0 && !interfaces_.empty()) {
       warn("", vpc_.id, "no describe-security-groups output: interfaces fall back to the "
                         "default group");
+    }
+  }
+
+  // An AWS account may have raised quotas that vpcguard's defaults (AWS's defaults) would then
+  // reject; say which [quotas] key the config needs rather than let the loader fail later.
+  void reportQuotas() {
+    const model::Quotas defaults;
+    auto over = [&](const std::string& id, const std::string& what, size_t count, int limit,
+                    const char* key) {
+      if (count > static_cast<size_t>(limit)) {
+        warn("", id, what + ": " + std::to_string(count) + " exceed the default quota of " +
+                         std::to_string(limit) + ": add [quotas] " + key + " = " +
+                         std::to_string(count) + " to the config");
+      }
+    };
+    auto maxEntries = [&](const std::string& list_id) {
+      for (const auto& p : prefix_lists_) {
+        if (p.id == list_id) return static_cast<size_t>(std::max<int64_t>(p.max_entries, 1));
+      }
+      return size_t{1};
+    };
+    for (const SecurityGroupOut& g : security_groups_) {
+      for (const bool egress : {false, true}) {
+        // AWS counts IPv4 and IPv6 rules apart; a prefix list counts as its max_entries.
+        size_t v4 = 0;
+        size_t v6 = 0;
+        for (const SgRule& r : egress ? g.egress : g.ingress) {
+          if (r.peer_key == "cidr_ipv6") {
+            ++v6;
+          } else if (r.peer_key == "prefix_list_id") {
+            v4 += maxEntries(r.peer_value);
+          } else {
+            ++v4;
+          }
+        }
+        const std::string dir = egress ? "outbound" : "inbound";
+        over(g.id, dir + " IPv4 rules", v4, defaults.rules_per_security_group,
+             "rules_per_security_group");
+        over(g.id, dir + " IPv6 rules", v6, defaults.rules_per_security_group,
+             "rules_per_security_group");
+      }
+    }
+    for (const NetworkAclOut& n : network_acls_) {
+      for (const bool egress : {false, true}) {
+        const auto count = static_cast<size_t>(
+            std::count_if(n.entries.begin(), n.entries.end(),
+                          [&](const NaclEntryOut& e) { return e.egress == egress; }));
+        over(n.id, std::string(egress ? "outbound" : "inbound") + " entries", count,
+             defaults.rules_per_network_acl, "rules_per_network_acl");
+      }
+    }
+    for (const InterfaceOut& i : interfaces_) {
+      over(i.id, "security groups", i.security_group_ids.size(),
+           defaults.security_groups_per_interface, "security_groups_per_interface");
     }
   }
 

@@ -398,6 +398,18 @@ std::vector<AwsDocument> reversed(std::vector<AwsDocument> docs) {
   return docs;
 }
 
+// The whole output for the realistic VPC, so a reviewer sees what a change does to it.
+// Regenerate after an intended change with:
+//   VPCGUARD_UPDATE_GOLDEN=1 build/tests/unit_import_aws --gtest_filter='*Golden*'
+TEST(ImportAws, GoldenOutputForTheRealisticVpc) {
+  const std::string golden = fixturePath("expected-import.toml");
+  const std::string toml = importOk(realisticDocs()).toml;
+  if (std::getenv("VPCGUARD_UPDATE_GOLDEN") != nullptr) {
+    std::ofstream(golden, std::ios::binary) << toml;
+  }
+  EXPECT_EQ(toml, readText(golden)) << "regenerate: see the comment above this test";
+}
+
 TEST(ImportAws, OutputDoesNotDependOnObjectOrder) {
   const auto a = importOk(realisticDocs());
   const auto b = importOk(reversed(realisticDocs()));
@@ -556,6 +568,19 @@ TEST(ImportAws, SecurityGroupProtocolVocabulary) {
     EXPECT_EQ((*rule).contains("from_port"), c.has_ports) << c.aws;
     EXPECT_EQ((*rule).contains("to_port"), c.has_ports) << c.aws;
   }
+}
+
+TEST(ImportAws, RaisedAwsQuotasAreReported) {
+  json permission = {{"IpProtocol", "tcp"}, {"FromPort", 443}, {"ToPort", 443},
+                     {"IpRanges", json::array()}};
+  for (int i = 0; i < 61; ++i) {
+    permission["IpRanges"].push_back({{"CidrIp", "10.0." + std::to_string(i) + ".0/24"}});
+  }
+  const auto out = importOk({AwsDocument{"inline", vpcWithPermission(permission)}});
+  EXPECT_TRUE(hasWarning(out.warnings, "sg-1", "rules_per_security_group = 61"))
+      << dumpWarnings(out.warnings);
+  const auto root = parseToml(out.toml);
+  EXPECT_EQ(arraySize(root["security_groups"][0]["ingress"]), 61u);  // all still written
 }
 
 TEST(ImportAws, TcpWithoutPortsIsReported) {
@@ -758,10 +783,10 @@ class ImportAwsCli : public ::testing::Test {
   }
 
   // Runs vpcguardctl with `args`; returns its exit code, stdout and stderr land in files.
-  int run(const std::vector<std::string>& args) {
+  int run(const std::vector<std::string>& args, const std::string& stdin_path = "/dev/null") {
     std::string cmd = quote(vpcguardctlPath());
     for (const auto& a : args) cmd += " " + quote(a);
-    cmd += " >" + quote(stdoutPath()) + " 2>" + quote(stderrPath()) + " </dev/null";
+    cmd += " >" + quote(stdoutPath()) + " 2>" + quote(stderrPath()) + " <" + quote(stdin_path);
     const int status = std::system(cmd.c_str());
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
@@ -797,6 +822,16 @@ TEST_F(ImportAwsCli, WritesToStdoutByDefault) {
   ASSERT_EQ(run(realisticArgs()), kImportOk) << errText();
   const auto root = parseToml(readText(stdoutPath()));
   EXPECT_EQ(arraySize(root["subnets"]), 2u);
+}
+
+TEST_F(ImportAwsCli, ReadsStandardInputForDash) {
+  ASSERT_EQ(run({"import-aws", "-", fixturePath("describe-subnets.json")},
+                fixturePath("describe-vpcs.json")),
+            kImportOk)
+      << errText();
+  const std::string toml = readText(stdoutPath());
+  EXPECT_NE(toml.find("#   <stdin>\n"), std::string::npos);
+  EXPECT_EQ(parseToml(toml)["vpc"]["cidr_blocks"][0].value<std::string>(), "10.0.0.0/16");
 }
 
 TEST_F(ImportAwsCli, StrictFailsOnWarningsAndWritesNothing) {
