@@ -10,8 +10,10 @@ std::string env(const char* name, const char* fallback) {
 }
 }  // namespace
 
-std::string sourceDir() { return env("VPCGUARD_SOURCE_DIR", "."); }
-std::string binaryDir() { return env("VPCGUARD_BINARY_DIR", "."); }
+// The environment wins (ctest sets it); the build tree's own paths are the fallback, so a test
+// binary run by hand finds its files too.
+std::string sourceDir() { return env("VPCGUARD_SOURCE_DIR", VPCGUARD_SOURCE_DIR_DEFAULT); }
+std::string binaryDir() { return env("VPCGUARD_BINARY_DIR", VPCGUARD_BINARY_DIR_DEFAULT); }
 std::string programPath(const std::string& name) { return binaryDir() + "/daemon/" + name; }
 
 }  // namespace vpcguard::test
