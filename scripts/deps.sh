@@ -14,6 +14,8 @@ PACKAGES=(
   cmake g++ clang make pkg-config autoconf automake libtool
   # linters for the checked-in .clang-format / .clang-tidy and the shell scripts
   clang-format clang-tidy shellcheck
+  # libFuzzer and the sanitizer runtimes for clang (the config-loader fuzz run)
+  libclang-rt-14-dev
   # Open vSwitch: the switch, its tools, and the source tarball the OVS C library is built from
   # (same version as the switch; Debian 12 has no libopenvswitch-dev)
   openvswitch-switch openvswitch-common openvswitch-source

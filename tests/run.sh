@@ -25,7 +25,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 # Leftovers of an earlier interrupted run would collide with names; clear them first.
-bash tests/cleanup-leftovers.sh
+sh tests/cleanup-leftovers.sh
 
 step "build (warnings are errors)"
 cmake -S . -B build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVPCGUARD_WERROR=ON >/dev/null
@@ -46,5 +46,12 @@ fi
 step "all tests (unit, integration, e2e, bench smoke)"
 status=0
 (cd build-ci && ctest -j"${CTEST_JOBS:-2}" --output-on-failure) || status=$?
-bash tests/cleanup-leftovers.sh --check || status=1
+# Every test cleans up after itself; anything left now is a leak and fails the run.
+left=$(sh tests/cleanup-leftovers.sh --dry-run)
+if [[ -n "$left" ]]; then
+  echo "tests/run.sh: tests left these behind (removing them now):" >&2
+  echo "$left" >&2
+  sh tests/cleanup-leftovers.sh
+  status=1
+fi
 exit "$status"
