@@ -26,6 +26,8 @@ PACKAGES=(
   libexpected-dev nlohmann-json3-dev libcli11-dev libssl-dev
   # lab and end-to-end tests: config helper, namespaces, veths, traffic
   python3 iproute2 ethtool iputils-ping netcat-openbsd iperf3 tcpdump procps psmisc
+  # the peer benchmark (bench/vs_ovn.sh): OVN 23.03 on the same policy
+  ovn-central ovn-host
 )
 
 say() { printf 'deps: %s\n' "$*"; }
