@@ -1,0 +1,177 @@
+// vpcguardd against a private OVS: it sets the bridge up, installs the policy, follows interfaces
+// coming and going and config changes, keeps the last good policy when a new one is broken,
+// repairs drift, leaves foreign flows alone and keeps its flows when stopped.
+#include <signal.h>
+
+#include <fstream>
+#include <regex>
+
+#include <gtest/gtest.h>
+
+#include "tests/harness/assertions.h"
+#include "tests/harness/ovs_sandbox.h"
+#include "tests/harness/paths.h"
+#include "tests/harness/process.h"
+
+namespace vpcguard::test {
+namespace {
+
+constexpr const char* kBridge = "br-int";
+constexpr const char* kOurs = "cookie=0x7667000000000000/0xffff000000000000";
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    VGT_ASSIGN_OR_FAIL(sandbox_, OvsSandbox::start());
+    config_ = sandbox_->dir() + "/policy.toml";
+    writeConfig(readFile(sourceDir() + "/configs/lab.toml"));
+  }
+  void TearDown() override {
+    daemon_.reset();
+    sandbox_.reset();
+  }
+
+  static std::string readFile(const std::string& path) {
+    std::ifstream in(path);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  }
+  void writeConfig(const std::string& text) {
+    // Write and rename, as editors do, so the daemon never reads half a file.
+    const std::string tmp = config_ + ".tmp";
+    std::ofstream(tmp) << text;
+    ASSERT_EQ(std::rename(tmp.c_str(), config_.c_str()), 0);
+  }
+  void startDaemon(std::vector<std::string> extra = {}) {
+    ChildProcess::Options o;
+    o.argv = {programPath("vpcguardd"), "--config", config_, "--bridge", kBridge, "--ovsdb",
+              sandbox_->dbTarget(), "--datapath-type", "dummy", "--log-level", "debug"};
+    o.argv.insert(o.argv.end(), extra.begin(), extra.end());
+    o.output_path = log_ = sandbox_->dir() + "/vpcguardd.log";
+    VGT_ASSIGN_OR_FAIL(daemon_, ChildProcess::spawn(o));
+  }
+  std::string flows() {
+    auto r = sandbox_->ofctl("dump-flows --no-stats " + sandbox_->bridgeTarget(kBridge) + " " + kOurs);
+    return r ? *r : std::string();
+  }
+  size_t countFlows(const std::string& needle) {
+    const std::string all = flows();
+    size_t n = 0;
+    for (size_t pos = all.find(needle); pos != std::string::npos; pos = all.find(needle, pos + 1)) {
+      ++n;
+    }
+    return n;
+  }
+  bool eventually(const std::function<bool()>& condition, int seconds = 10) {
+    return waitFor(condition, std::chrono::seconds(seconds), std::chrono::milliseconds(50));
+  }
+  std::string log() { return readFile(log_); }
+
+  std::unique_ptr<OvsSandbox> sandbox_;
+  std::unique_ptr<ChildProcess> daemon_;
+  std::string config_;
+  std::string log_;
+};
+
+TEST_F(DaemonTest, SetsUpTheBridgeAndFollowsInterfaces) {
+  startDaemon();
+  // The daemon creates the bridge, fail-secure, with the OpenFlow versions it needs.
+  ASSERT_TRUE(eventually([&] { return sandbox_->vsctl("br-exists br-int").has_value(); })) << log();
+  ASSERT_TRUE(eventually([&] { return countFlows("table=90") > 0; })) << log();
+  VGT_ASSIGN_OR_FAIL(std::string fail_mode, sandbox_->vsctl("get-fail-mode br-int"));
+  EXPECT_NE(fail_mode.find("secure"), std::string::npos);
+
+  // Attach: the interface's classification flow appears.
+  VGT_ASSIGN_OR_FAIL(int web, sandbox_->addDummyPort(kBridge, "p-web", "eni-web1"));
+  const std::string classify = "in_port=" + std::to_string(web) + " ";
+  EXPECT_TRUE(eventually([&] { return flows().find("table=0, priority=100,in_port=" + std::to_string(web)) != std::string::npos; }))
+      << flows() << log();
+  (void)classify;
+  // Detach: gone again.
+  VGT_ASSERT_OK(sandbox_->vsctl("del-port br-int p-web"));
+  EXPECT_TRUE(eventually([&] { return flows().find("priority=100,in_port=" + std::to_string(web)) == std::string::npos; }))
+      << flows() << log();
+}
+
+TEST_F(DaemonTest, ConfigChangeAppliesAndABrokenConfigKeepsTheLastGoodOne) {
+  VGT_ASSIGN_OR_FAIL(int db, sandbox_->addDummyPort(kBridge, "p-db", "eni-db1"));
+  (void)db;
+  startDaemon();
+  ASSERT_TRUE(eventually([&] { return countFlows("tp_dst=5432") > 0; })) << log();
+  ASSERT_EQ(countFlows("tp_dst=6379"), 0U);
+
+  // A new rule in the saved file is applied (inotify).
+  std::string text = readFile(config_);
+  const std::string anchor = "description = \"PostgreSQL from the web tier, SSH from the bastion\"";
+  ASSERT_NE(text.find(anchor), std::string::npos);
+  std::string added = text;
+  added.insert(added.find(anchor) + anchor.size(),
+               "\n\n  [[security_groups.ingress]]\n  ip_protocol = \"tcp\"\n  from_port = 6379\n"
+               "  to_port = 6379\n  cidr_ipv4 = \"10.0.1.0/24\"\n");
+  writeConfig(added);
+  ASSERT_TRUE(eventually([&] { return countFlows("tp_dst=6379") > 0; })) << log();
+
+  // A broken config is reported and ignored: the flows stay as they were.
+  const std::string before = flows();
+  writeConfig(added + "\n[[subnets]]\nid = \"subnet-broken\"\ncidr_block = \"10.0.9.5/24\"\n");
+  ASSERT_TRUE(eventually([&] { return log().find("config_kept") != std::string::npos; })) << log();
+  EXPECT_NE(log().find("10.0.9.5/24"), std::string::npos) << "the error names the bad value";
+  EXPECT_EQ(flows(), before);
+
+  // SIGHUP reloads too: back to the original file.
+  std::ofstream(config_) << text;
+  daemon_->signal(SIGHUP);
+  EXPECT_TRUE(eventually([&] { return countFlows("tp_dst=6379") == 0; })) << log();
+}
+
+TEST_F(DaemonTest, RepairsDriftAndLeavesForeignFlowsAlone) {
+  VGT_ASSIGN_OR_FAIL(int web, sandbox_->addDummyPort(kBridge, "p-web", "eni-web1"));
+  (void)web;
+  startDaemon({"--resync-interval", "1"});
+  ASSERT_TRUE(eventually([&] { return countFlows("table=90") > 0; })) << log();
+  const std::string installed = flows();
+  // Someone else's flow in a table we do not use.
+  VGT_ASSERT_OK(sandbox_->ofctl("add-flow " + sandbox_->bridgeTarget(kBridge) +
+                                " table=200,priority=5,cookie=0x42,actions=drop"));
+  // Our flows deleted and one altered by hand.
+  VGT_ASSERT_OK(sandbox_->ofctl("del-flows " + sandbox_->bridgeTarget(kBridge) + " table=51," + kOurs));
+  VGT_ASSERT_OK(sandbox_->ofctl("mod-flows --strict " + sandbox_->bridgeTarget(kBridge) +
+                                " 'table=90,priority=0,actions=NORMAL'"));
+  EXPECT_TRUE(eventually([&] { return flows() == installed; }, 15)) << flows() << log();
+  EXPECT_NE(log().find("resync_repaired"), std::string::npos);
+  VGT_ASSIGN_OR_FAIL(std::string foreign, sandbox_->ofctl("dump-flows " + sandbox_->bridgeTarget(kBridge) + " table=200"));
+  EXPECT_NE(foreign.find("cookie=0x42"), std::string::npos) << foreign;
+}
+
+TEST_F(DaemonTest, SigtermLeavesThePolicyInPlace) {
+  startDaemon();
+  ASSERT_TRUE(eventually([&] { return countFlows("table=90") > 0; })) << log();
+  const std::string installed = flows();
+  daemon_->signal(SIGTERM);
+  ASSERT_TRUE(daemon_->waitExit(std::chrono::seconds(10)));
+  EXPECT_EQ(flows(), installed);
+}
+
+TEST_F(DaemonTest, UnreachableSwitchIsReportedNotCrashed) {
+  ChildProcess::Options o;
+  o.argv = {programPath("vpcguardd"), "--config", config_, "--ovsdb",
+            "unix:" + sandbox_->dir() + "/nothing.sock", "--connect-timeout", "2"};
+  o.output_path = log_ = sandbox_->dir() + "/unreachable.log";
+  VGT_ASSIGN_OR_FAIL(auto d, ChildProcess::spawn(o));
+  ASSERT_TRUE(d->waitExit(std::chrono::seconds(20)));
+  EXPECT_NE(log().find("retrying_connect"), std::string::npos) << log();
+  EXPECT_NE(log().find("cannot reach Open vSwitch"), std::string::npos) << log();
+}
+
+TEST_F(DaemonTest, InvalidConfigAtStartChangesNothing) {
+  writeConfig("[vpc]\nid = \"vpc-x\"\ncidr_blocks = [\"10.0.0.0/33\"]\n");
+  ChildProcess::Options o;
+  o.argv = {programPath("vpcguardd"), "--config", config_, "--ovsdb", sandbox_->dbTarget()};
+  o.output_path = log_ = sandbox_->dir() + "/invalid.log";
+  VGT_ASSIGN_OR_FAIL(auto d, ChildProcess::spawn(o));
+  ASSERT_TRUE(d->waitExit(std::chrono::seconds(10)));
+  EXPECT_NE(log().find("policy.toml:3"), std::string::npos) << log();
+  EXPECT_FALSE(sandbox_->vsctl("br-exists br-int").has_value()) << "nothing may be created";
+}
+
+}  // namespace
+}  // namespace vpcguard::test
