@@ -87,6 +87,28 @@ Cidr placeholderCidr(IpFamily family) {
   return c;
 }
 
+// Exactly six pairs of hex digits separated by colons. canonicalMac() alone would let sscanf
+// accept signs and blanks ("-1:..."), and hand back something that is not a MAC.
+bool macSyntaxOk(std::string_view s) {
+  if (s.size() != 17) {
+    return false;
+  }
+  for (size_t i = 0; i < s.size(); ++i) {
+    const bool ok = i % 3 == 2 ? s[i] == ':' : std::isxdigit(static_cast<unsigned char>(s[i])) != 0;
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Text with a NUL or another control character is never an address; inet_pton would stop at a
+// NUL and accept the part before it.
+bool hasControlChars(std::string_view s) {
+  return std::any_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+}
+
 const char* familyName(IpFamily f) { return f == IpFamily::kV4 ? "IPv4" : "IPv6"; }
 
 class Loader {
@@ -131,10 +153,9 @@ class Loader {
     return SourceLocation{file_, static_cast<int>(r.begin.line), static_cast<int>(r.begin.column)};
   }
 
-  void error(SourceLocation where, const std::string& path, std::string message,
-             std::string hint) {
-    out_.diagnostics.push_back(Diagnostic{std::move(where), path, std::move(message),
-                                          std::move(hint)});
+  void error(SourceLocation where, const std::string& path, std::string message, std::string hint) {
+    out_.diagnostics.push_back(
+        Diagnostic{std::move(where), path, std::move(message), std::move(hint)});
     if (!path.empty()) {
       out_.reported_paths.insert(path);
     }
@@ -226,8 +247,7 @@ class Loader {
     return integer(get(t, key, path, required), path + "." + std::string(key));
   }
 
-  std::optional<bool> boolean(const toml::table& t, std::string_view key,
-                              const std::string& path) {
+  std::optional<bool> boolean(const toml::table& t, std::string_view key, const std::string& path) {
     const toml::node* node = t.get(key);
     if (node == nullptr) {
       return std::nullopt;
@@ -245,7 +265,9 @@ class Loader {
     if (!text) {
       return placeholderCidr(family);
     }
-    auto c = Cidr::parse(*text);
+    auto c = hasControlChars(*text)
+                 ? makeError("not a valid CIDR block (it contains control characters)")
+                 : Cidr::parse(*text);
     if (!c) {
       error(loc(node.source()), path, c.error().message,
             "write a network address and prefix length, e.g. " +
@@ -268,14 +290,17 @@ class Loader {
     if (!text) {
       return placeholder;
     }
-    auto a = IpAddress::parse(*text);
+    auto a = hasControlChars(*text)
+                 ? makeError("not a valid address (it contains control characters)")
+                 : IpAddress::parse(*text);
     if (!a) {
       error(loc(node.source()), path, a.error().message,
             family == IpFamily::kV4 ? "e.g. 10.0.1.10" : "e.g. 2600:1f18:abcd:1201::10");
       return placeholder;
     }
     if (a->family != family) {
-      error(loc(node.source()), path, "'" + *text + "' is not an " + familyName(family) + " address",
+      error(loc(node.source()), path,
+            "'" + *text + "' is not an " + familyName(family) + " address",
             family == IpFamily::kV4 ? "IPv6 addresses go in ipv6_addresses"
                                     : "IPv4 addresses go in private_ip_addresses");
       return placeholder;
@@ -359,9 +384,8 @@ class Loader {
     }
     const std::string name = lower(s->get());
     static const std::pair<std::string_view, int> kNames[] = {
-        {"tcp", model::kProtoTcp},   {"udp", model::kProtoUdp},
-        {"icmp", model::kProtoIcmp}, {"icmpv6", model::kProtoIcmpv6},
-        {"all", model::kProtoAll},   {"-1", model::kProtoAll},
+        {"tcp", model::kProtoTcp},       {"udp", model::kProtoUdp}, {"icmp", model::kProtoIcmp},
+        {"icmpv6", model::kProtoIcmpv6}, {"all", model::kProtoAll}, {"-1", model::kProtoAll},
     };
     for (const auto& [n, number] : kNames) {
       if (name == n) {
@@ -435,9 +459,9 @@ class Loader {
 
   void parseVpc(const toml::table& t) {
     const std::string path = "vpc";
-    checkKeys(t, path,
-              {"id", "account_id", "region", "cidr_blocks", "ipv6_cidr_blocks",
-               "strict_revocation"});
+    checkKeys(
+        t, path,
+        {"id", "account_id", "region", "cidr_blocks", "ipv6_cidr_blocks", "strict_revocation"});
     auto& vpc = out_.policy.vpc;
     vpc.location = loc(t.source());
     out_.policy.field_locations[path] = vpc.location;
@@ -450,7 +474,8 @@ class Loader {
     }
     const auto v6 = array(t, "ipv6_cidr_blocks", path, false);
     for (size_t i = 0; i < v6.size(); ++i) {
-      vpc.ipv6_cidr_blocks.push_back(cidr(*v6[i], at(path + ".ipv6_cidr_blocks", i), IpFamily::kV6));
+      vpc.ipv6_cidr_blocks.push_back(
+          cidr(*v6[i], at(path + ".ipv6_cidr_blocks", i), IpFamily::kV6));
     }
     vpc.strict_revocation = boolean(t, "strict_revocation", path).value_or(false);
   }
@@ -525,7 +550,10 @@ class Loader {
     const std::string mac_path = path + ".mac_address";
     if (const auto* n = get(*t, "mac_address", path, true)) {
       if (auto text = str(n, mac_path)) {
-        auto mac = canonicalMac(*text);
+        auto mac =
+            macSyntaxOk(*text)
+                ? canonicalMac(*text)
+                : makeError("'" + *text + "' is not a MAC address (expected aa:bb:cc:dd:ee:ff)");
         if (mac) {
           eni.mac_address = *mac;
         } else {
@@ -556,7 +584,8 @@ class Loader {
       eni.connection_tracking.tcp_established_timeout =
           integer(*ct, "tcp_established_timeout", ct_path, false);
       eni.connection_tracking.udp_timeout = integer(*ct, "udp_timeout", ct_path, false);
-      eni.connection_tracking.udp_stream_timeout = integer(*ct, "udp_stream_timeout", ct_path, false);
+      eni.connection_tracking.udp_stream_timeout =
+          integer(*ct, "udp_stream_timeout", ct_path, false);
     }
   }
 
@@ -626,7 +655,8 @@ class Loader {
           r.ports = model::PortRange{*from, *to};
         }
       }
-      if (!from_given && (r.ip_protocol == model::kProtoIcmp || r.ip_protocol == model::kProtoIcmpv6)) {
+      if (!from_given &&
+          (r.ip_protocol == model::kProtoIcmp || r.ip_protocol == model::kProtoIcmpv6)) {
         r.icmp = model::IcmpTypeCode{-1, -1};
       }
       parsePeer(*t, path, r);
@@ -686,7 +716,10 @@ class Loader {
     for (size_t i = 0; i < entries.size(); ++i) {
       const std::string epath = at(path + ".entries", i);
       auto text = str(entries[i], epath);
-      auto c = text ? Cidr::parse(*text) : makeError("not a string");
+      auto c = !text ? makeError("not a string")
+               : hasControlChars(*text)
+                   ? makeError("not a valid CIDR block (it contains control characters)")
+                   : Cidr::parse(*text);
       if (!c) {
         if (text) {
           error(loc(entries[i]->source()), epath, c.error().message,
@@ -877,8 +910,8 @@ Error LoadError::toError() const {
   if (diagnostics.empty()) {
     return Error{"invalid configuration"};
   }
-  return Error{std::to_string(diagnostics.size()) + " error(s) in the configuration; first: " +
-               formatDiagnostic(diagnostics.front())};
+  return Error{std::to_string(diagnostics.size()) +
+               " error(s) in the configuration; first: " + formatDiagnostic(diagnostics.front())};
 }
 
 tl::expected<model::Policy, LoadError> loadPolicyFromDocuments(

@@ -160,8 +160,9 @@ class Validator {
     };
     for (const auto& [name, value] : values) {
       if (value < 1) {
-        error(std::string("quotas.") + name, {}, "quota must be at least 1, not " +
-              std::to_string(value), "remove the line to keep AWS's default");
+        error(std::string("quotas.") + name, {},
+              "quota must be at least 1, not " + std::to_string(value),
+              "remove the line to keep AWS's default");
       }
     }
   }
@@ -222,8 +223,8 @@ class Validator {
       for (size_t j = 0; j < i; ++j) {
         if (!skipped(at("vpc.ipv6_cidr_blocks", j)) && vpc.ipv6_cidr_blocks[j].overlaps(c)) {
           error(path, vpc.location,
-                "VPC block '" + c.toString() + "' overlaps '" +
-                    vpc.ipv6_cidr_blocks[j].toString() + "'",
+                "VPC block '" + c.toString() + "' overlaps '" + vpc.ipv6_cidr_blocks[j].toString() +
+                    "'",
                 "VPC blocks must not overlap");
         }
       }
@@ -309,7 +310,8 @@ class Validator {
           }
           for (size_t j = 0; j < i; ++j) {
             const auto& other = p_.subnets[j];
-            if (!skipped(at("subnets", j) + ".cidr_block") && other.cidr_block.overlaps(s.cidr_block)) {
+            if (!skipped(at("subnets", j) + ".cidr_block") &&
+                other.cidr_block.overlaps(s.cidr_block)) {
               error(cpath, s.location,
                     "subnet block '" + s.cidr_block.toString() + "' overlaps subnet '" + other.id +
                         "' (" + other.cidr_block.toString() + ")",
@@ -385,9 +387,10 @@ class Validator {
   void checkSecurityGroups() {
     checkIds(p_.security_groups, "security_groups", "security group");
     if (std::ssize(p_.security_groups) > p_.quotas.security_groups_per_vpc) {
-      quotaError(at("security_groups", p_.security_groups.size() - 1), p_.security_groups.back().location,
-                 "number of security groups", std::ssize(p_.security_groups),
-                 "security_groups_per_vpc", p_.quotas.security_groups_per_vpc);
+      quotaError(at("security_groups", p_.security_groups.size() - 1),
+                 p_.security_groups.back().location, "number of security groups",
+                 std::ssize(p_.security_groups), "security_groups_per_vpc",
+                 p_.quotas.security_groups_per_vpc);
     }
     if (default_groups_.size() > 1) {
       const size_t second = default_groups_[1];
@@ -436,7 +439,8 @@ class Validator {
         continue;
       }
       if (r.ip_protocol < -1 || r.ip_protocol > 255) {
-        error(proto_path, r.location, "protocol " + std::to_string(r.ip_protocol) + " is out of range",
+        error(proto_path, r.location,
+              "protocol " + std::to_string(r.ip_protocol) + " is out of range",
               "use tcp, udp, icmp, icmpv6, all (-1) or a number 0-255");
         continue;
       }
@@ -449,8 +453,8 @@ class Validator {
           checkPortRange(*r.ports, path + ".from_port", path + ".to_port", r.location);
         }
         if (r.icmp) {
-          error(path + ".from_port", r.location, "ICMP type/code on a " +
-                protocolName(r.ip_protocol) + " rule", "remove it");
+          error(path + ".from_port", r.location,
+                "ICMP type/code on a " + protocolName(r.ip_protocol) + " rule", "remove it");
         }
       } else if (isIcmp(r.ip_protocol)) {
         if (r.ports) {
@@ -494,7 +498,8 @@ class Validator {
     if (!rules.empty() && std::max(n.v4, n.v6) > limit) {
       const bool v4 = n.v4 >= n.v6;
       quotaError(prefix, rules.back().location,
-                 std::string(v4 ? "IPv4" : "IPv6") + " rules in this direction (prefix lists count "
+                 std::string(v4 ? "IPv4" : "IPv6") +
+                     " rules in this direction (prefix lists count "
                      "their max_entries)",
                  v4 ? n.v4 : n.v6, "rules_per_security_group", limit);
     }
@@ -509,8 +514,7 @@ class Validator {
       ok = false;
     }
     if (r.to < 0 || r.to > 65535) {
-      error(to_path, loc, "port " + std::to_string(r.to) + " is out of range",
-            "ports are 0-65535");
+      error(to_path, loc, "port " + std::to_string(r.to) + " is out of range", "ports are 0-65535");
       ok = false;
     }
     if (ok && r.from > r.to) {
@@ -631,8 +635,8 @@ class Validator {
       for (int d = 0; d < 2; ++d) {
         if (per_direction[d] > p_.quotas.rules_per_network_acl) {
           quotaError(path + ".entries", acl.location,
-                     std::string(d == 1 ? "outbound" : "inbound") + " entries",
-                     per_direction[d], "rules_per_network_acl", p_.quotas.rules_per_network_acl);
+                     std::string(d == 1 ? "outbound" : "inbound") + " entries", per_direction[d],
+                     "rules_per_network_acl", p_.quotas.rules_per_network_acl);
         }
       }
     }
@@ -643,8 +647,9 @@ class Validator {
                     const model::NetworkInterface& eni) {
     const bool v4 = a.isV4();
     const std::optional<Cidr> block =
-        subnet == nullptr ? std::nullopt
-                          : (v4 ? std::optional<Cidr>(subnet->cidr_block) : subnet->ipv6_cidr_block);
+        subnet == nullptr
+            ? std::nullopt
+            : (v4 ? std::optional<Cidr>(subnet->cidr_block) : subnet->ipv6_cidr_block);
     if (subnet == nullptr) {
       return;  // the dangling subnet is reported on subnet_id
     }
@@ -688,7 +693,7 @@ class Validator {
   void checkInterfaces() {
     checkIds(p_.network_interfaces, "network_interfaces", "network interface");
     std::map<std::string, std::string, std::less<>> macs;  // mac -> eni id
-    std::map<IpAddress, std::string> addresses;               // address -> eni id
+    std::map<IpAddress, std::string> addresses;            // address -> eni id
     for (size_t i = 0; i < p_.network_interfaces.size(); ++i) {
       const auto& eni = p_.network_interfaces[i];
       const std::string path = at("network_interfaces", i);
@@ -727,8 +732,8 @@ class Validator {
       }
 
       if (eni.private_ip_addresses.empty() && !skipped(path + ".private_ip_addresses")) {
-        error(path + ".private_ip_addresses", eni.location,
-              "interface has no private IPv4 address", "the first address is the primary one");
+        error(path + ".private_ip_addresses", eni.location, "interface has no private IPv4 address",
+              "the first address is the primary one");
       }
       const auto checkList = [&](const std::vector<IpAddress>& list, const std::string& field,
                                  IpFamily family) {
@@ -784,8 +789,9 @@ class Validator {
         addCount(in, out, id);
       }
       if (eni.security_group_ids.empty()) {
-        addCount(in, out, default_groups_.empty() ? std::string(model::kDefaultSecurityGroupId)
-                                                  : p_.security_groups[default_groups_[0]].id);
+        addCount(in, out,
+                 default_groups_.empty() ? std::string(model::kDefaultSecurityGroupId)
+                                         : p_.security_groups[default_groups_[0]].id);
       }
       const int64_t most = std::max({in.v4, in.v6, out.v4, out.v6});
       if (most > p_.quotas.rules_per_interface) {
@@ -795,7 +801,8 @@ class Validator {
 
       const auto& ct = eni.connection_tracking;
       const std::string ct_path = path + ".connection_tracking.";
-      checkTimeout(ct.tcp_established_timeout, ct_path + "tcp_established_timeout", 60, 432000, eni);
+      checkTimeout(ct.tcp_established_timeout, ct_path + "tcp_established_timeout", 60, 432000,
+                   eni);
       checkTimeout(ct.udp_timeout, ct_path + "udp_timeout", 30, 60, eni);
       checkTimeout(ct.udp_stream_timeout, ct_path + "udp_stream_timeout", 60, 180, eni);
     }

@@ -20,8 +20,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t begin = 0;
   while (docs.size() < 8) {
     const size_t end = input.find(kSplit, begin);
-    docs.push_back({"fuzz" + std::to_string(docs.size()) + ".toml",
-                    std::string(input.substr(begin, end == std::string_view::npos ? end : end - begin))});
+    docs.push_back(
+        {"fuzz" + std::to_string(docs.size()) + ".toml",
+         std::string(input.substr(begin, end == std::string_view::npos ? end : end - begin))});
     if (end == std::string_view::npos) {
       break;
     }

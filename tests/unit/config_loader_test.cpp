@@ -360,7 +360,8 @@ TEST(ConfigFiles, DirectoryMergesArraysInNameOrder) {
 
 TEST(ConfigFiles, MergedErrorsPointIntoTheRightFile) {
   TempDir dir;
-  dir.write("a.toml", std::string(kVpc) + "[[subnets]]\nid = \"s1\"\ncidr_block = \"10.0.1.0/24\"\n");
+  dir.write("a.toml",
+            std::string(kVpc) + "[[subnets]]\nid = \"s1\"\ncidr_block = \"10.0.1.0/24\"\n");
   dir.write("b.toml", "\n[[subnets]]\nid = \"s1\"\ncidr_block = \"10.0.2.0/24\"\n");
   auto result = loadPolicy(dir.path());
   ASSERT_FALSE(result.has_value());
