@@ -109,12 +109,95 @@ bool hasControlChars(std::string_view s) {
                      [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
 }
 
+// toml++ 3.3 reaches __builtin_unreachable() (undefined behaviour; found by the fuzzer) when it
+// meets some non-ASCII characters outside strings, e.g. a stray 'é' where a key should be. TOML
+// allows non-ASCII text only inside strings and comments, so such a document is wrong anyway: find
+// the first such character with a small scanner of TOML's string and comment syntax, and report
+// it without handing the document to toml++. Returns {line, column} (columns count characters,
+// as toml++ does), or nothing.
+std::optional<std::pair<int, int>> strayNonAscii(std::string_view text) {
+  enum class State { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral };
+  State state = State::kCode;
+  int line = 1;
+  int column = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    const auto byte = static_cast<unsigned char>(c);
+    if ((byte & 0xC0) != 0x80) {
+      ++column;  // not a UTF-8 continuation byte: a new character
+    }
+    if (c == '\n') {
+      ++line;
+      column = 0;
+      // Single-line strings and comments end here (an unterminated string is toml++'s to report).
+      if (state == State::kComment || state == State::kBasic || state == State::kLiteral) {
+        state = State::kCode;
+      }
+      continue;
+    }
+    const bool triple = text.substr(i, 3) == std::string_view(std::string(3, c));
+    switch (state) {
+      case State::kCode:
+        if (byte >= 0x80) {
+          return std::pair{line, column};
+        }
+        if (c == '#') {
+          state = State::kComment;
+        } else if (c == '"' || c == '\'') {
+          if (triple) {
+            state = c == '"' ? State::kMultiBasic : State::kMultiLiteral;
+            i += 2;
+            column += 2;
+          } else {
+            state = c == '"' ? State::kBasic : State::kLiteral;
+          }
+        }
+        break;
+      case State::kComment:
+        break;
+      case State::kBasic:
+      case State::kMultiBasic:
+        if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n') {
+          ++i;  // the escaped character (a continuation byte is not counted as a column)
+          if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
+            ++column;
+          }
+        } else if (c == '"' && (state == State::kBasic || triple)) {
+          if (state == State::kMultiBasic) {
+            i += 2;
+            column += 2;
+          }
+          state = State::kCode;
+        }
+        break;
+      case State::kLiteral:
+      case State::kMultiLiteral:
+        if (c == '\'' && (state == State::kLiteral || triple)) {
+          if (state == State::kMultiLiteral) {
+            i += 2;
+            column += 2;
+          }
+          state = State::kCode;
+        }
+        break;
+    }
+  }
+  return std::nullopt;
+}
+
 const char* familyName(IpFamily f) { return f == IpFamily::kV4 ? "IPv4" : "IPv6"; }
 
 class Loader {
  public:
   void addDocument(const Document& doc) {
     file_ = doc.name;
+    if (auto at_char = strayNonAscii(doc.text)) {
+      error(SourceLocation{file_, at_char->first, at_char->second}, "",
+            "TOML syntax error: non-ASCII character outside a string or comment",
+            "TOML allows non-ASCII text only in \"quoted strings\" and # comments");
+      out_.complete = false;
+      return;
+    }
     toml::table root;
     try {
       root = toml::parse(std::string_view(doc.text), std::string_view(doc.name));

@@ -58,6 +58,14 @@ std::vector<BrokenCase> cases() {
   return {
       // --- TOML and structure -----------------------------------------------------------------
       {"SyntaxError", kBase + "\nnot toml at all #<\n", "", "TOML syntax error"},
+      // toml++ 3.3 has undefined behaviour on some of these; the loader catches them first.
+      {"NonAsciiOutsideStrings",
+       kBase + "description = \"caf\u00e9\" # \u00e9 in a comment\n\u00e9t\u00e9 = 1 #<\n", "",
+       "non-ASCII character outside a string or comment", 1},
+      {"NonAsciiAfterMultilineStrings",
+       kBase + "description = \"\"\"\nsay \"\"caf\u00e9\"\" \\\"\n\"\"\"\nname = '''x'\u00e9'''\n"
+               "x = 1 \u00a0#<\n",
+       "", "non-ASCII character outside a string or comment", 7},
       {"UnknownTopLevelTable", kBase + "\n[vpcs] #<\nid = 1\n", "vpcs", "unknown field 'vpcs'", 2,
        "did you mean 'vpc'"},
       {"UnknownFieldInSubnet",

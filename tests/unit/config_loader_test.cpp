@@ -294,6 +294,24 @@ TEST(ConfigLoader, NeverThrowsOnGarbage) {
   }
 }
 
+TEST(ConfigLoader, NonAsciiInStringsAndCommentsIsFine) {
+  const auto p = mustLoad(std::string(kVpc) + R"(
+# Ça va: comments may hold any text
+[[security_groups]]
+id = "sg-1"
+name = 'café'
+description = """
+Multi-line, with "quotes", ""double quotes"", \\ and ü.
+"""
+ingress = [{ ip_protocol = -1, cidr_ipv4 = "10.1.0.0/16", description = "naïve \" é" }]
+)");
+  const auto* g = group(p, "sg-1");
+  ASSERT_NE(g, nullptr);
+  EXPECT_EQ(g->name, "café");
+  EXPECT_NE(g->description.find("\"\"double quotes\"\""), std::string::npos);
+  EXPECT_EQ(g->ingress.at(0).description, "naïve \" é");
+}
+
 // --- files and directories ------------------------------------------------------------------
 
 TEST(ConfigFiles, LoadsTheLabConfig) {
