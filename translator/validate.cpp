@@ -181,6 +181,13 @@ class Validator {
     if (vpc.id.empty()) {
       error("vpc.id", vpc.location, "the VPC has no id", "set id = \"vpc-...\" in [vpc]");
     }
+    // Flow-log records and S3-style paths carry it; AWS account ids are 12 digits.
+    if (!vpc.account_id.empty() && (vpc.account_id.size() != 12 ||
+                                    !std::all_of(vpc.account_id.begin(), vpc.account_id.end(),
+                                                 [](char c) { return c >= '0' && c <= '9'; }))) {
+      error("vpc.account_id", vpc.location, "account id '" + vpc.account_id + "' is not 12 digits",
+            "AWS account ids look like 123456789012; leave it out if there is none");
+    }
     if (vpc.cidr_blocks.empty()) {
       error("vpc.cidr_blocks", vpc.location, "the VPC needs at least one IPv4 CIDR block",
             "e.g. cidr_blocks = [\"10.0.0.0/16\"]");
