@@ -139,7 +139,7 @@ std::optional<std::pair<int, int>> strayNonAscii(std::string_view text) {
     switch (state) {
       case State::kCode:
         if (byte >= 0x80) {
-          return std::pair{line, column};
+          return std::pair{line, std::max(column, 1)};  // a stray continuation byte: column 1
         }
         if (c == '#') {
           state = State::kComment;

@@ -278,8 +278,8 @@ id = "s1"
 
 TEST(ConfigLoader, NeverThrowsOnGarbage) {
   for (const std::string& text :
-       {std::string("\x00\xff\xfe", 3), std::string("[[[["), std::string("a = \"\\u0000\""),
-        std::string("vpc = 1\nsubnets = 2\nquotas = []"),
+       {std::string("\x00\xff\xfe", 3), std::string("[[[["), std::string("\x80\x80 = 1"),
+        std::string("a = \"\\u0000\""), std::string("vpc = 1\nsubnets = 2\nquotas = []"),
         std::string("[vpc]\ncidr_blocks = [1, true, \"x\"]\n[[subnets]]\n[[security_groups]]\n"
                     "ingress = [1, {}]\n[[network_acls]]\nentries = [{port_range = 3}]")}) {
     auto result = loadPolicyFromDocuments({Document{"g.toml", text}});
@@ -289,6 +289,7 @@ TEST(ConfigLoader, NeverThrowsOnGarbage) {
       for (const auto& d : result.error().diagnostics) {
         EXPECT_EQ(d.location.file, "g.toml");
         EXPECT_GE(d.location.line, 1);
+        EXPECT_GE(d.location.column, 1) << formatDiagnostic(d);
       }
     }
   }
