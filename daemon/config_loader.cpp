@@ -430,7 +430,7 @@ class Loader {
     std::vector<const toml::table*> out;
     const auto* arr = node.as_array();
     if (arr == nullptr) {
-      wrongType(node, path, "an array of tables", "write [[" + path + "]] sections");
+      wrongType(node, path, "an array of tables", "write [[...]] sections, or [{ ... }, { ... }]");
       return out;
     }
     for (size_t i = 0; i < arr->size(); ++i) {
@@ -494,6 +494,7 @@ class Loader {
     for (auto&& [key, node] : root) {
       const std::string_view name = key.str();
       if (name == "vpc" || name == "quotas") {
+        vpc_seen_ = vpc_seen_ || name == "vpc";  // a wrong [vpc] is reported once, not as missing
         const auto* t = node.as_table();
         if (t == nullptr) {
           wrongType(node, std::string(name), "a table", "write [" + std::string(name) + "]");
@@ -509,7 +510,6 @@ class Loader {
         }
         seen = loc(t->source());
         if (name == "vpc") {
-          vpc_seen_ = true;
           parseVpc(*t);
         } else {
           parseQuotas(*t);

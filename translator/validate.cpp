@@ -138,9 +138,11 @@ class Validator {
       auto [it, inserted] = seen.emplace(obj.id, i);
       if (!inserted) {
         const auto first = locate(at(prefix, it->second), objects[it->second].location);
+        const std::string where = first.file.empty()
+                                      ? at(prefix, it->second)
+                                      : first.file + ":" + std::to_string(first.line);
         error(path, obj.location,
-              "duplicate " + what + " id '" + obj.id + "' (first defined at " + first.file + ":" +
-                  std::to_string(first.line) + ")",
+              "duplicate " + what + " id '" + obj.id + "' (first defined at " + where + ")",
               "ids must be unique; rename one of them");
       }
     }

@@ -95,6 +95,7 @@ std::vector<BrokenCase> cases() {
        "security_groups[0].ingress[0].from_port", "out of range", 13},
       {"MissingRequiredField", kBase + "\n[[subnets]] #<\nid = \"s2\"\n", "subnets[1].cidr_block",
        "missing required field 'cidr_block'", 1},
+      {"VpcNotATable", "vpc = \"vpc-1\" #<\n", "vpc", "expected a table, found a string", 7},
       {"MissingVpc", "# nothing but a comment #<\n", "vpc", "no [vpc] table", 1},
       // --- CIDRs and addresses
       // --------------------------------------------------------------------
