@@ -187,7 +187,6 @@ def generate(a):
 
     max_per_group = max(max(c) for c in counts.values())
     max_per_interface = 0
-    addr_index = 0
     for i in range(a.interfaces):
         sid, v4, v6 = subnets[i // per_subnet]
         first = 4 + (i % per_subnet) * a.addresses_per_interface
@@ -208,7 +207,6 @@ def generate(a):
         if i % 10 == 0:
             out("connection_tracking = { tcp_established_timeout = 3600, udp_timeout = 60, udp_stream_timeout = 120 }")
         out()
-        addr_index += 1
 
     # Raise only the quotas this shape exceeds (AWS defaults otherwise).
     quotas = {}

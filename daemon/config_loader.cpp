@@ -87,12 +87,117 @@ Cidr placeholderCidr(IpFamily family) {
   return c;
 }
 
+// Exactly six pairs of hex digits separated by colons. canonicalMac() alone would let sscanf
+// accept signs and blanks ("-1:..."), and hand back something that is not a MAC.
+bool macSyntaxOk(std::string_view s) {
+  if (s.size() != 17) {
+    return false;
+  }
+  for (size_t i = 0; i < s.size(); ++i) {
+    const bool ok = i % 3 == 2 ? s[i] == ':' : std::isxdigit(static_cast<unsigned char>(s[i])) != 0;
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Text with a NUL or another control character is never an address; inet_pton would stop at a
+// NUL and accept the part before it.
+bool hasControlChars(std::string_view s) {
+  return std::any_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+}
+
+// toml++ 3.3 reaches __builtin_unreachable() (undefined behaviour; found by the fuzzer) when it
+// meets some non-ASCII characters outside strings, e.g. a stray 'é' where a key should be. TOML
+// allows non-ASCII text only inside strings and comments, so such a document is wrong anyway: find
+// the first such character with a small scanner of TOML's string and comment syntax, and report
+// it without handing the document to toml++. Returns {line, column} (columns count characters,
+// as toml++ does), or nothing.
+std::optional<std::pair<int, int>> strayNonAscii(std::string_view text) {
+  enum class State { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral };
+  State state = State::kCode;
+  int line = 1;
+  int column = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    const auto byte = static_cast<unsigned char>(c);
+    if ((byte & 0xC0) != 0x80) {
+      ++column;  // not a UTF-8 continuation byte: a new character
+    }
+    if (c == '\n') {
+      ++line;
+      column = 0;
+      // Single-line strings and comments end here (an unterminated string is toml++'s to report).
+      if (state == State::kComment || state == State::kBasic || state == State::kLiteral) {
+        state = State::kCode;
+      }
+      continue;
+    }
+    const bool triple = text.substr(i, 3) == std::string_view(std::string(3, c));
+    switch (state) {
+      case State::kCode:
+        if (byte >= 0x80) {
+          return std::pair{line, std::max(column, 1)};  // a stray continuation byte: column 1
+        }
+        if (c == '#') {
+          state = State::kComment;
+        } else if (c == '"' || c == '\'') {
+          if (triple) {
+            state = c == '"' ? State::kMultiBasic : State::kMultiLiteral;
+            i += 2;
+            column += 2;
+          } else {
+            state = c == '"' ? State::kBasic : State::kLiteral;
+          }
+        }
+        break;
+      case State::kComment:
+        break;
+      case State::kBasic:
+      case State::kMultiBasic:
+        if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n') {
+          ++i;  // the escaped character (a continuation byte is not counted as a column)
+          if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
+            ++column;
+          }
+        } else if (c == '"' && (state == State::kBasic || triple)) {
+          if (state == State::kMultiBasic) {
+            i += 2;
+            column += 2;
+          }
+          state = State::kCode;
+        }
+        break;
+      case State::kLiteral:
+      case State::kMultiLiteral:
+        if (c == '\'' && (state == State::kLiteral || triple)) {
+          if (state == State::kMultiLiteral) {
+            i += 2;
+            column += 2;
+          }
+          state = State::kCode;
+        }
+        break;
+    }
+  }
+  return std::nullopt;
+}
+
 const char* familyName(IpFamily f) { return f == IpFamily::kV4 ? "IPv4" : "IPv6"; }
 
 class Loader {
  public:
   void addDocument(const Document& doc) {
     file_ = doc.name;
+    if (auto at_char = strayNonAscii(doc.text)) {
+      error(SourceLocation{file_, at_char->first, at_char->second}, "",
+            "TOML syntax error: non-ASCII character outside a string or comment",
+            "TOML allows non-ASCII text only in \"quoted strings\" and # comments");
+      out_.complete = false;
+      return;
+    }
     toml::table root;
     try {
       root = toml::parse(std::string_view(doc.text), std::string_view(doc.name));
@@ -131,10 +236,9 @@ class Loader {
     return SourceLocation{file_, static_cast<int>(r.begin.line), static_cast<int>(r.begin.column)};
   }
 
-  void error(SourceLocation where, const std::string& path, std::string message,
-             std::string hint) {
-    out_.diagnostics.push_back(Diagnostic{std::move(where), path, std::move(message),
-                                          std::move(hint)});
+  void error(SourceLocation where, const std::string& path, std::string message, std::string hint) {
+    out_.diagnostics.push_back(
+        Diagnostic{std::move(where), path, std::move(message), std::move(hint)});
     if (!path.empty()) {
       out_.reported_paths.insert(path);
     }
@@ -226,8 +330,7 @@ class Loader {
     return integer(get(t, key, path, required), path + "." + std::string(key));
   }
 
-  std::optional<bool> boolean(const toml::table& t, std::string_view key,
-                              const std::string& path) {
+  std::optional<bool> boolean(const toml::table& t, std::string_view key, const std::string& path) {
     const toml::node* node = t.get(key);
     if (node == nullptr) {
       return std::nullopt;
@@ -245,7 +348,9 @@ class Loader {
     if (!text) {
       return placeholderCidr(family);
     }
-    auto c = Cidr::parse(*text);
+    auto c = hasControlChars(*text)
+                 ? makeError("not a valid CIDR block (it contains control characters)")
+                 : Cidr::parse(*text);
     if (!c) {
       error(loc(node.source()), path, c.error().message,
             "write a network address and prefix length, e.g. " +
@@ -268,14 +373,17 @@ class Loader {
     if (!text) {
       return placeholder;
     }
-    auto a = IpAddress::parse(*text);
+    auto a = hasControlChars(*text)
+                 ? makeError("not a valid address (it contains control characters)")
+                 : IpAddress::parse(*text);
     if (!a) {
       error(loc(node.source()), path, a.error().message,
             family == IpFamily::kV4 ? "e.g. 10.0.1.10" : "e.g. 2600:1f18:abcd:1201::10");
       return placeholder;
     }
     if (a->family != family) {
-      error(loc(node.source()), path, "'" + *text + "' is not an " + familyName(family) + " address",
+      error(loc(node.source()), path,
+            "'" + *text + "' is not an " + familyName(family) + " address",
             family == IpFamily::kV4 ? "IPv6 addresses go in ipv6_addresses"
                                     : "IPv4 addresses go in private_ip_addresses");
       return placeholder;
@@ -322,7 +430,7 @@ class Loader {
     std::vector<const toml::table*> out;
     const auto* arr = node.as_array();
     if (arr == nullptr) {
-      wrongType(node, path, "an array of tables", "write [[" + path + "]] sections");
+      wrongType(node, path, "an array of tables", "write [[...]] sections, or [{ ... }, { ... }]");
       return out;
     }
     for (size_t i = 0; i < arr->size(); ++i) {
@@ -359,9 +467,8 @@ class Loader {
     }
     const std::string name = lower(s->get());
     static const std::pair<std::string_view, int> kNames[] = {
-        {"tcp", model::kProtoTcp},   {"udp", model::kProtoUdp},
-        {"icmp", model::kProtoIcmp}, {"icmpv6", model::kProtoIcmpv6},
-        {"all", model::kProtoAll},   {"-1", model::kProtoAll},
+        {"tcp", model::kProtoTcp},       {"udp", model::kProtoUdp}, {"icmp", model::kProtoIcmp},
+        {"icmpv6", model::kProtoIcmpv6}, {"all", model::kProtoAll}, {"-1", model::kProtoAll},
     };
     for (const auto& [n, number] : kNames) {
       if (name == n) {
@@ -387,6 +494,7 @@ class Loader {
     for (auto&& [key, node] : root) {
       const std::string_view name = key.str();
       if (name == "vpc" || name == "quotas") {
+        vpc_seen_ = vpc_seen_ || name == "vpc";  // a wrong [vpc] is reported once, not as missing
         const auto* t = node.as_table();
         if (t == nullptr) {
           wrongType(node, std::string(name), "a table", "write [" + std::string(name) + "]");
@@ -402,7 +510,6 @@ class Loader {
         }
         seen = loc(t->source());
         if (name == "vpc") {
-          vpc_seen_ = true;
           parseVpc(*t);
         } else {
           parseQuotas(*t);
@@ -435,9 +542,9 @@ class Loader {
 
   void parseVpc(const toml::table& t) {
     const std::string path = "vpc";
-    checkKeys(t, path,
-              {"id", "account_id", "region", "cidr_blocks", "ipv6_cidr_blocks",
-               "strict_revocation"});
+    checkKeys(
+        t, path,
+        {"id", "account_id", "region", "cidr_blocks", "ipv6_cidr_blocks", "strict_revocation"});
     auto& vpc = out_.policy.vpc;
     vpc.location = loc(t.source());
     out_.policy.field_locations[path] = vpc.location;
@@ -450,7 +557,8 @@ class Loader {
     }
     const auto v6 = array(t, "ipv6_cidr_blocks", path, false);
     for (size_t i = 0; i < v6.size(); ++i) {
-      vpc.ipv6_cidr_blocks.push_back(cidr(*v6[i], at(path + ".ipv6_cidr_blocks", i), IpFamily::kV6));
+      vpc.ipv6_cidr_blocks.push_back(
+          cidr(*v6[i], at(path + ".ipv6_cidr_blocks", i), IpFamily::kV6));
     }
     vpc.strict_revocation = boolean(t, "strict_revocation", path).value_or(false);
   }
@@ -525,7 +633,10 @@ class Loader {
     const std::string mac_path = path + ".mac_address";
     if (const auto* n = get(*t, "mac_address", path, true)) {
       if (auto text = str(n, mac_path)) {
-        auto mac = canonicalMac(*text);
+        auto mac =
+            macSyntaxOk(*text)
+                ? canonicalMac(*text)
+                : makeError("'" + *text + "' is not a MAC address (expected aa:bb:cc:dd:ee:ff)");
         if (mac) {
           eni.mac_address = *mac;
         } else {
@@ -556,7 +667,8 @@ class Loader {
       eni.connection_tracking.tcp_established_timeout =
           integer(*ct, "tcp_established_timeout", ct_path, false);
       eni.connection_tracking.udp_timeout = integer(*ct, "udp_timeout", ct_path, false);
-      eni.connection_tracking.udp_stream_timeout = integer(*ct, "udp_stream_timeout", ct_path, false);
+      eni.connection_tracking.udp_stream_timeout =
+          integer(*ct, "udp_stream_timeout", ct_path, false);
     }
   }
 
@@ -626,7 +738,8 @@ class Loader {
           r.ports = model::PortRange{*from, *to};
         }
       }
-      if (!from_given && (r.ip_protocol == model::kProtoIcmp || r.ip_protocol == model::kProtoIcmpv6)) {
+      if (!from_given &&
+          (r.ip_protocol == model::kProtoIcmp || r.ip_protocol == model::kProtoIcmpv6)) {
         r.icmp = model::IcmpTypeCode{-1, -1};
       }
       parsePeer(*t, path, r);
@@ -686,7 +799,10 @@ class Loader {
     for (size_t i = 0; i < entries.size(); ++i) {
       const std::string epath = at(path + ".entries", i);
       auto text = str(entries[i], epath);
-      auto c = text ? Cidr::parse(*text) : makeError("not a string");
+      auto c = !text ? makeError("not a string")
+               : hasControlChars(*text)
+                   ? makeError("not a valid CIDR block (it contains control characters)")
+                   : Cidr::parse(*text);
       if (!c) {
         if (text) {
           error(loc(entries[i]->source()), epath, c.error().message,
@@ -877,8 +993,8 @@ Error LoadError::toError() const {
   if (diagnostics.empty()) {
     return Error{"invalid configuration"};
   }
-  return Error{std::to_string(diagnostics.size()) + " error(s) in the configuration; first: " +
-               formatDiagnostic(diagnostics.front())};
+  return Error{std::to_string(diagnostics.size()) +
+               " error(s) in the configuration; first: " + formatDiagnostic(diagnostics.front())};
 }
 
 tl::expected<model::Policy, LoadError> loadPolicyFromDocuments(

@@ -138,9 +138,11 @@ class Validator {
       auto [it, inserted] = seen.emplace(obj.id, i);
       if (!inserted) {
         const auto first = locate(at(prefix, it->second), objects[it->second].location);
+        const std::string where = first.file.empty()
+                                      ? at(prefix, it->second)
+                                      : first.file + ":" + std::to_string(first.line);
         error(path, obj.location,
-              "duplicate " + what + " id '" + obj.id + "' (first defined at " + first.file + ":" +
-                  std::to_string(first.line) + ")",
+              "duplicate " + what + " id '" + obj.id + "' (first defined at " + where + ")",
               "ids must be unique; rename one of them");
       }
     }
@@ -160,8 +162,9 @@ class Validator {
     };
     for (const auto& [name, value] : values) {
       if (value < 1) {
-        error(std::string("quotas.") + name, {}, "quota must be at least 1, not " +
-              std::to_string(value), "remove the line to keep AWS's default");
+        error(std::string("quotas.") + name, {},
+              "quota must be at least 1, not " + std::to_string(value),
+              "remove the line to keep AWS's default");
       }
     }
   }
@@ -179,6 +182,13 @@ class Validator {
     const auto& vpc = p_.vpc;
     if (vpc.id.empty()) {
       error("vpc.id", vpc.location, "the VPC has no id", "set id = \"vpc-...\" in [vpc]");
+    }
+    // Flow-log records and S3-style paths carry it; AWS account ids are 12 digits.
+    if (!vpc.account_id.empty() && (vpc.account_id.size() != 12 ||
+                                    !std::all_of(vpc.account_id.begin(), vpc.account_id.end(),
+                                                 [](char c) { return c >= '0' && c <= '9'; }))) {
+      error("vpc.account_id", vpc.location, "account id '" + vpc.account_id + "' is not 12 digits",
+            "AWS account ids look like 123456789012; leave it out if there is none");
     }
     if (vpc.cidr_blocks.empty()) {
       error("vpc.cidr_blocks", vpc.location, "the VPC needs at least one IPv4 CIDR block",
@@ -222,8 +232,8 @@ class Validator {
       for (size_t j = 0; j < i; ++j) {
         if (!skipped(at("vpc.ipv6_cidr_blocks", j)) && vpc.ipv6_cidr_blocks[j].overlaps(c)) {
           error(path, vpc.location,
-                "VPC block '" + c.toString() + "' overlaps '" +
-                    vpc.ipv6_cidr_blocks[j].toString() + "'",
+                "VPC block '" + c.toString() + "' overlaps '" + vpc.ipv6_cidr_blocks[j].toString() +
+                    "'",
                 "VPC blocks must not overlap");
         }
       }
@@ -309,7 +319,8 @@ class Validator {
           }
           for (size_t j = 0; j < i; ++j) {
             const auto& other = p_.subnets[j];
-            if (!skipped(at("subnets", j) + ".cidr_block") && other.cidr_block.overlaps(s.cidr_block)) {
+            if (!skipped(at("subnets", j) + ".cidr_block") &&
+                other.cidr_block.overlaps(s.cidr_block)) {
               error(cpath, s.location,
                     "subnet block '" + s.cidr_block.toString() + "' overlaps subnet '" + other.id +
                         "' (" + other.cidr_block.toString() + ")",
@@ -385,9 +396,10 @@ class Validator {
   void checkSecurityGroups() {
     checkIds(p_.security_groups, "security_groups", "security group");
     if (std::ssize(p_.security_groups) > p_.quotas.security_groups_per_vpc) {
-      quotaError(at("security_groups", p_.security_groups.size() - 1), p_.security_groups.back().location,
-                 "number of security groups", std::ssize(p_.security_groups),
-                 "security_groups_per_vpc", p_.quotas.security_groups_per_vpc);
+      quotaError(at("security_groups", p_.security_groups.size() - 1),
+                 p_.security_groups.back().location, "number of security groups",
+                 std::ssize(p_.security_groups), "security_groups_per_vpc",
+                 p_.quotas.security_groups_per_vpc);
     }
     if (default_groups_.size() > 1) {
       const size_t second = default_groups_[1];
@@ -436,7 +448,8 @@ class Validator {
         continue;
       }
       if (r.ip_protocol < -1 || r.ip_protocol > 255) {
-        error(proto_path, r.location, "protocol " + std::to_string(r.ip_protocol) + " is out of range",
+        error(proto_path, r.location,
+              "protocol " + std::to_string(r.ip_protocol) + " is out of range",
               "use tcp, udp, icmp, icmpv6, all (-1) or a number 0-255");
         continue;
       }
@@ -449,8 +462,8 @@ class Validator {
           checkPortRange(*r.ports, path + ".from_port", path + ".to_port", r.location);
         }
         if (r.icmp) {
-          error(path + ".from_port", r.location, "ICMP type/code on a " +
-                protocolName(r.ip_protocol) + " rule", "remove it");
+          error(path + ".from_port", r.location,
+                "ICMP type/code on a " + protocolName(r.ip_protocol) + " rule", "remove it");
         }
       } else if (isIcmp(r.ip_protocol)) {
         if (r.ports) {
@@ -494,7 +507,8 @@ class Validator {
     if (!rules.empty() && std::max(n.v4, n.v6) > limit) {
       const bool v4 = n.v4 >= n.v6;
       quotaError(prefix, rules.back().location,
-                 std::string(v4 ? "IPv4" : "IPv6") + " rules in this direction (prefix lists count "
+                 std::string(v4 ? "IPv4" : "IPv6") +
+                     " rules in this direction (prefix lists count "
                      "their max_entries)",
                  v4 ? n.v4 : n.v6, "rules_per_security_group", limit);
     }
@@ -509,8 +523,7 @@ class Validator {
       ok = false;
     }
     if (r.to < 0 || r.to > 65535) {
-      error(to_path, loc, "port " + std::to_string(r.to) + " is out of range",
-            "ports are 0-65535");
+      error(to_path, loc, "port " + std::to_string(r.to) + " is out of range", "ports are 0-65535");
       ok = false;
     }
     if (ok && r.from > r.to) {
@@ -631,8 +644,8 @@ class Validator {
       for (int d = 0; d < 2; ++d) {
         if (per_direction[d] > p_.quotas.rules_per_network_acl) {
           quotaError(path + ".entries", acl.location,
-                     std::string(d == 1 ? "outbound" : "inbound") + " entries",
-                     per_direction[d], "rules_per_network_acl", p_.quotas.rules_per_network_acl);
+                     std::string(d == 1 ? "outbound" : "inbound") + " entries", per_direction[d],
+                     "rules_per_network_acl", p_.quotas.rules_per_network_acl);
         }
       }
     }
@@ -643,8 +656,9 @@ class Validator {
                     const model::NetworkInterface& eni) {
     const bool v4 = a.isV4();
     const std::optional<Cidr> block =
-        subnet == nullptr ? std::nullopt
-                          : (v4 ? std::optional<Cidr>(subnet->cidr_block) : subnet->ipv6_cidr_block);
+        subnet == nullptr
+            ? std::nullopt
+            : (v4 ? std::optional<Cidr>(subnet->cidr_block) : subnet->ipv6_cidr_block);
     if (subnet == nullptr) {
       return;  // the dangling subnet is reported on subnet_id
     }
@@ -688,7 +702,7 @@ class Validator {
   void checkInterfaces() {
     checkIds(p_.network_interfaces, "network_interfaces", "network interface");
     std::map<std::string, std::string, std::less<>> macs;  // mac -> eni id
-    std::map<IpAddress, std::string> addresses;               // address -> eni id
+    std::map<IpAddress, std::string> addresses;            // address -> eni id
     for (size_t i = 0; i < p_.network_interfaces.size(); ++i) {
       const auto& eni = p_.network_interfaces[i];
       const std::string path = at("network_interfaces", i);
@@ -727,8 +741,8 @@ class Validator {
       }
 
       if (eni.private_ip_addresses.empty() && !skipped(path + ".private_ip_addresses")) {
-        error(path + ".private_ip_addresses", eni.location,
-              "interface has no private IPv4 address", "the first address is the primary one");
+        error(path + ".private_ip_addresses", eni.location, "interface has no private IPv4 address",
+              "the first address is the primary one");
       }
       const auto checkList = [&](const std::vector<IpAddress>& list, const std::string& field,
                                  IpFamily family) {
@@ -784,8 +798,9 @@ class Validator {
         addCount(in, out, id);
       }
       if (eni.security_group_ids.empty()) {
-        addCount(in, out, default_groups_.empty() ? std::string(model::kDefaultSecurityGroupId)
-                                                  : p_.security_groups[default_groups_[0]].id);
+        addCount(in, out,
+                 default_groups_.empty() ? std::string(model::kDefaultSecurityGroupId)
+                                         : p_.security_groups[default_groups_[0]].id);
       }
       const int64_t most = std::max({in.v4, in.v6, out.v4, out.v6});
       if (most > p_.quotas.rules_per_interface) {
@@ -795,7 +810,8 @@ class Validator {
 
       const auto& ct = eni.connection_tracking;
       const std::string ct_path = path + ".connection_tracking.";
-      checkTimeout(ct.tcp_established_timeout, ct_path + "tcp_established_timeout", 60, 432000, eni);
+      checkTimeout(ct.tcp_established_timeout, ct_path + "tcp_established_timeout", 60, 432000,
+                   eni);
       checkTimeout(ct.udp_timeout, ct_path + "udp_timeout", 30, 60, eni);
       checkTimeout(ct.udp_stream_timeout, ct_path + "udp_stream_timeout", 60, 180, eni);
     }

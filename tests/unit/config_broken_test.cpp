@@ -58,6 +58,14 @@ std::vector<BrokenCase> cases() {
   return {
       // --- TOML and structure -----------------------------------------------------------------
       {"SyntaxError", kBase + "\nnot toml at all #<\n", "", "TOML syntax error"},
+      // toml++ 3.3 has undefined behaviour on some of these; the loader catches them first.
+      {"NonAsciiOutsideStrings",
+       kBase + "description = \"caf\u00e9\" # \u00e9 in a comment\n\u00e9t\u00e9 = 1 #<\n", "",
+       "non-ASCII character outside a string or comment", 1},
+      {"NonAsciiAfterMultilineStrings",
+       kBase + "description = \"\"\"\nsay \"\"caf\u00e9\"\" \\\"\n\"\"\"\nname = '''x'\u00e9'''\n"
+               "x = 1 \u00a0#<\n",
+       "", "non-ASCII character outside a string or comment", 7},
       {"UnknownTopLevelTable", kBase + "\n[vpcs] #<\nid = 1\n", "vpcs", "unknown field 'vpcs'", 2,
        "did you mean 'vpc'"},
       {"UnknownFieldInSubnet",
@@ -67,8 +75,8 @@ std::vector<BrokenCase> cases() {
        kBase + "[[security_groups.ingress]]\nip_protocol = \"tcp\"\nfrom_port = 1\nto_port = 2\n"
                "cidr_ipv4 = \"0.0.0.0/0\"\nfrom_prot = 1 #<\n",
        "security_groups[0].ingress[0].from_prot", "unknown field", 1, "did you mean 'from_port'"},
-      {"UnknownQuota", kBase + "\n[quotas]\nrules_per_group = 100 #<\n",
-       "quotas.rules_per_group", "unknown field", 1},
+      {"UnknownQuota", kBase + "\n[quotas]\nrules_per_group = 100 #<\n", "quotas.rules_per_group",
+       "unknown field", 1},
       {"WrongTypePortAsString",
        kBase + "[[security_groups.ingress]]\nip_protocol = \"tcp\"\nfrom_port = \"80\" #<\n"
                "to_port = 80\ncidr_ipv4 = \"0.0.0.0/0\"\n",
@@ -87,11 +95,11 @@ std::vector<BrokenCase> cases() {
        "security_groups[0].ingress[0].from_port", "out of range", 13},
       {"MissingRequiredField", kBase + "\n[[subnets]] #<\nid = \"s2\"\n", "subnets[1].cidr_block",
        "missing required field 'cidr_block'", 1},
-      {"MissingVpc", "# nothing but a comment #<\n", "vpc",
-       "no [vpc] table", 1},
-      // --- CIDRs and addresses --------------------------------------------------------------------
-      {"MalformedCidr",
-       kBase + "\n[[subnets]]\nid = \"s2\"\ncidr_block = \"10.0.300.0/24\" #<\n",
+      {"VpcNotATable", "vpc = \"vpc-1\" #<\n", "vpc", "expected a table, found a string", 7},
+      {"MissingVpc", "# nothing but a comment #<\n", "vpc", "no [vpc] table", 1},
+      // --- CIDRs and addresses
+      // --------------------------------------------------------------------
+      {"MalformedCidr", kBase + "\n[[subnets]]\nid = \"s2\"\ncidr_block = \"10.0.300.0/24\" #<\n",
        "subnets[1].cidr_block", "not a valid CIDR", 14},
       {"NonCanonicalCidr",
        kBase + "[[security_groups.ingress]]\nip_protocol = -1\ncidr_ipv4 = \"10.0.1.5/24\" #<\n",
@@ -99,14 +107,16 @@ std::vector<BrokenCase> cases() {
       {"CidrOfWrongFamily",
        kBase + "[[security_groups.ingress]]\nip_protocol = -1\ncidr_ipv4 = \"::/0\" #<\n",
        "security_groups[0].ingress[0].cidr_ipv4", "is not an IPv4 block", 13},
-      {"MalformedAddress",
-       kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1\"] #<\n"),
+      {"MalformedAddress", kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1\"] #<\n"),
        "network_interfaces[0].private_ip_addresses[0]", "not a valid IPv4 address", 25},
       {"Ipv6AddressInIpv4List",
        kBase + eni("eni-1", mac + "private_ip_addresses = [\"2600:1f18:abcd:1201::10\"] #<\n"),
        "network_interfaces[0].private_ip_addresses[0]", "is not an IPv4 address", 25},
       {"VpcBlockTooLarge", "[vpc]\nid = \"v\"\ncidr_blocks = [\"10.0.0.0/8\"] #<\n",
        "vpc.cidr_blocks[0]", "between /16 and /28", 16},
+      {"AccountIdNotTwelveDigits",
+       "[vpc]\nid = \"v\"\naccount_id = \"1234\" #<\ncidr_blocks = [\"10.0.0.0/16\"]\n",
+       "vpc.account_id", "is not 12 digits", 14},
       {"SubnetOutsideVpc", kBase + "\n[[subnets]]\nid = \"s2\"\ncidr_block = \"10.1.0.0/24\" #<\n",
        "subnets[1].cidr_block", "outside the VPC", 14},
       {"SubnetIpv6OutsideVpc",
@@ -118,8 +128,10 @@ std::vector<BrokenCase> cases() {
       {"OverlappingSubnets",
        kBase + "\n[[subnets]]\nid = \"s2\"\ncidr_block = \"10.0.1.128/25\" #<\n",
        "subnets[1].cidr_block", "overlaps subnet 'subnet-a'", 14},
-      // --- ids and references ---------------------------------------------------------------------
-      {"DuplicateSubnetId", kBase + "\n[[subnets]]\nid = \"subnet-a\" #<\ncidr_block = \"10.0.2.0/24\"\n",
+      // --- ids and references
+      // ---------------------------------------------------------------------
+      {"DuplicateSubnetId",
+       kBase + "\n[[subnets]]\nid = \"subnet-a\" #<\ncidr_block = \"10.0.2.0/24\"\n",
        "subnets[1].id", "duplicate subnet id 'subnet-a'", 6},
       {"DuplicateGroupId", kBase + "\n[[security_groups]]\nid = \"sg-a\" #<\nname = \"other\"\n",
        "security_groups[1].id", "duplicate security group id", 6},
@@ -128,20 +140,22 @@ std::vector<BrokenCase> cases() {
            "\n[[network_interfaces]]\nid = \"eni-1\" #<\nsubnet_id = \"subnet-a\"\n"
            "mac_address = \"02:00:00:00:00:02\"\nprivate_ip_addresses = [\"10.0.1.11\"]\n",
        "network_interfaces[1].id", "duplicate network interface id", 6},
-      {"DuplicateNetworkAclId", kBase + "\n[[network_acls]]\nid = \"acl-1\"\n[[network_acls]]\nid = \"acl-1\" #<\n",
+      {"DuplicateNetworkAclId",
+       kBase + "\n[[network_acls]]\nid = \"acl-1\"\n[[network_acls]]\nid = \"acl-1\" #<\n",
        "network_acls[1].id", "duplicate network ACL id", 6},
-      {"DuplicateGroupName",
-       kBase + "\n[[security_groups]]\nid = \"sg-b\"\nname = \"sg-a\" #<\n",
+      {"DuplicateGroupName", kBase + "\n[[security_groups]]\nid = \"sg-b\"\nname = \"sg-a\" #<\n",
        "security_groups[1].name", "already used by 'sg-a'", 8},
       {"DanglingInterfaceGroup",
        kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\"]\n"
                                   "security_group_ids = [\"sg-a\", \"sg-nope\"] #<\n"),
-       "network_interfaces[0].security_group_ids[1]", "security group 'sg-nope' does not exist", 31},
+       "network_interfaces[0].security_group_ids[1]", "security group 'sg-nope' does not exist",
+       31},
       {"DanglingReferencedGroup",
        kBase + "[[security_groups.ingress]]\nip_protocol = -1\nreferenced_group_id = \"sg-x\" #<\n",
        "security_groups[0].ingress[0].referenced_group_id", "'sg-x' does not exist", 23},
       {"DanglingSubnetAcl",
-       kBase + "\n[[subnets]]\nid = \"s2\"\ncidr_block = \"10.0.2.0/24\"\nnetwork_acl_id = \"acl-x\" #<\n",
+       kBase + "\n[[subnets]]\nid = \"s2\"\ncidr_block = \"10.0.2.0/24\"\nnetwork_acl_id = "
+               "\"acl-x\" #<\n",
        "subnets[1].network_acl_id", "network ACL 'acl-x' does not exist", 18},
       {"DanglingPrefixList",
        kBase + "[[security_groups.ingress]]\nip_protocol = -1\nprefix_list_id = \"pl-x\" #<\n",
@@ -158,26 +172,29 @@ std::vector<BrokenCase> cases() {
        kBase + "\n[[security_groups]]\nid = \"sg-d1\"\nname = \"default\"\n"
                "[[security_groups]]\nid = \"sg-d2\"\nname = \"default\" #<\n",
        "security_groups[2].name", "second security group named \"default\"", 8},
-      {"ReservedDefaultGroupId", kBase + "\n[[security_groups]]\nid = \"sg-default\" #<\nname = \"x\"\n",
+      {"ReservedDefaultGroupId",
+       kBase + "\n[[security_groups]]\nid = \"sg-default\" #<\nname = \"x\"\n",
        "security_groups[1].id", "reserved for the VPC's implicit default group", 6},
       {"TwoDefaultNetworkAcls",
        kBase + "\n[[network_acls]]\nid = \"a1\"\nis_default = true\n"
                "[[network_acls]]\nid = \"a2\"\nis_default = true #<\n",
        "network_acls[1].is_default", "second default network ACL", 14},
-      // --- security group rules -------------------------------------------------------------------
+      // --- security group rules
+      // -------------------------------------------------------------------
       {"UnknownProtocolName",
        kBase + "[[security_groups.ingress]]\nip_protocol = \"tpc\" #<\ncidr_ipv4 = \"0.0.0.0/0\"\n",
        "security_groups[0].ingress[0].ip_protocol", "unknown protocol 'tpc'", 15},
       {"TwoPeers",
        kBase + "[[security_groups.ingress]]\nip_protocol = -1\ncidr_ipv4 = \"0.0.0.0/0\"\n"
                "referenced_group_id = \"sg-a\" #<\n",
-       "security_groups[0].ingress[0].referenced_group_id", "both cidr_ipv4 and referenced_group_id",
-       23},
+       "security_groups[0].ingress[0].referenced_group_id",
+       "both cidr_ipv4 and referenced_group_id", 23},
       {"NoPeer", kBase + "[[security_groups.ingress]] #<\nip_protocol = -1\n",
        "security_groups[0].ingress[0]", "rule has no peer", 1},
       {"PortsOnProtocolWithoutPorts",
-       kBase + "[[security_groups.ingress]]\nip_protocol = \"all\"\nfrom_port = 80 #<\nto_port = 80\n"
-               "cidr_ipv4 = \"0.0.0.0/0\"\n",
+       kBase +
+           "[[security_groups.ingress]]\nip_protocol = \"all\"\nfrom_port = 80 #<\nto_port = 80\n"
+           "cidr_ipv4 = \"0.0.0.0/0\"\n",
        "security_groups[0].ingress[0].from_port", "which has no ports", 13},
       {"TcpWithoutPorts",
        kBase + "[[security_groups.egress]] #<\nip_protocol = \"tcp\"\ncidr_ipv4 = \"0.0.0.0/0\"\n",
@@ -187,8 +204,9 @@ std::vector<BrokenCase> cases() {
                "cidr_ipv4 = \"0.0.0.0/0\"\n",
        "security_groups[0].ingress[0].to_port", "missing to_port", 1},
       {"FromPortAboveToPort",
-       kBase + "[[security_groups.ingress]]\nip_protocol = \"tcp\"\nfrom_port = 90 #<\nto_port = 80\n"
-               "cidr_ipv4 = \"0.0.0.0/0\"\n",
+       kBase +
+           "[[security_groups.ingress]]\nip_protocol = \"tcp\"\nfrom_port = 90 #<\nto_port = 80\n"
+           "cidr_ipv4 = \"0.0.0.0/0\"\n",
        "security_groups[0].ingress[0].from_port", "greater than to port", 13},
       {"PortAbove65535",
        kBase + "[[security_groups.ingress]]\nip_protocol = \"tcp\"\nfrom_port = 80\n"
@@ -203,14 +221,16 @@ std::vector<BrokenCase> cases() {
                "to_port = 3 #<\ncidr_ipv4 = \"0.0.0.0/0\"\n",
        "security_groups[0].ingress[0].to_port", "given for all types", 11},
       {"Icmpv6WithIpv4Peer",
-       kBase + "[[security_groups.ingress]]\nip_protocol = \"icmpv6\"\ncidr_ipv4 = \"0.0.0.0/0\" #<\n",
+       kBase +
+           "[[security_groups.ingress]]\nip_protocol = \"icmpv6\"\ncidr_ipv4 = \"0.0.0.0/0\" #<\n",
        "security_groups[0].ingress[0].cidr_ipv4", "icmpv6 with an IPv4 peer", 13},
       {"DuplicateRule",
        kBase + "[[security_groups.ingress]]\nip_protocol = 6\nfrom_port = 22\nto_port = 22\n"
                "cidr_ipv4 = \"10.0.0.0/8\"\n[[security_groups.ingress]] #<\nip_protocol = \"tcp\"\n"
                "from_port = 22\nto_port = 22\ncidr_ipv4 = \"10.0.0.0/8\"\n",
        "security_groups[0].ingress[1]", "duplicate of rule security_groups[0].ingress[0]", 1},
-      // --- network ACLs ---------------------------------------------------------------------------
+      // --- network ACLs
+      // ---------------------------------------------------------------------------
       {"BadRuleAction",
        kBase + "\n[[network_acls]]\nid = \"a\"\n[[network_acls.entries]]\nrule_number = 1\n"
                "protocol = -1\nrule_action = \"permit\" #<\ncidr_block = \"0.0.0.0/0\"\n",
@@ -229,13 +249,14 @@ std::vector<BrokenCase> cases() {
                "protocol = -1\nrule_action = \"allow\"\n",
        "network_acls[0].entries[0].cidr_block", "neither cidr_block nor ipv6_cidr_block", 1},
       {"DuplicateRuleNumber",
-       kBase + "\n[[network_acls]]\nid = \"a\"\n"
-               "[[network_acls.entries]]\nrule_number = 100\nprotocol = -1\nrule_action = \"allow\"\n"
-               "cidr_block = \"0.0.0.0/0\"\n"
-               "[[network_acls.entries]]\nrule_number = 100\negress = true\nprotocol = -1\n"
-               "rule_action = \"allow\"\ncidr_block = \"0.0.0.0/0\"\n"
-               "[[network_acls.entries]]\nrule_number = 100 #<\nprotocol = 6\n"
-               "rule_action = \"deny\"\ncidr_block = \"10.0.0.0/8\"\n",
+       kBase +
+           "\n[[network_acls]]\nid = \"a\"\n"
+           "[[network_acls.entries]]\nrule_number = 100\nprotocol = -1\nrule_action = \"allow\"\n"
+           "cidr_block = \"0.0.0.0/0\"\n"
+           "[[network_acls.entries]]\nrule_number = 100\negress = true\nprotocol = -1\n"
+           "rule_action = \"allow\"\ncidr_block = \"0.0.0.0/0\"\n"
+           "[[network_acls.entries]]\nrule_number = 100 #<\nprotocol = 6\n"
+           "rule_action = \"deny\"\ncidr_block = \"10.0.0.0/8\"\n",
        "network_acls[0].entries[2].rule_number", "inbound rule number 100 is already used", 15},
       {"RuleNumberZero",
        kBase + "\n[[network_acls]]\nid = \"a\"\n[[network_acls.entries]]\nrule_number = 0 #<\n"
@@ -265,26 +286,47 @@ std::vector<BrokenCase> cases() {
                "protocol = 1\nrule_action = \"allow\"\ncidr_block = \"0.0.0.0/0\"\n"
                "icmp_type_code = { type = 3, code = 256 } #<\n",
        "network_acls[0].entries[0].icmp_type_code.code", "ICMP code 256 is out of range", 37},
-      // --- interfaces -----------------------------------------------------------------------------
-      {"BadMac", kBase + eni("eni-1", "mac_address = \"02:00:00:00:01\" #<\nprivate_ip_addresses = [\"10.0.1.10\"]\n"),
+      // --- interfaces
+      // -----------------------------------------------------------------------------
+      {"BadMac",
+       kBase + eni("eni-1",
+                   "mac_address = \"02:00:00:00:01\" #<\nprivate_ip_addresses = [\"10.0.1.10\"]\n"),
        "network_interfaces[0].mac_address", "is not a MAC address", 15},
-      {"MulticastMac", kBase + eni("eni-1", "mac_address = \"03:00:00:00:00:01\" #<\nprivate_ip_addresses = [\"10.0.1.10\"]\n"),
+      {"MacWithSign",
+       kBase +
+           eni("eni-1",
+               "mac_address = \"-1:00:00:00:00:01\" #<\nprivate_ip_addresses = [\"10.0.1.10\"]\n"),
+       "network_interfaces[0].mac_address", "is not a MAC address", 15},
+      {"AddressWithNul",
+       kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\\u0000junk\"] #<\n"),
+       "network_interfaces[0].private_ip_addresses[0]", "not a valid address", 25},
+      {"MulticastMac",
+       kBase +
+           eni("eni-1",
+               "mac_address = \"03:00:00:00:00:01\" #<\nprivate_ip_addresses = [\"10.0.1.10\"]\n"),
        "network_interfaces[0].mac_address", "multicast", 15},
       {"DuplicateMac",
        kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\"]\n") +
-           eni("eni-2", "mac_address = \"02:00:00:00:00:01\" #<\nprivate_ip_addresses = [\"10.0.1.11\"]\n"),
+           eni("eni-2",
+               "mac_address = \"02:00:00:00:00:01\" #<\nprivate_ip_addresses = [\"10.0.1.11\"]\n"),
        "network_interfaces[1].mac_address", "already used by interface 'eni-1'", 15},
       {"DuplicateAddress",
        kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\"]\n") +
-           eni("eni-2", "mac_address = \"02:00:00:00:00:02\"\nprivate_ip_addresses = [\"10.0.1.11\", \"10.0.1.10\"] #<\n"),
-       "network_interfaces[1].private_ip_addresses[1]", "10.0.1.10 is already used by interface 'eni-1'", 38},
+           eni("eni-2",
+               "mac_address = \"02:00:00:00:00:02\"\nprivate_ip_addresses = [\"10.0.1.11\", "
+               "\"10.0.1.10\"] #<\n"),
+       "network_interfaces[1].private_ip_addresses[1]",
+       "10.0.1.10 is already used by interface 'eni-1'", 38},
       {"NoPrimaryAddress", kBase + eni("eni-1", mac + "private_ip_addresses = [] #<\n"),
        "network_interfaces[0].private_ip_addresses", "no private IPv4 address", 24},
-      {"AddressOutsideSubnet", kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.2.10\"] #<\n"),
+      {"AddressOutsideSubnet",
+       kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.2.10\"] #<\n"),
        "network_interfaces[0].private_ip_addresses[0]", "outside subnet 'subnet-a'", 25},
-      {"ReservedNetworkAddress", kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.0\"] #<\n"),
+      {"ReservedNetworkAddress",
+       kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.0\"] #<\n"),
        "network_interfaces[0].private_ip_addresses[0]", "is reserved", 25, "10.0.1.4"},
-      {"ReservedRouterAddress", kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.1\"] #<\n"),
+      {"ReservedRouterAddress",
+       kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.1\"] #<\n"),
        "network_interfaces[0].private_ip_addresses[0]", "is reserved", 25},
       {"ReservedBroadcastAddress",
        kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\", \"10.0.1.255\"] #<\n"),
@@ -296,7 +338,8 @@ std::vector<BrokenCase> cases() {
       {"Ipv6AddressWithoutSubnetBlock",
        kBase + "\n[[subnets]]\nid = \"s2\"\ncidr_block = \"10.0.2.0/24\"\n" +
            "\n[[network_interfaces]]\nid = \"e\"\nsubnet_id = \"s2\"\n" + mac +
-           "private_ip_addresses = [\"10.0.2.10\"]\nipv6_addresses = [\"2600:1f18:abcd:1202::10\"] #<\n",
+           "private_ip_addresses = [\"10.0.2.10\"]\nipv6_addresses = [\"2600:1f18:abcd:1202::10\"] "
+           "#<\n",
        "network_interfaces[0].ipv6_addresses[0]", "has no ipv6_cidr_block", 19},
       {"TcpTimeoutTooShort",
        kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\"]\n"
@@ -311,7 +354,8 @@ std::vector<BrokenCase> cases() {
        kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\"]\n"
                                   "connection_tracking = { udp_stream_timeout = 59 } #<\n"),
        "network_interfaces[0].connection_tracking.udp_stream_timeout", "outside 60..180", 46},
-      // --- prefix lists and quotas ----------------------------------------------------------------
+      // --- prefix lists and quotas
+      // ----------------------------------------------------------------
       {"PrefixListOverMaxEntries",
        kBase + "\n[[prefix_lists]]\nid = \"pl-1\"\nmax_entries = 1\n"
                "entries = [\"10.1.0.0/16\", \"10.2.0.0/16\"] #<\n",
@@ -338,8 +382,8 @@ std::vector<BrokenCase> cases() {
            eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\"]\n"
                               "security_group_ids = [\"sg-a\", \"sg-b\"] #<\n") +
            "\n[quotas]\nsecurity_groups_per_interface = 1\n",
-       "network_interfaces[0].security_group_ids", "exceeds quota security_groups_per_interface = 1",
-       22},
+       "network_interfaces[0].security_group_ids",
+       "exceeds quota security_groups_per_interface = 1", 22},
       {"QuotaRulesPerInterface",
        kBase + "\n[[security_groups]]\nid = \"sg-b\"\n" +
            eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\"]\n"
@@ -347,11 +391,12 @@ std::vector<BrokenCase> cases() {
            "\n[quotas]\nrules_per_interface = 1\n",
        "network_interfaces[0].security_group_ids", "exceeds quota rules_per_interface = 1", 22},
       {"QuotaRulesPerNetworkAcl",
-       kBase + "\n[quotas]\nrules_per_network_acl = 1\n[[network_acls]]\nid = \"a\"\n"
-               "[[network_acls.entries]] #<\nrule_number = 1\nprotocol = -1\nrule_action = \"allow\"\n"
-               "cidr_block = \"0.0.0.0/0\"\n"
-               "[[network_acls.entries]]\nrule_number = 2\nprotocol = -1\nrule_action = \"allow\"\n"
-               "cidr_block = \"10.0.0.0/8\"\n",
+       kBase +
+           "\n[quotas]\nrules_per_network_acl = 1\n[[network_acls]]\nid = \"a\"\n"
+           "[[network_acls.entries]] #<\nrule_number = 1\nprotocol = -1\nrule_action = \"allow\"\n"
+           "cidr_block = \"0.0.0.0/0\"\n"
+           "[[network_acls.entries]]\nrule_number = 2\nprotocol = -1\nrule_action = \"allow\"\n"
+           "cidr_block = \"10.0.0.0/8\"\n",
        "network_acls[0].entries", "inbound entries (2) exceeds quota rules_per_network_acl = 1", 1},
       {"QuotaNetworkAclsPerVpc",
        kBase + "\n[quotas]\nnetwork_acls_per_vpc = 1\n[[network_acls]] #<\nid = \"a\"\n",
@@ -369,8 +414,9 @@ int markedLine(const std::string& text) {
   if (pos == std::string::npos) {
     return -1;
   }
-  return static_cast<int>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(pos),
-                                     '\n')) + 1;
+  return static_cast<int>(
+             std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(pos), '\n')) +
+         1;
 }
 
 std::string dump(const std::vector<Diagnostic>& diagnostics) {
@@ -426,8 +472,8 @@ TEST(BrokenConfigTable, EachCaseReportsOneError) {
   for (const auto& c : cases()) {
     auto result = loadPolicyFromDocuments({Document{"case.toml", c.toml}});
     ASSERT_FALSE(result.has_value()) << c.name;
-    EXPECT_EQ(result.error().diagnostics.size(), 1u)
-        << c.name << ":\n" << dump(result.error().diagnostics);
+    EXPECT_EQ(result.error().diagnostics.size(), 1u) << c.name << ":\n"
+                                                     << dump(result.error().diagnostics);
   }
 }
 
@@ -457,7 +503,8 @@ TEST(Diagnostics, BadFieldIsReportedOnceNotAgainByValidation) {
 
 TEST(Diagnostics, FormatIsFileLineColPathMessageHint) {
   Diagnostic d{{"lab.toml", 12, 3}, "subnets[0].cidr_block", "bad block", "fix it"};
-  EXPECT_EQ(formatDiagnostic(d), "lab.toml:12:3: error: subnets[0].cidr_block: bad block (hint: fix it)");
+  EXPECT_EQ(formatDiagnostic(d),
+            "lab.toml:12:3: error: subnets[0].cidr_block: bad block (hint: fix it)");
   d.hint.clear();
   d.path.clear();
   EXPECT_EQ(formatDiagnostic(d), "lab.toml:12:3: error: bad block");

@@ -278,8 +278,8 @@ id = "s1"
 
 TEST(ConfigLoader, NeverThrowsOnGarbage) {
   for (const std::string& text :
-       {std::string("\x00\xff\xfe", 3), std::string("[[[["), std::string("a = \"\\u0000\""),
-        std::string("vpc = 1\nsubnets = 2\nquotas = []"),
+       {std::string("\x00\xff\xfe", 3), std::string("[[[["), std::string("\x80\x80 = 1"),
+        std::string("a = \"\\u0000\""), std::string("vpc = 1\nsubnets = 2\nquotas = []"),
         std::string("[vpc]\ncidr_blocks = [1, true, \"x\"]\n[[subnets]]\n[[security_groups]]\n"
                     "ingress = [1, {}]\n[[network_acls]]\nentries = [{port_range = 3}]")}) {
     auto result = loadPolicyFromDocuments({Document{"g.toml", text}});
@@ -289,9 +289,28 @@ TEST(ConfigLoader, NeverThrowsOnGarbage) {
       for (const auto& d : result.error().diagnostics) {
         EXPECT_EQ(d.location.file, "g.toml");
         EXPECT_GE(d.location.line, 1);
+        EXPECT_GE(d.location.column, 1) << formatDiagnostic(d);
       }
     }
   }
+}
+
+TEST(ConfigLoader, NonAsciiInStringsAndCommentsIsFine) {
+  const auto p = mustLoad(std::string(kVpc) + R"(
+# Ça va: comments may hold any text
+[[security_groups]]
+id = "sg-1"
+name = 'café'
+description = """
+Multi-line, with "quotes", ""double quotes"", \\ and ü.
+"""
+ingress = [{ ip_protocol = -1, cidr_ipv4 = "10.1.0.0/16", description = "naïve \" é" }]
+)");
+  const auto* g = group(p, "sg-1");
+  ASSERT_NE(g, nullptr);
+  EXPECT_EQ(g->name, "café");
+  EXPECT_NE(g->description.find("\"\"double quotes\"\""), std::string::npos);
+  EXPECT_EQ(g->ingress.at(0).description, "naïve \" é");
 }
 
 // --- files and directories ------------------------------------------------------------------
@@ -360,7 +379,8 @@ TEST(ConfigFiles, DirectoryMergesArraysInNameOrder) {
 
 TEST(ConfigFiles, MergedErrorsPointIntoTheRightFile) {
   TempDir dir;
-  dir.write("a.toml", std::string(kVpc) + "[[subnets]]\nid = \"s1\"\ncidr_block = \"10.0.1.0/24\"\n");
+  dir.write("a.toml",
+            std::string(kVpc) + "[[subnets]]\nid = \"s1\"\ncidr_block = \"10.0.1.0/24\"\n");
   dir.write("b.toml", "\n[[subnets]]\nid = \"s1\"\ncidr_block = \"10.0.2.0/24\"\n");
   auto result = loadPolicy(dir.path());
   ASSERT_FALSE(result.has_value());

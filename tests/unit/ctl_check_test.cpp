@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -160,6 +161,70 @@ TEST(CtlCheck, DirectoryIsMerged) {
   const CtlRun run = check(dir.path());
   EXPECT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("1 subnets"), std::string::npos) << run.output;
+}
+
+// --- configs/gen-large.py ---------------------------------------------------------------------
+
+int shell(const std::string& cmd, std::string* output = nullptr) {
+  FILE* pipe = popen((cmd + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) {
+    return -1;
+  }
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) {
+    if (output != nullptr) {
+      output->append(buf.data(), n);
+    }
+  }
+  const int status = pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string readAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+std::string generator() { return quote(test::sourceDir() + "/configs/gen-large.py"); }
+
+TEST(GenLarge, OutputOfManyShapesPassesCheck) {
+  TempDir dir;
+  const char* shapes[] = {
+      "--interfaces 3 --groups 1 --groups-per-interface 1 --rules 1 --nacls 0 --seed 7",
+      // More groups per interface and rules per group than AWS allows: quotas get raised.
+      "--interfaces 60 --addresses-per-interface 1 --groups 8 --groups-per-interface 8 --seed 8",
+      "--interfaces 20 --rules 90 --nacls 2 --nacl-entries 25 --seed 10",
+      "--interfaces 300 --addresses-per-interface 3 --groups 6 --rules 20 --seed 9",
+  };
+  for (const char* shape : shapes) {
+    const std::string out = dir.path() + "/gen.toml";
+    std::string log;
+    ASSERT_EQ(shell("python3 " + generator() + " " + shape + " -o " + quote(out), &log), 0) << log;
+    const CtlRun run = check(out);
+    EXPECT_EQ(run.exit_code, 0) << shape << "\n" << run.output;
+  }
+}
+
+TEST(GenLarge, SameSeedSameFileAndLargeTomlIsUpToDate) {
+  TempDir dir;
+  const std::string a = dir.path() + "/a.toml";
+  const std::string b = dir.path() + "/b.toml";
+  ASSERT_EQ(shell("python3 " + generator() + " --seed 1 -o " + quote(a)), 0);
+  ASSERT_EQ(shell("python3 " + generator() + " --seed 1 -o " + quote(b)), 0);
+  EXPECT_EQ(readAll(a), readAll(b));
+  // configs/large.toml is the default output; regenerate it with the command in docs/config.md.
+  EXPECT_TRUE(readAll(a) == readAll(test::sourceDir() + "/configs/large.toml"))
+      << "configs/large.toml is stale: run configs/gen-large.py --seed 1 -o configs/large.toml";
+}
+
+TEST(GenLarge, RejectsImpossibleShapes) {
+  std::string log;
+  EXPECT_NE(shell("python3 " + generator() +
+                      " --interfaces 70000 --addresses-per-interface 1 -o /dev/null",
+                  &log),
+            0);
+  EXPECT_NE(log.find("do not fit"), std::string::npos) << log;
 }
 
 }  // namespace
