@@ -40,7 +40,7 @@ cmake --build build-asan -j"$jobs"
 
 if [[ -x tests/fuzz/run-fuzz.sh ]]; then
   step "fuzzing the config loader for ${VPCGUARD_FUZZ_SECONDS:-60} s"
-  tests/fuzz/run-fuzz.sh "$root/build-fuzz" "${VPCGUARD_FUZZ_SECONDS:-60}" "$root/build-ci/_ovs"
+  VPCGUARD_OVS_BUILD_DIR="$root/build-ci/_ovs" tests/fuzz/run-fuzz.sh "$root/build-fuzz" "${VPCGUARD_FUZZ_SECONDS:-60}"
 fi
 
 step "all tests (unit, integration, e2e, bench smoke)"
