@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <sstream>
 
 namespace vpcguard::test {
 namespace {
@@ -17,6 +18,22 @@ std::string trimmed(std::string s) {
   }
   size_t start = s.find_first_not_of(" \"");
   return start == std::string::npos ? "" : s.substr(start);
+}
+
+// VPCGUARD_OVS_VLOG="jsonrpc:file:dbg vconn:file:dbg" turns on extra logging in both daemons
+// when debugging a test (the logs stay with VPCGUARD_KEEP_SANDBOX=1).
+void addExtraVlog(std::vector<std::string>& argv) {
+  const char* spec = std::getenv("VPCGUARD_OVS_VLOG");
+  if (spec == nullptr) {
+    return;
+  }
+  std::istringstream in(spec);
+  std::string item;
+  std::vector<std::string> flags;
+  while (in >> item) {
+    flags.push_back("-v" + item);
+  }
+  argv.insert(argv.end() - 1, flags.begin(), flags.end());
 }
 
 }  // namespace
@@ -69,6 +86,7 @@ Result<void> OvsSandbox::startOvsdb() {
                "--pidfile",             "--log-file",
                "-vconsole:off",         "--remote=punix:" + dir_ + "/db.sock",
                dir_ + "/conf.db"};
+  addExtraVlog(opts.argv);
   opts.env = {"OVS_RUNDIR=" + dir_, "OVS_LOGDIR=" + dir_, "OVS_DBDIR=" + dir_};
   opts.output_path = dir_ + "/ovsdb-server.out";
   auto child = ChildProcess::spawn(opts);
@@ -102,6 +120,7 @@ Result<void> OvsSandbox::startVswitchd() {
   opts.argv = {"ip",           "netns",      "exec",      netns_,           "ovs-vswitchd",
                "--no-chdir",   "--pidfile",  "--log-file", "--enable-dummy", "-vconsole:off",
                dbTarget()};
+  addExtraVlog(opts.argv);
   opts.env = {"OVS_RUNDIR=" + dir_, "OVS_LOGDIR=" + dir_, "OVS_DBDIR=" + dir_};
   opts.output_path = dir_ + "/ovs-vswitchd.out";
   auto child = ChildProcess::spawn(opts);

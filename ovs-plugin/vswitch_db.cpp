@@ -1,0 +1,261 @@
+#include "ovs-plugin/vswitch_db.h"
+
+namespace vpcguard::ovs {
+namespace {
+
+constexpr const char* kInterfaceMonitorId = "vpcguard-interfaces";
+
+Json whereName(const std::string& name) { return Json::array({Json::array({"name", "==", name})}); }
+
+// The columns ensureBridge() owns on a Bridge row.
+Json bridgeSettings(const std::string& datapath_type) {
+  return Json{{"datapath_type", datapath_type},
+              {"fail_mode", "secure"},
+              {"protocols", Json::array({"set", {"OpenFlow13", "OpenFlow14", "OpenFlow15"}})}};
+}
+
+}  // namespace
+
+const char* toString(InterfaceEventKind kind) {
+  switch (kind) {
+    case InterfaceEventKind::kAttached:
+      return "attached";
+    case InterfaceEventKind::kDetached:
+      return "detached";
+    case InterfaceEventKind::kOfportChanged:
+      return "ofport-changed";
+  }
+  return "?";
+}
+
+namespace ovsdb_value {
+
+std::map<std::string, std::string> stringMap(const Json& value) {
+  std::map<std::string, std::string> out;
+  if (!value.is_array() || value.size() != 2 || value[0] != "map" || !value[1].is_array()) {
+    return out;
+  }
+  for (const auto& pair : value[1]) {
+    if (pair.is_array() && pair.size() == 2 && pair[0].is_string() && pair[1].is_string()) {
+      out[pair[0].get<std::string>()] = pair[1].get<std::string>();
+    }
+  }
+  return out;
+}
+
+std::optional<int64_t> optionalInteger(const Json& value) {
+  if (value.is_number_integer()) {
+    return value.get<int64_t>();
+  }
+  if (value.is_array() && value.size() == 2 && value[0] == "set" && value[1].is_array() &&
+      value[1].size() == 1 && value[1][0].is_number_integer()) {
+    return value[1][0].get<int64_t>();
+  }
+  return std::nullopt;
+}
+
+InterfaceInfo interfaceFromRow(const std::string& uuid, const Json& row) {
+  InterfaceInfo info;
+  info.uuid = uuid;
+  if (row.contains("name") && row["name"].is_string()) {
+    info.name = row["name"].get<std::string>();
+  }
+  if (row.contains("ofport")) {
+    const auto port = optionalInteger(row["ofport"]);
+    info.ofport = port && *port > 0 && *port < 0xff00 ? static_cast<int>(*port) : -1;
+  }
+  if (row.contains("external_ids")) {
+    const auto ids = stringMap(row["external_ids"]);
+    if (auto it = ids.find("iface-id"); it != ids.end()) {
+      info.iface_id = it->second;
+    }
+  }
+  return info;
+}
+
+}  // namespace ovsdb_value
+
+VswitchDb::VswitchDb(std::unique_ptr<OvsdbClient> client) : client_(std::move(client)) {}
+
+Result<void> VswitchDb::ensureBridge(const std::string& name, const std::string& datapath_type) {
+  // Two attempts: if another client creates the bridge between our select and insert, the
+  // insert's `wait` fails and the second attempt takes the update path.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto found = client_->transact(
+        kDb, Json::array({Json{{"op", "select"},
+                               {"table", "Bridge"},
+                               {"where", whereName(name)},
+                               {"columns", Json::array({"_uuid"})}}}));
+    if (!found) {
+      return tl::unexpected(found.error().withContext("ensure bridge " + name));
+    }
+    const bool exists = !(*found)[0].value("rows", Json::array()).empty();
+    Json ops;
+    if (exists) {
+      ops = Json::array({Json{{"op", "update"},
+                              {"table", "Bridge"},
+                              {"where", whereName(name)},
+                              {"row", bridgeSettings(datapath_type)}}});
+    } else {
+      // What `ovs-vsctl add-br` writes: the bridge, its internal port and interface (named
+      // like the bridge), and a reference from the root row, without which the rows would be
+      // garbage-collected.
+      Json bridge_row = bridgeSettings(datapath_type);
+      bridge_row["name"] = name;
+      bridge_row["ports"] = Json::array({"named-uuid", "port"});
+      ops = Json::array({
+          Json{{"op", "wait"},
+               {"table", "Bridge"},
+               {"where", whereName(name)},
+               {"columns", Json::array({"name"})},
+               {"until", "=="},
+               {"rows", Json::array()},
+               {"timeout", 0}},
+          Json{{"op", "insert"},
+               {"table", "Interface"},
+               {"row", Json{{"name", name}, {"type", "internal"}}},
+               {"uuid-name", "iface"}},
+          Json{{"op", "insert"},
+               {"table", "Port"},
+               {"row", Json{{"name", name}, {"interfaces", Json::array({"named-uuid", "iface"})}}},
+               {"uuid-name", "port"}},
+          Json{{"op", "insert"}, {"table", "Bridge"}, {"row", bridge_row}, {"uuid-name", "br"}},
+          Json{{"op", "mutate"},
+               {"table", "Open_vSwitch"},
+               {"where", Json::array()},
+               {"mutations",
+                Json::array({Json::array(
+                    {"bridges", "insert",
+                     Json::array({"set", Json::array({Json::array({"named-uuid", "br"})})})})})}},
+      });
+    }
+    auto done = client_->transact(kDb, ops);
+    if (done) {
+      return {};
+    }
+    if (exists || attempt == 1) {
+      return tl::unexpected(done.error().withContext("ensure bridge " + name));
+    }
+  }
+  return makeError("ensure bridge " + name + ": unreachable");
+}
+
+Result<void> VswitchDb::setFlowRestoreWait(bool enabled) {
+  // Delete then insert: an OVSDB map "insert" leaves an existing key's value alone.
+  Json ops = Json::array({Json{
+      {"op", "mutate"},
+      {"table", "Open_vSwitch"},
+      {"where", Json::array()},
+      {"mutations", Json::array({Json::array(
+                        {"other_config", "delete",
+                         Json::array({"set", Json::array({"flow-restore-wait"})})})})}}});
+  if (enabled) {
+    ops.push_back(Json{
+        {"op", "mutate"},
+        {"table", "Open_vSwitch"},
+        {"where", Json::array()},
+        {"mutations",
+         Json::array({Json::array(
+             {"other_config", "insert",
+              Json::array({"map", Json::array({Json::array({"flow-restore-wait", "true"})})})})})}});
+  }
+  auto r = client_->transact(kDb, ops);
+  if (!r) {
+    return tl::unexpected(r.error().withContext(std::string(enabled ? "set" : "clear") +
+                                                " flow-restore-wait"));
+  }
+  return {};
+}
+
+Result<std::vector<InterfaceInfo>> VswitchDb::listInterfaces() {
+  auto r = client_->transact(
+      kDb, Json::array({Json{{"op", "select"},
+                             {"table", "Interface"},
+                             {"where", Json::array()},
+                             {"columns", Json::array({"_uuid", "name", "ofport", "external_ids"})}}}));
+  if (!r) {
+    return tl::unexpected(r.error().withContext("list interfaces"));
+  }
+  std::vector<InterfaceInfo> out;
+  for (const auto& row : (*r)[0].value("rows", Json::array())) {
+    std::string uuid;
+    if (row.contains("_uuid") && row["_uuid"].is_array() && row["_uuid"].size() == 2 &&
+        row["_uuid"][1].is_string()) {
+      uuid = row["_uuid"][1].get<std::string>();
+    }
+    auto info = ovsdb_value::interfaceFromRow(uuid, row);
+    if (!info.iface_id.empty()) {
+      out.push_back(std::move(info));
+    }
+  }
+  return out;
+}
+
+Result<std::vector<InterfaceEvent>> VswitchDb::startInterfaceMonitor() {
+  interfaces_.clear();
+  auto initial = client_->monitor(kDb, kInterfaceMonitorId,
+                                  {{"Interface", {"name", "ofport", "external_ids"}}});
+  if (!initial) {
+    return tl::unexpected(initial.error().withContext("monitor interfaces"));
+  }
+  return applyInterfaceUpdates(*initial);
+}
+
+Result<std::vector<InterfaceEvent>> VswitchDb::pollInterfaceEvents(
+    std::chrono::milliseconds timeout) {
+  auto updates = client_->poll(timeout);
+  if (!updates) {
+    return tl::unexpected(updates.error().withContext("interface monitor"));
+  }
+  std::vector<InterfaceEvent> events;
+  for (const auto& update : *updates) {
+    if (update.monitor_id != kInterfaceMonitorId) {
+      continue;
+    }
+    auto more = applyInterfaceUpdates(update.table_updates);
+    events.insert(events.end(), more.begin(), more.end());
+  }
+  return events;
+}
+
+std::vector<InterfaceEvent> VswitchDb::applyInterfaceUpdates(const Json& table_updates) {
+  std::vector<InterfaceEvent> events;
+  if (!table_updates.is_object() || !table_updates.contains("Interface") ||
+      !table_updates["Interface"].is_object()) {
+    return events;
+  }
+  for (const auto& [uuid, change] : table_updates["Interface"].items()) {
+    std::optional<InterfaceInfo> before;
+    if (auto it = interfaces_.find(uuid); it != interfaces_.end()) {
+      before = it->second;
+    }
+    std::optional<InterfaceInfo> after;
+    // A monitor's "new" carries every monitored column (only "old" is partial), so it is the
+    // whole row; no "new" means the row was deleted.
+    if (change.is_object() && change.contains("new") && change["new"].is_object()) {
+      after = ovsdb_value::interfaceFromRow(uuid, change["new"]);
+    }
+    const bool was = before && before->attached();
+    const bool is = after && after->attached();
+    if (was && is && before->iface_id == after->iface_id) {
+      if (before->ofport != after->ofport) {
+        events.push_back({InterfaceEventKind::kOfportChanged, *after, before->ofport});
+      }
+    } else {
+      if (was) {
+        events.push_back({InterfaceEventKind::kDetached, *before, -1});
+      }
+      if (is) {
+        events.push_back({InterfaceEventKind::kAttached, *after, -1});
+      }
+    }
+    if (after) {
+      interfaces_[uuid] = *after;
+    } else {
+      interfaces_.erase(uuid);
+    }
+  }
+  return events;
+}
+
+}  // namespace vpcguard::ovs

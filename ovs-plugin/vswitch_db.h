@@ -1,0 +1,87 @@
+#pragma once
+// What the daemon needs from the Open_vSwitch database: its bridge configured the way vpcguard's
+// pipeline expects, the flow-restore-wait switch for restarts, and which VM interfaces
+// (external_ids:iface-id) are attached on which OpenFlow port, as a snapshot and as events.
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ovs-plugin/ovsdb_client.h"
+#include "translator/result.h"
+
+namespace vpcguard::ovs {
+
+struct InterfaceInfo {
+  std::string uuid;
+  std::string name;
+  std::string iface_id;  // external_ids:iface-id; empty when not set
+  int ofport = -1;       // -1 until ovs-vswitchd assigns one (or when it failed to)
+
+  // Attached = a VM interface vpcguard can write flows for.
+  [[nodiscard]] bool attached() const { return !iface_id.empty() && ofport > 0; }
+  bool operator==(const InterfaceInfo&) const = default;
+};
+
+enum class InterfaceEventKind {
+  kAttached,       // an interface with an iface-id got a valid ofport (or appeared with one)
+  kDetached,       // it was deleted, lost its iface-id, or its ofport became invalid
+  kOfportChanged,  // still attached, on a different ofport
+};
+
+struct InterfaceEvent {
+  InterfaceEventKind kind;
+  InterfaceInfo iface;      // the state after the change (before it, for kDetached)
+  int previous_ofport = -1;  // for kOfportChanged
+};
+
+[[nodiscard]] const char* toString(InterfaceEventKind kind);
+
+class VswitchDb {
+ public:
+  static constexpr const char* kDb = "Open_vSwitch";
+
+  // `client` must be connected to an Open_vSwitch database.
+  explicit VswitchDb(std::unique_ptr<OvsdbClient> client);
+
+  // Creates the bridge (with its internal port) if missing, and in any case sets
+  // datapath_type, fail_mode=secure and protocols=OpenFlow13,14,15. Idempotent.
+  [[nodiscard]] Result<void> ensureBridge(const std::string& name,
+                                          const std::string& datapath_type);
+  // other_config:flow-restore-wait=true keeps ovs-vswitchd from flushing or forwarding with an
+  // empty table while the daemon restores flows after a restart; cleared when flows are back.
+  [[nodiscard]] Result<void> setFlowRestoreWait(bool enabled);
+
+  // Every Interface with an external_ids:iface-id.
+  [[nodiscard]] Result<std::vector<InterfaceInfo>> listInterfaces();
+
+  // Starts monitoring interfaces; returns kAttached for those already attached.
+  [[nodiscard]] Result<std::vector<InterfaceEvent>> startInterfaceMonitor();
+  // Events since the last call, waiting up to `timeout` for one. Error when the connection is
+  // lost (the owner reconnects and calls startInterfaceMonitor() again on a new VswitchDb).
+  [[nodiscard]] Result<std::vector<InterfaceEvent>> pollInterfaceEvents(
+      std::chrono::milliseconds timeout);
+  [[nodiscard]] int fd() const { return client_->fd(); }
+  [[nodiscard]] OvsdbClient& client() { return *client_; }
+
+ private:
+  std::vector<InterfaceEvent> applyInterfaceUpdates(const Json& table_updates);
+
+  std::unique_ptr<OvsdbClient> client_;
+  std::map<std::string, InterfaceInfo> interfaces_;  // by uuid, as last reported
+};
+
+// Parsing helpers for OVSDB's JSON encoding of values (RFC 7047 section 5.1), exposed for tests.
+namespace ovsdb_value {
+// {"k": "v"} from ["map", [["k","v"], ...]].
+[[nodiscard]] std::map<std::string, std::string> stringMap(const Json& value);
+// An optional integer column: 5 or ["set", []].
+[[nodiscard]] std::optional<int64_t> optionalInteger(const Json& value);
+// Interface row (name, ofport, external_ids) to InterfaceInfo.
+[[nodiscard]] InterfaceInfo interfaceFromRow(const std::string& uuid, const Json& row);
+}  // namespace ovsdb_value
+
+}  // namespace vpcguard::ovs
