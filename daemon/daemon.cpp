@@ -255,7 +255,8 @@ int Daemon::run() {
   resync();
 
   auto next_resync = Clock::now() + jittered(options_.resync_interval);
-  std::optional<Clock::time_point> reload_at;  // debounced config reload
+  bool reload_pending = false;  // debounced config reload at reload_at
+  Clock::time_point reload_at = Clock::now();
   bool reconnect = false;
   for (;;) {
     if (reconnect) {
@@ -268,8 +269,8 @@ int Daemon::run() {
       }
     }
     auto wake = reconnect ? Clock::now() + backoff : next_resync;
-    if (reload_at && *reload_at < wake) {
-      wake = *reload_at;
+    if (reload_pending && reload_at < wake) {
+      wake = reload_at;
     }
     const auto wait_ms = std::max<long>(
         0, std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now()).count());
@@ -284,6 +285,7 @@ int Daemon::run() {
       while (::read(signals.get(), &si, sizeof si) == sizeof si) {
         if (si.ssi_signo == SIGHUP) {
           log->info("reload_requested by=SIGHUP");
+          reload_pending = true;
           reload_at = Clock::now();
         } else {
           log->info("stopping signal={} flows=kept", si.ssi_signo);
@@ -296,6 +298,7 @@ int Daemon::run() {
       while (::read(inotify.get(), buf, sizeof buf) > 0) {
       }
       // Editors write in several steps; wait for the burst to end.
+      reload_pending = true;
       reload_at = Clock::now() + std::chrono::milliseconds(200);
     }
     if (fds.size() > 2 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) {
@@ -310,8 +313,8 @@ int Daemon::run() {
         }
       }
     }
-    if (reload_at && Clock::now() >= *reload_at) {
-      reload_at.reset();
+    if (reload_pending && Clock::now() >= reload_at) {
+      reload_pending = false;
       if (loadConfig(false) && !reconnect && !apply("config")) {
         reconnect = true;
       }
