@@ -316,12 +316,12 @@ start_vpcguardd() {
   printf '=== lab.sh up %s: vpcguardd --config %s\n' "$(date -u +%FT%TZ)" "$config" >>"$log"
   # setsid: its own session, so it outlives this script and a closed terminal.
   setsid ip netns exec "$HV_NS" "$bin" --config "$config" --bridge "$BRIDGE" \
-    --ovsdb "unix:$LAB_DIR/db.sock" >>"$log" 2>&1 </dev/null &
+    --ovsdb "unix:$LAB_DIR/db.sock" --datapath-type netdev >>"$log" 2>&1 </dev/null &
   pid=$!
   printf '%s\n' "$pid" >"$LAB_DIR/vpcguardd.pid"
-  # Give it 2 s to install its pipeline; stop waiting as soon as flows appear.
+  # Give it 10 s to install its pipeline; stop waiting as soon as flows appear.
   n=0
-  for _ in $(seq 20); do
+  for _ in $(seq 100); do
     n=$(flow_count)
     [[ $n =~ ^[0-9]+$ ]] && ((n > 0)) && break
     sleep 0.1
@@ -332,16 +332,13 @@ start_vpcguardd() {
     rc=0
     wait "$pid" || rc=$?
     rm -f "$LAB_DIR/vpcguardd.pid"
-    warn "vpcguardd exited (status $rc) within 2 s; last lines of $log:"
+    warn "vpcguardd exited (status $rc) within the first seconds; last lines of $log:"
     tail -n 5 "$log" | sed 's/^/      /' >&2
   fi
   if [[ $n == 0 ]]; then
-    ofctl add-flow "cookie=$FALLBACK_COOKIE,priority=0,actions=normal"
-    printf '\n'
-    printf '  NOTE: policy enforcement is NOT active yet: %s has no flows from vpcguardd.\n' "$BRIDGE"
-    printf '        The lab installed one forwarding flow (cookie=%s, priority=0, actions=normal)\n' "$FALLBACK_COOKIE"
-    printf '        so the VMs can talk; every packet is allowed. Once vpcguardd installs its own\n'
-    printf '        flows, this one sits below them (and a later up does not add it again).\n\n'
+    # No fallback forwarding: the bridge is fail-secure, so without vpcguardd's flows nothing
+    # passes, which is what a policy engine that failed must mean.
+    warn "vpcguardd installed no flows within 10 s: the VMs have no connectivity; see $log"
   else
     info "$BRIDGE has $n flow(s) from vpcguardd"
   fi

@@ -58,9 +58,9 @@ lab_links() { ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$
 lab_procs() { pgrep -af -- "$LAB_DIR/" || true; }
 count() { grep -c . <<<"$1" || true; }
 
-# tcp_check FROM TO_ID TO_IP: a TCP connection between two VMs (checksums offloading off works).
+# tcp_check FROM TO_ID TO_IP PORT: a TCP connection between two VMs (checksums offloading off works).
 tcp_check() {
-  local from=$1 to=$2 ip=$3 port=8080 deadline
+  local from=$1 to=$2 ip=$3 port=$4 deadline
   timeout 20 "$LAB" exec "$to" -- nc -l -p "$port" >/dev/null 2>&1 &
   deadline=$((SECONDS + 5))
   until "$LAB" exec "$from" -- nc -z -w1 "$ip" "$port" 2>/dev/null; do
@@ -78,13 +78,15 @@ ns1=$(lab_namespaces)
 [[ $(count "$ns1") == "$expected_ns" ]] ||
   fail "expected $expected_ns namespaces ($expected_vms VMs + hypervisor), found: $ns1"
 
-step "VMs talk"
-"$LAB" exec eni-web1 -- ping -c1 -W2 10.0.1.20 || fail "eni-web1 cannot ping 10.0.1.20 (eni-bastion)"
+step "VMs talk as configs/lab.toml allows, through the VPC router"
+"$LAB" exec eni-web1 -- ping -c1 -W2 10.0.2.10 || fail "eni-web1 cannot ping 10.0.2.10 (eni-db1)"
 # The check above means something only if an unreachable address does fail.
 if "$LAB" exec eni-web1 -- ping -c1 -W1 10.0.1.99 >/dev/null 2>&1; then
   fail "ping to 10.0.1.99 (no such VM) succeeded: the ping check proves nothing"
 fi
-tcp_check eni-web1 eni-bastion 10.0.1.20 || fail "no TCP connection eni-web1 -> eni-bastion:8080"
+tcp_check eni-web1 eni-db1 10.0.2.10 5432 || fail "no TCP connection eni-web1 -> eni-db1:5432"
+# ... and the policy holds: sg-db allows 5432 from the web tier only.
+if tcp_check eni-bastion eni-db1 10.0.2.10 5433; then fail "eni-bastion reached eni-db1:5433, which no rule allows"; fi
 
 step "exec with an unknown interface id fails and names the known ones"
 if out=$("$LAB" exec eni-nope -- true 2>&1); then fail "exec eni-nope succeeded"; fi
@@ -94,7 +96,7 @@ step "up again (idempotent)"
 "$LAB" up || fail "second lab.sh up failed"
 ns2=$(lab_namespaces)
 [[ "$ns2" == "$ns1" ]] || fail "namespaces changed on second up: before: $ns1; after: $ns2"
-"$LAB" exec eni-web1 -- ping -c1 -W2 10.0.1.20 || fail "after second up, eni-web1 cannot ping 10.0.1.20"
+"$LAB" exec eni-web1 -- ping -c1 -W2 10.0.2.10 || fail "after second up, eni-web1 cannot ping 10.0.2.10"
 ports=$(ovs-vsctl --db="unix:$LAB_DIR/db.sock" list-ports br-int | wc -l)
 [[ $ports == "$expected_vms" ]] || fail "br-int has $ports ports after second up, expected $expected_vms"
 
