@@ -160,7 +160,7 @@ TEST(CtlCheck, DirectoryIsMerged) {
   dir.write("b.toml", "[[subnets]]\nid = \"s1\"\ncidr_block = \"10.0.1.0/24\"\n");
   const CtlRun run = check(dir.path());
   EXPECT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_NE(run.output.find("1 subnets"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("1 subnet, 0 network interfaces"), std::string::npos) << run.output;
 }
 
 // --- configs/gen-large.py ---------------------------------------------------------------------
