@@ -50,6 +50,17 @@ seeds=$build_dir/corpus/seeds
 artifacts=$build_dir/artifacts
 mkdir -p "$corpus" "$seeds" "$artifacts"
 cp "$src"/configs/*.toml "$seeds"/
+# A directory config becomes one seed whose files are joined by the "#---" line the target splits
+# on, so the merge path starts covered.
+for dir in "$src"/configs/*/; do
+  [ -d "$dir" ] || continue
+  seed=$seeds/dir-$(basename "$dir").toml
+  : >"$seed"
+  for f in "$dir"*.toml; do
+    [ -s "$seed" ] && printf '\n#---\n' >>"$seed"
+    cat "$f" >>"$seed"
+  done
+done
 
 # -timeout: one input taking longer is a hang (a failure). The outer timeout catches a fuzzer that
 # stops answering altogether. Leaks are reported by ASan's LeakSanitizer (-detect_leaks=1).

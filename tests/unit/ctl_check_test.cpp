@@ -96,7 +96,7 @@ TEST(CtlCheck, EveryShippedConfigPasses) {
     EXPECT_NE(run.output.find(" subnets, "), std::string::npos) << run.output;
     ++checked;
   }
-  EXPECT_GE(checked, 2) << "expected at least configs/lab.toml and configs/large.toml";
+  EXPECT_GE(checked, 3) << "expected configs/lab.toml, configs/large.toml, configs/example-dir";
 }
 
 TEST(CtlCheck, SummaryCountsObjects) {
