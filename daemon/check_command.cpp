@@ -6,6 +6,12 @@
 
 namespace vpcguard::config {
 
+namespace {
+std::string count(size_t n, const std::string& noun) {
+  return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
+}
+}  // namespace
+
 std::string summarize(const model::Policy& policy) {
   size_t group_rules = 0;
   for (const auto& g : policy.security_groups) {
@@ -15,12 +21,13 @@ std::string summarize(const model::Policy& policy) {
   for (const auto& a : policy.network_acls) {
     acl_entries += a.entries.size();
   }
-  return std::to_string(policy.subnets.size()) + " subnets, " +
-         std::to_string(policy.network_interfaces.size()) + " network interfaces, " +
-         std::to_string(policy.security_groups.size()) + " security groups (" +
-         std::to_string(group_rules) + " rules), " + std::to_string(policy.prefix_lists.size()) +
-         " prefix lists, " + std::to_string(policy.network_acls.size()) + " network ACLs (" +
-         std::to_string(acl_entries) + " entries)";
+  return count(policy.subnets.size(), "subnet") + ", " +
+         count(policy.network_interfaces.size(), "network interface") + ", " +
+         count(policy.security_groups.size(), "security group") + " (" +
+         count(group_rules, "rule") + "), " + count(policy.prefix_lists.size(), "prefix list") +
+         ", " + count(policy.network_acls.size(), "network ACL") + " (" +
+         (acl_entries == 1 ? std::string("1 entry") : std::to_string(acl_entries) + " entries") +
+         ")";
 }
 
 int runCheck(const std::string& path, std::ostream& out, std::ostream& err) {

@@ -170,11 +170,11 @@ class Validator {
   }
 
   void quotaError(const std::string& path, const SourceLocation& fallback, const std::string& what,
-                  int64_t actual, const char* quota, int limit) {
+                  int64_t actual, const char* quota, int limit, const std::string& note = "") {
     error(path, fallback,
           what + " (" + std::to_string(actual) + ") exceeds quota " + quota + " = " +
               std::to_string(limit),
-          std::string("reduce it, or raise ") + quota + " in [quotas]");
+          note + "reduce it, or raise " + quota + " in [quotas]");
   }
 
   // VPC ------------------------------------------------------------------------------------------
@@ -507,10 +507,8 @@ class Validator {
     if (!rules.empty() && std::max(n.v4, n.v6) > limit) {
       const bool v4 = n.v4 >= n.v6;
       quotaError(prefix, rules.back().location,
-                 std::string(v4 ? "IPv4" : "IPv6") +
-                     " rules in this direction (prefix lists count "
-                     "their max_entries)",
-                 v4 ? n.v4 : n.v6, "rules_per_security_group", limit);
+                 std::string(v4 ? "IPv4" : "IPv6") + " rules in this direction", v4 ? n.v4 : n.v6,
+                 "rules_per_security_group", limit, "a prefix list counts as its max_entries; ");
     }
   }
 
@@ -805,7 +803,8 @@ class Validator {
       const int64_t most = std::max({in.v4, in.v6, out.v4, out.v6});
       if (most > p_.quotas.rules_per_interface) {
         quotaError(gpath, eni.location, "rules of the interface's groups in one direction", most,
-                   "rules_per_interface", p_.quotas.rules_per_interface);
+                   "rules_per_interface", p_.quotas.rules_per_interface,
+                   "a prefix list counts as its max_entries; ");
       }
 
       const auto& ct = eni.connection_tracking;

@@ -1,7 +1,9 @@
 #!/bin/sh
-# Builds the config-loader fuzz target with clang in BUILD_DIR (its own build dir, e.g. build-fuzz;
-# never the gcc build) and runs it for SECONDS. Fails on a crash, a leak, a slow input (hang) or a
-# build error. Usage: tests/fuzz/run-fuzz.sh BUILD_DIR SECONDS
+# Builds the config-loader fuzz target with clang in its own build dir and runs it for SECONDS.
+# Fails on a crash, a leak, a slow input (hang) or a build error.
+# Usage: tests/fuzz/run-fuzz.sh BUILD_DIR SECONDS
+# BUILD_DIR is the fuzz build dir (e.g. build-fuzz). Given the regular gcc build dir instead, the
+# script builds in build-fuzz next to it and leaves the regular build untouched.
 #
 # The corpus grows in BUILD_DIR/corpus (kept between runs); seeds are configs/*.toml. Crashing
 # inputs land in BUILD_DIR/artifacts; reproduce one with
@@ -22,12 +24,16 @@ esac
 src=$(cd "$(dirname "$0")/../.." && pwd)
 jobs=${JOBS:-2}
 
-# A build dir configured with another compiler cannot be switched to clang: refuse rather than
-# clobber the regular build.
+# Given the regular (gcc) build dir, leave it alone: fuzz in build-fuzz next to it, reusing its
+# Open vSwitch library setting. A build dir cannot be switched to another compiler.
 if [ -f "$build_dir/CMakeCache.txt" ] &&
    ! grep -q '^CMAKE_CXX_COMPILER:[A-Z]*=.*clang' "$build_dir/CMakeCache.txt"; then
-  echo "run-fuzz.sh: $build_dir is not a clang build; give the fuzz build its own dir (build-fuzz)" >&2
-  exit 2
+  if [ -z "${VPCGUARD_OVS_BUILD_DIR:-}" ]; then
+    VPCGUARD_OVS_BUILD_DIR=$(sed -n 's/^VPCGUARD_OVS_BUILD_DIR:[A-Z]*=//p' "$build_dir/CMakeCache.txt")
+  fi
+  regular=$build_dir
+  build_dir=$(dirname "$build_dir")/build-fuzz
+  echo "run-fuzz.sh: $regular is not a clang build; fuzzing in $build_dir"
 fi
 
 set -- -S "$src" -B "$build_dir" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
@@ -35,7 +41,8 @@ set -- -S "$src" -B "$build_dir" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=c
 if [ -n "${VPCGUARD_OVS_BUILD_DIR:-}" ]; then
   set -- "$@" "-DVPCGUARD_OVS_BUILD_DIR=$VPCGUARD_OVS_BUILD_DIR"
 fi
-cmake "$@" >"$build_dir.cmake.log" 2>&1 || { cat "$build_dir.cmake.log" >&2; exit 1; }
+mkdir -p "$build_dir"
+cmake "$@" >"$build_dir/configure.log" 2>&1 || { cat "$build_dir/configure.log" >&2; exit 1; }
 cmake --build "$build_dir" --target config_loader_fuzz -j "$jobs"
 
 corpus=$build_dir/corpus/config_loader
@@ -43,6 +50,17 @@ seeds=$build_dir/corpus/seeds
 artifacts=$build_dir/artifacts
 mkdir -p "$corpus" "$seeds" "$artifacts"
 cp "$src"/configs/*.toml "$seeds"/
+# A directory config becomes one seed whose files are joined by the "#---" line the target splits
+# on, so the merge path starts covered.
+for dir in "$src"/configs/*/; do
+  [ -d "$dir" ] || continue
+  seed=$seeds/dir-$(basename "$dir").toml
+  : >"$seed"
+  for f in "$dir"*.toml; do
+    [ -s "$seed" ] && printf '\n#---\n' >>"$seed"
+    cat "$f" >>"$seed"
+  done
+done
 
 # -timeout: one input taking longer is a hang (a failure). The outer timeout catches a fuzzer that
 # stops answering altogether. Leaks are reported by ASan's LeakSanitizer (-detect_leaks=1).

@@ -96,7 +96,7 @@ TEST(CtlCheck, EveryShippedConfigPasses) {
     EXPECT_NE(run.output.find(" subnets, "), std::string::npos) << run.output;
     ++checked;
   }
-  EXPECT_GE(checked, 2) << "expected at least configs/lab.toml and configs/large.toml";
+  EXPECT_GE(checked, 3) << "expected configs/lab.toml, configs/large.toml, configs/example-dir";
 }
 
 TEST(CtlCheck, SummaryCountsObjects) {
@@ -160,7 +160,7 @@ TEST(CtlCheck, DirectoryIsMerged) {
   dir.write("b.toml", "[[subnets]]\nid = \"s1\"\ncidr_block = \"10.0.1.0/24\"\n");
   const CtlRun run = check(dir.path());
   EXPECT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_NE(run.output.find("1 subnets"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("1 subnet, 0 network interfaces"), std::string::npos) << run.output;
 }
 
 // --- configs/gen-large.py ---------------------------------------------------------------------
