@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <random>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -108,7 +109,9 @@ bool Daemon::connect() {
     return false;
   }
   ofports_.clear();
+  applied_timeouts_.clear();
   db_ = std::move(db);
+  applyConntrackTimeouts();
   handleInterfaceEvents(*events);
   const std::string target =
       options_.openflow.empty() ? defaultOpenFlowTarget(options_.ovsdb, options_.bridge)
@@ -143,6 +146,27 @@ void Daemon::handleInterfaceEvents(const std::vector<ovs::InterfaceEvent>& event
     log->info("interface_{} iface_id={} port={} ofport={} in_policy={}", ovs::toString(e.kind),
               e.iface.iface_id, e.iface.name, e.iface.ofport, known);
   }
+}
+
+// Per-interface idle timeouts as zone timeout policies; written only when they change.
+void Daemon::applyConntrackTimeouts() {
+  if (!policy_ || !db_) {
+    return;
+  }
+  auto wanted = conntrackTimeouts(*policy_, indices_);
+  if (wanted == applied_timeouts_) {
+    return;
+  }
+  std::set<uint16_t> owned;
+  for (const auto& [zone, timeouts] : applied_timeouts_) {
+    owned.insert(zone);
+  }
+  if (auto r = db_->setConntrackTimeouts(options_.datapath_type, wanted, owned); !r) {
+    logger("ovs")->warn("conntrack_timeouts_failed error=\"{}\"", r.error().message);
+    return;
+  }
+  logger("ovs")->info("conntrack_timeouts_set zones={}", wanted.size());
+  applied_timeouts_ = std::move(wanted);
 }
 
 // Translates the current policy for the attached interfaces and installs the difference.
@@ -315,8 +339,11 @@ int Daemon::run() {
     }
     if (reload_pending && Clock::now() >= reload_at) {
       reload_pending = false;
-      if (loadConfig(false) && !reconnect && !apply("config")) {
-        reconnect = true;
+      if (loadConfig(false) && !reconnect) {
+        applyConntrackTimeouts();
+        if (!apply("config")) {
+          reconnect = true;
+        }
       }
     }
     if (!reconnect && Clock::now() >= next_resync) {

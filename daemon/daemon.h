@@ -50,6 +50,7 @@ class Daemon {
   bool loadConfig(bool initial);
   bool connect();
   bool resync();
+  void applyConntrackTimeouts();
   bool apply(const char* reason);
   void handleInterfaceEvents(const std::vector<ovs::InterfaceEvent>& events);
 
@@ -62,6 +63,7 @@ class Daemon {
   std::unique_ptr<FlowSync> sync_;
   uint16_t generation_ = 1;
   uint64_t drift_repairs_ = 0;
+  ConntrackTimeouts applied_timeouts_;  // last written to OVSDB (empty after a reconnect)
 };
 
 }  // namespace vpcguard

@@ -167,6 +167,108 @@ Result<void> VswitchDb::setFlowRestoreWait(bool enabled) {
   return {};
 }
 
+Result<void> VswitchDb::setConntrackTimeouts(
+    const std::string& datapath_type,
+    const std::map<uint16_t, std::map<std::string, int64_t>>& policies,
+    const std::set<uint16_t>& owned) {
+  const std::string what = "set conntrack timeout policies on datapath " + datapath_type;
+  // 1. The Datapath row of this type (created the way `ovs-vsctl add-zone-tp` would need it).
+  std::string dp_uuid;
+  for (int attempt = 0; attempt < 2 && dp_uuid.empty(); ++attempt) {
+    auto root = client_->transact(
+        kDb, Json::array({Json{{"op", "select"},
+                               {"table", "Open_vSwitch"},
+                               {"where", Json::array()},
+                               {"columns", Json::array({"datapaths"})}}}));
+    if (!root) {
+      return tl::unexpected(root.error().withContext(what));
+    }
+    for (const auto& row : (*root)[0].value("rows", Json::array())) {
+      const Json& dps = row["datapaths"];
+      if (dps.is_array() && dps.size() == 2 && dps[0] == "map") {
+        for (const auto& pair : dps[1]) {
+          if (pair[0] == datapath_type && pair[1].is_array() && pair[1].size() == 2) {
+            dp_uuid = pair[1][1].get<std::string>();
+          }
+        }
+      }
+    }
+    if (!dp_uuid.empty()) {
+      break;
+    }
+    auto created = client_->transact(
+        kDb,
+        Json::array({Json{{"op", "insert"},
+                          {"table", "Datapath"},
+                          {"row", Json{{"datapath_version", "0"}}},
+                          {"uuid-name", "dp"}},
+                     Json{{"op", "mutate"},
+                          {"table", "Open_vSwitch"},
+                          {"where", Json::array()},
+                          {"mutations",
+                           Json::array({Json::array(
+                               {"datapaths", "insert",
+                                Json::array({"map", Json::array({Json::array(
+                                                        {datapath_type,
+                                                         Json::array({"named-uuid", "dp"})})})})})})}}}));
+    if (!created) {
+      return tl::unexpected(created.error().withContext(what));
+    }
+  }
+  if (dp_uuid.empty()) {
+    return makeError(what + ": no Datapath row for " + datapath_type);
+  }
+  // 2. Replace our zones' entries; CT_Zone and CT_Timeout_Policy are not root tables, so the
+  // rows a zone no longer references are garbage-collected by ovsdb-server.
+  Json ops = Json::array();
+  Json keys = Json::array();
+  Json zones = Json::array();
+  for (uint16_t z : owned) {
+    keys.push_back(z);
+  }
+  for (const auto& [zone, timeouts] : policies) {
+    if (owned.count(zone) == 0) {
+      keys.push_back(zone);
+    }
+    Json map = Json::array();
+    for (const auto& [name, seconds] : timeouts) {
+      map.push_back(Json::array({name, seconds}));
+    }
+    const std::string tp = "tp" + std::to_string(zone);
+    const std::string zn = "zone" + std::to_string(zone);
+    ops.push_back(Json{{"op", "insert"},
+                       {"table", "CT_Timeout_Policy"},
+                       {"row", Json{{"timeouts", Json::array({"map", map})},
+                                    {"external_ids",
+                                     Json::array({"map", Json::array({Json::array(
+                                                             {"vpcguard-zone", std::to_string(zone)})})})}}},
+                       {"uuid-name", tp}});
+    ops.push_back(Json{{"op", "insert"},
+                       {"table", "CT_Zone"},
+                       {"row", Json{{"timeout_policy", Json::array({"named-uuid", tp})}}},
+                       {"uuid-name", zn}});
+    zones.push_back(Json::array({zone, Json::array({"named-uuid", zn})}));
+  }
+  const Json where = Json::array({Json::array({"_uuid", "==", Json::array({"uuid", dp_uuid})})});
+  ops.push_back(Json{{"op", "mutate"},
+                     {"table", "Datapath"},
+                     {"where", where},
+                     {"mutations", Json::array({Json::array({"ct_zones", "delete",
+                                                             Json::array({"set", keys})})})}});
+  if (!zones.empty()) {
+    ops.push_back(Json{{"op", "mutate"},
+                       {"table", "Datapath"},
+                       {"where", where},
+                       {"mutations", Json::array({Json::array({"ct_zones", "insert",
+                                                               Json::array({"map", zones})})})}});
+  }
+  auto r = client_->transact(kDb, ops);
+  if (!r) {
+    return tl::unexpected(r.error().withContext(what));
+  }
+  return {};
+}
+
 Result<std::vector<InterfaceInfo>> VswitchDb::listInterfaces() {
   auto r = client_->transact(
       kDb, Json::array({Json{{"op", "select"},

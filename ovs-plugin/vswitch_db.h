@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,6 +55,15 @@ class VswitchDb {
   // other_config:flow-restore-wait=true keeps ovs-vswitchd from flushing or forwarding with an
   // empty table while the daemon restores flows after a restart; cleared when flows are back.
   [[nodiscard]] Result<void> setFlowRestoreWait(bool enabled);
+
+  // Zone-based conntrack timeout policies (CT_Zone / CT_Timeout_Policy rows of the Datapath of
+  // `datapath_type`, created if missing): every zone in `policies` gets exactly those timeouts
+  // ("tcp_established", "udp_first", ...); zones in `owned` without a policy lose theirs; other
+  // zones are left alone. ovs-vswitchd applies a zone's policy to that zone's connections.
+  [[nodiscard]] Result<void> setConntrackTimeouts(
+      const std::string& datapath_type,
+      const std::map<uint16_t, std::map<std::string, int64_t>>& policies,
+      const std::set<uint16_t>& owned);
 
   // Every Interface with an external_ids:iface-id.
   [[nodiscard]] Result<std::vector<InterfaceInfo>> listInterfaces();

@@ -587,6 +587,26 @@ Result<std::map<std::string, uint16_t>> assignInterfaceIndices(
   return out;
 }
 
+ConntrackTimeouts conntrackTimeouts(const model::Policy& policy,
+                                     const std::map<std::string, uint16_t>& interface_index) {
+  ConntrackTimeouts out;
+  for (const auto& eni : policy.network_interfaces) {
+    auto idx = interface_index.find(eni.id);
+    if (idx == interface_index.end()) {
+      continue;
+    }
+    const auto& ct = eni.connection_tracking;
+    const int64_t tcp = ct.tcp_established_timeout.value_or(432000);
+    const int64_t udp = ct.udp_timeout.value_or(30);
+    const int64_t stream = ct.udp_stream_timeout.value_or(180);
+    out[idx->second] = {{"tcp_established", tcp},
+                        {"udp_first", udp},
+                        {"udp_single", udp},
+                        {"udp_multiple", stream}};
+  }
+  return out;
+}
+
 std::vector<MaskedValue> portRangeMasks(uint16_t from, uint16_t to) {
   std::vector<MaskedValue> out;
   uint32_t lo = from;

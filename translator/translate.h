@@ -52,6 +52,14 @@ struct Translation {
 [[nodiscard]] Result<std::map<std::string, uint16_t>> assignInterfaceIndices(
     const model::Policy& policy, const std::map<std::string, uint16_t>& previous);
 
+// Conntrack idle timeouts per interface zone, in OVS's timeout-policy names: AWS's defaults
+// (TCP established 432000 s, UDP 30 s, UDP stream 180 s) unless the interface's
+// connection_tracking overrides them. UDP maps to udp_first/udp_single (one direction seen),
+// UDP stream to udp_multiple (both directions seen).
+using ConntrackTimeouts = std::map<uint16_t, std::map<std::string, int64_t>>;
+[[nodiscard]] ConntrackTimeouts conntrackTimeouts(
+    const model::Policy& policy, const std::map<std::string, uint16_t>& interface_index);
+
 // Minimal value/mask pairs covering [from, to] of a 16-bit field, e.g. 1024-65535 -> 6 masks.
 struct MaskedValue {
   uint16_t value = 0;

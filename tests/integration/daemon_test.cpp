@@ -144,6 +144,22 @@ TEST_F(DaemonTest, RepairsDriftAndLeavesForeignFlowsAlone) {
   EXPECT_NE(foreign.find("cookie=0x42"), std::string::npos) << foreign;
 }
 
+TEST_F(DaemonTest, PerInterfaceIdleTimeoutsBecomeZoneTimeoutPolicies) {
+  startDaemon();
+  ASSERT_TRUE(eventually([&] { return countFlows("table=90") > 0; })) << log();
+  // configs/lab.toml: eni-bastion (the second interface, zone 2) ends idle TCP after an hour;
+  // the others keep AWS's defaults (5 days, UDP 30 s, UDP stream 180 s).
+  std::string tp;
+  ASSERT_TRUE(eventually([&] {
+    auto r = sandbox_->vsctl("list-zone-tp dummy");
+    tp = r ? *r : r.error().message;
+    return tp.find("Zone:2,") != std::string::npos;
+  })) << tp << log();
+  EXPECT_NE(tp.find("Zone:2, Timeout Policies: tcp_established=3600"), std::string::npos) << tp;
+  EXPECT_NE(tp.find("Zone:1, Timeout Policies: tcp_established=432000"), std::string::npos) << tp;
+  EXPECT_NE(tp.find("udp_multiple=180"), std::string::npos) << tp;
+}
+
 TEST_F(DaemonTest, SigtermLeavesThePolicyInPlace) {
   startDaemon();
   ASSERT_TRUE(eventually([&] { return countFlows("table=90") > 0; })) << log();

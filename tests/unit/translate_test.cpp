@@ -159,6 +159,23 @@ TEST(Translate, NaclPriorityFollowsRuleNumberAndEndsInStarDeny) {
   EXPECT_TRUE(star);
 }
 
+TEST(ConntrackTimeouts, AwsDefaultsAndPerInterfaceOverrides) {
+  auto p = test::samplePolicy();
+  p.network_interfaces[1].connection_tracking.tcp_established_timeout = 3600;
+  p.network_interfaces[1].connection_tracking.udp_stream_timeout = 120;
+  const auto indices = *assignInterfaceIndices(p, {});
+  const auto t = conntrackTimeouts(p, indices);
+  ASSERT_EQ(t.size(), 3U);
+  const auto& web = t.at(indices.at("eni-web1"));
+  EXPECT_EQ(web.at("tcp_established"), 432000);
+  EXPECT_EQ(web.at("udp_single"), 30);
+  EXPECT_EQ(web.at("udp_multiple"), 180);
+  const auto& bastion = t.at(indices.at("eni-bastion"));
+  EXPECT_EQ(bastion.at("tcp_established"), 3600);
+  EXPECT_EQ(bastion.at("udp_first"), 30);
+  EXPECT_EQ(bastion.at("udp_multiple"), 120);
+}
+
 TEST(Translate, RejectsMissingIndex) {
   auto p = test::samplePolicy();
   TranslateInput in;
