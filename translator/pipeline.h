@@ -20,6 +20,7 @@ enum Table : uint8_t {
   kClassify = 0,       // in_port -> source ENI, subnet, NACL registers; unknown ports dropped
   kPortSecurity = 10,  // source/destination check: own MAC and addresses only (ARP, ND too)
   kL3Lookup = 20,      // ARP/ND responders, same-subnet switching, the VPC router
+  kNdReply = 22,       // finishes the neighbour advertisements the responders in 20 build
   kSgEgressCt = 30,    // conntrack in the source ENI's zone
   kSgEgress = 31,      // security-group egress rules of the source ENI (conjunctions)
   kNaclOut = 40,       // NACL outbound of the source subnet (only when crossing subnets)

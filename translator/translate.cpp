@@ -258,6 +258,9 @@ class Translator {
     b_.add(kOutput, 0, k, 0, "", dropWith(kVerdictNoRoute));
     b_.add(kUnfiltered, 10, k, 0, "", "output:LOCAL");
     b_.add(kUnfiltered, 0, k, 0, "in_port=LOCAL", "drop");
+    b_.add(kNdReply, kDefaultPriority, k, 0, "icmp6,icmp_type=136,icmp_code=0",
+           "move:NXM_OF_ETH_SRC[]->NXM_NX_ND_TLL[],IN_PORT");
+    b_.add(kNdReply, 0, k, 0, "", "drop");
     b_.add(kDrop, 0, k, 0, "", "drop");
   }
 
@@ -271,15 +274,19 @@ class Translator {
   }
 
   // Neighbour advertisement in answer to a solicitation for `ip`, with the router flag when
-  // the VPC router answers.
+  // the VPC router answers. The target link-layer address can only be written by a flow that
+  // matches an advertisement (OVS's prerequisites), so kNdReply finishes the packet: writing
+  // both nd_sll here and nd_tll there makes the option carry the MAC whichever order the
+  // datapath applies the option-type change and the address.
   static std::string ndReply(const std::string& mac, const IpAddress& ip, bool router) {
     return fmt::format(
         "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:{mac}->eth_src,"
         "move:NXM_NX_IPV6_SRC[]->NXM_NX_IPV6_DST[],set_field:{ip}->ipv6_src,"
         "set_field:255->nw_ttl,set_field:136->icmpv6_type,set_field:{flags}->nd_reserved,"
-        "set_field:{mac}->nd_sll,set_field:2->nd_options_type,IN_PORT",
+        "set_field:{mac}->nd_sll,set_field:2->nd_options_type,resubmit(,{next})",
         fmt::arg("mac", mac), fmt::arg("ip", ip.toString()),
-        fmt::arg("flags", router ? "0xe0000000" : "0x60000000"));
+        fmt::arg("flags", router ? "0xe0000000" : "0x60000000"),
+        fmt::arg("next", static_cast<int>(kNdReply)));
   }
 
   void router(const model::Subnet& s) {

@@ -8,6 +8,7 @@
 #include "tests/harness/paths.h"
 #include "tests/harness/policy_lab.h"
 #include "tests/harness/process.h"
+#include "tests/harness/sample_policy.h"
 
 namespace vpcguard::test {
 namespace {
@@ -163,6 +164,38 @@ TEST_F(PolicyE2e, MembershipChangeTakesEffectWithoutRestart) {
   (void)tcpServer("eni-db1", 5432);
   auto now = lab_->exec("eni-bastion", std::string("timeout 10 nc -z -w 2 ") + kDb + " 5432");
   EXPECT_TRUE(now.ok()) << now.output;
+}
+
+}  // namespace
+}  // namespace vpcguard::test
+
+namespace vpcguard::test {
+namespace {
+
+// IPv6 with real packets: neighbour discovery is answered by the switch (no multicast reaches
+// the other VMs), and the security group's ::/0 rule lets TCP through.
+TEST(PolicyE2eIpv6, NeighbourDiscoveryAndTcpOverIpv6) {
+  model::Policy policy = samplePolicy();
+  VGT_ASSIGN_OR_FAIL(auto lab, PolicyLab::start(policy));
+  VGT_ASSERT_OK(lab->install(policy));
+  // The VMs' IPv6 addresses need duplicate address detection to finish first.
+  ASSERT_TRUE(waitFor([&] { return !lab->exec("eni-web1", "ip -6 addr show dev eth0 tentative | grep -q inet6").ok(); },
+                      std::chrono::seconds(10)));
+  ASSERT_TRUE(waitFor([&] { return !lab->exec("eni-bastion", "ip -6 addr show dev eth0 tentative | grep -q inet6").ok(); },
+                      std::chrono::seconds(10)));
+  auto server = lab->exec("eni-web1", "(echo pong6 | timeout 30 nc -6 -l 80 > /dev/null 2>&1) > /dev/null 2>&1 &");
+  ASSERT_TRUE(server.ok()) << server.output;
+  ASSERT_TRUE(waitFor([&] { return lab->exec("eni-web1", "ss -ltnH 'sport = :80' | grep -q .").ok(); },
+                      std::chrono::seconds(10)));
+  auto client = lab->exec("eni-bastion", "echo hi | timeout 10 nc -6 -w 3 2600:1f18:abcd:1201::10 80");
+  EXPECT_TRUE(client.ok()) << client.output;
+  EXPECT_NE(client.output.find("pong6"), std::string::npos) << client.output;
+  auto neigh = lab->exec("eni-bastion", "ip -6 neigh show 2600:1f18:abcd:1201::10");
+  EXPECT_NE(neigh.output.find("02:00:00:00:01:0a"), std::string::npos)
+      << "the switch's neighbour advertisement carries web1's MAC: " << neigh.output;
+  // 443 is allowed from 0.0.0.0/0 only, not ::/0.
+  auto blocked = lab->exec("eni-bastion", "timeout 10 nc -6 -z -w 2 2600:1f18:abcd:1201::10 443");
+  EXPECT_FALSE(blocked.ok()) << blocked.output;
 }
 
 }  // namespace
