@@ -205,7 +205,7 @@ CommandResult OvsSandbox::execInNetns(const std::string& command) const {
 }
 
 Result<void> OvsSandbox::addBridge(const std::string& name, const std::string& datapath_type) {
-  auto r = vsctl("add-br " + name + " -- set bridge " + name + " datapath_type=" +
+  auto r = vsctl("--may-exist add-br " + name + " -- set bridge " + name + " datapath_type=" +
                  datapath_type + " fail_mode=secure protocols=OpenFlow13,OpenFlow14,OpenFlow15");
   if (!r) {
     return tl::unexpected(r.error().withContext("add bridge " + name));

@@ -43,6 +43,7 @@ class OvsSandbox {
   [[nodiscard]] CommandResult execInNetns(const std::string& command) const;
 
   // fail_mode=secure, protocols OpenFlow13-15; returns once the bridge's mgmt socket answers.
+  // Idempotent, so after restartVswitchd() it also awaits the re-created bridge.
   [[nodiscard]] Result<void> addBridge(const std::string& name,
                                        const std::string& datapath_type = "dummy");
   // A dummy port with external_ids:iface-id; returns its OpenFlow port number.
