@@ -161,9 +161,7 @@ void OvsSandbox::stopVswitchd() {
 
 void OvsSandbox::stopOvsdb() {
   if (ovsdb_ && ovsdb_->running()) {
-    (void)run("ovs-appctl -t " + dir_ + "/ovsdb-server." + std::to_string(ovsdb_->pid()) +
-                  ".ctl exit",
-              std::chrono::seconds(10));
+    (void)ovsdbAppctl("exit");
     if (!ovsdb_->waitExit(std::chrono::seconds(5))) {
       ovsdb_->kill();
     }
@@ -198,6 +196,12 @@ Result<std::string> OvsSandbox::ofctl(const std::string& args) const {
 
 Result<std::string> OvsSandbox::appctl(const std::string& args) const {
   return runChecked("ovs-appctl -t " + vswitchdCtl() + " " + args, kToolTimeout);
+}
+
+Result<std::string> OvsSandbox::ovsdbAppctl(const std::string& args) const {
+  return runChecked("ovs-appctl -t " + dir_ + "/ovsdb-server." + std::to_string(ovsdbPid()) +
+                        ".ctl " + args,
+                    kToolTimeout);
 }
 
 CommandResult OvsSandbox::execInNetns(const std::string& command) const {

@@ -39,6 +39,8 @@ class OvsSandbox {
   [[nodiscard]] Result<std::string> vsctl(const std::string& args) const;
   [[nodiscard]] Result<std::string> ofctl(const std::string& args) const;  // -O OpenFlow15
   [[nodiscard]] Result<std::string> appctl(const std::string& args) const;  // to ovs-vswitchd
+  [[nodiscard]] Result<std::string> ovsdbAppctl(const std::string& args) const;  // to ovsdb-server
+  [[nodiscard]] pid_t ovsdbPid() const { return ovsdb_ ? ovsdb_->pid() : 0; }
   // Runs a shell command inside the hypervisor namespace.
   [[nodiscard]] CommandResult execInNetns(const std::string& command) const;
 

@@ -185,6 +185,26 @@ TEST_F(OvsdbTest, DisconnectionIsDetectedWhenServerStops) {
   EXPECT_FALSE(db_->client().listDbs().has_value());
 }
 
+TEST_F(OvsdbTest, ConnectsOverTcp) {
+  // Port 0: the kernel picks a free one, so parallel tests cannot collide; ss tells which.
+  VGT_ASSERT_OK(sandbox_->ovsdbAppctl("ovsdb-server/add-remote ptcp:0:127.0.0.1"));
+  std::string port;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        auto r = run("ss -ltnpH | grep 'pid=" + std::to_string(sandbox_->ovsdbPid()) +
+                     ",' | awk '{print $4}' | sed 's/.*://' | head -1");
+        port = r.output;
+        while (!port.empty() && port.back() == '\n') {
+          port.pop_back();
+        }
+        return !port.empty();
+      },
+      std::chrono::seconds(10)));
+  VGT_ASSIGN_OR_FAIL(auto client, ovs::connectOvsdb("tcp:127.0.0.1:" + port));
+  VGT_ASSIGN_OR_FAIL(auto dbs, client->listDbs());
+  EXPECT_NE(std::find(dbs.begin(), dbs.end(), "Open_vSwitch"), dbs.end());
+}
+
 TEST(OvsdbConnect, MissingSocketAndBadTargetGiveClearErrors) {
   auto r = ovs::connectOvsdb("unix:/tmp/vgt.nonexistent/db.sock");
   ASSERT_FALSE(r.has_value());
