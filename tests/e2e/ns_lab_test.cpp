@@ -15,6 +15,9 @@ namespace {
 class NsLabTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    if (auto why = NsLab::unavailableReason()) {
+      GTEST_SKIP() << *why;
+    }
     VGT_ASSIGN_OR_FAIL(sandbox_, OvsSandbox::start());
     VGT_ASSIGN_OR_FAIL(lab_, NsLab::create(*sandbox_, "br-int"));
     VGT_ASSERT_OK(lab_->addVm({"a", "vif-a", "02:00:00:00:01:0a", "10.0.1.10/24", "10.0.1.1",

@@ -38,6 +38,18 @@ void addExtraVlog(std::vector<std::string>& argv) {
 
 }  // namespace
 
+std::optional<std::string> sandboxUnavailableReason() {
+  if (geteuid() != 0) {
+    return "needs root (network namespaces, ovs-vswitchd's userspace datapath)";
+  }
+  for (const char* tool : {"ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ip"}) {
+    if (!run(std::string("command -v ") + tool).ok()) {
+      return std::string("needs ") + tool + " (apt-get install openvswitch-switch iproute2)";
+    }
+  }
+  return std::nullopt;
+}
+
 Result<std::unique_ptr<OvsSandbox>> OvsSandbox::start() {
   std::unique_ptr<OvsSandbox> sb(new OvsSandbox());
   char tmpl[] = "/tmp/vgt.XXXXXX";

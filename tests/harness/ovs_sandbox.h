@@ -9,12 +9,17 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "tests/harness/process.h"
 #include "translator/result.h"
 
 namespace vpcguard::test {
+
+// Why a sandbox cannot run here (not root, no ovs-vswitchd, no `ip netns`), or nullopt. Tests
+// skip with this message only then; everywhere else a failing start() is a test failure.
+[[nodiscard]] std::optional<std::string> sandboxUnavailableReason();
 
 class OvsSandbox {
  public:

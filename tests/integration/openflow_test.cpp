@@ -29,6 +29,9 @@ FlowMod add(uint8_t table, uint16_t priority, uint64_t cookie, std::string match
 class OpenFlowTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    if (auto why = sandboxUnavailableReason()) {
+      GTEST_SKIP() << *why;
+    }
     VGT_ASSIGN_OR_FAIL(sandbox_, OvsSandbox::start());
     VGT_ASSERT_OK(sandbox_->addBridge("br0"));
     VGT_ASSIGN_OR_FAIL(p1_, sandbox_->addDummyPort("br0", "p1", "vif-1"));

@@ -16,6 +16,9 @@ using ovs::Json;
 class OvsdbTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    if (auto why = sandboxUnavailableReason()) {
+      GTEST_SKIP() << *why;
+    }
     VGT_ASSIGN_OR_FAIL(sandbox_, OvsSandbox::start());
     VGT_ASSIGN_OR_FAIL(auto client, ovs::connectOvsdb(sandbox_->dbTarget()));
     db_ = std::make_unique<ovs::VswitchDb>(std::move(client));
