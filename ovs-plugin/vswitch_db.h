@@ -55,6 +55,11 @@ class VswitchDb {
   // empty table while the daemon restores flows after a restart; cleared when flows are back.
   [[nodiscard]] Result<void> setFlowRestoreWait(bool enabled);
 
+  // Returns once ovs-vswitchd has applied everything written to the database so far (the
+  // `next_cfg`/`cur_cfg` handshake ovs-vsctl uses), e.g. so a bridge's OpenFlow socket exists
+  // right after ensureBridge(). Waits inside ovsdb-server (a `wait` operation), not by polling.
+  [[nodiscard]] Result<void> awaitApplied(std::chrono::milliseconds timeout);
+
   // Every Interface with an external_ids:iface-id.
   [[nodiscard]] Result<std::vector<InterfaceInfo>> listInterfaces();
 

@@ -121,9 +121,9 @@ TEST_F(OvsdbTest, EnsureBridgeIsIdempotentAndSetsPipelineSettings) {
   VGT_ASSIGN_OR_FAIL(settings, sandbox_->vsctl("get bridge br-int fail_mode protocols"));
   EXPECT_EQ(settings, "secure\n[OpenFlow13, OpenFlow14, OpenFlow15]\n");
 
-  // ovs-vswitchd creates it: its OpenFlow management socket answers.
-  EXPECT_TRUE(waitFor([&] { return sandbox_->ofctl("show " + sandbox_->bridgeTarget("br-int")).has_value(); },
-                      std::chrono::seconds(10)));
+  // Once ovs-vswitchd has applied it, its OpenFlow management socket answers.
+  VGT_ASSERT_OK(db_->awaitApplied(std::chrono::seconds(10)));
+  VGT_ASSERT_OK(sandbox_->ofctl("show " + sandbox_->bridgeTarget("br-int")));
 }
 
 TEST_F(OvsdbTest, FlowRestoreWaitSetAndClear) {
@@ -186,6 +186,15 @@ TEST_F(OvsdbTest, DisconnectionIsDetectedWhenServerStops) {
   EXPECT_FALSE(db_->client().connected());
   // Requests fail at once instead of hanging.
   EXPECT_FALSE(db_->client().listDbs().has_value());
+}
+
+TEST_F(OvsdbTest, AwaitAppliedTimesOutWithoutVswitchd) {
+  VGT_ASSERT_OK(db_->awaitApplied(std::chrono::seconds(10)));
+  // Simulate a dead ovs-vswitchd: stop it, then nothing advances cur_cfg.
+  VGT_ASSERT_OK(sandbox_->appctl("exit"));
+  auto r = db_->awaitApplied(std::chrono::milliseconds(300));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message.find("did not apply"), std::string::npos) << r.error().message;
 }
 
 TEST_F(OvsdbTest, ConnectsOverTcp) {
