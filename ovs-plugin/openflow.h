@@ -64,6 +64,10 @@ class OpenFlowChannel {
   // Returns when everything sent before is in effect in the switch.
   [[nodiscard]] virtual Result<void> barrier() = 0;
   [[nodiscard]] virtual Result<void> flushConntrackZone(uint16_t zone) = 0;
+  // Answers the switch's echo probes and drains its asynchronous messages; Error if the
+  // connection is gone. ovs-vswitchd drops a management connection whose probe stays unanswered
+  // for 60 s, so an owner that may sit idle calls this every ~30 s. Not pure, so fakes need not.
+  [[nodiscard]] virtual Result<void> keepAlive() { return {}; }
   [[nodiscard]] virtual std::string target() const = 0;
 };
 

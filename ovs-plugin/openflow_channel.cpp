@@ -132,6 +132,14 @@ class OvsOpenFlowChannel final : public OpenFlowChannel {
     return {};
   }
 
+  Result<void> keepAlive() override {
+    char* err = nullptr;
+    if (vg_of_run(of_, &err) != 0) {
+      return makeError(target_ + ": " + takeString(err));
+    }
+    return {};
+  }
+
   std::string target() const override { return target_; }
 
  private:

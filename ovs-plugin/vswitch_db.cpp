@@ -269,6 +269,40 @@ Result<void> VswitchDb::setConntrackTimeouts(
   return {};
 }
 
+Result<void> VswitchDb::awaitApplied(std::chrono::milliseconds timeout) {
+  auto bumped = client_->transact(
+      kDb, Json::array({Json{{"op", "mutate"},
+                             {"table", "Open_vSwitch"},
+                             {"where", Json::array()},
+                             {"mutations", Json::array({Json::array({"next_cfg", "+=", 1})})}},
+                        Json{{"op", "select"},
+                             {"table", "Open_vSwitch"},
+                             {"where", Json::array()},
+                             {"columns", Json::array({"next_cfg"})}}}));
+  if (!bumped) {
+    return tl::unexpected(bumped.error().withContext("await ovs-vswitchd"));
+  }
+  const Json rows = (*bumped)[1].value("rows", Json::array());
+  if (rows.size() != 1 || !rows[0].contains("next_cfg") || !rows[0]["next_cfg"].is_number_integer()) {
+    return makeError("await ovs-vswitchd: no Open_vSwitch row");
+  }
+  const int64_t target = rows[0]["next_cfg"].get<int64_t>();
+  auto applied = client_->transact(
+      kDb, Json::array({Json{{"op", "wait"},
+                             {"table", "Open_vSwitch"},
+                             {"where", Json::array()},
+                             {"columns", Json::array({"cur_cfg"})},
+                             {"until", "=="},
+                             {"rows", Json::array({Json{{"cur_cfg", target}}})},
+                             {"timeout", timeout.count()}}}));
+  if (!applied) {
+    return tl::unexpected(applied.error().withContext(
+        "ovs-vswitchd did not apply configuration " + std::to_string(target) + " within " +
+        std::to_string(timeout.count()) + " ms"));
+  }
+  return {};
+}
+
 Result<std::vector<InterfaceInfo>> VswitchDb::listInterfaces() {
   auto r = client_->transact(
       kDb, Json::array({Json{{"op", "select"},

@@ -64,6 +64,10 @@ class VswitchDb {
       const std::string& datapath_type,
       const std::map<uint16_t, std::map<std::string, int64_t>>& policies,
       const std::set<uint16_t>& owned);
+  // Returns once ovs-vswitchd has applied everything written to the database so far (the
+  // `next_cfg`/`cur_cfg` handshake ovs-vsctl uses), e.g. so a bridge's OpenFlow socket exists
+  // right after ensureBridge(). Waits inside ovsdb-server (a `wait` operation), not by polling.
+  [[nodiscard]] Result<void> awaitApplied(std::chrono::milliseconds timeout);
 
   // Every Interface with an external_ids:iface-id.
   [[nodiscard]] Result<std::vector<InterfaceInfo>> listInterfaces();

@@ -318,6 +318,33 @@ vg_of_ct_flush_zone(vg_of *of, uint16_t zone, char **err)
 }
 
 int
+vg_of_run(vg_of *of, char **err)
+{
+    vconn_run(of->vconn);
+    for (;;) {
+        struct ofpbuf *msg = NULL;
+        int error = vconn_recv(of->vconn, &msg);
+        if (error == EAGAIN) {
+            return 0;
+        }
+        if (error) {
+            *err = xstrerr("OpenFlow connection lost", error);
+            return -1;
+        }
+        enum ofptype type;
+        if (!ofptype_decode(&type, msg->data) && type == OFPTYPE_ECHO_REQUEST) {
+            /* EAGAIN (send queue full) is fine: the switch probes again. */
+            struct ofpbuf *reply = ofputil_encode_echo_reply(msg->data);
+            if (vconn_send(of->vconn, reply)) {
+                ofpbuf_delete(reply);
+            }
+        }
+        /* Everything else is asynchronous (port status, flow removed): not used. */
+        ofpbuf_delete(msg);
+    }
+}
+
+int
 vg_flow_normalize(const char *text, uint8_t *table, uint16_t *priority, uint64_t *cookie,
                   char **match, char **actions, char **err)
 {

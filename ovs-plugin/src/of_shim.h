@@ -69,6 +69,12 @@ int vg_of_barrier(vg_of *, char **err);
 /* Flushes the userspace conntrack entries of one zone (Nicira NXT_CT_FLUSH_ZONE). */
 int vg_of_ct_flush_zone(vg_of *, uint16_t zone, char **err);
 
+/* Handles what the switch sent unasked: answers its echo requests and discards asynchronous
+ * messages. ovs-vswitchd probes a management connection after 60 s without traffic from us and
+ * drops it 60 s later if the probe goes unanswered; call this at least every ~30 s while idle.
+ * 0 if the connection is alive, else -1 with *err. */
+int vg_of_run(vg_of *, char **err);
+
 /* Parses one flow in ovs-ofctl syntax and prints it back canonically as
  * table, priority, cookie, match and actions. 0 on success, else *err says why. */
 int vg_flow_normalize(const char *text, uint8_t *table, uint16_t *priority, uint64_t *cookie,

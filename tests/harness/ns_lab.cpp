@@ -2,6 +2,19 @@
 
 namespace vpcguard::test {
 
+std::optional<std::string> NsLab::unavailableReason() {
+  if (auto why = sandboxUnavailableReason()) {
+    return why;
+  }
+  for (const char* tool : {"ethtool", "ping", "nc", "ss", "timeout"}) {
+    if (!run(std::string("command -v ") + tool).ok()) {
+      return std::string("needs ") + tool +
+             " (apt-get install ethtool iputils-ping netcat-openbsd iproute2)";
+    }
+  }
+  return std::nullopt;
+}
+
 Result<std::unique_ptr<NsLab>> NsLab::create(OvsSandbox& sandbox, const std::string& bridge) {
   if (auto r = sandbox.addBridge(bridge, "netdev"); !r) {
     return tl::unexpected(r.error().withContext("ns lab"));

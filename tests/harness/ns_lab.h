@@ -32,6 +32,9 @@ struct Vm {
 
 class NsLab {
  public:
+  // Like sandboxUnavailableReason(), plus the tools the lab and its VMs use.
+  [[nodiscard]] static std::optional<std::string> unavailableReason();
+
   // Adds `bridge` (datapath_type=netdev) to the sandbox. The sandbox must outlive the lab.
   [[nodiscard]] static Result<std::unique_ptr<NsLab>> create(OvsSandbox& sandbox,
                                                              const std::string& bridge);

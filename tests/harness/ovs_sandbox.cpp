@@ -38,6 +38,18 @@ void addExtraVlog(std::vector<std::string>& argv) {
 
 }  // namespace
 
+std::optional<std::string> sandboxUnavailableReason() {
+  if (geteuid() != 0) {
+    return "needs root (network namespaces, ovs-vswitchd's userspace datapath)";
+  }
+  for (const char* tool : {"ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ip"}) {
+    if (!run(std::string("command -v ") + tool).ok()) {
+      return std::string("needs ") + tool + " (apt-get install openvswitch-switch iproute2)";
+    }
+  }
+  return std::nullopt;
+}
+
 Result<std::unique_ptr<OvsSandbox>> OvsSandbox::start() {
   std::unique_ptr<OvsSandbox> sb(new OvsSandbox());
   char tmpl[] = "/tmp/vgt.XXXXXX";
@@ -161,9 +173,7 @@ void OvsSandbox::stopVswitchd() {
 
 void OvsSandbox::stopOvsdb() {
   if (ovsdb_ && ovsdb_->running()) {
-    (void)run("ovs-appctl -t " + dir_ + "/ovsdb-server." + std::to_string(ovsdb_->pid()) +
-                  ".ctl exit",
-              std::chrono::seconds(10));
+    (void)ovsdbAppctl("exit");
     if (!ovsdb_->waitExit(std::chrono::seconds(5))) {
       ovsdb_->kill();
     }
@@ -200,12 +210,18 @@ Result<std::string> OvsSandbox::appctl(const std::string& args) const {
   return runChecked("ovs-appctl -t " + vswitchdCtl() + " " + args, kToolTimeout);
 }
 
+Result<std::string> OvsSandbox::ovsdbAppctl(const std::string& args) const {
+  return runChecked("ovs-appctl -t " + dir_ + "/ovsdb-server." + std::to_string(ovsdbPid()) +
+                        ".ctl " + args,
+                    kToolTimeout);
+}
+
 CommandResult OvsSandbox::execInNetns(const std::string& command) const {
   return run("ip netns exec " + netns_ + " sh -c " + shellQuote(command), kToolTimeout);
 }
 
 Result<void> OvsSandbox::addBridge(const std::string& name, const std::string& datapath_type) {
-  auto r = vsctl("add-br " + name + " -- set bridge " + name + " datapath_type=" +
+  auto r = vsctl("--may-exist add-br " + name + " -- set bridge " + name + " datapath_type=" +
                  datapath_type + " fail_mode=secure protocols=OpenFlow13,OpenFlow14,OpenFlow15");
   if (!r) {
     return tl::unexpected(r.error().withContext("add bridge " + name));

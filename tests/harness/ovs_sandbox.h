@@ -9,12 +9,17 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "tests/harness/process.h"
 #include "translator/result.h"
 
 namespace vpcguard::test {
+
+// Why a sandbox cannot run here (not root, no ovs-vswitchd, no `ip netns`), or nullopt. Tests
+// skip with this message only then; everywhere else a failing start() is a test failure.
+[[nodiscard]] std::optional<std::string> sandboxUnavailableReason();
 
 class OvsSandbox {
  public:
@@ -39,10 +44,13 @@ class OvsSandbox {
   [[nodiscard]] Result<std::string> vsctl(const std::string& args) const;
   [[nodiscard]] Result<std::string> ofctl(const std::string& args) const;  // -O OpenFlow15
   [[nodiscard]] Result<std::string> appctl(const std::string& args) const;  // to ovs-vswitchd
+  [[nodiscard]] Result<std::string> ovsdbAppctl(const std::string& args) const;  // to ovsdb-server
+  [[nodiscard]] pid_t ovsdbPid() const { return ovsdb_ ? ovsdb_->pid() : 0; }
   // Runs a shell command inside the hypervisor namespace.
   [[nodiscard]] CommandResult execInNetns(const std::string& command) const;
 
   // fail_mode=secure, protocols OpenFlow13-15; returns once the bridge's mgmt socket answers.
+  // Idempotent, so after restartVswitchd() it also awaits the re-created bridge.
   [[nodiscard]] Result<void> addBridge(const std::string& name,
                                        const std::string& datapath_type = "dummy");
   // A dummy port with external_ids:iface-id; returns its OpenFlow port number.

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <regex>
 #include <sstream>
 
 namespace vpcguard::test {
@@ -86,19 +85,28 @@ Result<int> datapathPort(const OvsSandbox& sandbox, const std::string& bridge,
   if (!out) {
     return tl::unexpected(out.error());
   }
-  // Lines like "    p1 1/2: (dummy)": name, OpenFlow port, datapath port.
+  // Lines like "    p1 1/2: (dummy)": name, OpenFlow port, datapath port. Parsed by hand:
+  // std::regex trips GCC 12's -Wmaybe-uninitialized under the sanitizer build.
   std::istringstream in(*out);
   std::string line;
   bool in_bridge = false;
-  const std::regex port_line("^\\s+(\\S+) (\\d+|LOCAL)/(\\d+)");
   while (std::getline(in, line)) {
     if (line.starts_with("  ") && !line.starts_with("    ")) {
       in_bridge = line.find(bridge + ":") != std::string::npos;
       continue;
     }
-    std::smatch m;
-    if (in_bridge && std::regex_search(line, m, port_line) && m[1] == port) {
-      return std::stoi(m[3]);
+    if (!in_bridge) {
+      continue;
+    }
+    std::istringstream fields(line);
+    std::string name;
+    std::string ports;
+    fields >> name >> ports;  // "p1", "1/2:"
+    const auto slash = ports.find('/');
+    const auto colon = ports.find(':');
+    if (name == port && slash != std::string::npos && colon != std::string::npos &&
+        colon > slash + 1 && allDigits(ports.substr(slash + 1, colon - slash - 1))) {
+      return std::stoi(ports.substr(slash + 1, colon - slash - 1));
     }
   }
   return makeError("port " + port + " of " + bridge + " not in dpif/show:\n" + *out);

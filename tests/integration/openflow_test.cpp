@@ -29,6 +29,9 @@ FlowMod add(uint8_t table, uint16_t priority, uint64_t cookie, std::string match
 class OpenFlowTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    if (auto why = sandboxUnavailableReason()) {
+      GTEST_SKIP() << *why;
+    }
     VGT_ASSIGN_OR_FAIL(sandbox_, OvsSandbox::start());
     VGT_ASSERT_OK(sandbox_->addBridge("br0"));
     VGT_ASSIGN_OR_FAIL(p1_, sandbox_->addDummyPort("br0", "p1", "vif-1"));
@@ -265,6 +268,31 @@ TEST_F(OpenFlowTest, ConntrackZoneFlush) {
 
 TEST_F(OpenFlowTest, TargetIsReported) {
   EXPECT_EQ(channel_->target(), sandbox_->bridgeTarget("br0"));
+}
+
+TEST_F(OpenFlowTest, KeepAliveDrainsAsyncMessagesAndNoticesARestart) {
+  // Port changes make the switch send port-status messages to our connection.
+  VGT_ASSERT_OK(sandbox_->addDummyPort("br0", "p3", "vif-3"));
+  VGT_ASSERT_OK(sandbox_->vsctl("del-port br0 p3"));
+  VGT_ASSERT_OK(channel_->keepAlive());
+  VGT_ASSERT_OK(channel_->barrier());
+
+  VGT_ASSERT_OK(sandbox_->restartVswitchd());
+  Result<void> alive;
+  EXPECT_TRUE(waitFor(
+      [&] {
+        alive = channel_->keepAlive();
+        return !alive.has_value();
+      },
+      std::chrono::seconds(10)));
+  ASSERT_FALSE(alive.has_value());
+  EXPECT_NE(alive.error().message.find("connection lost"), std::string::npos)
+      << alive.error().message;
+
+  // A new connection to the restarted switch works (flows were not persisted: table empty).
+  VGT_ASSERT_OK(sandbox_->addBridge("br0"));
+  VGT_ASSIGN_OR_FAIL(channel_, ovs::connectOpenFlow(sandbox_->bridgeTarget("br0")));
+  VGT_ASSERT_OK(channel_->barrier());
 }
 
 TEST(OpenFlowConnect, MissingSocketGivesClearError) {

@@ -16,6 +16,9 @@ using ovs::Json;
 class OvsdbTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    if (auto why = sandboxUnavailableReason()) {
+      GTEST_SKIP() << *why;
+    }
     VGT_ASSIGN_OR_FAIL(sandbox_, OvsSandbox::start());
     VGT_ASSIGN_OR_FAIL(auto client, ovs::connectOvsdb(sandbox_->dbTarget()));
     db_ = std::make_unique<ovs::VswitchDb>(std::move(client));
@@ -118,9 +121,9 @@ TEST_F(OvsdbTest, EnsureBridgeIsIdempotentAndSetsPipelineSettings) {
   VGT_ASSIGN_OR_FAIL(settings, sandbox_->vsctl("get bridge br-int fail_mode protocols"));
   EXPECT_EQ(settings, "secure\n[OpenFlow13, OpenFlow14, OpenFlow15]\n");
 
-  // ovs-vswitchd creates it: its OpenFlow management socket answers.
-  EXPECT_TRUE(waitFor([&] { return sandbox_->ofctl("show " + sandbox_->bridgeTarget("br-int")).has_value(); },
-                      std::chrono::seconds(10)));
+  // Once ovs-vswitchd has applied it, its OpenFlow management socket answers.
+  VGT_ASSERT_OK(db_->awaitApplied(std::chrono::seconds(10)));
+  VGT_ASSERT_OK(sandbox_->ofctl("show " + sandbox_->bridgeTarget("br-int")));
 }
 
 TEST_F(OvsdbTest, FlowRestoreWaitSetAndClear) {
@@ -183,6 +186,35 @@ TEST_F(OvsdbTest, DisconnectionIsDetectedWhenServerStops) {
   EXPECT_FALSE(db_->client().connected());
   // Requests fail at once instead of hanging.
   EXPECT_FALSE(db_->client().listDbs().has_value());
+}
+
+TEST_F(OvsdbTest, AwaitAppliedTimesOutWithoutVswitchd) {
+  VGT_ASSERT_OK(db_->awaitApplied(std::chrono::seconds(10)));
+  // Simulate a dead ovs-vswitchd: stop it, then nothing advances cur_cfg.
+  VGT_ASSERT_OK(sandbox_->appctl("exit"));
+  auto r = db_->awaitApplied(std::chrono::milliseconds(300));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message.find("did not apply"), std::string::npos) << r.error().message;
+}
+
+TEST_F(OvsdbTest, ConnectsOverTcp) {
+  // Port 0: the kernel picks a free one, so parallel tests cannot collide; ss tells which.
+  VGT_ASSERT_OK(sandbox_->ovsdbAppctl("ovsdb-server/add-remote ptcp:0:127.0.0.1"));
+  std::string port;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        auto r = run("ss -ltnpH | grep 'pid=" + std::to_string(sandbox_->ovsdbPid()) +
+                     ",' | awk '{print $4}' | sed 's/.*://' | head -1");
+        port = r.output;
+        while (!port.empty() && port.back() == '\n') {
+          port.pop_back();
+        }
+        return !port.empty();
+      },
+      std::chrono::seconds(10)));
+  VGT_ASSIGN_OR_FAIL(auto client, ovs::connectOvsdb("tcp:127.0.0.1:" + port));
+  VGT_ASSIGN_OR_FAIL(auto dbs, client->listDbs());
+  EXPECT_NE(std::find(dbs.begin(), dbs.end(), "Open_vSwitch"), dbs.end());
 }
 
 TEST(OvsdbConnect, MissingSocketAndBadTargetGiveClearErrors) {

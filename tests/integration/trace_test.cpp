@@ -13,6 +13,9 @@ namespace {
 class TraceTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    if (auto why = sandboxUnavailableReason()) {
+      GTEST_SKIP() << *why;
+    }
     VGT_ASSIGN_OR_FAIL(sandbox_, OvsSandbox::start());
     VGT_ASSERT_OK(sandbox_->addBridge("br0"));
     VGT_ASSIGN_OR_FAIL(p1_, sandbox_->addDummyPort("br0", "p1", "vif-1"));
