@@ -6,6 +6,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <random>
 #include <set>
 #include <thread>
@@ -296,8 +297,10 @@ int Daemon::run() {
     if (reload_pending && reload_at < wake) {
       wake = reload_at;
     }
-    const auto wait_ms = std::max<long>(
-        0, std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now()).count());
+    // Wake at least every 10 s to answer ovs-vswitchd's OpenFlow keep-alive probes.
+    const auto wait_ms = std::clamp<long>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now()).count(), 0,
+        10000);
     std::vector<pollfd> fds = {{signals.get(), POLLIN, 0}, {inotify.get(), POLLIN, 0}};
     if (db_ && !reconnect) {
       fds.push_back({db_->fd(), POLLIN, 0});
@@ -344,6 +347,12 @@ int Daemon::run() {
         if (!apply("config")) {
           reconnect = true;
         }
+      }
+    }
+    if (!reconnect && openflow_) {
+      if (auto alive = openflow_->keepAlive(); !alive) {
+        logger("ovs")->warn("openflow_lost error=\"{}\"", alive.error().message);
+        reconnect = true;
       }
     }
     if (!reconnect && Clock::now() >= next_resync) {
