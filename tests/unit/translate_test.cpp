@@ -116,7 +116,7 @@ TEST(Translate, ClauseFlowsAreSharedBetweenRules) {
   ASSERT_TRUE(t);
   // The web interface's egress clause carries both of its group's egress rules.
   auto it = std::find_if(t->flows.begin(), t->flows.end(), [](const Flow& f) {
-    return f.table == pipeline::kSgEgress && f.match == "reg0=1";
+    return f.table == pipeline::kSgEgressEval && f.match == "reg0=1";
   });
   ASSERT_NE(it, t->flows.end());
   EXPECT_EQ(std::count(it->actions.begin(), it->actions.end(), '('), 2) << it->actions;
@@ -131,7 +131,7 @@ TEST(Translate, UnattachedInterfacesGetNoPortFlowsButStayPeers) {
   ASSERT_TRUE(t);
   EXPECT_EQ(countMatching(t->flows, pipeline::kClassify, "in_port=5"), 1U);
   // sg-db allows 5432 from sg-web members: web1's address is a peer though web1 is elsewhere.
-  EXPECT_EQ(countMatching(t->flows, pipeline::kSgIngress, "nw_src=10.0.1.10"), 1U);
+  EXPECT_EQ(countMatching(t->flows, pipeline::kSgIngressEval, "nw_src=10.0.1.10"), 1U);
 }
 
 TEST(Translate, NaclPriorityFollowsRuleNumberAndEndsInStarDeny) {
