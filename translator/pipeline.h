@@ -84,8 +84,10 @@ inline constexpr const char* kCtLabelRuleField = "NXM_NX_CT_LABEL[0..31]";
 //             conjunction id it survives reordering, and it changes when the rule's effect
 //             changes (a peer group gains or loses a member), which re-checks its connections
 // A checked connection is "live" while the dispatch table has a flow for its fingerprint and
-// its ENI still is a member of a group that has the rule; otherwise the original direction is
-// evaluated again (another rule may re-commit it) and the reply direction is dropped.
+// its ENI still is a member of a group that has the rule (and, outside strict mode, is still
+// open in the opposite direction, see kRegOpen); otherwise the original direction is evaluated
+// again (another rule may re-commit it) and the reply direction is dropped (kVerdict*Revoked):
+// rules describe the original direction only. No conntrack flush is involved.
 inline constexpr uint32_t kCtLabelCheckedBit = 32;
 inline constexpr uint32_t kCtLabelFingerprintShift = 64;
 
