@@ -6,6 +6,7 @@
 //  - strict_revocation: the tracked one stops too; unless another rule still allows it, then
 //    it goes on (the original direction re-labels it; a reply may need one retransmission)
 #include <chrono>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "tests/harness/paths.h"
 #include "tests/harness/policy_lab.h"
 #include "tests/harness/process.h"
+#include "translator/translate.h"
 
 namespace vpcguard::test {
 namespace {
@@ -190,6 +192,37 @@ class RevocationTest : public ::testing::Test {
     }
   }
 
+  // ct_label of the bastion's connection to `port` in web1's zone (where web1's ingress rules
+  // commit it), as the userspace conntrack reports it; empty when there is none.
+  std::string webLabel(int port) {
+    auto dump = lab_->sandbox().appctl("dpctl/dump-conntrack");
+    if (!dump) {
+      ADD_FAILURE() << dump.error().message;
+      return {};
+    }
+    std::istringstream lines(*dump);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find(fmt::format("dport={})", port)) == std::string::npos ||
+          line.find(fmt::format("zone={},", webZone())) == std::string::npos) {
+        continue;
+      }
+      const auto at = line.find("labels=");
+      if (at == std::string::npos) {
+        return "0x0";
+      }
+      return line.substr(at + 7, line.find_first_of(",)", at) - at - 7);
+    }
+    return {};
+  }
+
+  // web1's conntrack zone: its interface index, the same assignment PolicyLab makes.
+  uint16_t webZone() const { return (*assignInterfaceIndices(policy_, {})).at(kWeb); }
+
+  static bool isChecked(const std::string& label) {
+    // Bit 32 is the 9th hex digit from the right.
+    return label.size() > 10 && ((std::stoul(label.substr(label.size() - 9, 1), nullptr, 16) & 1U) != 0);
+  }
+
   std::string logs() {
     return run("tail -n 20 " + dir_ + "/*.log 2>/dev/null").output;
   }
@@ -204,6 +237,9 @@ TEST_F(RevocationTest, TrackedConnectionOutlivesItsRule) {
   ASSERT_NO_FATAL_FAILURE(start());
   ASSERT_NO_FATAL_FAILURE(serve(kSsh));
   const std::string echo = connect(kSsh);
+  const std::string label = webLabel(kSsh);
+  ASSERT_FALSE(label.empty()) << "no conntrack entry for the connection in web1's zone";
+  EXPECT_FALSE(isChecked(label)) << label;
   ASSERT_NO_FATAL_FAILURE(removeWebIngress(kSsh));
   EXPECT_TRUE(keepsFlowing(echo)) << logs();
   EXPECT_FALSE(newConnectionWorks(kSsh)) << "the removed rule still admits new connections";
@@ -215,6 +251,7 @@ TEST_F(RevocationTest, UntrackedConnectionStopsAtOnce) {
   const std::string echo = connect(kHttp);
   // Sanity: the connection is working before the change, so a stop means something.
   ASSERT_TRUE(keepsFlowing(echo)) << logs();
+  EXPECT_TRUE(isChecked(webLabel(kHttp))) << webLabel(kHttp);
   ASSERT_NO_FATAL_FAILURE(removeWebIngress(kHttp));
   EXPECT_TRUE(stops(echo)) << echoes(echo) << " echoes";
   EXPECT_FALSE(keepsFlowing(echo));
@@ -238,8 +275,14 @@ TEST_F(RevocationTest, StrictModeKeepsConnectionsAnotherRuleAllows) {
   ASSERT_NO_FATAL_FAILURE(start());
   ASSERT_NO_FATAL_FAILURE(serve(kSsh));
   const std::string echo = connect(kSsh);
+  const std::string before = webLabel(kSsh);
+  EXPECT_TRUE(isChecked(before)) << before;
   ASSERT_NO_FATAL_FAILURE(removeWebIngress(kSsh));  // the sg-bastion rule; the CIDR one stays
   EXPECT_TRUE(keepsFlowing(echo)) << logs();
+  // Taken over: re-committed with the remaining rule's label, still checked.
+  const std::string after = webLabel(kSsh);
+  EXPECT_NE(after, before);
+  EXPECT_TRUE(isChecked(after)) << after;
   EXPECT_TRUE(newConnectionWorks(kSsh));
 }
 
