@@ -100,6 +100,8 @@ inline constexpr uint32_t kCtLabelFingerprintShift = 64;
 //   bits 4..7: the DESTINATION ENI's egress is open (consulted at SG ingress)
 //   within each nibble: bit 0 tcp/IPv4, bit 1 udp/IPv4, bit 2 tcp/IPv6, bit 3 udp/IPv6
 // Only set when strict revocation is off (strict mode checks every connection anyway).
+inline constexpr uint32_t kOpenSrcMask = 0x0f;  // the source ENI's nibble
+inline constexpr uint32_t kOpenDstMask = 0xf0;  // the destination ENI's nibble
 [[nodiscard]] constexpr uint32_t openBit(bool ingress_stage, bool ipv6, bool udp) {
   return 1U << ((ingress_stage ? 4 : 0) + (ipv6 ? 2 : 0) + (udp ? 1 : 0));
 }

@@ -363,8 +363,8 @@ class Translator {
 
     // Classification.
     const uint32_t open = open_bits_.at(info.index);
-    const uint32_t src_open = open & 0x0fU;
-    const uint32_t dst_open = open & 0xf0U;
+    const uint32_t src_open = open & kOpenSrcMask;
+    const uint32_t dst_open = open & kOpenDstMask;
     b_.add(kClassify, kDefaultPriority, k, z, fmt::format("in_port={}", info.ofport),
            fmt::format("set_field:{}->{},set_field:{}->{},set_field:{}->{},{}{}", z, kRegSrcEni,
                        info.subnet_index, kRegSrcSubnet, info.nacl_index, kRegSrcNacl,
@@ -410,7 +410,7 @@ class Translator {
                     info.subnet_index, kRegDstSubnet, info.nacl_index, kRegDstNacl);
     if (dst_open != 0) {
       // Masked: the source nibble set at classification stays.
-      set_dst += fmt::format(",set_field:{}/0xf0->{}", hex(dst_open), kRegOpen);
+      set_dst += fmt::format(",set_field:{}/{}->{}", hex(dst_open), hex(kOpenDstMask), kRegOpen);
     }
     const std::string same_subnet = fmt::format("{}={}", kRegSrcSubnet, info.subnet_index);
     const auto lookup = [&](IpFamily f, const IpAddress& a) {

@@ -448,8 +448,9 @@ TEST(Revocation, RevokedRepliesDropWithTheirOwnVerdict) {
   auto p = test::samplePolicy();
   auto t = translate(inputFor(p));
   ASSERT_TRUE(t);
-  for (auto [table, verdict] : {std::pair{pipeline::kSgEgress, pipeline::kVerdictSgEgressRevoked},
-                                std::pair{pipeline::kSgIngress, pipeline::kVerdictSgIngressRevoked}}) {
+  for (auto [dispatch, verdict] : {std::pair{pipeline::kSgEgress, pipeline::kVerdictSgEgressRevoked},
+                                   std::pair{pipeline::kSgIngress, pipeline::kVerdictSgIngressRevoked}}) {
+    const auto table = dispatch;  // clang 14 cannot capture structured bindings
     const auto it = std::find_if(t->flows.begin(), t->flows.end(), [&](const Flow& f) {
       return f.table == table && f.match.find("+rpl") != std::string::npos;
     });
