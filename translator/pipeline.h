@@ -5,7 +5,12 @@
 // A packet from a VM walks the stages in AWS's order:
 //
 //   CLASSIFY(0) -> PORT_SECURITY(10) -> L3_LOOKUP(20) -> SG_EGRESS_CT(30) -> SG_EGRESS(31)
-//   -> NACL_OUT(40) -> NACL_IN(41) -> SG_INGRESS_CT(50) -> SG_INGRESS(51) -> OUTPUT(60)
+//   [-> SG_EGRESS_EVAL(32)] -> NACL_OUT(40) -> NACL_IN(41) -> SG_INGRESS_CT(50)
+//   -> SG_INGRESS(51) [-> SG_INGRESS_EVAL(52)] -> OUTPUT(60)
+//
+// Each SG stage is a dispatch table (31/51: what conntrack already knows decides) and an
+// evaluation table (32/52: the rules, as conjunctions). New connections and "checked"
+// connections whose rule is gone are evaluated; everything else established is dispatched.
 //
 // with UNFILTERED(70) for what AWS never filters (link-local, reserved subnet addresses, DHCP)
 // and DROP(90) as the one place packets are dropped after a verdict (so later stages can count,
@@ -22,11 +27,13 @@ enum Table : uint8_t {
   kL3Lookup = 20,      // ARP/ND responders, same-subnet switching, the VPC router
   kNdReply = 22,       // finishes the neighbour advertisements the responders in 20 build
   kSgEgressCt = 30,    // conntrack in the source ENI's zone
-  kSgEgress = 31,      // security-group egress rules of the source ENI (conjunctions)
+  kSgEgress = 31,      // SG egress dispatch: invalid, established, checked-and-live, revoked
+  kSgEgressEval = 32,  // security-group egress rules of the source ENI (conjunctions), commit
   kNaclOut = 40,       // NACL outbound of the source subnet (only when crossing subnets)
   kNaclIn = 41,        // NACL inbound of the destination subnet (only when crossing subnets)
   kSgIngressCt = 50,   // conntrack in the destination ENI's zone
-  kSgIngress = 51,     // security-group ingress rules of the destination ENI
+  kSgIngress = 51,     // SG ingress dispatch, as kSgEgress in the destination ENI's zone
+  kSgIngressEval = 52, // security-group ingress rules of the destination ENI, commit
   kOutput = 60,        // router rewrite (TTL, MACs) and delivery
   kUnfiltered = 70,    // AWS-unfiltered traffic to and from the host (LOCAL port)
   kDrop = 90,          // verdict drops; reg4 says why
@@ -42,6 +49,7 @@ inline constexpr const char* kRegVerdict = "reg4";     // why a packet was dropp
 inline constexpr const char* kRegFlags = "reg5";       // kFlag* bits
 inline constexpr const char* kRegSrcNacl = "reg6";     // NACL index of the source subnet
 inline constexpr const char* kRegDstNacl = "reg7";     // NACL index of the destination subnet
+inline constexpr const char* kRegOpen = "reg8";        // kOpen* bits: ENIs open to the internet
 inline constexpr const char* kNxmSrcEni = "NXM_NX_REG0";
 inline constexpr const char* kNxmDstEni = "NXM_NX_REG1";
 
@@ -56,6 +64,9 @@ inline constexpr uint32_t kVerdictSgIngressMiss = 0x04000000;
 inline constexpr uint32_t kVerdictNaclOutDeny = 0x05000000;
 inline constexpr uint32_t kVerdictNaclInDeny = 0x06000000;
 inline constexpr uint32_t kVerdictCtInvalid = 0x07000000;
+// A reply of a checked connection whose allowing rule is gone (see the conntrack section).
+inline constexpr uint32_t kVerdictSgEgressRevoked = 0x08000000;
+inline constexpr uint32_t kVerdictSgIngressRevoked = 0x09000000;
 inline constexpr uint32_t kNaclStarRule = 32767;
 
 // ---- conntrack -----------------------------------------------------------------------------
@@ -63,8 +74,50 @@ inline constexpr uint32_t kNaclStarRule = 32767;
 // timeout policy. ct_label[0..31] = the conjunction id of the security-group rule that allowed
 // the connection (see kConjIdBase): connections can be traced to, and revoked by, their rule.
 inline constexpr const char* kCtLabelRuleField = "NXM_NX_CT_LABEL[0..31]";
+//
+// ct_label layout (128 bits):
+//   [0..31]   conjunction id of the rule that committed the connection (traces; ids are
+//             positional, so after a policy change the id may name another rule)
+//   [32]      checked: the connection ends as soon as its rule no longer allows it. Set for
+//             AWS-untracked flows and for every connection under Vpc::strict_revocation
+//   [64..95]  rule fingerprint (checked connections only): a hash of what the rule allows
+//             (group, direction, protocol, ports/ICMP, resolved peer addresses). Unlike the
+//             conjunction id it survives reordering, and it changes when the rule's effect
+//             changes (a peer group gains or loses a member), which re-checks its connections
+// A checked connection is "live" while the dispatch table has a flow for its fingerprint and
+// its ENI still is a member of a group that has the rule (and, outside strict mode, is still
+// open in the opposite direction, see kRegOpen); otherwise the original direction is evaluated
+// again (another rule may re-commit it) and the reply direction is dropped (kVerdict*Revoked):
+// rules describe the original direction only. No conntrack flush is involved.
+inline constexpr uint32_t kCtLabelCheckedBit = 32;
+inline constexpr uint32_t kCtLabelFingerprintShift = 64;
+
+// reg8: which ENIs have an "opposite direction" open to the whole internet, per protocol and
+// family. AWS does not track a TCP/UDP flow allowed by a 0.0.0.0/0 (::/0) rule when the ENI's
+// opposite direction allows all ports of that protocol to/from 0.0.0.0/0 (::/0); such flows
+// are committed as checked. A per-ENI bit (set with the ENI's registers) keeps this a sum, not
+// a product, of rules and ENIs: a rule gets one extra commit flow per (family, protocol).
+//   bits 0..3: the SOURCE ENI's ingress is open (consulted at SG egress)
+//   bits 4..7: the DESTINATION ENI's egress is open (consulted at SG ingress)
+//   within each nibble: bit 0 tcp/IPv4, bit 1 udp/IPv4, bit 2 tcp/IPv6, bit 3 udp/IPv6
+// Only set when strict revocation is off (strict mode checks every connection anyway).
+inline constexpr uint32_t kOpenSrcMask = 0x0f;  // the source ENI's nibble
+inline constexpr uint32_t kOpenDstMask = 0xf0;  // the destination ENI's nibble
+[[nodiscard]] constexpr uint32_t openBit(bool ingress_stage, bool ipv6, bool udp) {
+  return 1U << ((ingress_stage ? 4 : 0) + (ipv6 ? 2 : 0) + (udp ? 1 : 0));
+}
 
 // ---- priorities ----------------------------------------------------------------------------
+// SG dispatch tables (kSgEgress, kSgIngress), highest first.
+inline constexpr uint16_t kDispatchInvalidPriority = 200;  // +inv: dropped
+inline constexpr uint16_t kDispatchLivePriority = 180;     // checked, rule still there: go on
+inline constexpr uint16_t kDispatchRevokedPriority = 170;  // checked, rule gone: eval / drop
+inline constexpr uint16_t kDispatchTrackedPriority = 160;  // other established/related: go on
+// SG evaluation tables: the conjunctions and the plain commit flow of a rule, and above it
+// the commit flows that mark AWS-untracked flows as checked.
+inline constexpr uint16_t kEvalPriority = 100;
+inline constexpr uint16_t kEvalUntrackedPriority = 110;
+
 // NACL entries: lower rule number = higher priority. Rule n -> kNaclBasePriority - n, so rule 1
 // is 40000-1 and rule 32766 is 7234; the `*` deny is kNaclStarPriority.
 inline constexpr uint16_t kNaclBasePriority = 40000;

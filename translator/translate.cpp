@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <set>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
@@ -26,6 +27,28 @@ constexpr uint16_t kDefaultPriority = 100;
 std::string hex(uint32_t v) { return fmt::format("{:#x}", v); }
 
 std::string gotoTable(Table t) { return fmt::format("goto_table:{}", static_cast<int>(t)); }
+
+constexpr uint64_t kCheckedLow = uint64_t{1} << kCtLabelCheckedBit;
+static_assert(kCtLabelFingerprintShift == 64, "labelHex puts the fingerprint in the high word");
+
+// A 128-bit ct_label value as ovs-ofctl writes it: high 64 bits, then low 64 bits.
+std::string labelHex(uint64_t high, uint64_t low) {
+  if (high == 0) {
+    return fmt::format("{:#x}", low);
+  }
+  return fmt::format("{:#x}{:016x}", high, low);
+}
+
+// FNV-1a: a stable 32-bit hash, the same in every build and on every host (the fingerprint
+// outlives the daemon inside conntrack).
+uint32_t fnv1a(std::string_view text) {
+  uint32_t h = 2166136261U;
+  for (char c : text) {
+    h ^= static_cast<uint8_t>(c);
+    h *= 16777619U;
+  }
+  return h;
+}
 
 std::string dropWith(uint32_t verdict) {
   return fmt::format("set_field:{}->{},{}", hex(verdict), kRegVerdict, gotoTable(kDrop));
@@ -114,8 +137,8 @@ class FlowBuilder {
   }
 
   void addClause(Table table, const std::string& match, uint32_t conj_id, int clause,
-                 int n_clauses) {
-    clauses_[{table, match}].insert({conj_id, clause, n_clauses});
+                 int n_clauses, uint16_t priority = kEvalPriority) {
+    clauses_[{table, priority, match}].insert({conj_id, clause, n_clauses});
   }
 
   [[nodiscard]] size_t clauseFlowCount() const { return clauses_.size(); }
@@ -129,7 +152,8 @@ class FlowBuilder {
         }
         text += fmt::format("conjunction({},{}/{})", id, clause, n);
       }
-      add(key.first, kDefaultPriority, CookieKind::kSgClause, 0, key.second, std::move(text));
+      add(std::get<0>(key), std::get<1>(key), CookieKind::kSgClause, 0, std::get<2>(key),
+          std::move(text));
     }
     clauses_.clear();
     std::sort(flows_.begin(), flows_.end(), [](const Flow& a, const Flow& b) {
@@ -141,7 +165,8 @@ class FlowBuilder {
  private:
   uint16_t generation_;
   std::vector<Flow> flows_;
-  std::map<std::pair<Table, std::string>, std::set<std::tuple<uint32_t, int, int>>> clauses_;
+  std::map<std::tuple<Table, uint16_t, std::string>, std::set<std::tuple<uint32_t, int, int>>>
+      clauses_;
 };
 
 struct InterfaceInfo {
@@ -192,6 +217,9 @@ class Translator {
     for (const auto& s : policy_.subnets) {
       subnets_[s.id] = &s;
     }
+    for (const auto& g : policy_.security_groups) {
+      groups_[g.id] = &g;
+    }
     for (const auto& eni : policy_.network_interfaces) {
       InterfaceInfo info;
       info.eni = &eni;
@@ -217,6 +245,7 @@ class Translator {
       for (const auto& g : eni.security_group_ids) {
         group_members_[g].push_back(interfaces_.size());
       }
+      open_bits_[info.index] = openBits(eni);
       interfaces_.push_back(info);
     }
     return {};
@@ -235,9 +264,12 @@ class Translator {
     b_.add(kL3Lookup, 300, k, 0, "udp,tp_src=68,tp_dst=67", gotoTable(kUnfiltered));
     b_.add(kL3Lookup, 300, k, 0, "udp6,tp_src=546,tp_dst=547", gotoTable(kUnfiltered));
     b_.add(kL3Lookup, 150, k, 0, "arp,arp_op=2", gotoTable(kUnfiltered));
-    for (auto [ct, sg, zone, next, miss] :
-         {std::tuple{kSgEgressCt, kSgEgress, kNxmSrcEni, kNaclOut, kVerdictSgEgressMiss},
-          std::tuple{kSgIngressCt, kSgIngress, kNxmDstEni, kOutput, kVerdictSgIngressMiss}}) {
+    const std::string checked = fmt::format("ct_label={0}/{0}", labelHex(0, kCheckedLow));
+    for (auto [ct, sg, eval, zone, next, miss, revoked] :
+         {std::tuple{kSgEgressCt, kSgEgress, kSgEgressEval, kNxmSrcEni, kNaclOut,
+                     kVerdictSgEgressMiss, kVerdictSgEgressRevoked},
+          std::tuple{kSgIngressCt, kSgIngress, kSgIngressEval, kNxmDstEni, kOutput,
+                     kVerdictSgIngressMiss, kVerdictSgIngressRevoked}}) {
       // The second ct() of a packet runs in another zone: clear the first zone's state.
       const std::string clear = ct == kSgIngressCt ? "ct_clear," : "";
       for (const char* fam : {"ip", "ipv6"}) {
@@ -245,10 +277,20 @@ class Translator {
                fmt::format("{}ct(table={},zone={}[0..15])", clear, static_cast<int>(sg), zone));
       }
       b_.add(ct, 0, k, 0, "", dropWith(miss));
-      b_.add(sg, 200, k, 0, "ct_state=+inv+trk", dropWith(kVerdictCtInvalid));
-      b_.add(sg, 190, k, 0, "ct_state=-new+est+trk", gotoTable(next));
-      b_.add(sg, 190, k, 0, "ct_state=-new+rel+trk", gotoTable(next));
-      b_.add(sg, 0, k, 0, "", dropWith(miss));
+      // Dispatch. Live checked connections are the conjunctions at kDispatchLivePriority
+      // (rule()); a checked connection that gets below them has lost its rule. Its original
+      // direction is evaluated again, so another rule may take it over (re-commit, new label);
+      // its reply direction cannot be evaluated against the rules (they are written for the
+      // original direction), so it is dropped until an original-direction packet re-labels it.
+      b_.add(sg, kDispatchInvalidPriority, k, 0, "ct_state=+inv+trk", dropWith(kVerdictCtInvalid));
+      b_.add(sg, kDispatchRevokedPriority, k, 0, "ct_state=-new+est-rpl+trk," + checked,
+             gotoTable(eval));
+      b_.add(sg, kDispatchRevokedPriority, k, 0, "ct_state=-new+est+rpl+trk," + checked,
+             dropWith(revoked));
+      b_.add(sg, kDispatchTrackedPriority, k, 0, "ct_state=-new+est+trk", gotoTable(next));
+      b_.add(sg, kDispatchTrackedPriority, k, 0, "ct_state=-new+rel+trk", gotoTable(next));
+      b_.add(sg, 0, k, 0, "", gotoTable(eval));
+      b_.add(eval, 0, k, 0, "", dropWith(miss));
     }
     // NACLs apply only when the packet crosses a subnet boundary.
     b_.add(kNaclOut, 50000, k, 0, fmt::format("{}=0/{}", kRegFlags, hex(kFlagRouted)),
@@ -327,9 +369,13 @@ class Translator {
     const std::string src = fmt::format("{}={}", kRegSrcEni, z);
 
     // Classification.
+    const uint32_t open = open_bits_.at(info.index);
+    const uint32_t src_open = open & kOpenSrcMask;
+    const uint32_t dst_open = open & kOpenDstMask;
     b_.add(kClassify, kDefaultPriority, k, z, fmt::format("in_port={}", info.ofport),
-           fmt::format("set_field:{}->{},set_field:{}->{},set_field:{}->{},{}", z, kRegSrcEni,
+           fmt::format("set_field:{}->{},set_field:{}->{},set_field:{}->{},{}{}", z, kRegSrcEni,
                        info.subnet_index, kRegSrcSubnet, info.nacl_index, kRegSrcNacl,
+                       src_open == 0 ? "" : fmt::format("set_field:{}->{},", hex(src_open), kRegOpen),
                        gotoTable(kPortSecurity)));
 
     // Source check: only the interface's own MAC and addresses (ARP and ND included).
@@ -366,9 +412,13 @@ class Translator {
     }
 
     // Lookup: this interface as a destination.
-    const std::string set_dst =
+    std::string set_dst =
         fmt::format("set_field:{}->{},set_field:{}->{},set_field:{}->{}", z, kRegDstEni,
                     info.subnet_index, kRegDstSubnet, info.nacl_index, kRegDstNacl);
+    if (dst_open != 0) {
+      // Masked: the source nibble set at classification stays.
+      set_dst += fmt::format(",set_field:{}/{}->{}", hex(dst_open), hex(kOpenDstMask), kRegOpen);
+    }
     const std::string same_subnet = fmt::format("{}={}", kRegSrcSubnet, info.subnet_index);
     const auto lookup = [&](IpFamily f, const IpAddress& a) {
       const std::string dst = fmt::format("{},{}={}", ipMatch(f),
@@ -417,6 +467,39 @@ class Translator {
                          kRouterMac, mac, info.ofport));
     }
     b_.add(kOutput, 90, k, z, dst, fmt::format("output:{}", info.ofport));
+  }
+
+  // The ENI's kRegOpen bits: which directions allow all ports of TCP / UDP (or all protocols)
+  // to or from the whole internet of a family. Zero in strict mode, where no flow needs them.
+  uint32_t openBits(const model::NetworkInterface& eni) const {
+    uint32_t bits = 0;
+    if (policy_.vpc.strict_revocation) {
+      return bits;
+    }
+    for (const auto& gid : eni.security_group_ids) {
+      auto g = groups_.find(gid);
+      if (g == groups_.end()) {
+        continue;
+      }
+      for (bool egress : {false, true}) {
+        for (const auto& r : egress ? g->second->egress : g->second->ingress) {
+          const auto* c = std::get_if<Cidr>(&r.peer);
+          if (c == nullptr || !c->isAll()) {
+            continue;
+          }
+          const bool all_ports = !r.ports || (r.ports->from <= 0 && r.ports->to >= 65535);
+          for (bool udp : {false, true}) {
+            const int proto = udp ? kProtoUdp : kProtoTcp;
+            if (r.ip_protocol == kProtoAll || (r.ip_protocol == proto && all_ports)) {
+              // Ingress rules open the source nibble (read at SG egress), egress rules the
+              // destination nibble (read at SG ingress).
+              bits |= openBit(egress, c->family() == IpFamily::kV6, udp);
+            }
+          }
+        }
+      }
+    }
+    return bits;
   }
 
   // Peer addresses of a rule: its CIDR, the members' addresses of a group, a prefix list.
@@ -472,7 +555,7 @@ class Translator {
   void rule(const model::SecurityGroup& sg, bool egress, size_t number,
             const model::SecurityGroupRule& rule, const std::vector<uint16_t>& local) {
     const std::vector<Cidr> peers = peerCidrs(rule.peer);
-    const Table table = egress ? kSgEgress : kSgIngress;
+    const Table table = egress ? kSgEgressEval : kSgIngressEval;
     // Clause flows per family; a family with no peer or no protocol match contributes nothing.
     std::vector<std::string> peer_matches;
     std::vector<std::string> proto_matches;
@@ -512,12 +595,82 @@ class Translator {
     }
     const char* zone = egress ? kNxmSrcEni : kNxmDstEni;
     const Table next = egress ? kNaclOut : kOutput;
+    const bool strict = policy_.vpc.strict_revocation;
+    const uint64_t fp = fingerprint(sg, egress, rule, peers);
+    const std::string checked_label = labelHex(fp, kCheckedLow | id);
+    const auto commit = [&](const std::string& label) {
+      return fmt::format("ct(commit,zone={}[0..15],exec(set_field:{}->ct_label)),{}", zone, label,
+                         gotoTable(next));
+    };
     for (IpFamily f : families) {
-      b_.add(table, kDefaultPriority, CookieKind::kSgRule, id,
+      b_.add(table, kEvalPriority, CookieKind::kSgRule, id,
              fmt::format("conj_id={},{}", id, ipMatch(f)),
-             fmt::format("ct(commit,zone={}[0..15],exec(set_field:{}->ct_label)),{}", zone, hex(id),
-                         gotoTable(next)));
+             commit(strict ? checked_label : hex(id)));
     }
+    // AWS-untracked flows: a 0.0.0.0/0 (::/0) rule for TCP/UDP on an ENI whose opposite
+    // direction is open to the internet for that protocol (kRegOpen). ICMP and other protocols
+    // stay tracked. In strict mode the plain commit is checked already.
+    uint32_t untracked_bits = 0;
+    const auto* all = std::get_if<Cidr>(&rule.peer);
+    if (!strict && all != nullptr && all->isAll()) {
+      const bool v6 = all->family() == IpFamily::kV6;
+      for (bool udp : {false, true}) {
+        const int proto = udp ? kProtoUdp : kProtoTcp;
+        if (rule.ip_protocol != kProtoAll && rule.ip_protocol != proto) {
+          continue;
+        }
+        const uint32_t bit = openBit(!egress, v6, udp);
+        if (std::none_of(local.begin(), local.end(),
+                         [&](uint16_t z) { return (open_bits_.at(z) & bit) != 0; })) {
+          continue;  // no member on this bridge is open in the opposite direction
+        }
+        b_.add(table, kEvalUntrackedPriority, CookieKind::kSgRule, id,
+               fmt::format("conj_id={},{},{}={}/{}", id,
+                           udp ? (v6 ? "udp6" : "udp") : (v6 ? "tcp6" : "tcp"), kRegOpen,
+                           hex(bit), hex(bit)),
+               commit(checked_label));
+        untracked_bits |= bit;
+      }
+    }
+    if (!strict && untracked_bits == 0) {
+      return;  // never checked: dispatch treats its connections like any tracked one
+    }
+    // Live checked connections of this rule continue in both dispatch tables: the original
+    // direction passes the rule's own stage, replies the opposite stage of the same ENI (same
+    // zone). Two clauses keep this a sum: the label (one flow per rule) and the ENI (one flow
+    // per member, shared by all its rules) - an ENI that left the group loses its connections.
+    const std::string live =
+        fmt::format("ct_state=-new+est+trk,ct_label={}/{}", labelHex(fp, kCheckedLow),
+                    labelHex(0xffffffffULL, kCheckedLow));
+    for (auto [dispatch, reg, after] : {std::tuple{kSgEgress, kRegSrcEni, kNaclOut},
+                                        std::tuple{kSgIngress, kRegDstEni, kOutput}}) {
+      b_.addClause(dispatch, live, id, 1, 2, kDispatchLivePriority);
+      for (uint16_t z : local) {
+        // Only where the rule can commit checked connections (all members in strict mode).
+        if (strict || (open_bits_.at(z) & untracked_bits) != 0) {
+          b_.addClause(dispatch, fmt::format("{}={}", reg, z), id, 2, 2, kDispatchLivePriority);
+        }
+      }
+      b_.add(dispatch, kDispatchLivePriority, CookieKind::kSgRule, id,
+             fmt::format("conj_id={}", id), gotoTable(after));
+    }
+  }
+
+  // What a rule allows, hashed (ct_label[64..95] of its checked connections): stable across
+  // reorderings and restarts, different when the rule's effect changes.
+  static uint64_t fingerprint(const model::SecurityGroup& sg, bool egress,
+                              const model::SecurityGroupRule& rule, const std::vector<Cidr>& peers) {
+    std::string text = fmt::format("{}|{}|{}", sg.id, egress ? "egress" : "ingress", rule.ip_protocol);
+    if (rule.ports) {
+      text += fmt::format("|ports={}-{}", rule.ports->from, rule.ports->to);
+    }
+    if (rule.icmp) {
+      text += fmt::format("|icmp={}/{}", rule.icmp->type, rule.icmp->code);
+    }
+    for (const auto& c : peers) {
+      text += "|" + c.toString();
+    }
+    return fnv1a(text);
   }
 
   void networkAcl(const model::NetworkAcl& nacl, uint32_t ni) {
@@ -554,6 +707,8 @@ class Translator {
   std::map<std::string, uint32_t> subnet_index_;
   std::map<std::string, uint32_t> nacl_index_;
   std::map<std::string, const model::Subnet*> subnets_;
+  std::map<std::string, const model::SecurityGroup*> groups_;
+  std::map<uint16_t, uint32_t> open_bits_;  // ENI index -> its kRegOpen bits
   std::vector<InterfaceInfo> interfaces_;
   std::unordered_map<std::string, std::vector<size_t>> group_members_;
 };

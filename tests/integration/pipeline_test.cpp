@@ -350,5 +350,151 @@ TEST(PipelineChanges, UnchangedPolicySendsNothing) {
   EXPECT_EQ(again.changes(), 0U);
 }
 
+// ---- revocation ------------------------------------------------------------------------------
+// ofproto/trace cannot make conntrack report a label (--ct-next sets ct_state only), but the
+// flow it traces may carry one, and the first ct() pass (SG egress) keeps it: the second pass
+// starts from ct_clear. So these cases trace the source ENI's egress dispatch with a label as
+// conntrack would have it; the ingress side is shown with real packets (e2e/revocation_test).
+
+// The label rule `name` commits with on an ENI open in the opposite direction (or any ENI in
+// strict mode): its highest-priority commit flow in the evaluation tables.
+std::string commitLabel(const Translation& t, const std::string& name) {
+  uint32_t id = 0;
+  for (const auto& [i, n] : t.rule_names) {
+    if (n == name) {
+      id = i;
+    }
+  }
+  const Flow* best = nullptr;
+  for (const auto& f : t.flows) {
+    if ((f.table == pipeline::kSgEgressEval || f.table == pipeline::kSgIngressEval) &&
+        f.match.rfind(fmt::format("conj_id={},", id), 0) == 0 &&
+        (best == nullptr || f.priority > best->priority)) {
+      best = &f;
+    }
+  }
+  if (best == nullptr) {
+    ADD_FAILURE() << "no commit flow for " << name;
+    return "0";
+  }
+  const auto end = best->actions.find("->ct_label");
+  const auto begin = best->actions.rfind(':', end) + 1;
+  return best->actions.substr(begin, end - begin);
+}
+
+const std::vector<std::string> kEstOriginal = {"trk,est", "trk,new"};
+const std::vector<std::string> kEstReply = {"trk,est,rpl", "trk,est,rpl"};
+
+TEST(PipelineRevocation, LiveCheckedConnectionContinues) {
+  VGT_ASSIGN_OR_FAIL(auto sw, PolicySwitch::start());
+  model::Policy policy = samplePolicy();
+  policy.vpc.strict_revocation = true;
+  VGT_ASSERT_OK(sw->install(policy));
+  const std::string label = commitLabel(sw->translation(), "sg-web egress #0");
+  const std::string ssh =
+      v4("tcp", kWebMac, kBastionMac, kWeb, kBastion, 40000, 22) + ",ct_label=" + label;
+  VGT_ASSIGN_OR_FAIL(auto r, sw->traceFrom("eni-web1", ssh, kEst));
+  VGT_ASSIGN_OR_FAIL(int bastion, sw->datapathPortOf("eni-bastion"));
+  EXPECT_EQ(r.output_ports, std::vector<int>{bastion}) << ::testing::PrintToString(r);
+  // Live: dispatched without a new commit in the source zone.
+  EXPECT_EQ(r.raw.find("32. "), std::string::npos) << ::testing::PrintToString(r);
+  EXPECT_NE(r.raw.find("31. conj_id="), std::string::npos) << ::testing::PrintToString(r);
+}
+
+TEST(PipelineRevocation, StrictRevokedConnectionWithoutRuleIsDropped) {
+  VGT_ASSIGN_OR_FAIL(auto sw, PolicySwitch::start());
+  model::Policy policy = samplePolicy();
+  policy.vpc.strict_revocation = true;
+  VGT_ASSERT_OK(sw->install(policy));
+  const std::string label = commitLabel(sw->translation(), "sg-web egress #0");
+  group(policy, "sg-web")->egress = {rule(model::kProtoTcp, 443, 443, cidr("0.0.0.0/0"))};
+  VGT_ASSERT_OK(sw->install(policy));
+  const std::string ssh =
+      v4("tcp", kWebMac, kBastionMac, kWeb, kBastion, 40000, 22) + ",ct_label=" + label;
+  VGT_ASSIGN_OR_FAIL(auto r, sw->traceFrom("eni-web1", ssh, kEstOriginal));
+  EXPECT_TRUE(r.dropped) << ::testing::PrintToString(r);
+  EXPECT_NE(r.raw.find(fmt::format("reg4={:#x}", kSgOut)), std::string::npos)
+      << ::testing::PrintToString(r);
+  // The same connection unchecked (tracked) is not affected.
+  VGT_ASSIGN_OR_FAIL(auto tracked, sw->traceFrom("eni-web1", v4("tcp", kWebMac, kBastionMac, kWeb, kBastion, 40000, 22) + ",ct_label=0x3e8", kEst));
+  EXPECT_FALSE(tracked.dropped) << ::testing::PrintToString(tracked);
+}
+
+TEST(PipelineRevocation, StrictRevokedConnectionIsTakenOverByAnotherRule) {
+  VGT_ASSIGN_OR_FAIL(auto sw, PolicySwitch::start());
+  model::Policy policy = samplePolicy();
+  policy.vpc.strict_revocation = true;
+  VGT_ASSERT_OK(sw->install(policy));
+  const std::string old_label = commitLabel(sw->translation(), "sg-web egress #0");
+  group(policy, "sg-web")->egress = {rule(model::kProtoTcp, 22, 22, cidr("10.0.1.0/24"))};
+  VGT_ASSERT_OK(sw->install(policy));
+  const std::string new_label = commitLabel(sw->translation(), "sg-web egress #0");
+  ASSERT_NE(new_label, old_label);
+  const std::string ssh =
+      v4("tcp", kWebMac, kBastionMac, kWeb, kBastion, 40000, 22) + ",ct_label=" + old_label;
+  VGT_ASSIGN_OR_FAIL(auto r, sw->traceFrom("eni-web1", ssh, kEstOriginal));
+  VGT_ASSIGN_OR_FAIL(int bastion, sw->datapathPortOf("eni-bastion"));
+  EXPECT_EQ(r.output_ports, std::vector<int>{bastion}) << ::testing::PrintToString(r);
+  // Re-committed in web1's zone with the remaining rule's label.
+  EXPECT_NE(r.raw.find(new_label.substr(2) + "->ct_label"), std::string::npos)
+      << new_label << "\n" << ::testing::PrintToString(r);
+}
+
+// web1 answers on a port-80 connection that its untracked 0.0.0.0/0 rule admitted: the reply
+// passes web1's egress dispatch in the zone where that rule committed it.
+TEST(PipelineRevocation, UntrackedReplyStopsWhenTheRuleGoes) {
+  VGT_ASSIGN_OR_FAIL(auto sw, PolicySwitch::start());
+  model::Policy policy = samplePolicy();
+  VGT_ASSERT_OK(sw->install(policy));
+  const std::string label = commitLabel(sw->translation(), "sg-web ingress #0");
+  const std::string reply =
+      v4("tcp", kWebMac, kBastionMac, kWeb, kBastion, 80, 40000) + ",ct_label=" + label;
+  VGT_ASSIGN_OR_FAIL(auto live, sw->traceFrom("eni-web1", reply, kEstReply));
+  EXPECT_FALSE(live.dropped) << ::testing::PrintToString(live);
+
+  std::erase_if(group(policy, "sg-web")->ingress,
+                [](const auto& r) { return r.ports && r.ports->from == 80; });
+  VGT_ASSERT_OK(sw->install(policy));
+  VGT_ASSIGN_OR_FAIL(auto revoked, sw->traceFrom("eni-web1", reply, kEstReply));
+  EXPECT_TRUE(revoked.dropped) << ::testing::PrintToString(revoked);
+  EXPECT_NE(revoked.raw.find(fmt::format("reg4={:#x}", pipeline::kVerdictSgEgressRevoked)),
+            std::string::npos)
+      << ::testing::PrintToString(revoked);
+}
+
+// The rule still exists (web2 keeps it alive) but web1 left its group: web1's connections of
+// that rule are revoked, web2's are not.
+TEST(PipelineRevocation, EniThatLeftTheGroupLosesItsCheckedConnections) {
+  VGT_ASSIGN_OR_FAIL(auto sw, PolicySwitch::start());
+  model::Policy policy = samplePolicy();
+  addWeb2(policy, {"sg-web"});
+  VGT_ASSERT_OK(sw->install(policy));
+  const std::string label = commitLabel(sw->translation(), "sg-web ingress #0");
+  eni(policy, "eni-web1")->security_group_ids = {"sg-bastion"};
+  VGT_ASSERT_OK(sw->install(policy));
+  const std::string reply =
+      v4("tcp", kWebMac, kBastionMac, kWeb, kBastion, 80, 40000) + ",ct_label=" + label;
+  VGT_ASSIGN_OR_FAIL(auto web1, sw->traceFrom("eni-web1", reply, kEstReply));
+  EXPECT_TRUE(web1.dropped) << ::testing::PrintToString(web1);
+  const std::string reply2 = v4("tcp", "02:00:00:00:01:0b", kBastionMac, "10.0.1.11", kBastion,
+                                80, 40000) + ",ct_label=" + label;
+  VGT_ASSIGN_OR_FAIL(auto web2, sw->traceFrom("eni-web2", reply2, kEstReply));
+  EXPECT_FALSE(web2.dropped) << ::testing::PrintToString(web2);
+}
+
+// Outside strict mode a tracked rule's connections outlive it whatever their label says.
+TEST(PipelineRevocation, TrackedConnectionOutlivesItsRule) {
+  VGT_ASSIGN_OR_FAIL(auto sw, PolicySwitch::start());
+  model::Policy policy = samplePolicy();
+  VGT_ASSERT_OK(sw->install(policy));
+  const std::string label = commitLabel(sw->translation(), "sg-web egress #0");
+  group(policy, "sg-web")->egress.clear();
+  VGT_ASSERT_OK(sw->install(policy));
+  const std::string ssh =
+      v4("tcp", kWebMac, kBastionMac, kWeb, kBastion, 40000, 22) + ",ct_label=" + label;
+  VGT_ASSIGN_OR_FAIL(auto r, sw->traceFrom("eni-web1", ssh, kEst));
+  EXPECT_FALSE(r.dropped) << ::testing::PrintToString(r);
+}
+
 }  // namespace
 }  // namespace vpcguard::test

@@ -1,6 +1,11 @@
 #include "translator/translate.h"
 
 #include <algorithm>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
 
 #include <gtest/gtest.h>
 
@@ -116,7 +121,7 @@ TEST(Translate, ClauseFlowsAreSharedBetweenRules) {
   ASSERT_TRUE(t);
   // The web interface's egress clause carries both of its group's egress rules.
   auto it = std::find_if(t->flows.begin(), t->flows.end(), [](const Flow& f) {
-    return f.table == pipeline::kSgEgress && f.match == "reg0=1";
+    return f.table == pipeline::kSgEgressEval && f.match == "reg0=1";
   });
   ASSERT_NE(it, t->flows.end());
   EXPECT_EQ(std::count(it->actions.begin(), it->actions.end(), '('), 2) << it->actions;
@@ -131,7 +136,7 @@ TEST(Translate, UnattachedInterfacesGetNoPortFlowsButStayPeers) {
   ASSERT_TRUE(t);
   EXPECT_EQ(countMatching(t->flows, pipeline::kClassify, "in_port=5"), 1U);
   // sg-db allows 5432 from sg-web members: web1's address is a peer though web1 is elsewhere.
-  EXPECT_EQ(countMatching(t->flows, pipeline::kSgIngress, "nw_src=10.0.1.10"), 1U);
+  EXPECT_EQ(countMatching(t->flows, pipeline::kSgIngressEval, "nw_src=10.0.1.10"), 1U);
 }
 
 TEST(Translate, NaclPriorityFollowsRuleNumberAndEndsInStarDeny) {
@@ -183,6 +188,293 @@ TEST(Translate, RejectsMissingIndex) {
   auto t = translate(in);
   ASSERT_FALSE(t);
   EXPECT_NE(t.error().message.find("no index"), std::string::npos);
+}
+
+// ---- revocation: which commits are "checked" -------------------------------------------------
+// The decision is per (rule, ENI, protocol): a rule's commit flows in the evaluation table
+// (plain, and reg8-guarded ones above it) and the ENI's reg8 bits together say which label a
+// connection gets. These helpers replay that from the flows, as OVS would.
+
+model::SecurityGroup& group(model::Policy& p, const std::string& id) {
+  return *std::find_if(p.security_groups.begin(), p.security_groups.end(),
+                       [&](const auto& g) { return g.id == id; });
+}
+
+model::SecurityGroupRule allFrom(const char* c) {
+  model::SecurityGroupRule r;
+  r.peer = test::cidr(c);
+  return r;
+}
+
+model::SecurityGroupRule protoRule(int proto, int from, int to, const char* c) {
+  model::SecurityGroupRule r;
+  r.ip_protocol = proto;
+  if (proto == model::kProtoTcp || proto == model::kProtoUdp) {
+    r.ports = model::PortRange{from, to};
+  } else {
+    r.icmp = model::IcmpTypeCode{from, to};
+  }
+  r.peer = test::cidr(c);
+  return r;
+}
+
+uint32_t conjId(const Translation& t, const std::string& name) {
+  for (const auto& [id, n] : t.rule_names) {
+    if (n == name) {
+      return id;
+    }
+  }
+  ADD_FAILURE() << "no rule " << name;
+  return 0;
+}
+
+// "0x...->ct_label" of an action list; empty when the flow sets none.
+std::string labelOf(const std::string& actions) {
+  const auto end = actions.find("->ct_label");
+  if (end == std::string::npos) {
+    return {};
+  }
+  const auto begin = actions.rfind(':', end) + 1;
+  return actions.substr(begin, end - begin);
+}
+
+bool isChecked(const std::string& label) {
+  // The low 64 bits are the last 16 hex digits; bit 32 is the checked bit.
+  const std::string digits = label.substr(2);
+  const std::string low = digits.size() > 16 ? digits.substr(digits.size() - 16) : digits;
+  return ((std::stoull(low, nullptr, 16) >> pipeline::kCtLabelCheckedBit) & 1U) != 0;
+}
+
+// The reg8 bits the pipeline gives packets of `eni` (index = its ofport in inputFor()):
+// the source nibble at classification, the destination nibble at lookup.
+uint32_t openBitsOf(const Translation& t, int index) {
+  uint32_t bits = 0;
+  for (const auto& f : t.flows) {
+    const bool mine = (f.table == pipeline::kClassify && f.match == fmt::format("in_port={}", index)) ||
+                      (f.table == pipeline::kL3Lookup &&
+                       f.actions.find(fmt::format("set_field:{}->reg1,", index)) == 0);
+    const auto at = f.actions.find("->reg8");
+    if (!mine || at == std::string::npos) {
+      continue;
+    }
+    const auto begin = f.actions.rfind(':', at) + 1;
+    bits |= static_cast<uint32_t>(std::stoul(f.actions.substr(begin, at - begin), nullptr, 16));
+  }
+  return bits;
+}
+
+// The label a connection of `proto` ("tcp", "udp", "icmp", "tcp6"...) allowed by rule `name`
+// on ENI `index` is committed with: the highest-priority commit flow of the rule that matches.
+std::string commitLabel(const Translation& t, const std::string& name, int index,
+                        const std::string& proto) {
+  const uint32_t id = conjId(t, name);
+  const uint32_t open = openBitsOf(t, index);
+  const std::string prefix = fmt::format("conj_id={},", id);
+  const Flow* best = nullptr;
+  for (const auto& f : t.flows) {
+    if ((f.table != pipeline::kSgEgressEval && f.table != pipeline::kSgIngressEval) ||
+        f.match.rfind(prefix, 0) != 0) {
+      continue;
+    }
+    const std::string rest = f.match.substr(prefix.size());
+    const bool v6 = proto.back() == '6';
+    bool matches = rest == (v6 ? "ipv6" : "ip");
+    if (rest.rfind(proto + ",reg8=", 0) == 0) {
+      const auto bit = static_cast<uint32_t>(
+          std::stoul(rest.substr(rest.find('=') + 1), nullptr, 16));
+      matches = (open & bit) != 0;
+    }
+    if (matches && (best == nullptr || f.priority > best->priority)) {
+      best = &f;
+    }
+  }
+  if (best == nullptr) {
+    ADD_FAILURE() << "no commit flow of " << name << " for " << proto;
+    return "0x0";
+  }
+  return labelOf(best->actions);
+}
+
+bool checked(const Translation& t, const std::string& name, int index, const std::string& proto) {
+  return isChecked(commitLabel(t, name, index, proto));
+}
+
+// ENIs in inputFor(samplePolicy()): web1 = 1, bastion = 2, db1 = 3.
+constexpr int kWeb1 = 1;
+constexpr int kBastion = 2;
+constexpr int kDb1 = 3;
+
+struct CheckedCase {
+  std::string name;
+  std::function<void(model::Policy&)> mutate;
+  std::string rule;
+  int eni;
+  std::string proto;
+  bool checked;
+};
+
+void PrintTo(const CheckedCase& c, std::ostream* os) { *os << c.name; }
+
+class CheckedCommit : public ::testing::TestWithParam<CheckedCase> {};
+
+TEST_P(CheckedCommit, LabelHasCheckedBitExactlyWhenAwsWouldNotTrack) {
+  const auto& c = GetParam();
+  auto p = test::samplePolicy();
+  if (c.mutate) {
+    c.mutate(p);
+  }
+  auto t = translate(inputFor(p));
+  ASSERT_TRUE(t) << t.error().message;
+  EXPECT_EQ(checked(*t, c.rule, c.eni, c.proto), c.checked)
+      << "label " << commitLabel(*t, c.rule, c.eni, c.proto);
+}
+
+std::vector<CheckedCase> checkedCases() {
+  using model::kProtoIcmp;
+  using model::kProtoTcp;
+  using model::kProtoUdp;
+  const auto strict = [](model::Policy& p) { p.vpc.strict_revocation = true; };
+  const auto webOpenIngress = [](model::Policy& p) {
+    group(p, "sg-web").ingress.push_back(allFrom("0.0.0.0/0"));
+  };
+  return {
+      // sg-web's egress allows all to 0.0.0.0/0 and ::/0: its 0.0.0.0/0 ingress rules are
+      // untracked on web1.
+      {"ZeroCidrTcpRuleWithOpenEgress", nullptr, "sg-web ingress #0", kWeb1, "tcp", true},
+      {"ZeroCidrIpv6RuleWithOpenIpv6Egress", nullptr, "sg-web ingress #2", kWeb1, "tcp6", true},
+      {"BastionSshFromAnywhere", nullptr, "sg-bastion ingress #0", kBastion, "tcp", true},
+      {"GroupPeerIsTracked", nullptr, "sg-web ingress #3", kWeb1, "tcp", false},
+      {"CidrPeerNotZeroIsTracked", nullptr, "sg-db ingress #2", kDb1, "icmp", false},
+      // web1's ingress does not allow all ports from 0.0.0.0/0: its allow-all egress is tracked.
+      {"OppositeDirectionNotOpen", nullptr, "sg-web egress #0", kWeb1, "tcp", false},
+      {"OppositeDirectionOpenTcp", webOpenIngress, "sg-web egress #0", kWeb1, "tcp", true},
+      {"OppositeDirectionOpenUdp", webOpenIngress, "sg-web egress #0", kWeb1, "udp", true},
+      {"IcmpAlwaysTracked", webOpenIngress, "sg-web egress #0", kWeb1, "icmp", false},
+      {"IcmpRuleFromAnywhereTracked",
+       [](model::Policy& p) { group(p, "sg-web").ingress.push_back(protoRule(kProtoIcmp, -1, -1, "0.0.0.0/0")); },
+       "sg-web ingress #4", kWeb1, "icmp", false},
+      {"OppositeOpenOnlyForV4",
+       [](model::Policy& p) { group(p, "sg-web").egress = {allFrom("0.0.0.0/0")}; },
+       "sg-web ingress #2", kWeb1, "tcp6", false},
+      {"OppositeAllowsSomePortsOnly",
+       [](model::Policy& p) { group(p, "sg-web").egress = {protoRule(kProtoTcp, 443, 443, "0.0.0.0/0")}; },
+       "sg-web ingress #0", kWeb1, "tcp", false},
+      {"OppositeAllowsAllTcpPorts",
+       [](model::Policy& p) { group(p, "sg-web").egress = {protoRule(kProtoTcp, 0, 65535, "0.0.0.0/0")}; },
+       "sg-web ingress #0", kWeb1, "tcp", true},
+      {"OppositeAllowsAllUdpOnly",
+       [](model::Policy& p) { group(p, "sg-web").egress = {protoRule(kProtoUdp, 0, 65535, "0.0.0.0/0")}; },
+       "sg-web ingress #0", kWeb1, "tcp", false},
+      {"OppositeAllToACidrNotZero",
+       [](model::Policy& p) { group(p, "sg-web").egress = {allFrom("10.0.0.0/8")}; },
+       "sg-web ingress #0", kWeb1, "tcp", false},
+      {"OppositeOpenedByAnotherGroup",
+       [](model::Policy& p) {
+         group(p, "sg-web").egress.clear();
+         group(p, "sg-bastion").egress = {allFrom("0.0.0.0/0")};
+         p.network_interfaces[0].security_group_ids = {"sg-web", "sg-bastion"};
+       },
+       "sg-web ingress #0", kWeb1, "tcp", true},
+      // The same rule on two ENIs: untracked where the ENI is open, tracked where not.
+      {"SameRuleOtherEniNotOpen",
+       [](model::Policy& p) {
+         group(p, "sg-bastion").egress.clear();
+         group(p, "sg-db").egress.clear();
+         group(p, "sg-db").ingress.push_back(protoRule(kProtoTcp, 8080, 8080, "0.0.0.0/0"));
+         p.network_interfaces[1].security_group_ids = {"sg-bastion", "sg-db"};  // not open
+         p.network_interfaces[2].security_group_ids = {"sg-db", "sg-web"};      // open egress
+       },
+       "sg-db ingress #3", kBastion, "tcp", false},
+      {"SameRuleOpenEni",
+       [](model::Policy& p) {
+         group(p, "sg-bastion").egress.clear();
+         group(p, "sg-db").egress.clear();
+         group(p, "sg-db").ingress.push_back(protoRule(kProtoTcp, 8080, 8080, "0.0.0.0/0"));
+         p.network_interfaces[1].security_group_ids = {"sg-bastion", "sg-db"};
+         p.network_interfaces[2].security_group_ids = {"sg-db", "sg-web"};
+       },
+       "sg-db ingress #3", kDb1, "tcp", true},
+      // Strict revocation: every commit is checked, ICMP and group peers included.
+      {"StrictGroupPeer", strict, "sg-web ingress #3", kWeb1, "tcp", true},
+      {"StrictIcmp", strict, "sg-db ingress #2", kDb1, "icmp", true},
+      {"StrictEgress", strict, "sg-web egress #0", kWeb1, "udp", true},
+  };
+}
+
+INSTANTIATE_TEST_SUITE_P(Revocation, CheckedCommit, ::testing::ValuesIn(checkedCases()),
+                         [](const ::testing::TestParamInfo<CheckedCase>& param) { return param.param.name; });
+
+TEST(Revocation, StrictModeNeedsNoOpenBits) {
+  auto p = test::samplePolicy();
+  p.vpc.strict_revocation = true;
+  auto t = translate(inputFor(p));
+  ASSERT_TRUE(t);
+  for (const auto& f : t->flows) {
+    EXPECT_EQ((f.match + f.actions).find("reg8"), std::string::npos) << f.match << " " << f.actions;
+  }
+}
+
+// The fingerprint (label bits 64..95) names the rule by what it allows, not by its position.
+TEST(Revocation, FingerprintSurvivesReorderingAndFollowsTheRulesEffect) {
+  auto p = test::samplePolicy();
+  p.vpc.strict_revocation = true;
+  auto before = translate(inputFor(p));
+  ASSERT_TRUE(before);
+  const auto high = [](const std::string& label) { return label.substr(0, label.size() - 16); };
+  const std::string ssh = commitLabel(*before, "sg-web ingress #3", kWeb1, "tcp");
+
+  // A new egress rule comes before the group's ingress rules: their conjunction ids shift.
+  group(p, "sg-web").egress.push_back(protoRule(model::kProtoTcp, 1, 1, "10.0.0.0/8"));
+  auto shifted = translate(inputFor(p));
+  ASSERT_TRUE(shifted);
+  EXPECT_NE(conjId(*before, "sg-web ingress #3"), conjId(*shifted, "sg-web ingress #3"));
+  EXPECT_EQ(high(commitLabel(*shifted, "sg-web ingress #3", kWeb1, "tcp")), high(ssh));
+
+  // A new member of the peer group changes what the rule allows.
+  p.network_interfaces[2].security_group_ids.push_back("sg-bastion");
+  auto grown = translate(inputFor(p));
+  ASSERT_TRUE(grown);
+  EXPECT_NE(high(commitLabel(*grown, "sg-web ingress #3", kWeb1, "tcp")), high(ssh));
+}
+
+// Live flows in the dispatch tables: one per checked rule and one per ENI, not per pair.
+TEST(Revocation, DispatchFlowsGrowWithTheSumOfRulesAndEnis) {
+  const auto dispatchFlows = [](size_t extra_webs) {
+    auto p = test::samplePolicy();
+    p.vpc.strict_revocation = true;
+    for (size_t i = 0; i < extra_webs; ++i) {
+      auto e = p.network_interfaces[0];
+      e.id = fmt::format("eni-web-x{}", i);
+      e.mac_address = fmt::format("02:00:00:00:03:{:02x}", i);
+      e.private_ip_addresses = {test::ip(fmt::format("10.0.1.{}", 100 + i).c_str())};
+      e.ipv6_addresses.clear();
+      p.network_interfaces.push_back(e);
+    }
+    auto t = translate(inputFor(p));
+    EXPECT_TRUE(t);
+    return countMatching(t->flows, pipeline::kSgEgress, "") +
+           countMatching(t->flows, pipeline::kSgIngress, "");
+  };
+  const size_t ten = dispatchFlows(10);
+  const size_t twenty = dispatchFlows(20);
+  // Each new web ENI: one reg0 clause flow in table 31 and one reg1 clause flow in table 51.
+  EXPECT_EQ(twenty - ten, 10U * 2);
+}
+
+TEST(Revocation, RevokedRepliesDropWithTheirOwnVerdict) {
+  auto p = test::samplePolicy();
+  auto t = translate(inputFor(p));
+  ASSERT_TRUE(t);
+  for (auto [dispatch, verdict] : {std::pair{pipeline::kSgEgress, pipeline::kVerdictSgEgressRevoked},
+                                   std::pair{pipeline::kSgIngress, pipeline::kVerdictSgIngressRevoked}}) {
+    const auto table = dispatch;  // clang 14 cannot capture structured bindings
+    const auto it = std::find_if(t->flows.begin(), t->flows.end(), [&](const Flow& f) {
+      return f.table == table && f.match.find("+rpl") != std::string::npos;
+    });
+    ASSERT_NE(it, t->flows.end());
+    EXPECT_EQ(it->actions, fmt::format("set_field:{:#x}->reg4,goto_table:{}", verdict,
+                                       static_cast<int>(pipeline::kDrop)));
+  }
 }
 
 }  // namespace
