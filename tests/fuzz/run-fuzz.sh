@@ -67,9 +67,13 @@ done
 status=0
 timeout $((seconds + 120)) "$build_dir/tests/fuzz/config_loader_fuzz" \
   -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -detect_leaks=1 -max_len=65536 \
-  -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" "$seeds" || status=$?
+  -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" "$seeds" \
+  >"$build_dir/fuzz.log" 2>&1 || status=$?
+# libFuzzer prints a line per new coverage point; the log keeps them, the console gets the end.
+tail -n 12 "$build_dir/fuzz.log"
 if [ "$status" -ne 0 ]; then
-  echo "run-fuzz.sh: the fuzzer failed (exit $status); inputs in $artifacts:" >&2
+  echo "run-fuzz.sh: the fuzzer failed (exit $status); full log $build_dir/fuzz.log; inputs in $artifacts:" >&2
+  grep -A40 'ERROR\|==ERROR\|SUMMARY' "$build_dir/fuzz.log" | head -80 >&2 || true
   ls -l "$artifacts" >&2 || true
   exit 1
 fi
