@@ -1,6 +1,7 @@
 #include "translator/translate.h"
 
 #include <algorithm>
+#include <iterator>
 #include <cstdio>
 #include <set>
 #include <string_view>
@@ -138,22 +139,36 @@ class FlowBuilder {
 
   void addClause(Table table, const std::string& match, uint32_t conj_id, int clause,
                  int n_clauses, uint16_t priority = kEvalPriority) {
-    clauses_[{table, priority, match}].insert({conj_id, clause, n_clauses});
+    // Hashing the match text once beats ordered comparisons of long strings: with groups of
+    // thousands of members this map holds tens of thousands of keys.
+    std::string key;
+    key.reserve(match.size() + 8);
+    key += static_cast<char>(table);
+    key += static_cast<char>(priority >> 8);
+    key += static_cast<char>(priority & 0xff);
+    key += match;
+    clauses_[std::move(key)].emplace_back(conj_id, clause, n_clauses);
   }
 
   [[nodiscard]] size_t clauseFlowCount() const { return clauses_.size(); }
 
   std::vector<Flow> finish() {
+    flows_.reserve(flows_.size() + clauses_.size());
     for (auto& [key, actions] : clauses_) {
+      std::sort(actions.begin(), actions.end());
+      actions.erase(std::unique(actions.begin(), actions.end()), actions.end());
       std::string text;
+      text.reserve(actions.size() * 24);
       for (const auto& [id, clause, n] : actions) {
         if (!text.empty()) {
           text += ',';
         }
-        text += fmt::format("conjunction({},{}/{})", id, clause, n);
+        fmt::format_to(std::back_inserter(text), "conjunction({},{}/{})", id, clause, n);
       }
-      add(std::get<0>(key), std::get<1>(key), CookieKind::kSgClause, 0, std::get<2>(key),
-          std::move(text));
+      const auto table = static_cast<Table>(static_cast<uint8_t>(key[0]));
+      const auto priority = static_cast<uint16_t>((static_cast<uint8_t>(key[1]) << 8) |
+                                                  static_cast<uint8_t>(key[2]));
+      add(table, priority, CookieKind::kSgClause, 0, key.substr(3), std::move(text));
     }
     clauses_.clear();
     std::sort(flows_.begin(), flows_.end(), [](const Flow& a, const Flow& b) {
@@ -165,8 +180,8 @@ class FlowBuilder {
  private:
   uint16_t generation_;
   std::vector<Flow> flows_;
-  std::map<std::tuple<Table, uint16_t, std::string>, std::set<std::tuple<uint32_t, int, int>>>
-      clauses_;
+  // (table, priority, match) packed into one string -> conjunction actions.
+  std::unordered_map<std::string, std::vector<std::tuple<uint32_t, int, int>>> clauses_;
 };
 
 struct InterfaceInfo {
@@ -502,6 +517,31 @@ class Translator {
     return bits;
   }
 
+  // A rule's peer addresses and their match text (source or destination side), computed once
+  // per peer and direction: many rules reference the same large group.
+  struct PeerSet {
+    std::vector<Cidr> cidrs;
+    std::vector<std::string> matches;  // matches[i] selects cidrs[i]
+  };
+  const PeerSet& peerSet(const model::Peer& peer, bool egress) {
+    std::string key = egress ? "d|" : "s|";
+    if (const auto* c = std::get_if<Cidr>(&peer)) {
+      key += "c|" + c->toString();
+    } else if (const auto* g = std::get_if<model::GroupRef>(&peer)) {
+      key += "g|" + g->group_id;
+    } else if (const auto* pl = std::get_if<model::PrefixListRef>(&peer)) {
+      key += "p|" + pl->prefix_list_id;
+    }
+    auto [it, inserted] = peer_sets_.try_emplace(std::move(key));
+    if (inserted) {
+      it->second.cidrs = peerCidrs(peer);
+      for (const auto& c : it->second.cidrs) {
+        it->second.matches.push_back(join({ipMatch(c.family()), addressMatch(c, !egress)}));
+      }
+    }
+    return it->second;
+  }
+
   // Peer addresses of a rule: its CIDR, the members' addresses of a group, a prefix list.
   std::vector<Cidr> peerCidrs(const model::Peer& peer) const {
     std::vector<Cidr> out;
@@ -554,16 +594,21 @@ class Translator {
 
   void rule(const model::SecurityGroup& sg, bool egress, size_t number,
             const model::SecurityGroupRule& rule, const std::vector<uint16_t>& local) {
-    const std::vector<Cidr> peers = peerCidrs(rule.peer);
+    const PeerSet& peer_set = peerSet(rule.peer, egress);
+    const std::vector<Cidr>& peers = peer_set.cidrs;
     const Table table = egress ? kSgEgressEval : kSgIngressEval;
     // Clause flows per family; a family with no peer or no protocol match contributes nothing.
-    std::vector<std::string> peer_matches;
+    std::vector<const std::string*> peer_matches;
     std::vector<std::string> proto_matches;
     std::set<IpFamily> families;
-    for (const auto& c : peers) {
-      if (!protocolMatches(c.family(), rule.ip_protocol, rule.ports, rule.icmp).empty()) {
-        families.insert(c.family());
-        peer_matches.push_back(join({ipMatch(c.family()), addressMatch(c, !egress)}));
+    for (IpFamily f : {IpFamily::kV4, IpFamily::kV6}) {
+      if (!protocolMatches(f, rule.ip_protocol, rule.ports, rule.icmp).empty()) {
+        for (size_t i = 0; i < peers.size(); ++i) {
+          if (peers[i].family() == f) {
+            families.insert(f);
+            peer_matches.push_back(&peer_set.matches[i]);
+          }
+        }
       }
     }
     if (families.empty()) {
@@ -587,8 +632,8 @@ class Translator {
     for (uint16_t z : local) {
       b_.addClause(table, fmt::format("{}={}", egress ? kRegSrcEni : kRegDstEni, z), id, 1, n);
     }
-    for (const auto& m : peer_matches) {
-      b_.addClause(table, m, id, 2, n);
+    for (const std::string* m : peer_matches) {
+      b_.addClause(table, *m, id, 2, n);
     }
     for (const auto& m : proto_matches) {
       b_.addClause(table, m, id, 3, n);
@@ -711,6 +756,7 @@ class Translator {
   std::map<uint16_t, uint32_t> open_bits_;  // ENI index -> its kRegOpen bits
   std::vector<InterfaceInfo> interfaces_;
   std::unordered_map<std::string, std::vector<size_t>> group_members_;
+  std::unordered_map<std::string, PeerSet> peer_sets_;
 };
 
 }  // namespace
