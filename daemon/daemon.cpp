@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <random>
+#include <regex>
+#include <string_view>
 #include <set>
 #include <thread>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "daemon/config_loader.h"
 #include "daemon/logging.h"
 #include "ovs-plugin/ovsdb_client.h"
+#include "translator/pipeline.h"
 
 namespace vpcguard {
 namespace {
@@ -149,6 +152,58 @@ void Daemon::handleInterfaceEvents(const std::vector<ovs::InterfaceEvent>& event
   }
 }
 
+// Interface indices are conntrack zones: a restarted daemon must reuse the ones its flows
+// already carry, or live connections would lose their state. The classification flows say it:
+// in_port=<ofport> -> set_field:<index>->reg0.
+void Daemon::recoverInterfaceIndices() {
+  if (!openflow_ || !policy_) {
+    return;
+  }
+  const uint64_t kind = uint64_t{static_cast<uint8_t>(pipeline::CookieKind::kInterface)} << 24;
+  auto flows = openflow_->dumpFlows(ovs::DumpFilter{pipeline::kClassify, pipeline::kCookieMagic | kind,
+                                                    pipeline::kCookieMagicMask | (0xffULL << 24)});
+  if (!flows) {
+    logger("sync")->warn("index_recovery_failed error=\"{}\"", flows.error().message);
+    return;
+  }
+  std::map<int, std::string> iface_by_port;
+  for (const auto& [iface, port] : ofports_) {
+    iface_by_port[port] = iface;
+  }
+  std::map<std::string, uint16_t> recovered;
+  static const std::regex kPort(R"(in_port=(\d+))");
+  static const std::regex kIndex(R"(set_field:(0x[0-9a-f]+|\d+)->reg0)");
+  for (const auto& f : *flows) {
+    std::smatch port;
+    std::smatch index;
+    if (std::regex_search(f.flow.match, port, kPort) &&
+        std::regex_search(f.flow.actions, index, kIndex)) {
+      auto it = iface_by_port.find(std::stoi(port[1]));
+      const unsigned long value = std::stoul(index[1], nullptr, 0);
+      if (it != iface_by_port.end() && value > 0 && value <= 0xffff) {
+        recovered[it->second] = static_cast<uint16_t>(value);
+      }
+    }
+  }
+  if (recovered.empty()) {
+    return;
+  }
+  // Recovered indices win over the ones given at start; the rest get the lowest free ones.
+  std::map<std::string, uint16_t> previous = recovered;
+  for (const auto& [iface, index] : indices_) {
+    const bool taken = std::any_of(recovered.begin(), recovered.end(),
+                                   [&](const auto& r) { return r.second == index; });
+    if (recovered.count(iface) == 0 && !taken) {
+      previous[iface] = index;
+    }
+  }
+  auto indices = assignInterfaceIndices(*policy_, previous);
+  if (indices) {
+    indices_ = std::move(*indices);
+    logger("sync")->info("indices_recovered interfaces={}", recovered.size());
+  }
+}
+
 // Per-interface idle timeouts as zone timeout policies; written only when they change.
 void Daemon::applyConntrackTimeouts() {
   if (!policy_ || !db_) {
@@ -203,7 +258,7 @@ bool Daemon::apply(const char* reason) {
 }
 
 // Reads the switch and repairs any difference (start-up, reconnect, periodic drift check).
-bool Daemon::resync() {
+bool Daemon::resync(const char* reason) {
   auto log = logger("sync");
   if (!policy_ || !sync_) {
     return false;
@@ -223,12 +278,18 @@ bool Daemon::resync() {
     log->error("resync_failed error=\"{}\"", report.error().message);
     return false;
   }
-  if (report->changes() > 0) {
+  const bool periodic = std::string_view(reason) == "periodic";
+  if (report->changes() == 0) {
+    log->debug("resync_clean reason={} flows={}", reason, t->flows.size());
+  } else if (periodic) {
+    // Only the periodic check finds drift: at start and after a reconnect a difference is the
+    // expected catch-up, not someone else's change.
     ++drift_repairs_;
     log->info("resync_repaired added={} modified={} deleted={} repairs_total={}", report->added,
               report->modified, report->deleted, drift_repairs_);
   } else {
-    log->debug("resync_clean flows={}", t->flows.size());
+    log->info("resync_applied reason={} added={} modified={} deleted={} flows={}", reason,
+              report->added, report->modified, report->deleted, t->flows.size());
   }
   return true;
 }
@@ -277,7 +338,9 @@ int Daemon::run() {
     }
     backoff = std::min(backoff * 2, std::chrono::milliseconds(8000));
   }
-  resync();
+  recoverInterfaceIndices();
+  applyConntrackTimeouts();
+  resync("startup");
 
   auto next_resync = Clock::now() + jittered(options_.resync_interval);
   bool reload_pending = false;  // debounced config reload at reload_at
@@ -287,7 +350,7 @@ int Daemon::run() {
     if (reconnect) {
       if (connect()) {
         reconnect = false;
-        resync();
+        resync("reconnect");
         backoff = std::chrono::milliseconds(250);
       } else {
         backoff = std::min(backoff * 2, std::chrono::milliseconds(8000));
@@ -356,7 +419,7 @@ int Daemon::run() {
       }
     }
     if (!reconnect && Clock::now() >= next_resync) {
-      if (!resync()) {
+      if (!resync("periodic")) {
         reconnect = true;
       }
       next_resync = Clock::now() + jittered(options_.resync_interval);

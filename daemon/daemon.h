@@ -49,8 +49,9 @@ class Daemon {
  private:
   bool loadConfig(bool initial);
   bool connect();
-  bool resync();
+  bool resync(const char* reason);
   void applyConntrackTimeouts();
+  void recoverInterfaceIndices();
   bool apply(const char* reason);
   void handleInterfaceEvents(const std::vector<ovs::InterfaceEvent>& events);
 

@@ -46,7 +46,8 @@ class DaemonTest : public ::testing::Test {
     o.argv = {programPath("vpcguardd"), "--config", config_, "--bridge", kBridge, "--ovsdb",
               sandbox_->dbTarget(), "--datapath-type", "dummy", "--log-level", "debug"};
     o.argv.insert(o.argv.end(), extra.begin(), extra.end());
-    o.output_path = log_ = sandbox_->dir() + "/vpcguardd.log";
+    // One log per start, so a test reads what this run said.
+    o.output_path = log_ = sandbox_->dir() + "/vpcguardd-" + std::to_string(++starts_) + ".log";
     VGT_ASSIGN_OR_FAIL(daemon_, ChildProcess::spawn(o));
   }
   std::string flows() {
@@ -70,6 +71,7 @@ class DaemonTest : public ::testing::Test {
   std::unique_ptr<ChildProcess> daemon_;
   std::string config_;
   std::string log_;
+  int starts_ = 0;
 };
 
 TEST_F(DaemonTest, SetsUpTheBridgeAndFollowsInterfaces) {
@@ -158,6 +160,37 @@ TEST_F(DaemonTest, PerInterfaceIdleTimeoutsBecomeZoneTimeoutPolicies) {
   EXPECT_NE(tp.find("Zone:2, Timeout Policies: tcp_established=3600"), std::string::npos) << tp;
   EXPECT_NE(tp.find("Zone:1, Timeout Policies: tcp_established=432000"), std::string::npos) << tp;
   EXPECT_NE(tp.find("udp_multiple=180"), std::string::npos) << tp;
+}
+
+TEST_F(DaemonTest, RestartKeepsConntrackZonesAndChangesNothing) {
+  VGT_ASSERT_OK(sandbox_->addBridge(kBridge));
+  VGT_ASSIGN_OR_FAIL(int web, sandbox_->addDummyPort(kBridge, "p-web", "eni-web1"));
+  VGT_ASSIGN_OR_FAIL(int db, sandbox_->addDummyPort(kBridge, "p-db", "eni-db1"));
+  startDaemon();
+  const std::string web_zone = " priority=100,in_port=" + std::to_string(web) + " actions=set_field:0x1->reg0";
+  ASSERT_TRUE(eventually([&] { return flows().find(web_zone) != std::string::npos; })) << flows() << log();
+  const std::string installed = flows();
+  daemon_->signal(SIGTERM);
+  ASSERT_TRUE(daemon_->waitExit(std::chrono::seconds(10)));
+
+  // While it was down the config was reordered: in config order eni-db1 would now get index 1.
+  std::string text = readFile(config_);
+  const auto db_start = text.find("[[network_interfaces]]\nid = \"eni-db1\"");
+  ASSERT_NE(db_start, std::string::npos);
+  const auto db_end = text.find("\n\n", db_start);
+  const std::string db_block = text.substr(db_start, db_end - db_start);
+  text.erase(db_start, db_end - db_start);
+  text.insert(text.find("[[network_interfaces]]"), db_block + "\n\n");
+  writeConfig(text);
+
+  startDaemon();
+  ASSERT_TRUE(eventually([&] { return log().find("indices_recovered") != std::string::npos; })) << log();
+  ASSERT_TRUE(eventually([&] { return log().find("resync_") != std::string::npos; })) << log();
+  EXPECT_EQ(log().find("resync_applied"), std::string::npos) << log();
+  EXPECT_NE(log().find("resync_clean reason=startup"), std::string::npos)
+      << "a restart must change no flow: " << log();
+  EXPECT_EQ(flows(), installed);
+  (void)db;
 }
 
 TEST_F(DaemonTest, SigtermLeavesThePolicyInPlace) {
