@@ -16,6 +16,7 @@
 
 #include "daemon/config_loader.h"
 #include "daemon/logging.h"
+#include "daemon/version.h"
 #include "ovs-plugin/ovsdb_client.h"
 #include "translator/pipeline.h"
 
@@ -76,6 +77,7 @@ bool Daemon::loadConfig(bool initial) {
     if (!initial) {
       log->warn("config_kept reason=\"new config is invalid; the last good policy stays installed\"");
     }
+    reportError(err.io ? err.io->message : err.toError().message, true);
     return false;
   }
   auto indices = assignInterfaceIndices(*loaded, indices_);
@@ -85,6 +87,12 @@ bool Daemon::loadConfig(bool initial) {
   }
   policy_ = std::move(*loaded);
   indices_ = std::move(*indices);
+  status_.config_loaded = nowIso8601();
+  if (last_error_is_config_) {
+    status_.last_error.clear();
+    status_.last_error_time.clear();
+    last_error_is_config_ = false;
+  }
   log->info("config_loaded path={} subnets={} interfaces={} groups={} nacls={}",
             options_.config.string(), policy_->subnets.size(),
             policy_->network_interfaces.size(), policy_->security_groups.size(),
@@ -100,6 +108,8 @@ bool Daemon::connect() {
   auto client = ovs::connectOvsdb(options_.ovsdb);
   if (!client) {
     log->warn("ovsdb_unreachable target={} error=\"{}\"", options_.ovsdb, client.error().message);
+    status_.connected = false;
+    reportError("OVSDB unreachable: " + client.error().message);
     return false;
   }
   auto db = std::make_unique<ovs::VswitchDb>(std::move(*client));
@@ -123,10 +133,14 @@ bool Daemon::connect() {
   auto channel = ovs::connectOpenFlow(target);
   if (!channel) {
     log->warn("openflow_unreachable target={} error=\"{}\"", target, channel.error().message);
+    status_.connected = false;
+    reportError("OpenFlow unreachable: " + channel.error().message);
     return false;
   }
   openflow_ = std::move(*channel);
   sync_ = std::make_unique<FlowSync>(*openflow_);
+  status_.connected = true;
+  status_.openflow = target;
   log->info("connected ovsdb={} openflow={} bridge={} interfaces_attached={}", options_.ovsdb,
             target, options_.bridge, ofports_.size());
   return true;
@@ -150,6 +164,40 @@ void Daemon::handleInterfaceEvents(const std::vector<ovs::InterfaceEvent>& event
     log->info("interface_{} iface_id={} port={} ofport={} in_policy={}", ovs::toString(e.kind),
               e.iface.iface_id, e.iface.name, e.iface.ofport, known);
   }
+}
+
+void Daemon::writeStatus() {
+  status_.updated = nowIso8601();
+  status_.interfaces_attached = ofports_.size();
+  status_.generation = generation_;
+  status_.drift_repairs = drift_repairs_;
+  if (sync_) {
+    status_.flows_per_table.clear();
+    for (const auto& [table, n] : sync_->installedPerTable()) {
+      status_.flows_per_table[table] = n;
+    }
+  }
+  if (auto r = writeStatusFile(options_.status_file, status_); !r) {
+    logger("daemon")->warn("status_write_failed error=\"{}\"", r.error().message);
+  }
+}
+
+void Daemon::reportError(const std::string& error, bool config_error) {
+  status_.last_error = error;
+  status_.last_error_time = nowIso8601();
+  last_error_is_config_ = config_error;
+  writeStatus();
+}
+
+void Daemon::reportSync(const char* reason, double ms) {
+  status_.last_sync = nowIso8601();
+  status_.last_sync_ms = ms;
+  status_.last_sync_reason = reason;
+  if (!last_error_is_config_) {
+    status_.last_error.clear();
+    status_.last_error_time.clear();
+  }
+  writeStatus();
 }
 
 // Interface indices are conntrack zones: a restarted daemon must reuse the ones its flows
@@ -246,8 +294,10 @@ bool Daemon::apply(const char* reason) {
   auto report = sync_->applyDesired(t->flows);
   if (!report) {
     log->error("apply_failed reason={} error=\"{}\"", reason, report.error().message);
+    reportError(report.error().message);
     return false;
   }
+  reportSync(reason, std::chrono::duration<double, std::milli>(Clock::now() - start).count());
   log->info(
       "applied reason={} flows={} added={} modified={} deleted={} translate_ms={:.2f} "
       "install_ms={:.2f}",
@@ -276,8 +326,10 @@ bool Daemon::resync(const char* reason) {
   auto report = sync_->syncFull(t->flows);
   if (!report) {
     log->error("resync_failed error=\"{}\"", report.error().message);
+    reportError(report.error().message);
     return false;
   }
+  reportSync(reason, std::chrono::duration<double, std::milli>(report->duration).count());
   const bool periodic = std::string_view(reason) == "periodic";
   if (report->changes() == 0) {
     log->debug("resync_clean reason={} flows={}", reason, t->flows.size());
@@ -296,6 +348,14 @@ bool Daemon::resync(const char* reason) {
 
 int Daemon::run() {
   auto log = logger("daemon");
+  if (options_.status_file.empty()) {
+    options_.status_file = defaultStatusFile(options_.bridge);
+  }
+  status_.pid = static_cast<int>(::getpid());
+  status_.version = kVersion;
+  status_.bridge = options_.bridge;
+  status_.ovsdb = options_.ovsdb;
+  status_.config = options_.config.string();
   if (!loadConfig(true)) {
     log->error("startup_failed reason=\"the config has errors; nothing was changed on the switch\"");
     return 1;
@@ -395,6 +455,8 @@ int Daemon::run() {
       auto events = db_->pollInterfaceEvents(std::chrono::milliseconds(0));
       if (!events) {
         logger("ovs")->warn("ovsdb_lost error=\"{}\"", events.error().message);
+        status_.connected = false;
+        reportError("OVSDB connection lost: " + events.error().message);
         reconnect = true;
       } else if (!events->empty()) {
         handleInterfaceEvents(*events);
@@ -415,6 +477,8 @@ int Daemon::run() {
     if (!reconnect && openflow_) {
       if (auto alive = openflow_->keepAlive(); !alive) {
         logger("ovs")->warn("openflow_lost error=\"{}\"", alive.error().message);
+        status_.connected = false;
+        reportError("OpenFlow connection lost: " + alive.error().message);
         reconnect = true;
       }
     }

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "daemon/flow_sync.h"
+#include "daemon/status.h"
 #include "ovs-plugin/openflow.h"
 #include "ovs-plugin/vswitch_db.h"
 #include "translator/model.h"
@@ -35,6 +36,8 @@ struct DaemonOptions {
   std::chrono::seconds resync_interval{60};
   // Give up connecting at start-up after this long (0 = retry forever).
   std::chrono::seconds connect_timeout{0};
+  // Where `vpcguardctl status` reads from (default /var/run/vpcguard/<bridge>.status.json).
+  std::string status_file;
 };
 
 // The OpenFlow target for a bridge when none is given.
@@ -52,6 +55,10 @@ class Daemon {
   bool resync(const char* reason);
   void applyConntrackTimeouts();
   void recoverInterfaceIndices();
+  // Records an outcome in the status file (`error` empty = success).
+  void reportError(const std::string& error, bool config_error = false);
+  void reportSync(const char* reason, double ms);
+  void writeStatus();
   bool apply(const char* reason);
   void handleInterfaceEvents(const std::vector<ovs::InterfaceEvent>& events);
 
@@ -64,7 +71,9 @@ class Daemon {
   std::unique_ptr<FlowSync> sync_;
   uint16_t generation_ = 1;
   uint64_t drift_repairs_ = 0;
-  ConntrackTimeouts applied_timeouts_;  // last written to OVSDB (empty after a reconnect)
+  ConntrackTimeouts applied_timeouts_;
+  DaemonStatus status_;
+  bool last_error_is_config_ = false;  // last written to OVSDB (empty after a reconnect)
 };
 
 }  // namespace vpcguard

@@ -8,6 +8,7 @@
 #include "daemon/check_command.h"
 #include "daemon/flows_command.h"
 #include "daemon/import_aws.h"
+#include "daemon/status.h"
 #include "daemon/version.h"
 
 int main(int argc, char** argv) {
@@ -44,7 +45,20 @@ int main(int argc, char** argv) {
   import_cmd->add_flag("--strict", import_aws.strict,
                        "Fail (exit 1, nothing written) if anything cannot be represented");
 
+  vpcguard::StatusCommandOptions status_options;
+  auto* status = app.add_subcommand("status", "Show what vpcguardd is doing (from its status file)");
+  status->add_option("--bridge", status_options.bridge, "Bridge vpcguardd enforces on")
+      ->capture_default_str();
+  status->add_option("--status-file", status_options.status_file,
+                     "Status file (default /var/run/vpcguard/<bridge>.status.json)");
+  status->add_option("--output", status_options.output, "text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
+  if (status->parsed()) {
+    return vpcguard::runStatusCommand(status_options, std::cout, std::cerr);
+  }
   if (check->parsed()) {
     return vpcguard::config::runCheck(check_path, std::cout, std::cerr);
   }

@@ -38,6 +38,8 @@ int main(int argc, char** argv) {
   app.add_option("--connect-timeout", connect_timeout,
                  "Give up if Open vSwitch is unreachable this many seconds at start (0: retry forever)")
       ->capture_default_str();
+  app.add_option("--status-file", options.status_file,
+                 "Status for `vpcguardctl status` (default /var/run/vpcguard/<bridge>.status.json)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (!vpcguard::setLogLevel(log_level)) {

@@ -316,7 +316,8 @@ start_vpcguardd() {
   printf '=== lab.sh up %s: vpcguardd --config %s\n' "$(date -u +%FT%TZ)" "$config" >>"$log"
   # setsid: its own session, so it outlives this script and a closed terminal.
   setsid ip netns exec "$HV_NS" "$bin" --config "$config" --bridge "$BRIDGE" \
-    --ovsdb "unix:$LAB_DIR/db.sock" --datapath-type netdev >>"$log" 2>&1 </dev/null &
+    --ovsdb "unix:$LAB_DIR/db.sock" --datapath-type netdev \
+    --status-file "$LAB_DIR/vpcguardd.status.json" >>"$log" 2>&1 </dev/null &
   pid=$!
   printf '%s\n' "$pid" >"$LAB_DIR/vpcguardd.pid"
   # Give it 10 s to install its pipeline; stop waiting as soon as flows appear.
@@ -491,6 +492,10 @@ cmd_status() {
   if pid=$(pid_of ovs-vswitchd); then echo "  ovs-vswitchd: running, pid $pid, namespace $HV_NS"; else echo "  ovs-vswitchd: NOT running"; rc=1; fi
   if pid=$(pid_of vpcguardd); then
     echo "  vpcguardd:    running, pid $pid"
+    if [[ -x $BUILD_DIR/daemon/vpcguardctl && -f $LAB_DIR/vpcguardd.status.json ]]; then
+      "$BUILD_DIR/daemon/vpcguardctl" status --status-file "$LAB_DIR/vpcguardd.status.json" |
+        sed 's/^/                /' || true
+    fi
   else
     echo "  vpcguardd:    NOT running; last lines of $LAB_DIR/vpcguardd.log:"
     tail -n 3 "$LAB_DIR/vpcguardd.log" 2>/dev/null | sed 's/^/                /' || true

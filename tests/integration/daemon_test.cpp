@@ -44,7 +44,8 @@ class DaemonTest : public ::testing::Test {
   void startDaemon(std::vector<std::string> extra = {}) {
     ChildProcess::Options o;
     o.argv = {programPath("vpcguardd"), "--config", config_, "--bridge", kBridge, "--ovsdb",
-              sandbox_->dbTarget(), "--datapath-type", "dummy", "--log-level", "debug"};
+              sandbox_->dbTarget(), "--datapath-type", "dummy", "--log-level", "debug",
+              "--status-file", statusFile()};
     o.argv.insert(o.argv.end(), extra.begin(), extra.end());
     // One log per start, so a test reads what this run said.
     o.output_path = log_ = sandbox_->dir() + "/vpcguardd-" + std::to_string(++starts_) + ".log";
@@ -66,6 +67,11 @@ class DaemonTest : public ::testing::Test {
     return waitFor(condition, std::chrono::seconds(seconds), std::chrono::milliseconds(50));
   }
   std::string log() { return readFile(log_); }
+  std::string statusFile() const { return sandbox_->dir() + "/status.json"; }
+  CommandResult ctlStatus(const std::string& extra = "") {
+    return run(shellQuote(programPath("vpcguardctl")) + " status --status-file " +
+               shellQuote(statusFile()) + " " + extra);
+  }
 
   std::unique_ptr<OvsSandbox> sandbox_;
   std::unique_ptr<ChildProcess> daemon_;
@@ -119,6 +125,13 @@ TEST_F(DaemonTest, ConfigChangeAppliesAndABrokenConfigKeepsTheLastGoodOne) {
   ASSERT_TRUE(eventually([&] { return log().find("config_kept") != std::string::npos; })) << log();
   EXPECT_NE(log().find("10.0.9.5/24"), std::string::npos) << "the error names the bad value";
   EXPECT_EQ(flows(), before);
+  // ... and `vpcguardctl status` says so.
+  CommandResult status;
+  EXPECT_TRUE(eventually([&] {
+    status = ctlStatus();
+    return status.output.find("10.0.9.5") != std::string::npos;
+  })) << status.output;
+  EXPECT_EQ(status.exit_code, 1) << status.output;
 
   // SIGHUP reloads too: back to the original file.
   std::ofstream(config_) << text;
@@ -200,12 +213,40 @@ TEST_F(DaemonTest, SigtermLeavesThePolicyInPlace) {
   daemon_->signal(SIGTERM);
   ASSERT_TRUE(daemon_->waitExit(std::chrono::seconds(10)));
   EXPECT_EQ(flows(), installed);
+  auto status = ctlStatus();
+  EXPECT_EQ(status.exit_code, 1) << status.output;
+  EXPECT_NE(status.output.find("NOT RUNNING"), std::string::npos) << status.output;
+}
+
+TEST_F(DaemonTest, StatusReportsBridgeConnectionFlowsAndSyncs) {
+  VGT_ASSERT_OK(sandbox_->addBridge(kBridge));
+  VGT_ASSIGN_OR_FAIL(int web, sandbox_->addDummyPort(kBridge, "p-web", "eni-web1"));
+  (void)web;
+  startDaemon();
+  CommandResult status;
+  ASSERT_TRUE(eventually([&] {
+    status = ctlStatus();
+    return status.exit_code == 0;
+  })) << status.output << log();
+  EXPECT_NE(status.output.find("running (pid " + std::to_string(daemon_->pid())), std::string::npos)
+      << status.output;
+  EXPECT_NE(status.output.find("connected"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("1 attached"), std::string::npos) << status.output;
+  auto j = ctlStatus("--output json");
+  ASSERT_EQ(j.exit_code, 0) << j.output;
+  EXPECT_NE(j.output.find("\"running\": true"), std::string::npos) << j.output;
+  EXPECT_NE(j.output.find("\"bridge\": \"br-int\""), std::string::npos) << j.output;
+  // The flow counts are the switch's: compare with a dump.
+  const size_t dumped = countFlows("actions=");
+  EXPECT_NE(j.output.find("\"flows_total\": " + std::to_string(dumped)), std::string::npos)
+      << "dump has " << dumped << " flows\n" << j.output;
 }
 
 TEST_F(DaemonTest, UnreachableSwitchIsReportedNotCrashed) {
   ChildProcess::Options o;
   o.argv = {programPath("vpcguardd"), "--config", config_, "--ovsdb",
-            "unix:" + sandbox_->dir() + "/nothing.sock", "--connect-timeout", "2"};
+            "unix:" + sandbox_->dir() + "/nothing.sock", "--connect-timeout", "2", "--status-file",
+            statusFile()};
   o.output_path = log_ = sandbox_->dir() + "/unreachable.log";
   VGT_ASSIGN_OR_FAIL(auto d, ChildProcess::spawn(o));
   ASSERT_TRUE(d->waitExit(std::chrono::seconds(20)));
@@ -216,7 +257,8 @@ TEST_F(DaemonTest, UnreachableSwitchIsReportedNotCrashed) {
 TEST_F(DaemonTest, InvalidConfigAtStartChangesNothing) {
   writeConfig("[vpc]\nid = \"vpc-x\"\ncidr_blocks = [\"10.0.0.0/33\"]\n");
   ChildProcess::Options o;
-  o.argv = {programPath("vpcguardd"), "--config", config_, "--ovsdb", sandbox_->dbTarget()};
+  o.argv = {programPath("vpcguardd"), "--config", config_, "--ovsdb", sandbox_->dbTarget(),
+            "--status-file", statusFile()};
   o.output_path = log_ = sandbox_->dir() + "/invalid.log";
   VGT_ASSIGN_OR_FAIL(auto d, ChildProcess::spawn(o));
   ASSERT_TRUE(d->waitExit(std::chrono::seconds(10)));

@@ -1,0 +1,55 @@
+#pragma once
+// What vpcguardd reports about itself: written as JSON to a status file after every change of
+// state (sync, reconnect, config load, error), read by `vpcguardctl status`. A file rather than
+// a socket: it needs no running daemon to answer ("last seen ..."), survives a hung daemon, and
+// is trivially readable by monitoring agents. The future control API will serve the same data.
+#include <cstdint>
+#include <map>
+#include <ostream>
+#include <string>
+
+#include "translator/result.h"
+
+namespace vpcguard {
+
+struct DaemonStatus {
+  int pid = 0;
+  std::string version;
+  std::string bridge;
+  std::string ovsdb;
+  std::string openflow;
+  std::string config;
+  bool connected = false;
+  uint16_t generation = 0;
+  std::map<int, size_t> flows_per_table;
+  size_t interfaces_attached = 0;
+  std::string last_sync;  // ISO 8601 UTC, empty before the first
+  double last_sync_ms = 0;
+  std::string last_sync_reason;
+  uint64_t drift_repairs = 0;
+  std::string config_loaded;  // when the policy in force was loaded
+  std::string last_error;     // empty when the last operation succeeded
+  std::string last_error_time;
+  std::string updated;  // when this status was written
+};
+
+[[nodiscard]] std::string statusToJson(const DaemonStatus& status);
+[[nodiscard]] Result<DaemonStatus> statusFromJson(const std::string& text);
+// Write to a temporary file and rename, so readers never see half a status.
+[[nodiscard]] Result<void> writeStatusFile(const std::string& path, const DaemonStatus& status);
+[[nodiscard]] std::string nowIso8601();
+
+// Default status file of a bridge: /var/run/vpcguard/<bridge>.status.json.
+[[nodiscard]] std::string defaultStatusFile(const std::string& bridge);
+
+struct StatusCommandOptions {
+  std::string status_file;
+  std::string bridge = "br-int";
+  std::string output = "text";  // text | json
+};
+// `vpcguardctl status`: 0 running and connected, 1 running with a problem or not running,
+// 2 no status file.
+[[nodiscard]] int runStatusCommand(const StatusCommandOptions& options, std::ostream& out,
+                                   std::ostream& err);
+
+}  // namespace vpcguard
