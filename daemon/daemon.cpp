@@ -420,10 +420,11 @@ int Daemon::run() {
     if (reload_pending && reload_at < wake) {
       wake = reload_at;
     }
-    // Wake at least every 10 s to answer ovs-vswitchd's OpenFlow keep-alive probes.
+    // Wake at least every second: to answer ovs-vswitchd's OpenFlow keep-alive probes and to
+    // notice a restarted ovs-vswitchd (its OpenFlow connection closes) within a second.
     const auto wait_ms = std::clamp<long>(
         std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now()).count(), 0,
-        10000);
+        1000);
     std::vector<pollfd> fds = {{signals.get(), POLLIN, 0}, {inotify.get(), POLLIN, 0}};
     if (db_ && !reconnect) {
       fds.push_back({db_->fd(), POLLIN, 0});

@@ -206,6 +206,23 @@ TEST_F(DaemonTest, RestartKeepsConntrackZonesAndChangesNothing) {
   (void)db;
 }
 
+// A restarted ovs-vswitchd comes back with an empty table on a fail-secure bridge (nothing is
+// forwarded); vpcguardd notices within a second and installs the policy again.
+TEST_F(DaemonTest, VswitchdRestartIsNoticedAndThePolicyReinstalled) {
+  VGT_ASSERT_OK(sandbox_->addBridge(kBridge));
+  VGT_ASSIGN_OR_FAIL(int web, sandbox_->addDummyPort(kBridge, "p-web", "eni-web1"));
+  (void)web;
+  startDaemon();
+  ASSERT_TRUE(eventually([&] { return countFlows("table=90") > 0; })) << log();
+  const std::string installed = flows();
+  VGT_ASSERT_OK(sandbox_->restartVswitchd());
+  VGT_ASSIGN_OR_FAIL(std::string fail_mode, sandbox_->vsctl("get-fail-mode br-int"));
+  EXPECT_NE(fail_mode.find("secure"), std::string::npos);
+  EXPECT_TRUE(eventually([&] { return flows() == installed; }, 15)) << flows() << log();
+  EXPECT_NE(log().find("openflow_lost"), std::string::npos) << log();
+  EXPECT_NE(log().find("resync_applied reason=reconnect"), std::string::npos) << log();
+}
+
 TEST_F(DaemonTest, SigtermLeavesThePolicyInPlace) {
   startDaemon();
   ASSERT_TRUE(eventually([&] { return countFlows("table=90") > 0; })) << log();
