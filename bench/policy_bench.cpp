@@ -142,6 +142,23 @@ int main(int argc, char** argv) {
   }
   const double ofctl_ms = msSince(o0);
 
+  // One change, as the daemon makes it: translate, send the difference, barrier (the flows are
+  // in effect in the switch when it returns).
+  const auto timedChange = [&]() -> Result<double> {
+    auto c0 = Clock::now();
+    auto t = translate(in);
+    if (!t) {
+      return tl::unexpected(t.error());
+    }
+    if (auto rep = sync.applyDesired(t->flows); !rep) {
+      return tl::unexpected(rep.error());
+    }
+    if (auto b = (*channel)->barrier(); !b) {
+      return tl::unexpected(b.error());
+    }
+    return msSince(c0);
+  };
+
   // +1 rule, then -1 rule: config change to flows confirmed in the switch.
   std::vector<double> rule_ms;
   auto* group = &policy->security_groups.back();
@@ -156,17 +173,12 @@ int main(int argc, char** argv) {
       } else {
         group->ingress.pop_back();
       }
-      auto c0 = Clock::now();
-      auto t = translate(in);
-      auto rep = t ? sync.applyDesired(t->flows) : tl::unexpected(t.error());
-      if (!rep) {
-        return fail(rep.error().message);
-      }
-      if (auto b = (*channel)->barrier(); !b) {
-        return fail(b.error().message);
+      auto ms = timedChange();
+      if (!ms) {
+        return fail(ms.error().message);
       }
       if (add) {
-        rule_ms.push_back(msSince(c0));
+        rule_ms.push_back(*ms);
       }
     }
   }
@@ -192,17 +204,12 @@ int main(int argc, char** argv) {
       } else {
         eni.security_group_ids.pop_back();
       }
-      auto c0 = Clock::now();
-      auto t = translate(in);
-      auto rep = t ? sync.applyDesired(t->flows) : tl::unexpected(t.error());
-      if (!rep) {
-        return fail(rep.error().message);
-      }
-      if (auto b = (*channel)->barrier(); !b) {
-        return fail(b.error().message);
+      auto ms = timedChange();
+      if (!ms) {
+        return fail(ms.error().message);
       }
       if (join) {
-        member_ms.push_back(msSince(c0));
+        member_ms.push_back(*ms);
       }
     }
   }

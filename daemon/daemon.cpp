@@ -273,22 +273,34 @@ void Daemon::applyConntrackTimeouts() {
   applied_timeouts_ = std::move(wanted);
 }
 
-// Translates the current policy for the attached interfaces and installs the difference.
-bool Daemon::apply(const char* reason) {
-  auto log = logger("sync");
-  if (!policy_ || !sync_) {
-    return false;
-  }
+// The desired flows: the current policy for the currently attached interfaces. A failure here
+// is a bug (the policy was validated), never a reason to reconnect: it is reported and the
+// switch keeps what it has.
+std::optional<Translation> Daemon::translateCurrent(const char* reason) {
   TranslateInput in;
   in.policy = &*policy_;
   in.ofports = ofports_;
   in.interface_index = indices_;
   in.generation = generation_;
-  const auto start = Clock::now();
   auto t = translate(in);
   if (!t) {
-    log->error("translate_failed reason={} error=\"{}\"", reason, t.error().message);
-    return false;
+    logger("sync")->error("translate_failed reason={} error=\"{}\"", reason, t.error().message);
+    reportError("translate: " + t.error().message);
+    return std::nullopt;
+  }
+  return std::move(*t);
+}
+
+// Translates and installs the difference. False only when the switch failed us.
+bool Daemon::apply(const char* reason) {
+  auto log = logger("sync");
+  if (!policy_ || !sync_) {
+    return true;
+  }
+  const auto start = Clock::now();
+  auto t = translateCurrent(reason);
+  if (!t) {
+    return true;
   }
   const auto translated = Clock::now();
   auto report = sync_->applyDesired(t->flows);
@@ -308,20 +320,15 @@ bool Daemon::apply(const char* reason) {
 }
 
 // Reads the switch and repairs any difference (start-up, reconnect, periodic drift check).
+// False only when the switch failed us.
 bool Daemon::resync(const char* reason) {
   auto log = logger("sync");
   if (!policy_ || !sync_) {
-    return false;
+    return true;
   }
-  TranslateInput in;
-  in.policy = &*policy_;
-  in.ofports = ofports_;
-  in.interface_index = indices_;
-  in.generation = generation_;
-  auto t = translate(in);
+  auto t = translateCurrent(reason);
   if (!t) {
-    log->error("translate_failed error=\"{}\"", t.error().message);
-    return false;
+    return true;
   }
   auto report = sync_->syncFull(t->flows);
   if (!report) {

@@ -60,6 +60,7 @@ class Daemon {
   void reportSync(const char* reason, double ms);
   void writeStatus();
   bool apply(const char* reason);
+  std::optional<Translation> translateCurrent(const char* reason);
   void handleInterfaceEvents(const std::vector<ovs::InterfaceEvent>& events);
 
   DaemonOptions options_;

@@ -6,8 +6,7 @@ namespace vpcguard::test {
 
 PolicyLab::~PolicyLab() {
   // The VMs' namespaces go before the sandbox that holds their peers.
-  sync_.reset();
-  channel_.reset();
+  installer_.reset();
   lab_.reset();
   sandbox_.reset();
 }
@@ -51,37 +50,16 @@ Result<std::unique_ptr<PolicyLab>> PolicyLab::start(const model::Policy& policy)
     }
     pl->ofports_[eni.id] = *ofport;
   }
-  auto channel = ovs::connectOpenFlow(pl->sandbox_->bridgeTarget(kBridge));
-  if (!channel) {
-    return tl::unexpected(channel.error());
+  auto installer = PolicyInstaller::connect(pl->sandbox_->bridgeTarget(kBridge));
+  if (!installer) {
+    return tl::unexpected(installer.error());
   }
-  pl->channel_ = std::move(*channel);
-  pl->sync_ = std::make_unique<FlowSync>(*pl->channel_);
+  pl->installer_ = std::move(*installer);
   return pl;
 }
 
 Result<SyncReport> PolicyLab::install(const model::Policy& policy) {
-  auto indices = assignInterfaceIndices(policy, indices_);
-  if (!indices) {
-    return tl::unexpected(indices.error());
-  }
-  indices_ = *indices;
-  TranslateInput in;
-  in.policy = &policy;
-  in.interface_index = indices_;
-  in.ofports = ofports_;
-  auto t = translate(in);
-  if (!t) {
-    return tl::unexpected(t.error());
-  }
-  auto report = synced_ ? sync_->applyDesired(t->flows) : sync_->syncFull(t->flows);
-  synced_ = synced_ || report.has_value();
-  if (report) {
-    if (auto b = channel_->barrier(); !b) {
-      return tl::unexpected(b.error());
-    }
-  }
-  return report;
+  return installer_->install(policy, ofports_);
 }
 
 Result<void> PolicyLab::replaceFlows(const std::string& flows) {
@@ -89,7 +67,7 @@ Result<void> PolicyLab::replaceFlows(const std::string& flows) {
   if (auto r = runChecked("printf '%s\\n' " + shellQuote(flows) + " > " + file); !r) {
     return tl::unexpected(r.error());
   }
-  synced_ = false;  // the next install must read the switch again
+  installer_->forgetInstalled();
   if (auto r = sandbox_->ofctl("--bundle replace-flows " + sandbox_->bridgeTarget(kBridge) + " " +
                                file);
       !r) {

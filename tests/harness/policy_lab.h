@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "daemon/flow_sync.h"
+#include "tests/harness/policy_installer.h"
 #include "tests/harness/ns_lab.h"
 #include "tests/harness/ovs_sandbox.h"
 #include "translator/model.h"
@@ -39,11 +39,8 @@ class PolicyLab {
   PolicyLab() = default;
   std::unique_ptr<OvsSandbox> sandbox_;
   std::unique_ptr<NsLab> lab_;
-  std::unique_ptr<ovs::OpenFlowChannel> channel_;
-  std::unique_ptr<FlowSync> sync_;
+  std::unique_ptr<PolicyInstaller> installer_;
   std::map<std::string, int> ofports_;
-  std::map<std::string, uint16_t> indices_;
-  bool synced_ = false;
 };
 
 }  // namespace vpcguard::test

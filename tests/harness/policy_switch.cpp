@@ -12,12 +12,11 @@ Result<std::unique_ptr<PolicySwitch>> PolicySwitch::start() {
   if (auto r = ps->sandbox_->addBridge(kBridge); !r) {
     return tl::unexpected(r.error());
   }
-  auto channel = ovs::connectOpenFlow(ps->sandbox_->bridgeTarget(kBridge));
-  if (!channel) {
-    return tl::unexpected(channel.error());
+  auto installer = PolicyInstaller::connect(ps->sandbox_->bridgeTarget(kBridge));
+  if (!installer) {
+    return tl::unexpected(installer.error());
   }
-  ps->channel_ = std::move(*channel);
-  ps->sync_ = std::make_unique<FlowSync>(*ps->channel_);
+  ps->installer_ = std::move(*installer);
   return ps;
 }
 
@@ -34,23 +33,7 @@ Result<SyncReport> PolicySwitch::install(const model::Policy& policy) {
     ofports_[eni.id] = *ofport;
     port_names_[eni.id] = port;
   }
-  auto indices = assignInterfaceIndices(policy, indices_);
-  if (!indices) {
-    return tl::unexpected(indices.error());
-  }
-  indices_ = *indices;
-  TranslateInput in;
-  in.policy = &policy;
-  in.interface_index = indices_;
-  in.ofports = ofports_;
-  auto t = translate(in);
-  if (!t) {
-    return tl::unexpected(t.error());
-  }
-  translation_ = std::move(*t);
-  auto report = synced_ ? sync_->applyDesired(translation_.flows) : sync_->syncFull(translation_.flows);
-  synced_ = synced_ || report.has_value();
-  return report;
+  return installer_->install(policy, ofports_);
 }
 
 Result<TraceResult> PolicySwitch::traceFrom(const std::string& eni, const std::string& fields,

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/flow_sync.h"
+#include "tests/harness/policy_installer.h"
 #include "tests/harness/ovs_sandbox.h"
 #include "tests/harness/trace.h"
 #include "translator/model.h"
@@ -30,18 +30,14 @@ class PolicySwitch {
   [[nodiscard]] Result<int> datapathPortOf(const std::string& eni);
 
   OvsSandbox& sandbox() { return *sandbox_; }
-  [[nodiscard]] const Translation& translation() const { return translation_; }
+  [[nodiscard]] const Translation& translation() const { return installer_->translation(); }
   static constexpr const char* kBridge = "br0";
 
  private:
   std::unique_ptr<OvsSandbox> sandbox_;
-  std::unique_ptr<ovs::OpenFlowChannel> channel_;
-  std::unique_ptr<FlowSync> sync_;
+  std::unique_ptr<PolicyInstaller> installer_;
   std::map<std::string, int> ofports_;
   std::map<std::string, std::string> port_names_;
-  std::map<std::string, uint16_t> indices_;
-  Translation translation_;
-  bool synced_ = false;
 };
 
 }  // namespace vpcguard::test
