@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <random>
 #include <regex>
 #include <string_view>
@@ -86,7 +88,9 @@ bool Daemon::loadConfig(bool initial) {
     return false;
   }
   policy_ = std::move(*loaded);
+  const auto before = std::move(indices_);
   indices_ = std::move(*indices);
+  noteNewIndices(before);
   status_.config_loaded = nowIso8601();
   if (last_error_is_config_) {
     status_.last_error.clear();
@@ -190,6 +194,7 @@ void Daemon::reportError(const std::string& error, bool config_error) {
 }
 
 void Daemon::reportSync(const char* reason, double ms) {
+  flushReassignedZones();
   status_.last_sync = nowIso8601();
   status_.last_sync_ms = ms;
   status_.last_sync_reason = reason;
@@ -198,6 +203,33 @@ void Daemon::reportSync(const char* reason, double ms) {
     status_.last_error_time.clear();
   }
   writeStatus();
+}
+
+void Daemon::noteNewIndices(const std::map<std::string, uint16_t>& before) {
+  for (const auto& [iface, zone] : indices_) {
+    auto it = before.find(iface);
+    if (it == before.end() || it->second != zone) {
+      zones_to_flush_.insert(zone);
+    }
+  }
+}
+
+void Daemon::flushReassignedZones() {
+  if (!openflow_ || zones_to_flush_.empty()) {
+    return;
+  }
+  for (uint16_t zone : zones_to_flush_) {
+    if (auto r = openflow_->flushConntrackZone(zone); !r) {
+      logger("sync")->warn("conntrack_flush_failed zone={} error=\"{}\"", zone, r.error().message);
+      return;  // kept for the next successful sync
+    }
+  }
+  logger("sync")->info("conntrack_flushed zones={}", zones_to_flush_.size());
+  zones_to_flush_.clear();
+}
+
+bool Daemon::connectionLost() {
+  return !openflow_ || !openflow_->keepAlive().has_value();
 }
 
 // Interface indices are conntrack zones: a restarted daemon must reuse the ones its flows
@@ -248,6 +280,9 @@ void Daemon::recoverInterfaceIndices() {
   auto indices = assignInterfaceIndices(*policy_, previous);
   if (indices) {
     indices_ = std::move(*indices);
+    // Recovered zones keep their connections; every other zone starts clean.
+    zones_to_flush_.clear();
+    noteNewIndices(recovered);
     logger("sync")->info("indices_recovered interfaces={}", recovered.size());
   }
 }
@@ -375,15 +410,30 @@ int Daemon::run() {
   sigaddset(&mask, SIGINT);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
   Fd signals(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (signals.get() < 0) {
+    log->error("startup_failed reason=\"signalfd: {}\"", std::strerror(errno));
+    return 1;
+  }
 
-  // Watch the directory (editors save by rename, which a watch on the file itself would miss).
+  // Watch the directory (editors save by rename, which a watch on the file itself would miss),
+  // and react only to our file(s) being written or replaced.
   Fd inotify(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
-  const auto watched = std::filesystem::is_directory(options_.config)
-                           ? options_.config
-                           : options_.config.parent_path().empty() ? std::filesystem::path(".")
-                                                                    : options_.config.parent_path();
-  inotify_add_watch(inotify.get(), watched.c_str(),
-                    IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM);
+  const bool config_is_dir = std::filesystem::is_directory(options_.config);
+  const auto watched = config_is_dir ? options_.config
+                       : options_.config.parent_path().empty()
+                           ? std::filesystem::path(".")
+                           : options_.config.parent_path();
+  const uint32_t watch_mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM;
+  if (inotify.get() < 0 || inotify_add_watch(inotify.get(), watched.c_str(), watch_mask) < 0) {
+    log->warn("config_watch_failed path={} error=\"{}\" (SIGHUP still reloads)", watched.string(),
+              std::strerror(errno));
+  }
+  const std::string config_name = options_.config.filename().string();
+  const auto isOurs = [&](const std::string& name) {
+    return config_is_dir ? name.size() > 5 && name.ends_with(".toml") : name == config_name;
+  };
+  bool reload_pending = false;  // debounced config reload at reload_at
+  Clock::time_point reload_at = Clock::now();
 
   // Start-up: connect with backoff; report while waiting.
   auto backoff = std::chrono::milliseconds(250);
@@ -398,9 +448,15 @@ int Daemon::run() {
     struct pollfd pfd{signals.get(), POLLIN, 0};
     if (::poll(&pfd, 1, static_cast<int>(backoff.count())) > 0) {
       signalfd_siginfo si{};
-      if (::read(signals.get(), &si, sizeof si) == sizeof si && si.ssi_signo != SIGHUP) {
-        log->info("stopping signal={} (before connecting)", si.ssi_signo);
-        return 0;
+      if (::read(signals.get(), &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo != SIGHUP) {
+          log->info("stopping signal={} (before connecting)", si.ssi_signo);
+          return 0;
+        }
+        // Reload before connecting: the policy installed first is then the newest one.
+        if (loadConfig(false)) {
+          log->info("reload_requested by=SIGHUP (before connecting)");
+        }
       }
     }
     backoff = std::min(backoff * 2, std::chrono::milliseconds(8000));
@@ -410,8 +466,6 @@ int Daemon::run() {
   resync("startup");
 
   auto next_resync = Clock::now() + jittered(options_.resync_interval);
-  bool reload_pending = false;  // debounced config reload at reload_at
-  Clock::time_point reload_at = Clock::now();
   bool reconnect = false;
   for (;;) {
     if (reconnect) {
@@ -452,14 +506,23 @@ int Daemon::run() {
       }
     }
     if (fds[1].revents & POLLIN) {
-      char buf[4096];
-      while (::read(inotify.get(), buf, sizeof buf) > 0) {
+      alignas(inotify_event) char buf[4096];
+      ssize_t n = 0;
+      while ((n = ::read(inotify.get(), buf, sizeof buf)) > 0) {
+        for (ssize_t off = 0; off < n;) {
+          const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
+          if (ev->len > 0 && isOurs(ev->name)) {
+            // Editors write in several steps; wait for the burst to end.
+            reload_pending = true;
+            reload_at = Clock::now() + std::chrono::milliseconds(200);
+          }
+          off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
+        }
       }
-      // Editors write in several steps; wait for the burst to end.
-      reload_pending = true;
-      reload_at = Clock::now() + std::chrono::milliseconds(200);
     }
-    if (fds.size() > 2 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+    // Also when the socket is quiet: updates that arrived during our own transactions are
+    // already queued inside the client.
+    if (db_ && !reconnect) {
       auto events = db_->pollInterfaceEvents(std::chrono::milliseconds(0));
       if (!events) {
         logger("ovs")->warn("ovsdb_lost error=\"{}\"", events.error().message);
@@ -468,17 +531,29 @@ int Daemon::run() {
         reconnect = true;
       } else if (!events->empty()) {
         handleInterfaceEvents(*events);
-        if (!apply("interfaces")) {
+        if (!apply("interfaces") && connectionLost()) {
           reconnect = true;
         }
       }
     }
     if (reload_pending && Clock::now() >= reload_at) {
       reload_pending = false;
+      auto last_policy = policy_;
+      auto last_indices = indices_;
       if (loadConfig(false) && !reconnect) {
         applyConntrackTimeouts();
         if (!apply("config")) {
-          reconnect = true;
+          if (connectionLost()) {
+            reconnect = true;  // the new policy goes in with the reconnect's resync
+          } else {
+            // The switch refused it (the bundle changed nothing): the old policy stays in force,
+            // in the switch and here.
+            log->warn("config_rolled_back reason=\"the switch rejected the new policy\"");
+            policy_ = std::move(last_policy);
+            indices_ = std::move(last_indices);
+            zones_to_flush_.clear();
+            last_error_is_config_ = true;
+          }
         }
       }
     }
@@ -491,7 +566,7 @@ int Daemon::run() {
       }
     }
     if (!reconnect && Clock::now() >= next_resync) {
-      if (!resync("periodic")) {
+      if (!resync("periodic") && connectionLost()) {
         reconnect = true;
       }
       next_resync = Clock::now() + jittered(options_.resync_interval);

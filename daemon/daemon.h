@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "daemon/flow_sync.h"
@@ -59,6 +60,12 @@ class Daemon {
   void reportError(const std::string& error, bool config_error = false);
   void reportSync(const char* reason, double ms);
   void writeStatus();
+  // Zones that changed hands (a new interface, or a freed index given to another one) may still
+  // hold the old owner's connections: they are flushed once the new flows are in place.
+  void noteNewIndices(const std::map<std::string, uint16_t>& before);
+  void flushReassignedZones();
+  // Whether a failed operation means the connection is gone (vs. the switch refusing content).
+  bool connectionLost();
   bool apply(const char* reason);
   std::optional<Translation> translateCurrent(const char* reason);
   void handleInterfaceEvents(const std::vector<ovs::InterfaceEvent>& events);
@@ -74,6 +81,7 @@ class Daemon {
   uint64_t drift_repairs_ = 0;
   ConntrackTimeouts applied_timeouts_;
   DaemonStatus status_;
+  std::set<uint16_t> zones_to_flush_;
   bool last_error_is_config_ = false;  // last written to OVSDB (empty after a reconnect)
 };
 

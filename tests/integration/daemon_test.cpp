@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <regex>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -133,10 +134,25 @@ TEST_F(DaemonTest, ConfigChangeAppliesAndABrokenConfigKeepsTheLastGoodOne) {
   })) << status.output;
   EXPECT_EQ(status.exit_code, 1) << status.output;
 
-  // SIGHUP reloads too: back to the original file.
-  std::ofstream(config_) << text;
+  // Back to the original file, and a SIGHUP: the daemon reports the signal and reloads.
+  writeConfig(text);
   daemon_->signal(SIGHUP);
   EXPECT_TRUE(eventually([&] { return countFlows("tp_dst=6379") == 0; })) << log();
+  EXPECT_TRUE(eventually([&] { return log().find("reload_requested by=SIGHUP") != std::string::npos; }))
+      << log();
+  // Other files in the directory trigger no reload.
+  const auto loads = [&] {
+    const std::string l = log();
+    size_t n = 0;
+    for (size_t pos = l.find("config_loaded"); pos != std::string::npos; pos = l.find("config_loaded", pos + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  ASSERT_TRUE(eventually([&] { const size_t a = loads(); std::this_thread::sleep_for(std::chrono::milliseconds(500)); return loads() == a; }));
+  const size_t before_unrelated = loads();
+  std::ofstream(sandbox_->dir() + "/unrelated.txt") << "x";
+  EXPECT_FALSE(eventually([&] { return loads() > before_unrelated; }, 1)) << log();
 }
 
 TEST_F(DaemonTest, RepairsDriftAndLeavesForeignFlowsAlone) {
