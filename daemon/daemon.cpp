@@ -121,6 +121,12 @@ bool Daemon::connect() {
     log->warn("bridge_setup_failed bridge={} error=\"{}\"", options_.bridge, r.error().message);
     return false;
   }
+  // The bridge's OpenFlow socket (and its settings) exist once ovs-vswitchd has applied them.
+  if (auto r = db->awaitApplied(std::chrono::seconds(10)); !r) {
+    log->warn("bridge_setup_failed bridge={} error=\"{}\"", options_.bridge, r.error().message);
+    reportError(r.error().message);
+    return false;
+  }
   auto events = db->startInterfaceMonitor();
   if (!events) {
     log->warn("ovsdb_monitor_failed error=\"{}\"", events.error().message);

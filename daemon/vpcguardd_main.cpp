@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
   app.add_option("--openflow", options.openflow,
                  "OpenFlow target of the bridge (default: unix:<ovsdb dir>/<bridge>.mgmt)");
   app.add_option("--datapath-type", options.datapath_type,
-                 "Datapath type of the bridge: system (kernel) or netdev (userspace)")
+                 "Datapath type when vpcguardd creates the bridge: system (kernel) or netdev (userspace); an existing bridge keeps its own")
       ->capture_default_str();
   app.add_option("--resync-interval", resync_seconds,
                  "Seconds between full comparisons with the switch (drift repair)")

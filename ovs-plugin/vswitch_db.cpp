@@ -1,5 +1,7 @@
 #include "ovs-plugin/vswitch_db.h"
 
+#include "translator/pipeline.h"
+
 namespace vpcguard::ovs {
 namespace {
 
@@ -12,6 +14,26 @@ Json bridgeSettings(const std::string& datapath_type) {
   return Json{{"datapath_type", datapath_type},
               {"fail_mode", "secure"},
               {"protocols", Json::array({"set", {"OpenFlow13", "OpenFlow14", "OpenFlow15"}})}};
+}
+
+// The bridge's own port answers to the VPC router's MAC, so the traffic the pipeline hands to
+// the host (AWS-unfiltered services) is addressed to it. A mutation, so other keys stay.
+Json hwaddrMutations(const std::string& name) {
+  const Json where = Json::array({Json::array({"name", "==", name})});
+  return Json::array(
+      {Json{{"op", "mutate"},
+            {"table", "Bridge"},
+            {"where", where},
+            {"mutations", Json::array({Json::array(
+                              {"other_config", "delete", Json::array({"set", Json::array({"hwaddr"})})})})}},
+       Json{{"op", "mutate"},
+            {"table", "Bridge"},
+            {"where", where},
+            {"mutations",
+             Json::array({Json::array(
+                 {"other_config", "insert",
+                  Json::array({"map", Json::array({Json::array(
+                                          {"hwaddr", pipeline::kRouterMac})})})})})}}});
 }
 
 }  // namespace
@@ -92,16 +114,25 @@ Result<void> VswitchDb::ensureBridge(const std::string& name, const std::string&
     const bool exists = !(*found)[0].value("rows", Json::array()).empty();
     Json ops;
     if (exists) {
+      // An existing bridge keeps its datapath type: changing it recreates every port (an
+      // outage), which only an operator should decide.
+      Json settings = bridgeSettings(datapath_type);
+      settings.erase("datapath_type");
       ops = Json::array({Json{{"op", "update"},
                               {"table", "Bridge"},
                               {"where", whereName(name)},
-                              {"row", bridgeSettings(datapath_type)}}});
+                              {"row", settings}}});
+      for (auto& op : hwaddrMutations(name)) {
+        ops.push_back(op);
+      }
     } else {
       // What `ovs-vsctl add-br` writes: the bridge, its internal port and interface (named
       // like the bridge), and a reference from the root row, without which the rows would be
       // garbage-collected.
       Json bridge_row = bridgeSettings(datapath_type);
       bridge_row["name"] = name;
+      bridge_row["other_config"] = Json::array(
+          {"map", Json::array({Json::array({"hwaddr", pipeline::kRouterMac})})});
       bridge_row["ports"] = Json::array({"named-uuid", "port"});
       ops = Json::array({
           Json{{"op", "wait"},

@@ -50,11 +50,13 @@ inline constexpr const char* kRegFlags = "reg5";       // kFlag* bits
 inline constexpr const char* kRegSrcNacl = "reg6";     // NACL index of the source subnet
 inline constexpr const char* kRegDstNacl = "reg7";     // NACL index of the destination subnet
 inline constexpr const char* kRegOpen = "reg8";        // kOpen* bits: ENIs open to the internet
+inline constexpr const char* kNxmScratch = "NXM_NX_REG9";  // scratch within one action list
 inline constexpr const char* kNxmSrcEni = "NXM_NX_REG0";
 inline constexpr const char* kNxmDstEni = "NXM_NX_REG1";
 
 // reg5 bits.
-inline constexpr uint32_t kFlagRouted = 0x1;  // crosses a subnet boundary: NACLs apply
+inline constexpr uint32_t kFlagRouted = 0x1;   // crosses a subnet boundary: NACLs apply
+inline constexpr uint32_t kFlagRewrite = 0x2;  // came through the router MAC: TTL and MACs rewritten
 
 // reg4: high byte = kind, low 24 bits = detail (NACL rule number, 32767 for the `*` rule).
 inline constexpr uint32_t kVerdictPortSecurity = 0x01000000;

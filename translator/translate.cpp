@@ -276,7 +276,12 @@ class Translator {
     b_.add(kL3Lookup, 300, k, 0, "ip,nw_dst=169.254.0.0/16", gotoTable(kUnfiltered));
     b_.add(kL3Lookup, 300, k, 0, "ipv6,ipv6_dst=fe80::/10", gotoTable(kUnfiltered));
     b_.add(kL3Lookup, 300, k, 0, "ipv6,ipv6_dst=ff00::/8", gotoTable(kUnfiltered));
-    b_.add(kL3Lookup, 300, k, 0, "udp,tp_src=68,tp_dst=67", gotoTable(kUnfiltered));
+    b_.add(kL3Lookup, 300, k, 0, "udp,nw_dst=255.255.255.255,tp_src=68,tp_dst=67",
+           gotoTable(kUnfiltered));
+    // The host answers ARP for link-local services (metadata, time, DNS) through the router's
+    // MAC, which is also the bridge's own MAC (vpcguardd sets it), so the host accepts them.
+    b_.add(kL3Lookup, 400, k, 0, "arp,arp_op=1,arp_tpa=169.254.0.0/16",
+           arpReplySwap(kRouterMac));
     b_.add(kL3Lookup, 300, k, 0, "udp6,tp_src=546,tp_dst=547", gotoTable(kUnfiltered));
     b_.add(kL3Lookup, 150, k, 0, "arp,arp_op=2", gotoTable(kUnfiltered));
     const std::string checked = fmt::format("ct_label={0}/{0}", labelHex(0, kCheckedLow));
@@ -314,7 +319,8 @@ class Translator {
     b_.add(kNaclIn, 0, k, 0, "", dropWith(kVerdictNaclInDeny | kNaclStarRule));
     b_.add(kOutput, 0, k, 0, "", dropWith(kVerdictNoRoute));
     b_.add(kUnfiltered, 10, k, 0, "", "output:LOCAL");
-    b_.add(kUnfiltered, 0, k, 0, "in_port=LOCAL", "drop");
+    // From the host, only what the per-interface flows deliver (link-local and reserved sources).
+    b_.add(kUnfiltered, 20, k, 0, "in_port=LOCAL", "drop");
     b_.add(kNdReply, kDefaultPriority, k, 0, "icmp6,icmp_type=136,icmp_code=0",
            "move:NXM_OF_ETH_SRC[]->NXM_NX_ND_TLL[],IN_PORT");
     b_.add(kNdReply, 0, k, 0, "", "drop");
@@ -328,6 +334,17 @@ class Translator {
         "set_field:{mac}->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],"
         "set_field:{ip}->arp_spa,IN_PORT",
         fmt::arg("mac", mac), fmt::arg("ip", ip.toString()));
+  }
+
+  // ARP reply for whatever address was asked (a range of addresses answered by one MAC): the
+  // sender and target addresses swap through a scratch register.
+  static std::string arpReplySwap(const std::string& mac) {
+    return fmt::format(
+        "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:{mac}->eth_src,"
+        "set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],"
+        "set_field:{mac}->arp_sha,move:NXM_OF_ARP_TPA[]->{scratch}[],"
+        "move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],move:{scratch}[]->NXM_OF_ARP_SPA[],IN_PORT",
+        fmt::arg("mac", mac), fmt::arg("scratch", kNxmScratch));
   }
 
   // Neighbour advertisement in answer to a solicitation for `ip`, with the router flag when
@@ -351,8 +368,13 @@ class Translator {
     const auto k = CookieKind::kRouter;
     const std::string reg = fmt::format("{}={}", kRegSrcSubnet, si);
     const IpAddress gw = s.cidr_block.first().plus(1);
-    b_.add(kL3Lookup, 400, k, si, fmt::format("arp,{},arp_op=1,arp_tpa={}", reg, gw.toString()),
-           arpReply(kRouterMac, gw));
+    // The router answers ARP for the subnet's reserved addresses (network, router, DNS, spare),
+    // so a VM reaches the services behind them (on the host) like on AWS.
+    for (int64_t i = 0; i < 4; ++i) {
+      const IpAddress r = s.cidr_block.first().plus(i);
+      b_.add(kL3Lookup, 400, k, si, fmt::format("arp,{},arp_op=1,arp_tpa={}", reg, r.toString()),
+             arpReply(kRouterMac, r));
+    }
     // AWS never filters the subnet's reserved addresses: network, router, DNS, reserved, last.
     for (const IpAddress& a : {s.cidr_block.first(), gw, s.cidr_block.first().plus(2),
                                s.cidr_block.first().plus(3), s.cidr_block.last()}) {
@@ -374,6 +396,16 @@ class Translator {
                gotoTable(kUnfiltered));
       }
     }
+  }
+
+  // Source addresses the host may use towards an interface without its groups applying.
+  std::vector<std::string> hostSources(const InterfaceInfo& info) const {
+    std::vector<std::string> out = {"169.254.0.0/16"};
+    const auto& subnet = *subnets_.at(info.eni->subnet_id);
+    for (int64_t i = 0; i < 4; ++i) {
+      out.push_back(subnet.cidr_block.first().plus(i).toString());
+    }
+    return out;
   }
 
   void interfaceFlows(const InterfaceInfo& info) {
@@ -445,10 +477,11 @@ class Translator {
       // Same subnet through the router MAC: rewritten, still no NACL.
       b_.add(kL3Lookup, kDefaultPriority, k, z,
              fmt::format("{},{},dl_dst={}", dst, same_subnet, kRouterMac),
-             fmt::format("{},set_field:0x2->{},{}", set_dst, kRegFlags, gotoTable(kSgEgressCt)));
+             fmt::format("{},set_field:{}->{},{}", set_dst, hex(kFlagRewrite), kRegFlags,
+                         gotoTable(kSgEgressCt)));
       // Another subnet through the router: NACLs apply.
       b_.add(kL3Lookup, 90, k, z, fmt::format("{},dl_dst={}", dst, kRouterMac),
-             fmt::format("{},set_field:{}->{},{}", set_dst, hex(0x2 | kFlagRouted), kRegFlags,
+             fmt::format("{},set_field:{}->{},{}", set_dst, hex(kFlagRewrite | kFlagRouted), kRegFlags,
                          gotoTable(kSgEgressCt)));
     };
     for (const auto& a : eni.private_ip_addresses) {
@@ -456,12 +489,16 @@ class Translator {
       b_.add(kL3Lookup, 200, k, z,
              fmt::format("arp,{},arp_op=1,arp_tpa={}", same_subnet, a.toString()),
              arpReply(mac, a));
-      b_.add(kUnfiltered, kDefaultPriority, k, z,
-             fmt::format("in_port=LOCAL,ip,nw_dst={}", a.toString()),
-             fmt::format("output:{}", info.ofport));
-      b_.add(kUnfiltered, kDefaultPriority, k, z,
-             fmt::format("in_port=LOCAL,arp,arp_tpa={}", a.toString()),
-             fmt::format("output:{}", info.ofport));
+      // From the host only what AWS leaves unfiltered: link-local sources and the subnet's
+      // reserved addresses; anything else from the host has no way around the groups.
+      for (const std::string& from : hostSources(info)) {
+        b_.add(kUnfiltered, kDefaultPriority, k, z,
+               fmt::format("in_port=LOCAL,ip,nw_src={},nw_dst={}", from, a.toString()),
+               fmt::format("output:{}", info.ofport));
+        b_.add(kUnfiltered, kDefaultPriority, k, z,
+               fmt::format("in_port=LOCAL,arp,arp_spa={},arp_tpa={}", from, a.toString()),
+               fmt::format("output:{}", info.ofport));
+      }
     }
     for (const auto& a : eni.ipv6_addresses) {
       lookup(IpFamily::kV6, a);
@@ -470,14 +507,15 @@ class Translator {
                          a.toString()),
              ndReply(mac, a, false));
       b_.add(kUnfiltered, kDefaultPriority, k, z,
-             fmt::format("in_port=LOCAL,ipv6,ipv6_dst={}", a.toString()),
+             fmt::format("in_port=LOCAL,ipv6,ipv6_src=fe80::/10,ipv6_dst={}", a.toString()),
              fmt::format("output:{}", info.ofport));
     }
 
     // Delivery, with the router's rewrite when routed.
     const std::string dst = fmt::format("{}={}", kRegDstEni, z);
     for (const char* fam : {"ip", "ipv6"}) {
-      b_.add(kOutput, kDefaultPriority, k, z, fmt::format("{},{}=0x2/0x2,{}", dst, kRegFlags, fam),
+      b_.add(kOutput, kDefaultPriority, k, z,
+             fmt::format("{},{}={}/{},{}", dst, kRegFlags, hex(kFlagRewrite), hex(kFlagRewrite), fam),
              fmt::format("dec_ttl,set_field:{}->eth_src,set_field:{}->eth_dst,output:{}",
                          kRouterMac, mac, info.ofport));
     }

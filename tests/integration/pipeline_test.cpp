@@ -268,6 +268,12 @@ std::vector<Case> cases() {
       {"DhcpUnfiltered", [](model::Policy& p) { group(p, "sg-web")->egress.clear(); },
        "eni-web1", v4("udp", kWebMac, "ff:ff:ff:ff:ff:ff", "0.0.0.0", "255.255.255.255", 68, 67), {}, "LOCAL"},
       {"HostReachesVmUnfiltered", none, "LOCAL", v4("tcp", "02:00:00:00:00:99", kWebMac, "169.254.169.254", kWeb, 80, 40000), {}, "eni-web1"},
+      {"HostFromReservedDnsAddressReachesVm", none, "LOCAL", v4("udp", "02:00:00:00:00:99", kWebMac, "10.0.1.2", kWeb, 53, 40000), {}, "eni-web1"},
+      {"HostWithOtherSourceCannotBypassGroups", none, "LOCAL", v4("tcp", "02:00:00:00:00:99", kWebMac, "10.0.9.9", kWeb, 80, 40000), {}, ""},
+      {"DhcpOnlyAsBroadcastIsUnfiltered", [](model::Policy& p) { group(p, "sg-web")->egress.clear(); },
+       "eni-web1", v4("udp", kWebMac, kBastionMac, kWeb, kBastion, 68, 67), kNew, "", kSgOut},
+      {"ArpForReservedDnsAddressAnswered", none, "eni-web1", fmt::format("arp,dl_src={},dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_spa={},arp_tpa=10.0.1.2,arp_sha={}", kWebMac, kWeb, kWebMac), {}, "IN_PORT", 0, "02:76:67:00:00:01"},
+      {"ArpForLinkLocalServiceAnswered", none, "eni-web1", fmt::format("arp,dl_src={},dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_spa={},arp_tpa=169.254.169.254,arp_sha={}", kWebMac, kWeb, kWebMac), {}, "IN_PORT", 0, "arp_spa=169.254.169.254"},
       // --- IPv6 --------------------------------------------------------------------------------
       {"Ipv6SgAllowsHttp", none, "eni-bastion", v6("tcp6", kBastionMac, kWebMac, kBastion6, kWeb6, 40000, 80), kNew, "eni-web1"},
       {"Ipv6SgV4OnlyRuleDoesNotApply", none, "eni-bastion", v6("tcp6", kBastionMac, kWebMac, kBastion6, kWeb6, 40000, 443), kNew, "", kSgIn},
