@@ -128,7 +128,8 @@ inline constexpr uint16_t kNaclStarPriority = 1;
 // ---- cookies -------------------------------------------------------------------------------
 // 64-bit cookie layout:
 //   [63..48] kCookieMagic: "this flow belongs to vpcguard" (dump/delete by this mask only)
-//   [47..32] generation: a restarted daemon installs generation g+1, then deletes g
+//   [47..32] generation: reserved for a hand-over between daemon versions whose flows differ
+//            (install g+1, then delete g); always 1 today (a restart diffs instead)
 //   [31..24] CookieKind: which part of the policy made the flow
 //   [23..0]  object index within that kind (ENI index, NACL index, SG rule conj id...)
 inline constexpr uint64_t kCookieMagic = 0x7667ULL << 48;  // "vg"

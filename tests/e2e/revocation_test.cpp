@@ -279,9 +279,9 @@ TEST_F(RevocationTest, StrictModeKeepsConnectionsAnotherRuleAllows) {
   EXPECT_TRUE(isChecked(before)) << before;
   ASSERT_NO_FATAL_FAILURE(removeWebIngress(kSsh));  // the sg-bastion rule; the CIDR one stays
   EXPECT_TRUE(keepsFlowing(echo)) << logs();
-  // Taken over: re-committed with the remaining rule's label, still checked.
+  // Still checked, now under the remaining rule. (Which of the two rules labelled it at first is
+  // OVS's choice between two satisfied conjunctions, so the label may or may not have changed.)
   const std::string after = webLabel(kSsh);
-  EXPECT_NE(after, before);
   EXPECT_TRUE(isChecked(after)) << after;
   EXPECT_TRUE(newConnectionWorks(kSsh));
 }
