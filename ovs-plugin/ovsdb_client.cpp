@@ -263,8 +263,28 @@ class JsonRpcOvsdbClient final : public OvsdbClient {
     }
   }
 
+  // Sends one message. While a send is under way it may read (to keep the server from
+  // blocking), and what it reads may need an answer (echo): such answers wait until the message
+  // being written is complete, so two messages never interleave on the wire.
   Result<void> send(const Json& message) {
-    const std::string text = message.dump(-1, ' ', false, Json::error_handler_t::replace);
+    std::string text = message.dump(-1, ' ', false, Json::error_handler_t::replace);
+    if (sending_) {
+      deferred_.push_back(std::move(text));
+      return {};
+    }
+    sending_ = true;
+    auto r = sendText(text);
+    while (r && !deferred_.empty()) {
+      std::string next = std::move(deferred_.front());
+      deferred_.pop_front();
+      r = sendText(next);
+    }
+    deferred_.clear();
+    sending_ = false;
+    return r;
+  }
+
+  Result<void> sendText(const std::string& text) {
     const auto deadline = Clock::now() + options_.request_timeout;
     size_t sent = 0;
     while (sent < text.size()) {
@@ -404,6 +424,8 @@ class JsonRpcOvsdbClient final : public OvsdbClient {
   OvsdbOptions options_;
   JsonStreamSplitter splitter_;
   std::deque<OvsdbUpdate> updates_;
+  bool sending_ = false;
+  std::deque<std::string> deferred_;  // answers held back while another message is being sent
   uint64_t next_id_ = 1;
   uint64_t pending_id_ = 0;
   std::optional<Json> pending_reply_;

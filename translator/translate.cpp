@@ -282,6 +282,9 @@ class Translator {
     // MAC, which is also the bridge's own MAC (vpcguardd sets it), so the host accepts them.
     b_.add(kL3Lookup, 400, k, 0, "arp,arp_op=1,arp_tpa=169.254.0.0/16",
            arpReplySwap(kRouterMac));
+    // Duplicate address detection (a solicitation from ::) must go unanswered, or the guest
+    // would think its own address is taken.
+    b_.add(kL3Lookup, 450, k, 0, "icmp6,ipv6_src=::,icmp_type=135", gotoTable(kUnfiltered));
     b_.add(kL3Lookup, 300, k, 0, "udp6,tp_src=546,tp_dst=547", gotoTable(kUnfiltered));
     b_.add(kL3Lookup, 150, k, 0, "arp,arp_op=2", gotoTable(kUnfiltered));
     const std::string checked = fmt::format("ct_label={0}/{0}", labelHex(0, kCheckedLow));
@@ -619,19 +622,24 @@ class Translator {
         }
       }
     }
+    // Conjunction ids count every rule of every group in config order, whether or not it is
+    // enforced on this bridge, so attaching or detaching an interface never renumbers them.
+    uint32_t id = next_rule_id_;
+    next_rule_id_ += static_cast<uint32_t>(sg.egress.size() + sg.ingress.size());
     if (local.empty()) {
       return;  // no member on this bridge: nothing to enforce here
     }
     for (bool egress : {true, false}) {
       const auto& rules = egress ? sg.egress : sg.ingress;
       for (size_t r = 0; r < rules.size(); ++r) {
-        rule(sg, egress, r, rules[r], local);
+        rule(sg, egress, r, rules[r], local, id++);
       }
     }
   }
 
   void rule(const model::SecurityGroup& sg, bool egress, size_t number,
-            const model::SecurityGroupRule& rule, const std::vector<uint16_t>& local) {
+            const model::SecurityGroupRule& rule, const std::vector<uint16_t>& local,
+            uint32_t id) {
     const PeerSet& peer_set = peerSet(rule.peer, egress);
     const std::vector<Cidr>& peers = peer_set.cidrs;
     const Table table = egress ? kSgEgressEval : kSgIngressEval;
@@ -660,7 +668,6 @@ class Translator {
       }
     }
     const int n = proto_matches.empty() ? 2 : 3;
-    const uint32_t id = kConjIdBase + static_cast<uint32_t>(out_.rule_names.size());
     out_.rule_names[id] =
         fmt::format("{} {} #{}", sg.id, egress ? "egress" : "ingress", number);
     ++out_.stats.sg_rules;
@@ -795,6 +802,7 @@ class Translator {
   std::vector<InterfaceInfo> interfaces_;
   std::unordered_map<std::string, std::vector<size_t>> group_members_;
   std::unordered_map<std::string, PeerSet> peer_sets_;
+  uint32_t next_rule_id_ = kConjIdBase;
 };
 
 }  // namespace

@@ -280,6 +280,7 @@ std::vector<Case> cases() {
       {"Ipv6SourceSpoofDropped", none, "eni-web1", v6("tcp6", kWebMac, kBastionMac, "2600:1f18:abcd:1201::99", kBastion6, 40000, 22), kNew, "", kPortSec},
       {"Ipv6NaclWithoutV6EntriesDenies", none, "eni-web1", v6("tcp6", kWebMac, kRouter, kWeb6, kDb6, 40000, 5432), kNew, "", kNaclIn | kStar},
       {"Ipv6NeighbourSolicitationForGateway", none, "eni-web1", fmt::format("icmp6,dl_src={},dl_dst=33:33:ff:00:00:01,ipv6_src={},ipv6_dst=ff02::1:ff00:1,nw_ttl=255,icmpv6_type=135,icmpv6_code=0,nd_target=2600:1f18:abcd:1201::1", kWebMac, kWeb6), {}, "IN_PORT", 0, "02:76:67:00:00:01"},
+      {"Ipv6DuplicateAddressDetectionUnanswered", none, "eni-web1", fmt::format("icmp6,dl_src={},dl_dst=33:33:ff:00:00:10,ipv6_src=::,ipv6_dst=ff02::1:ff00:10,nw_ttl=255,icmpv6_type=135,icmpv6_code=0,nd_target={}", kWebMac, kWeb6), {}, "LOCAL"},
       {"Ipv6LinkLocalUnfiltered", none, "eni-web1", v6("udp6", kWebMac, "33:33:00:00:00:02", "fe80::ff:fe00:10a", "ff02::2", 546, 547), {}, "LOCAL"},
       {"Ipv6NeighbourAdvertisementSpoofDropped", none, "eni-web1", fmt::format("icmp6,dl_src={},dl_dst=33:33:00:00:00:01,ipv6_src={},ipv6_dst=ff02::1,nw_ttl=255,icmpv6_type=136,icmpv6_code=0,nd_target={}", kWebMac, kWeb6, kBastion6), {}, "", kPortSec},
   };

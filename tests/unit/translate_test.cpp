@@ -188,6 +188,25 @@ TEST(ConntrackTimeouts, AwsDefaultsAndPerInterfaceOverrides) {
   EXPECT_EQ(bastion.at("udp_multiple"), 120);
 }
 
+TEST(Translate, AttachingAnInterfaceDoesNotRenumberRules) {
+  auto p = test::samplePolicy();
+  auto only_db = inputFor(p, false);
+  only_db.ofports["eni-db1"] = 3;
+  auto partial = translate(only_db);
+  auto full = translate(inputFor(p));
+  ASSERT_TRUE(partial && full);
+  // Every rule enforced in both keeps its conjunction id (and so its flows and ct labels).
+  size_t common = 0;
+  for (const auto& [id, name] : partial->rule_names) {
+    auto it = full->rule_names.find(id);
+    ASSERT_NE(it, full->rule_names.end()) << name;
+    EXPECT_EQ(it->second, name);
+    ++common;
+  }
+  EXPECT_GT(common, 0U);
+  EXPECT_GT(full->rule_names.size(), partial->rule_names.size());
+}
+
 TEST(Translate, RejectsMissingIndex) {
   auto p = test::samplePolicy();
   TranslateInput in;
