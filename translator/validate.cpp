@@ -618,6 +618,16 @@ class Validator {
                 "use tcp, udp, icmp, icmpv6, all (-1) or a number 0-255");
           continue;
         }
+        // icmp is IPv4's and icmpv6 IPv6's: the other pairing would match nothing, and a deny
+        // entry that silently matches nothing lets a later allow decide.
+        if ((e.protocol == model::kProtoIcmp && e.cidr.family() == IpFamily::kV6) ||
+            (e.protocol == model::kProtoIcmpv6 && e.cidr.family() == IpFamily::kV4)) {
+          error(ppath, e.location,
+                protocolName(e.protocol) + " with an " +
+                    (e.cidr.family() == IpFamily::kV6 ? "IPv6" : "IPv4") + " block matches nothing",
+                e.protocol == model::kProtoIcmp ? "use icmpv6 for IPv6 blocks"
+                                                : "use icmp for IPv4 blocks");
+        }
         if (e.port_range) {
           if (!hasPorts(e.protocol)) {
             error(epath + ".port_range", e.location,

@@ -281,6 +281,11 @@ std::vector<BrokenCase> cases() {
                "protocol = \"tcp\"\nrule_action = \"allow\"\ncidr_block = \"0.0.0.0/0\"\n"
                "port_range = { from = 2000, to = 1024 } #<\n",
        "network_acls[0].entries[0].port_range.from", "greater than to port", 23},
+      {"AclIcmpOnIpv6Block",
+       kBase + "\n[[network_acls]]\nid = \"a\"\n[[network_acls.entries]]\nrule_number = 1\n"
+               "protocol = \"icmp\" #<\nrule_action = \"deny\"\nipv6_cidr_block = \"::/0\"\n",
+       "network_acls[0].entries[0].protocol", "icmp with an IPv6 block matches nothing", 0,
+       "icmpv6"},
       {"AclIcmpCodeOutOfRange",
        kBase + "\n[[network_acls]]\nid = \"a\"\n[[network_acls.entries]]\nrule_number = 1\n"
                "protocol = 1\nrule_action = \"allow\"\ncidr_block = \"0.0.0.0/0\"\n"
