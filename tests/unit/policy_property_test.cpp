@@ -178,7 +178,13 @@ class ModelGenerator {
       }
       e.protocol = protocol();
       e.allow = chance(0.7);
-      e.cidr = randomCidr(v6 && chance(0.3));
+      // icmp pairs with IPv4 blocks and icmpv6 with IPv6 ones (validation rejects the rest).
+      const bool want_v6 = e.protocol == model::kProtoIcmpv6 ||
+                           (e.protocol != model::kProtoIcmp && v6 && chance(0.3));
+      if (want_v6 && !v6) {
+        e.protocol = model::kProtoIcmp;
+      }
+      e.cidr = randomCidr(want_v6 && v6);
       if ((e.protocol == model::kProtoTcp || e.protocol == model::kProtoUdp) && chance(0.8)) {
         const int from = uniform(0, 65535);
         e.port_range = model::PortRange{from, uniform(from, 65535)};
