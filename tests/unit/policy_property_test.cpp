@@ -1,18 +1,17 @@
 // Property: every random model that validation accepts goes through resolveDefaults() without
-// error, comes out with every default made explicit, and still validates.
-//
-// TODO(translator): when the model -> flows translator lands in translator/, extend the property
-// to "... and translates without error": call it on `*resolved` at the TODO in
-// PolicyProperty.ValidModelsResolveDefaults below.
+// error, comes out with every default made explicit, still validates, and translates into flows
+// with no two sharing an identity (table, priority, match), which the switch would refuse.
 
 #include <algorithm>
 #include <random>
 #include <set>
 #include <string>
+#include <tuple>
 
 #include <gtest/gtest.h>
 
 #include "translator/defaults.h"
+#include "translator/translate.h"
 #include "translator/validate.h"
 
 namespace vpcguard {
@@ -235,7 +234,20 @@ TEST(PolicyProperty, ValidModelsResolveDefaults) {
     const auto again = validatePolicy(*resolved);
     EXPECT_TRUE(again.empty()) << "seed " << seed << ": resolved policy is invalid: "
                                << (again.empty() ? "" : formatDiagnostic(again.front()));
-    // TODO(translator): EXPECT that translating *resolved succeeds (see the file comment).
+    TranslateInput in;
+    in.policy = &*resolved;
+    in.interface_index = *assignInterfaceIndices(*resolved, {});
+    int port = 1;
+    for (const auto& eni : resolved->network_interfaces) {
+      in.ofports[eni.id] = port++;
+    }
+    auto flows = translate(in);
+    ASSERT_TRUE(flows.has_value()) << "seed " << seed << ": " << flows.error().message;
+    std::set<std::tuple<uint8_t, uint16_t, std::string>> identities;
+    for (const auto& f : flows->flows) {
+      EXPECT_TRUE(identities.emplace(f.table, f.priority, f.match).second)
+          << "seed " << seed << ": duplicate flow " << toOfctlText(f);
+    }
     // Resolving twice changes nothing.
     auto twice = resolveDefaults(*resolved);
     ASSERT_TRUE(twice.has_value());
