@@ -133,6 +133,7 @@ bool Daemon::connect() {
     return false;
   }
   ofports_.clear();
+  attached_.clear();
   applied_timeouts_.clear();
   db_ = std::move(db);
   applyConntrackTimeouts();
@@ -159,13 +160,15 @@ bool Daemon::connect() {
 void Daemon::handleInterfaceEvents(const std::vector<ovs::InterfaceEvent>& events) {
   auto log = logger("ovs");
   for (const auto& e : events) {
+    // Keyed by Interface row: the same iface-id may briefly sit on two rows (a VM re-plugged or
+    // migrating), and the old row's detach must not take the new one's port away.
     switch (e.kind) {
       case ovs::InterfaceEventKind::kAttached:
       case ovs::InterfaceEventKind::kOfportChanged:
-        ofports_[e.iface.iface_id] = e.iface.ofport;
+        attached_[e.iface.uuid] = e.iface;
         break;
       case ovs::InterfaceEventKind::kDetached:
-        ofports_.erase(e.iface.iface_id);
+        attached_.erase(e.iface.uuid);
         break;
     }
     const bool known = policy_ && std::any_of(policy_->network_interfaces.begin(),
@@ -173,6 +176,26 @@ void Daemon::handleInterfaceEvents(const std::vector<ovs::InterfaceEvent>& event
                                               [&](const auto& n) { return n.id == e.iface.iface_id; });
     log->info("interface_{} iface_id={} port={} ofport={} in_policy={}", ovs::toString(e.kind),
               e.iface.iface_id, e.iface.name, e.iface.ofport, known);
+  }
+  // OpenFlow port numbers are per bridge: only interfaces on our bridge count.
+  auto on_bridge = db_ ? db_->interfacesOnBridge(options_.bridge)
+                       : Result<std::set<std::string>>(std::set<std::string>{});
+  if (!on_bridge) {
+    log->warn("bridge_ports_unknown error=\"{}\"", on_bridge.error().message);
+    return;  // keep the previous view; the next event or reconnect tries again
+  }
+  ofports_.clear();
+  for (const auto& [uuid, iface] : attached_) {
+    if (on_bridge->count(uuid) == 0) {
+      continue;
+    }
+    auto [it, inserted] = ofports_.emplace(iface.iface_id, iface.ofport);
+    if (!inserted && it->second != iface.ofport) {
+      // Two ports claim one interface: keep the lower port number, deterministically.
+      log->warn("interface_duplicate iface_id={} ofports={},{}", iface.iface_id, it->second,
+                iface.ofport);
+      it->second = std::min(it->second, iface.ofport);
+    }
   }
 }
 

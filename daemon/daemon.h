@@ -73,7 +73,8 @@ class Daemon {
   DaemonOptions options_;
   std::optional<model::Policy> policy_;
   std::map<std::string, uint16_t> indices_;
-  std::map<std::string, int> ofports_;
+  std::map<std::string, int> ofports_;                       // iface-id -> ofport on our bridge
+  std::map<std::string, ovs::InterfaceInfo> attached_;       // Interface row uuid -> state
   std::unique_ptr<ovs::VswitchDb> db_;
   std::unique_ptr<ovs::OpenFlowChannel> openflow_;
   std::unique_ptr<FlowSync> sync_;

@@ -334,6 +334,48 @@ Result<void> VswitchDb::awaitApplied(std::chrono::milliseconds timeout) {
   return {};
 }
 
+Result<std::set<std::string>> VswitchDb::interfacesOnBridge(const std::string& bridge) {
+  auto r = client_->transact(
+      kDb, Json::array({Json{{"op", "select"},
+                             {"table", "Bridge"},
+                             {"where", whereName(bridge)},
+                             {"columns", Json::array({"ports"})}},
+                        Json{{"op", "select"},
+                             {"table", "Port"},
+                             {"where", Json::array()},
+                             {"columns", Json::array({"_uuid", "interfaces"})}}}));
+  if (!r) {
+    return tl::unexpected(r.error().withContext("interfaces of bridge " + bridge));
+  }
+  // A set column is a bare ["uuid", U] when it has one member, ["set", [...]] otherwise.
+  const auto uuids = [](const Json& value) {
+    std::set<std::string> out;
+    if (value.is_array() && value.size() == 2 && value[0] == "uuid") {
+      out.insert(value[1].get<std::string>());
+    } else if (value.is_array() && value.size() == 2 && value[0] == "set") {
+      for (const auto& u : value[1]) {
+        if (u.is_array() && u.size() == 2 && u[0] == "uuid") {
+          out.insert(u[1].get<std::string>());
+        }
+      }
+    }
+    return out;
+  };
+  std::set<std::string> ports;
+  for (const auto& row : (*r)[0].value("rows", Json::array())) {
+    ports = uuids(row["ports"]);
+  }
+  std::set<std::string> out;
+  for (const auto& row : (*r)[1].value("rows", Json::array())) {
+    const Json& uuid = row["_uuid"];
+    if (uuid.is_array() && uuid.size() == 2 && ports.count(uuid[1].get<std::string>()) != 0) {
+      auto ifaces = uuids(row["interfaces"]);
+      out.insert(ifaces.begin(), ifaces.end());
+    }
+  }
+  return out;
+}
+
 Result<std::vector<InterfaceInfo>> VswitchDb::listInterfaces() {
   auto r = client_->transact(
       kDb, Json::array({Json{{"op", "select"},

@@ -69,6 +69,10 @@ class VswitchDb {
   // right after ensureBridge(). Waits inside ovsdb-server (a `wait` operation), not by polling.
   [[nodiscard]] Result<void> awaitApplied(std::chrono::milliseconds timeout);
 
+  // UUIDs of the Interface rows on `bridge` (through its Port rows). OpenFlow port numbers are
+  // per bridge, so only these interfaces' ofports mean anything on our bridge.
+  [[nodiscard]] Result<std::set<std::string>> interfacesOnBridge(const std::string& bridge);
+
   // Every Interface with an external_ids:iface-id.
   [[nodiscard]] Result<std::vector<InterfaceInfo>> listInterfaces();
 

@@ -95,6 +95,17 @@ TEST_F(DaemonTest, SetsUpTheBridgeAndFollowsInterfaces) {
   const std::string classify = " priority=100,in_port=" + std::to_string(web) + " ";
   EXPECT_TRUE(eventually([&] { return flows().find(classify) != std::string::npos; }))
       << flows() << log();
+  // An interface of the policy on another bridge gets nothing on ours: port numbers are per
+  // bridge.
+  VGT_ASSERT_OK(sandbox_->addBridge("br-other"));
+  VGT_ASSIGN_OR_FAIL(int other, sandbox_->addDummyPort("br-other", "p-db-other", "eni-db1"));
+  VGT_ASSIGN_OR_FAIL(int web2, sandbox_->addDummyPort(kBridge, "p-web2", "eni-bastion"));
+  EXPECT_TRUE(eventually([&] {
+    return flows().find(" priority=100,in_port=" + std::to_string(web2) + " ") != std::string::npos;
+  })) << flows() << log();
+  EXPECT_NE(log().find("iface_id=eni-db1"), std::string::npos) << log();
+  EXPECT_EQ(flows().find("nw_dst=10.0.2.10 actions=set_field"), std::string::npos)
+      << "eni-db1 (ofport " << other << " of br-other) must not be switched on br-int:\n" << flows();
   // Detach: gone again.
   VGT_ASSERT_OK(sandbox_->vsctl("del-port br-int p-web"));
   EXPECT_TRUE(eventually([&] { return flows().find(classify) == std::string::npos; }))
