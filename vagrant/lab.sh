@@ -30,7 +30,7 @@ BUILD_DIR=${VPCGUARD_BUILD_DIR:-$REPO/build}
 BRIDGE=br-int
 HV_NS=$LAB_PREFIX-hv
 VM_IF=eth0                 # the VM end of each veth, inside the VM's own namespace
-FALLBACK_COOKIE=0x1ab      # marks the lab's own forwarding flow (never vpcguardd's)
+FALLBACK_COOKIE=0x1ab      # the forwarding flow earlier lab versions added (removed on up)
 OVS_SCHEMA=${OVS_SCHEMA:-/usr/share/openvswitch/vswitch.ovsschema}
 MARKER=$LAB_DIR/.vpcguard-lab
 STATE=$LAB_DIR/vms         # one line per VM: id ns host-if subnet mac ipv4s gw4 ipv6s gw6
@@ -310,7 +310,7 @@ start_vpcguardd() {
   local config=$1 bin=$BUILD_DIR/daemon/vpcguardd log=$LAB_DIR/vpcguardd.log pid n rc
   [[ -x $bin ]] || die "vpcguardd not found at $bin (build failed?)"
   stop_daemon vpcguardd
-  # Our fallback flow must not count as "vpcguardd installed flows".
+  # Labs made by earlier versions had a forwarding flow of their own; it must not outlive them.
   ofctl del-flows "cookie=$FALLBACK_COOKIE/-1"
   say "vpcguardd: starting on $BRIDGE (log $log)"
   printf '=== lab.sh up %s: vpcguardd --config %s\n' "$(date -u +%FT%TZ)" "$config" >>"$log"
@@ -502,17 +502,7 @@ cmd_status() {
   fi
   if ((rc == 0)); then
     n=$(flow_count)
-    local fb
-    fb=$(ofctl dump-flows "cookie=$FALLBACK_COOKIE/-1" 2>/dev/null | grep -c 'actions=' || true)
-    if ((fb == 0)); then
-      echo "  $BRIDGE:       $n flow(s)"
-    elif [[ $n == "$fb" ]]; then
-      echo "  $BRIDGE:       $n flow(s): only the lab's fallback forwarding flow, policy NOT enforced"
-    else
-      echo "  $BRIDGE:       $n flow(s), including the lab's fallback flow (cookie=$FALLBACK_COOKIE, priority 0)"
-      echo "                WARNING: packets no vpcguardd flow matches in table 0 are forwarded by it;"
-      echo "                remove it: ovs-ofctl -O OpenFlow15 del-flows unix:$LAB_DIR/$BRIDGE.mgmt cookie=$FALLBACK_COOKIE/-1"
-    fi
+    echo "  $BRIDGE:       $n flow(s)"
   fi
   if [[ -f $STATE ]]; then
     echo "  VMs:"
