@@ -377,6 +377,9 @@ How to poke at it:
   ovs-ofctl -O OpenFlow15 dump-flows unix:$LAB_DIR/$BRIDGE.mgmt
   ovs-appctl -t $LAB_DIR/ovs-vswitchd.ctl ofproto/trace $BRIDGE in_port=$a_port,icmp,dl_src=$a_mac,dl_dst=$b_mac,nw_src=$a_ip,nw_dst=$b_ip
   ovs-appctl -t $LAB_DIR/ovs-vswitchd.ctl dpctl/dump-conntrack
+  $BUILD_DIR/daemon/vpcguardctl status --status-file $LAB_DIR/vpcguardd.status.json
+  (what passes is what the config's security groups and NACLs allow; docs/pipeline.md explains
+   the tables, and reg4 in a trace of a dropped packet says which rule dropped it)
   ovs-vsctl --db=unix:$LAB_DIR/db.sock show
   logs: $LAB_DIR/vpcguardd.log  $LAB_DIR/ovs-vswitchd.log  $LAB_DIR/ovsdb-server.log
   $me status
