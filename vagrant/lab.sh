@@ -363,7 +363,9 @@ print_hints() {
   local me a b a_ip b_ip a_port a_mac b_mac
   me=$(self_cmd)
   read -r a _ _ _ a_mac a_ip _ < <(sed -n 1p "$STATE")
-  read -r b _ _ _ b_mac b_ip _ < <(sed -n 2p "$STATE" | grep . || sed -n 1p "$STATE")
+  # The first and the last VM: with the sample config, the web server and the database, which
+  # the policy lets talk (across subnets, through the router).
+  read -r b _ _ _ b_mac b_ip _ < <(sed -n '$p' "$STATE")
   a_ip=${a_ip%%/*} a_ip=${a_ip%%,*}
   b_ip=${b_ip%%,*} b_ip=${b_ip%%/*}
   a_port=$(vsctl --if-exists get Interface "$(awk -v id="$a" '$1 == id {print $3}' "$STATE")" ofport)
@@ -372,10 +374,10 @@ print_hints() {
 How to poke at it:
   $me exec $a -- ping -c1 $b_ip
   $me exec $a -- ip addr
-  $me exec $b -- nc -l -p 8080          # a TCP server in $b; then from $a:
-  $me exec $a -- nc -zv $b_ip 8080
+  $me exec $b -- nc -l -p 5432          # a TCP server in $b; then from $a:
+  $me exec $a -- nc -zv $b_ip 5432       # (a port the policy does not allow times out)
   ovs-ofctl -O OpenFlow15 dump-flows unix:$LAB_DIR/$BRIDGE.mgmt
-  ovs-appctl -t $LAB_DIR/ovs-vswitchd.ctl ofproto/trace $BRIDGE in_port=$a_port,icmp,dl_src=$a_mac,dl_dst=$b_mac,nw_src=$a_ip,nw_dst=$b_ip
+  ovs-appctl -t $LAB_DIR/ovs-vswitchd.ctl ofproto/trace $BRIDGE in_port=$a_port,icmp,dl_src=$a_mac,dl_dst=02:76:67:00:00:01,nw_src=$a_ip,nw_dst=$b_ip,nw_ttl=64 --ct-next trk,new --ct-next trk,new
   ovs-appctl -t $LAB_DIR/ovs-vswitchd.ctl dpctl/dump-conntrack
   $BUILD_DIR/daemon/vpcguardctl status --status-file $LAB_DIR/vpcguardd.status.json
   (what passes is what the config's security groups and NACLs allow; docs/pipeline.md explains
