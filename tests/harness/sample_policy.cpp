@@ -37,8 +37,10 @@ model::SecurityGroupRule allTo(const char* c) {
   return r;
 }
 
-model::NetworkAclEntry entry(int number, bool egress, int proto, bool allow, const char* c,
-                             std::optional<model::PortRange> ports = std::nullopt) {
+}  // namespace
+
+model::NetworkAclEntry naclEntry(int number, bool egress, int proto, bool allow, const char* c,
+                                 std::optional<model::PortRange> ports) {
   model::NetworkAclEntry e;
   e.rule_number = number;
   e.egress = egress;
@@ -48,8 +50,6 @@ model::NetworkAclEntry entry(int number, bool egress, int proto, bool allow, con
   e.port_range = ports;
   return e;
 }
-
-}  // namespace
 
 model::Policy samplePolicy() {
   model::Policy p;
@@ -128,19 +128,19 @@ model::Policy samplePolicy() {
   model::NetworkAcl acl_default;
   acl_default.id = "acl-default";
   acl_default.is_default = true;
-  acl_default.entries = {entry(100, false, model::kProtoAll, true, "0.0.0.0/0"),
-                         entry(100, true, model::kProtoAll, true, "0.0.0.0/0"),
-                         entry(101, false, model::kProtoAll, true, "::/0"),
-                         entry(101, true, model::kProtoAll, true, "::/0")};
+  acl_default.entries = {naclEntry(100, false, model::kProtoAll, true, "0.0.0.0/0"),
+                         naclEntry(100, true, model::kProtoAll, true, "0.0.0.0/0"),
+                         naclEntry(101, false, model::kProtoAll, true, "::/0"),
+                         naclEntry(101, true, model::kProtoAll, true, "::/0")};
   model::NetworkAcl acl_private;
   acl_private.id = "acl-private";
   acl_private.entries = {
-      entry(100, false, model::kProtoTcp, true, "10.0.1.0/24", model::PortRange{5432, 5432}),
-      entry(110, false, model::kProtoTcp, true, "10.0.1.0/24", model::PortRange{22, 22}),
-      entry(120, false, model::kProtoTcp, true, "0.0.0.0/0", model::PortRange{1024, 65535}),
-      entry(130, false, model::kProtoIcmp, true, "10.0.0.0/16"),
-      entry(100, true, model::kProtoTcp, true, "10.0.1.0/24", model::PortRange{1024, 65535}),
-      entry(110, true, model::kProtoIcmp, true, "10.0.0.0/16"),
+      naclEntry(100, false, model::kProtoTcp, true, "10.0.1.0/24", model::PortRange{5432, 5432}),
+      naclEntry(110, false, model::kProtoTcp, true, "10.0.1.0/24", model::PortRange{22, 22}),
+      naclEntry(120, false, model::kProtoTcp, true, "0.0.0.0/0", model::PortRange{1024, 65535}),
+      naclEntry(130, false, model::kProtoIcmp, true, "10.0.0.0/16"),
+      naclEntry(100, true, model::kProtoTcp, true, "10.0.1.0/24", model::PortRange{1024, 65535}),
+      naclEntry(110, true, model::kProtoIcmp, true, "10.0.0.0/16"),
   };
   p.network_acls = {acl_default, acl_private};
   return p;

@@ -2,6 +2,8 @@
 // A small policy built in code (no config file), shaped like configs/lab.toml: two subnets,
 // web/bastion/db interfaces, a custom NACL on the private subnet. Tests of the translator and
 // the pipeline use it without depending on the config loader.
+#include <optional>
+
 #include "translator/model.h"
 
 namespace vpcguard::test {
@@ -13,6 +15,10 @@ namespace vpcguard::test {
 model::Policy samplePolicy();
 
 [[nodiscard]] IpAddress ip(const char* text);
+// A NACL entry (protocol numbers as in model.h; cidr as text).
+[[nodiscard]] model::NetworkAclEntry naclEntry(int number, bool egress, int proto, bool allow,
+                                               const char* cidr,
+                                               std::optional<model::PortRange> ports = std::nullopt);
 [[nodiscard]] Cidr cidr(const char* text);
 
 }  // namespace vpcguard::test

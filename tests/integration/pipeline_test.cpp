@@ -115,17 +115,6 @@ model::SecurityGroupRule rule(int proto, int from, int to, model::Peer peer) {
   r.peer = std::move(peer);
   return r;
 }
-model::NetworkAclEntry naclEntry(int number, bool egress, int proto, bool allow, const char* c,
-                                 std::optional<model::PortRange> ports = std::nullopt) {
-  model::NetworkAclEntry e;
-  e.rule_number = number;
-  e.egress = egress;
-  e.protocol = proto;
-  e.allow = allow;
-  e.cidr = cidr(c);
-  e.port_range = ports;
-  return e;
-}
 
 // A second web server in the public subnet.
 void addWeb2(model::Policy& p, std::vector<std::string> groups) {
