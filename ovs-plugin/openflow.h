@@ -71,6 +71,35 @@ class OpenFlowChannel {
   [[nodiscard]] virtual std::string target() const = 0;
 };
 
+// A change to the switch's flow table, as its flow monitor reports it.
+enum class FlowUpdateKind {
+  kAdded,
+  kRemoved,
+  kModified,
+  kPaused,   // the switch stopped reporting (we read too slowly): changes may be missing
+  kResumed,  // reporting again; what changed in between is unknown
+};
+
+[[nodiscard]] const char* toString(FlowUpdateKind kind);
+
+struct FlowUpdate {
+  FlowUpdateKind kind = FlowUpdateKind::kAdded;
+  Flow flow;  // canonical text as in a dump; empty for kPaused/kResumed
+};
+
+// Every flow added, modified or removed on the bridge, by anyone (including our own channel).
+// A connection of its own, so it can be polled without disturbing request/reply exchanges.
+class FlowMonitor {
+ public:
+  virtual ~FlowMonitor() = default;
+  // What arrived since the last call, at most `max` updates, without blocking. Error when the
+  // connection is gone (ovs-vswitchd stopped or restarted).
+  [[nodiscard]] virtual Result<std::vector<FlowUpdate>> poll(size_t max) = 0;
+};
+
+[[nodiscard]] Result<std::unique_ptr<FlowMonitor>> startFlowMonitor(
+    const std::string& target, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
 // Connects to `target` (any OVS vconn name, e.g. "unix:/var/run/openvswitch/br-int.mgmt").
 [[nodiscard]] Result<std::unique_ptr<OpenFlowChannel>> connectOpenFlow(
     const std::string& target, std::chrono::milliseconds timeout = std::chrono::seconds(5));

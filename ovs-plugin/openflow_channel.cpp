@@ -147,7 +147,90 @@ class OvsOpenFlowChannel final : public OpenFlowChannel {
   std::string target_;
 };
 
+class OvsFlowMonitor final : public FlowMonitor {
+ public:
+  OvsFlowMonitor(vg_of* of, std::string target) : of_(of), target_(std::move(target)) {}
+  ~OvsFlowMonitor() override { vg_of_close(of_); }
+  OvsFlowMonitor(const OvsFlowMonitor&) = delete;
+  OvsFlowMonitor& operator=(const OvsFlowMonitor&) = delete;
+
+  Result<std::vector<FlowUpdate>> poll(size_t max) override {
+    vg_flow_update* updates = nullptr;
+    size_t n = 0;
+    char* err = nullptr;
+    if (vg_of_monitor_poll(of_, max, &updates, &n, &err) != 0) {
+      vg_free_updates(updates, n);
+      return makeError(target_ + " (flow monitor): " + takeString(err));
+    }
+    std::vector<FlowUpdate> out;
+    out.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      const vg_flow_update& u = updates[i];
+      FlowUpdate f;
+      switch (u.event) {
+        case VG_UPDATE_ADDED:
+          f.kind = FlowUpdateKind::kAdded;
+          break;
+        case VG_UPDATE_REMOVED:
+          f.kind = FlowUpdateKind::kRemoved;
+          break;
+        case VG_UPDATE_MODIFIED:
+          f.kind = FlowUpdateKind::kModified;
+          break;
+        case VG_UPDATE_RESUMED:
+          f.kind = FlowUpdateKind::kResumed;
+          break;
+        case VG_UPDATE_ABBREV:
+          continue;  // only for changes made through this connection: none
+        default:
+          f.kind = FlowUpdateKind::kPaused;
+          break;
+      }
+      if (u.match != nullptr) {
+        f.flow = Flow{u.table, u.priority, u.cookie, u.match, u.actions != nullptr ? u.actions : ""};
+      }
+      out.push_back(std::move(f));
+    }
+    vg_free_updates(updates, n);
+    return out;
+  }
+
+ private:
+  vg_of* of_;
+  std::string target_;
+};
+
 }  // namespace
+
+const char* toString(FlowUpdateKind kind) {
+  switch (kind) {
+    case FlowUpdateKind::kAdded:
+      return "added";
+    case FlowUpdateKind::kRemoved:
+      return "removed";
+    case FlowUpdateKind::kModified:
+      return "modified";
+    case FlowUpdateKind::kPaused:
+      return "paused";
+    case FlowUpdateKind::kResumed:
+      return "resumed";
+  }
+  return "unknown";
+}
+
+Result<std::unique_ptr<FlowMonitor>> startFlowMonitor(const std::string& target,
+                                                      std::chrono::milliseconds timeout) {
+  vg_of* of = nullptr;
+  char* err = nullptr;
+  if (vg_of_open(target.c_str(), static_cast<int>(timeout.count()), &of, &err) != 0) {
+    return makeError(takeString(err));
+  }
+  if (vg_of_monitor_start(of, &err) != 0) {
+    vg_of_close(of);
+    return makeError(target + ": " + takeString(err));
+  }
+  return std::unique_ptr<FlowMonitor>(std::make_unique<OvsFlowMonitor>(of, target));
+}
 
 Result<std::unique_ptr<OpenFlowChannel>> connectOpenFlow(const std::string& target,
                                                          std::chrono::milliseconds timeout) {

@@ -15,6 +15,7 @@
 #include "openvswitch/ofp-bundle.h"
 #include "openvswitch/ofp-errors.h"
 #include "openvswitch/ofp-flow.h"
+#include "openvswitch/ofp-monitor.h"
 #include "openvswitch/ofp-msgs.h"
 #include "openvswitch/ofp-protocol.h"
 #include "openvswitch/ofp-util.h"
@@ -47,6 +48,7 @@ init_once(void)
     }
 }
 
+/* Note: OVS's x2nrealloc() doubles on every call; callers grow only when the array is full. */
 static char *
 xstrerr(const char *what, int error)
 {
@@ -162,7 +164,9 @@ vg_of_bundle(vg_of *of, const vg_flow_mod *mods, size_t n, vg_flow_error **errs,
             free(fm.ofpacts);
         }
         if (perr) {
-            *errs = x2nrealloc(*errs, &n_alloc, sizeof **errs);
+            if (*n_errs == n_alloc) {
+                *errs = x2nrealloc(*errs, &n_alloc, sizeof **errs);
+            }
             (*errs)[*n_errs].index = i;
             (*errs)[*n_errs].message = perr;
             (*n_errs)++;
@@ -201,7 +205,9 @@ vg_of_bundle(vg_of *of, const vg_flow_mod *mods, size_t n, vg_flow_error **errs,
                     break;
                 }
             }
-            *errs = x2nrealloc(*errs, &n_alloc, sizeof **errs);
+            if (*n_errs == n_alloc) {
+                *errs = x2nrealloc(*errs, &n_alloc, sizeof **errs);
+            }
             (*errs)[*n_errs].index = index;
             (*errs)[*n_errs].message = format_ofperr_msg(oh);
             (*n_errs)++;
@@ -342,6 +348,133 @@ vg_of_run(vg_of *of, char **err)
         /* Everything else is asynchronous (port status, flow removed): not used. */
         ofpbuf_delete(msg);
     }
+}
+
+int
+vg_of_monitor_start(vg_of *of, char **err)
+{
+    struct ofputil_flow_monitor_request fmr;
+    memset(&fmr, 0, sizeof fmr);
+    fmr.id = 1;
+    fmr.command = OFPFMC_ADD;
+    /* No OFPFMF_INITIAL: the owner reads the table with a dump when it needs it. */
+    fmr.flags = OFPFMF_ADD | OFPFMF_REMOVED | OFPFMF_MODIFY | OFPFMF_INSTRUCTIONS;
+    fmr.out_port = OFPP_ANY;
+    fmr.out_group = OFPG_ANY;
+    fmr.table_id = 0xff;
+    match_init_catchall(&fmr.match);
+
+    struct ofpbuf *request = ofpbuf_new(0);
+    ofputil_append_flow_monitor_request(&fmr, request, of->protocol);
+    ofpmsg_update_length(request);
+    struct ofpbuf *reply = NULL;
+    int error = vconn_transact(of->vconn, request, &reply);
+    if (error) {
+        *err = xstrerr("flow monitor request failed", error);
+        return -1;
+    }
+    enum ofptype type;
+    if (!ofptype_decode(&type, reply->data) && type == OFPTYPE_ERROR) {
+        *err = format_ofperr_msg(reply->data);
+        ofpbuf_delete(reply);
+        return -1;
+    }
+    ofpbuf_delete(reply);
+    return 0;
+}
+
+/* Appends the updates in one flow-monitor reply to *out. */
+static void
+decode_updates(const struct ofpbuf *msg, vg_flow_update **out, size_t *n, size_t *n_alloc)
+{
+    struct ofpbuf b = ofpbuf_const_initializer(msg->data, msg->size);
+    struct ofpbuf ofpacts;
+    ofpbuf_init(&ofpacts, 64);
+    for (;;) {
+        struct ofputil_flow_update fu;
+        int retval = ofputil_decode_flow_update(&fu, &b, &ofpacts);
+        if (retval) {
+            /* EOF: all read. A malformed update would only hide drift, which the periodic
+             * comparison still finds; report it as a pause so the owner compares at once. */
+            if (retval != EOF) {
+                if (*n == *n_alloc) {
+                    *out = x2nrealloc(*out, n_alloc, sizeof **out);
+                }
+                memset(&(*out)[*n], 0, sizeof **out);
+                (*out)[(*n)++].event = VG_UPDATE_PAUSED;
+            }
+            break;
+        }
+        if (*n == *n_alloc) {
+            *out = x2nrealloc(*out, n_alloc, sizeof **out);
+        }
+        vg_flow_update *u = &(*out)[(*n)++];
+        memset(u, 0, sizeof *u);
+        switch (fu.event) {
+        case OFPFME_INITIAL:
+        case OFPFME_ADDED: u->event = VG_UPDATE_ADDED; break;
+        case OFPFME_REMOVED: u->event = VG_UPDATE_REMOVED; break;
+        case OFPFME_MODIFIED: u->event = VG_UPDATE_MODIFIED; break;
+        case OFPFME_ABBREV: u->event = VG_UPDATE_ABBREV; break;
+        case OFPFME_PAUSED: u->event = VG_UPDATE_PAUSED; break;
+        case OFPFME_RESUMED: u->event = VG_UPDATE_RESUMED; break;
+        default: u->event = VG_UPDATE_PAUSED; break;
+        }
+        if (u->event == VG_UPDATE_ADDED || u->event == VG_UPDATE_REMOVED
+            || u->event == VG_UPDATE_MODIFIED) {
+            u->table = fu.table_id;
+            u->priority = fu.priority;
+            u->cookie = ntohll(fu.cookie);
+            u->match = format_match(&fu.match);
+            u->actions = format_actions(fu.ofpacts, fu.ofpacts_len);
+        }
+    }
+    ofpbuf_uninit(&ofpacts);
+}
+
+int
+vg_of_monitor_poll(vg_of *of, size_t max, vg_flow_update **out, size_t *n, char **err)
+{
+    *out = NULL;
+    *n = 0;
+    size_t n_alloc = 0;
+    vconn_run(of->vconn);
+    while (*n < max) {
+        struct ofpbuf *msg = NULL;
+        int error = vconn_recv(of->vconn, &msg);
+        if (error == EAGAIN) {
+            return 0;
+        }
+        if (error) {
+            *err = xstrerr("OpenFlow connection lost", error);
+            return -1;
+        }
+        enum ofptype type;
+        if (ofptype_decode(&type, msg->data)) {
+            ofpbuf_delete(msg);
+            continue;
+        }
+        if (type == OFPTYPE_ECHO_REQUEST) {
+            struct ofpbuf *reply = ofputil_encode_echo_reply(msg->data);
+            if (vconn_send(of->vconn, reply)) {
+                ofpbuf_delete(reply);
+            }
+        } else if (type == OFPTYPE_FLOW_MONITOR_STATS_REPLY) {
+            decode_updates(msg, out, n, &n_alloc);
+        }
+        ofpbuf_delete(msg);
+    }
+    return 0;
+}
+
+void
+vg_free_updates(vg_flow_update *updates, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(updates[i].match);
+        free(updates[i].actions);
+    }
+    free(updates);
 }
 
 int

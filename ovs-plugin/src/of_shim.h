@@ -75,6 +75,36 @@ int vg_of_ct_flush_zone(vg_of *, uint16_t zone, char **err);
  * 0 if the connection is alive, else -1 with *err. */
 int vg_of_run(vg_of *, char **err);
 
+/* Flow monitor (OpenFlow 1.4+ OFPMP_FLOW_MONITOR): after vg_of_monitor_start() the switch
+ * reports every flow added, modified or removed in any table, by any connection (use a
+ * connection of its own: changes made through the monitoring connection itself would be
+ * reported in abbreviated form only). */
+enum vg_flow_update_event {
+    VG_UPDATE_ADDED = 1,
+    VG_UPDATE_REMOVED = 2,
+    VG_UPDATE_MODIFIED = 3,
+    VG_UPDATE_ABBREV = 4,  /* a change by this connection (not used) */
+    VG_UPDATE_PAUSED = 5,  /* the switch stopped reporting: too many updates unread */
+    VG_UPDATE_RESUMED = 6, /* reporting again; changes in between were not all reported */
+};
+
+typedef struct {
+    int event; /* enum vg_flow_update_event */
+    uint8_t table;
+    uint16_t priority;
+    uint64_t cookie;
+    char *match;   /* canonical text as in vg_of_dump; NULL for ABBREV/PAUSED/RESUMED */
+    char *actions; /* NULL when not an added/modified/removed flow */
+} vg_flow_update;
+
+/* Subscribes this connection to updates of every flow of every table. 0 on success. */
+int vg_of_monitor_start(vg_of *, char **err);
+
+/* Receives, without blocking, up to max updates that have arrived (answering echo requests on
+ * the way). 0 on success (*n may be 0), -1 if the connection is lost (*err). */
+int vg_of_monitor_poll(vg_of *, size_t max, vg_flow_update **out, size_t *n, char **err);
+void vg_free_updates(vg_flow_update *, size_t n);
+
 /* Parses one flow in ovs-ofctl syntax and prints it back canonically as
  * table, priority, cookie, match and actions. 0 on success, else *err says why. */
 int vg_flow_normalize(const char *text, uint8_t *table, uint16_t *priority, uint64_t *cookie,

@@ -295,6 +295,80 @@ TEST_F(OpenFlowTest, KeepAliveDrainsAsyncMessagesAndNoticesARestart) {
   VGT_ASSERT_OK(channel_->barrier());
 }
 
+// The flow monitor reports other connections' changes in the same canonical text as a dump, so
+// the daemon can tell its own changes from someone else's by comparing text.
+TEST_F(OpenFlowTest, FlowMonitorReportsChangesInDumpText) {
+  VGT_ASSIGN_OR_FAIL(auto monitor, ovs::startFlowMonitor(sandbox_->bridgeTarget("br0")));
+  const Flow f{10, 200, 0x11, "tcp,nw_dst=10.1.0.0/16,tp_dst=0x50/0xfff0", "ct(commit,zone=5,table=20)"};
+  ASSERT_TRUE(apply({FlowMod{FlowCommand::kAdd, f, 0}}).committed);
+  VGT_ASSERT_OK(channel_->barrier());
+  VGT_ASSERT_OK(sandbox_->ofctl("mod-flows --strict " + sandbox_->bridgeTarget("br0") +
+                                " 'table=10,priority=200,tcp,nw_dst=10.1.0.0/16,tp_dst=0x50/0xfff0,actions=drop'"));
+  VGT_ASSERT_OK(sandbox_->ofctl("del-flows " + sandbox_->bridgeTarget("br0") + " table=10"));
+
+  std::vector<ovs::FlowUpdate> updates;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        auto more = monitor->poll(100);
+        EXPECT_TRUE(more.has_value()) << more.error().message;
+        if (more) {
+          updates.insert(updates.end(), more->begin(), more->end());
+        }
+        return updates.size() >= 3;
+      },
+      std::chrono::seconds(5)))
+      << updates.size() << " updates";
+  ASSERT_EQ(updates.size(), 3U);
+  VGT_ASSIGN_OR_FAIL(const Flow normalized, ovs::normalizeFlow(f));
+  EXPECT_EQ(updates[0].kind, ovs::FlowUpdateKind::kAdded);
+  EXPECT_EQ(updates[0].flow, normalized);
+  EXPECT_EQ(updates[1].kind, ovs::FlowUpdateKind::kModified);
+  EXPECT_EQ(updates[1].flow.match, normalized.match);
+  EXPECT_EQ(updates[1].flow.actions, "drop");
+  EXPECT_EQ(updates[2].kind, ovs::FlowUpdateKind::kRemoved);
+  EXPECT_EQ(updates[2].flow.cookie, 0x11U);
+}
+
+// A burst bigger than the switch buffers for a slow reader: every change is reported, or the
+// monitor says it paused (the daemon then compares the whole table).
+TEST_F(OpenFlowTest, FlowMonitorBurstIsReportedOrPaused) {
+  VGT_ASSIGN_OR_FAIL(auto monitor, ovs::startFlowMonitor(sandbox_->bridgeTarget("br0")));
+  std::vector<FlowMod> mods;
+  for (int i = 0; i < 20000; ++i) {
+    mods.push_back(add(1, 100, 0x7, "ip,nw_dst=10." + std::to_string(i / 250) + "." +
+                                        std::to_string(i % 250) + ".1", "drop"));
+  }
+  ASSERT_TRUE(apply(mods).committed);
+  size_t added = 0;
+  bool paused = false;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        auto more = monitor->poll(4096);
+        EXPECT_TRUE(more.has_value()) << more.error().message;
+        for (const auto& u : more ? *more : std::vector<ovs::FlowUpdate>{}) {
+          added += u.kind == ovs::FlowUpdateKind::kAdded ? 1 : 0;
+          paused = paused || u.kind == ovs::FlowUpdateKind::kPaused;
+        }
+        return added == mods.size() || paused;
+      },
+      std::chrono::seconds(30)))
+      << added << " of " << mods.size();
+}
+
+TEST_F(OpenFlowTest, FlowMonitorNoticesARestart) {
+  VGT_ASSIGN_OR_FAIL(auto monitor, ovs::startFlowMonitor(sandbox_->bridgeTarget("br0")));
+  VGT_ASSERT_OK(sandbox_->restartVswitchd());
+  Result<std::vector<ovs::FlowUpdate>> r;
+  EXPECT_TRUE(waitFor(
+      [&] {
+        r = monitor->poll(100);
+        return !r.has_value();
+      },
+      std::chrono::seconds(10)));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message.find("flow monitor"), std::string::npos) << r.error().message;
+}
+
 TEST(OpenFlowConnect, MissingSocketGivesClearError) {
   const std::string target = "unix:/tmp/vgt.nonexistent/br0.mgmt";
   auto r = ovs::connectOpenFlow(target, std::chrono::milliseconds(500));
