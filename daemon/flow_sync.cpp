@@ -1,11 +1,16 @@
 #include "daemon/flow_sync.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "translator/pipeline.h"
 
 namespace vpcguard {
 namespace {
+
+bool isOurs(uint64_t cookie) {
+  return (cookie & pipeline::kCookieMagicMask) == pipeline::kCookieMagic;
+}
 
 std::string describeErrors(const ovs::BundleOutcome& outcome, const std::vector<ovs::FlowMod>& mods) {
   std::string out = "the switch rejected the change (nothing was applied):";
@@ -62,16 +67,53 @@ Result<FlowSync::Table> FlowSync::normalized(const std::vector<Flow>& flows) {
   return out;
 }
 
-Result<SyncReport> FlowSync::syncFull(const std::vector<Flow>& desired) {
-  auto dumped = channel_.dumpFlows(
-      ovs::DumpFilter{std::nullopt, pipeline::kCookieMagic, pipeline::kCookieMagicMask});
+Result<void> FlowSync::readInstalled() {
+  // Every flow, not only ours: foreign flows in our tables are drift as well.
+  auto dumped = channel_.dumpFlows(ovs::DumpFilter{});
   if (!dumped) {
     return tl::unexpected(dumped.error().withContext("read installed flows"));
   }
   installed_.clear();
   for (auto& f : *dumped) {
+    if (!isOurs(f.flow.cookie) && !pipeline::isOwnedTable(f.flow.table)) {
+      continue;
+    }
     Key key{f.flow.table, f.flow.priority, f.flow.match};
     installed_.emplace(std::move(key), std::move(f.flow));
+  }
+  return {};
+}
+
+uint16_t FlowSync::newestInstalledGeneration() const {
+  uint16_t newest = 0;
+  for (const auto& [key, flow] : installed_) {
+    if (isOurs(flow.cookie)) {
+      newest = std::max(newest, pipeline::cookieGeneration(flow.cookie));
+    }
+  }
+  return newest;
+}
+
+bool FlowSync::explains(const ovs::FlowUpdate& update) const {
+  using Kind = ovs::FlowUpdateKind;
+  if (update.kind == Kind::kPaused || update.kind == Kind::kResumed) {
+    return false;
+  }
+  const Flow& f = update.flow;
+  if (!isOurs(f.cookie) && !pipeline::isOwnedTable(f.table)) {
+    return true;
+  }
+  auto it = installed_.find(Key{f.table, f.priority, f.match});
+  if (update.kind == Kind::kRemoved) {
+    return it == installed_.end();
+  }
+  return it != installed_.end() && it->second.cookie == f.cookie &&
+         it->second.actions == f.actions;
+}
+
+Result<SyncReport> FlowSync::syncFull(const std::vector<Flow>& desired) {
+  if (auto r = readInstalled(); !r) {
+    return tl::unexpected(r.error());
   }
   auto target = normalized(desired);
   if (!target) {
@@ -92,12 +134,13 @@ Result<SyncReport> FlowSync::applyDiff(Table target) {
   const auto start = std::chrono::steady_clock::now();
   SyncReport report;
   std::vector<ovs::FlowMod> mods;
+  std::vector<ovs::FlowMod> deletes;
   // Both tables are sorted by key: one merge pass finds adds, modifies and deletes.
   auto i = installed_.begin();
   auto t = target.begin();
   while (i != installed_.end() || t != target.end()) {
     if (t == target.end() || (i != installed_.end() && i->first < t->first)) {
-      mods.push_back(ovs::FlowMod{ovs::FlowCommand::kDeleteStrict, i->second, 0});
+      deletes.push_back(ovs::FlowMod{ovs::FlowCommand::kDeleteStrict, i->second, 0});
       ++report.deleted;
       ++i;
     } else if (i == installed_.end() || t->first < i->first) {
@@ -105,14 +148,24 @@ Result<SyncReport> FlowSync::applyDiff(Table target) {
       ++report.added;
       ++t;
     } else {
-      if (i->second.actions != t->second.actions || i->second.cookie != t->second.cookie) {
-        mods.push_back(ovs::FlowMod{ovs::FlowCommand::kModifyStrict, t->second, 0});
+      const uint64_t kIgnoreGeneration = ~pipeline::kCookieGenerationMask;
+      if (i->second.actions != t->second.actions ||
+          (i->second.cookie & kIgnoreGeneration) != (t->second.cookie & kIgnoreGeneration)) {
+        // An add replaces the flow with the same identity in one step (statistics kept). Not
+        // modify-strict: from OpenFlow 1.1 on, it cannot change a flow's cookie.
+        mods.push_back(ovs::FlowMod{ovs::FlowCommand::kAdd, t->second, 0});
         ++report.modified;
+      } else {
+        t->second.cookie = i->second.cookie;  // adopted: right, written by an earlier start
       }
       ++i;
       ++t;
     }
   }
+  // New and changed flows first, stale ones last: the bundle is atomic anyway, but this way the
+  // new generation is in before the old one goes even if it were ever applied in parts.
+  mods.insert(mods.end(), std::make_move_iterator(deletes.begin()),
+              std::make_move_iterator(deletes.end()));
   if (!mods.empty()) {
     auto outcome = channel_.applyBundle(mods);
     if (!outcome) {

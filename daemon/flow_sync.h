@@ -8,9 +8,16 @@
 // (no delete-then-add "blink"), and a rejected bundle changes nothing. Flows are identified by
 // (table, priority, match) as in OpenFlow; only flows with the vpcguard cookie magic are ours.
 //
-// syncFull() reads the switch (dump by cookie) and repairs any difference: used at start-up,
-// after a reconnect and for drift checks. applyDesired() diffs against the last installed state
-// without reading the switch: the fast path for config and port changes.
+// syncFull() reads the switch and repairs any difference: used at start-up, after a reconnect
+// and for drift checks. Foreign flows (without the cookie magic) in the tables vpcguard owns are
+// drift too and are removed; other tables are left alone. applyDesired() diffs against the last
+// installed state without reading the switch: the fast path for config and port changes.
+// explains() tells whether a change the switch's flow monitor reported is one of ours (the
+// installed state already says so) or drift that needs a syncFull().
+//
+// Generations: a flow that is right except for the generation in its cookie is adopted as it
+// is (a restarted daemon rewrites nothing that is already right); what differs is written with
+// the current generation, and stale flows of any generation go in the same atomic bundle.
 
 #include <chrono>
 #include <cstddef>
@@ -40,6 +47,13 @@ class FlowSync {
 
   // Reads our flows from the switch, then installs the difference to `desired`.
   [[nodiscard]] Result<SyncReport> syncFull(const std::vector<Flow>& desired);
+  // Reads our flows (and foreign flows in our tables) from the switch into the installed state.
+  [[nodiscard]] Result<void> readInstalled();
+  // The newest generation among the installed flows (0 if none).
+  [[nodiscard]] uint16_t newestInstalledGeneration() const;
+  // True if the installed state accounts for this flow-monitor update (our own change, or not
+  // in our tables); false for drift, a paused monitor and everything unknown.
+  [[nodiscard]] bool explains(const ovs::FlowUpdate& update) const;
   // Installs the difference between the last installed state and `desired`.
   [[nodiscard]] Result<SyncReport> applyDesired(const std::vector<Flow>& desired);
 

@@ -39,6 +39,21 @@ enum Table : uint8_t {
   kDrop = 90,          // verdict drops; reg4 says why
 };
 
+// The tables vpcguard owns on its bridge: any flow in them that vpcguard did not install is
+// drift and is removed. Flows in other tables are left alone.
+inline constexpr Table kOwnedTables[] = {
+    kClassify,   kPortSecurity, kL3Lookup,    kNdReply, kSgEgressCt, kSgEgress,
+    kSgEgressEval, kNaclOut,    kNaclIn,      kSgIngressCt, kSgIngress, kSgIngressEval,
+    kOutput,     kUnfiltered,   kDrop};
+[[nodiscard]] constexpr bool isOwnedTable(uint8_t table) {
+  for (Table t : kOwnedTables) {
+    if (t == table) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // ---- registers -----------------------------------------------------------------------------
 // OVS NXM register fields as written in flow text.
 inline constexpr const char* kRegSrcEni = "reg0";      // source ENI index (== its ct zone)
@@ -128,8 +143,10 @@ inline constexpr uint16_t kNaclStarPriority = 1;
 // ---- cookies -------------------------------------------------------------------------------
 // 64-bit cookie layout:
 //   [63..48] kCookieMagic: "this flow belongs to vpcguard" (dump/delete by this mask only)
-//   [47..32] generation: reserved for a hand-over between daemon versions whose flows differ
-//            (install g+1, then delete g); always 1 today (a restart diffs instead)
+//   [47..32] generation: which vpcguardd start wrote the flow. A start adopts the flows that
+//            are already right (they keep their generation) and writes what differs with the
+//            next generation; flows of older generations it no longer wants are removed in the
+//            same atomic bundle, after the new ones (docs/design.md)
 //   [31..24] CookieKind: which part of the policy made the flow
 //   [23..0]  object index within that kind (ENI index, NACL index, SG rule conj id...)
 inline constexpr uint64_t kCookieMagic = 0x7667ULL << 48;  // "vg"

@@ -1,0 +1,167 @@
+// FlowSync against a fake switch: what it sends for a difference (and in which order), what it
+// adopts after a restart, what counts as drift, and which monitor updates it can explain.
+#include "daemon/flow_sync.h"
+
+#include <gtest/gtest.h>
+
+#include "translator/pipeline.h"
+
+namespace vpcguard {
+namespace {
+
+using ovs::FlowCommand;
+using ovs::FlowUpdate;
+using ovs::FlowUpdateKind;
+
+// Holds a table like a switch: bundles change it, dumps read it (all flows, any cookie).
+class FakeSwitch final : public ovs::OpenFlowChannel {
+ public:
+  Result<ovs::BundleOutcome> applyBundle(std::span<const ovs::FlowMod> mods) override {
+    bundles.emplace_back(mods.begin(), mods.end());
+    for (const auto& m : mods) {
+      const auto key = std::make_tuple(m.flow.table, m.flow.priority, m.flow.match);
+      if (m.command == FlowCommand::kAdd) {
+        table[key] = m.flow;
+      } else if (m.command == FlowCommand::kDeleteStrict) {
+        table.erase(key);
+      } else {
+        ADD_FAILURE() << "unexpected command";
+      }
+    }
+    return ovs::BundleOutcome{true, {}};
+  }
+  Result<std::vector<ovs::InstalledFlow>> dumpFlows(const ovs::DumpFilter& filter) override {
+    EXPECT_EQ(filter.cookie_mask, 0U) << "drift checks read every flow, foreign ones too";
+    std::vector<ovs::InstalledFlow> out;
+    for (const auto& [key, flow] : table) {
+      out.push_back(ovs::InstalledFlow{flow, 0, 0, 0});
+    }
+    return out;
+  }
+  Result<void> barrier() override { return {}; }
+  Result<void> flushConntrackZone(uint16_t) override { return {}; }
+  std::string target() const override { return "fake"; }
+
+  // Puts a flow in the table the way another controller would (canonical text).
+  void put(const Flow& f) {
+    auto n = ovs::normalizeFlow(f);
+    ASSERT_TRUE(n.has_value()) << n.error().message;
+    table[std::make_tuple(n->table, n->priority, n->match)] = *n;
+  }
+
+  std::map<std::tuple<uint8_t, uint16_t, std::string>, Flow> table;
+  std::vector<std::vector<ovs::FlowMod>> bundles;
+};
+
+uint64_t cookie(uint16_t generation, uint32_t index = 1) {
+  return pipeline::makeCookie(generation, pipeline::CookieKind::kInfra, index);
+}
+
+std::vector<Flow> policy(uint16_t generation) {
+  return {Flow{pipeline::kClassify, 100, cookie(generation, 1), "in_port=1", "set_field:0x1->reg0,goto_table:10"},
+          Flow{pipeline::kDrop, 0, cookie(generation, 2), "", "drop"},
+          Flow{pipeline::kNaclOut, 39900, cookie(generation, 3), "ip,nw_dst=10.0.2.0/24", "goto_table:41"}};
+}
+
+TEST(FlowSync, InstallsAllThenSendsNothingForAnUnchangedInput) {
+  FakeSwitch sw;
+  FlowSync sync(sw);
+  auto first = sync.syncFull(policy(1));
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  EXPECT_EQ(first->added, 3U);
+  ASSERT_EQ(sw.bundles.size(), 1U);
+  auto again = sync.applyDesired(policy(1));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->changes(), 0U);
+  EXPECT_EQ(sw.bundles.size(), 1U) << "no bundle for no change";
+}
+
+TEST(FlowSync, ChangedFlowIsReplacedByAnAddAndStaleFlowsGoLast) {
+  FakeSwitch sw;
+  FlowSync sync(sw);
+  ASSERT_TRUE(sync.syncFull(policy(1)).has_value());
+  auto next = policy(1);
+  next[0].actions = "set_field:0x2->reg0,goto_table:10";  // changed
+  next.erase(next.begin() + 1);                            // the drop flow is gone
+  next.push_back(Flow{pipeline::kNaclIn, 39800, cookie(1, 4), "ip", "goto_table:50"});  // new
+  auto r = sync.applyDesired(next);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->added, 1U);
+  EXPECT_EQ(r->modified, 1U);
+  EXPECT_EQ(r->deleted, 1U);
+  ASSERT_EQ(sw.bundles.size(), 2U);
+  const auto& b = sw.bundles[1];
+  ASSERT_EQ(b.size(), 3U);
+  // A modify could not change the cookie (OpenFlow 1.1+): changed flows are re-added.
+  EXPECT_EQ(b[0].command, FlowCommand::kAdd);
+  EXPECT_EQ(b[1].command, FlowCommand::kAdd);
+  EXPECT_EQ(b[2].command, FlowCommand::kDeleteStrict) << "the old go after the new";
+}
+
+TEST(FlowSync, RestartAdoptsRightFlowsOfAnOlderGenerationAndRewritesTheRest) {
+  FakeSwitch sw;
+  for (const auto& f : policy(4)) {
+    sw.put(f);
+  }
+  sw.table.begin()->second.actions = "drop";  // one flow was changed while we were away
+  FlowSync sync(sw);
+  ASSERT_TRUE(sync.readInstalled().has_value());
+  EXPECT_EQ(sync.newestInstalledGeneration(), 4);
+  auto r = sync.applyDesired(policy(5));
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->modified, 1U);
+  EXPECT_EQ(r->changes(), 1U) << "right flows are adopted, not rewritten";
+  size_t gen4 = 0;
+  size_t gen5 = 0;
+  for (const auto& [key, flow] : sw.table) {
+    (pipeline::cookieGeneration(flow.cookie) == 4 ? gen4 : gen5)++;
+  }
+  EXPECT_EQ(gen4, 2U);
+  EXPECT_EQ(gen5, 1U);
+  // Adopted flows are remembered with the cookie they really have.
+  EXPECT_EQ(sync.applyDesired(policy(5))->changes(), 0U);
+}
+
+TEST(FlowSync, ForeignFlowsInOurTablesAreDriftOthersAreLeftAlone) {
+  FakeSwitch sw;
+  FlowSync sync(sw);
+  ASSERT_TRUE(sync.syncFull(policy(1)).has_value());
+  sw.put(Flow{pipeline::kSgIngress, 65000, 0x42, "ip", "output:7"});  // bypass in our table
+  sw.put(Flow{200, 5, 0x42, "", "drop"});                              // not our table
+  sw.put(Flow{pipeline::kDrop, 0, 0x42, "", "NORMAL"});                // takes over our flow
+  auto r = sync.syncFull(policy(1));
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->deleted, 1U);
+  EXPECT_EQ(r->modified, 1U);
+  EXPECT_EQ(sw.table.count(std::make_tuple(uint8_t{200}, uint16_t{5}, std::string())), 1U);
+  EXPECT_EQ(sw.table.size(), 4U);
+  for (const auto& [key, flow] : sw.table) {
+    if (std::get<0>(key) != 200) {
+      EXPECT_EQ(flow.cookie & pipeline::kCookieMagicMask, pipeline::kCookieMagic) << flow.match;
+    }
+  }
+}
+
+TEST(FlowSync, ExplainsItsOwnChangesButNotSomeoneElses) {
+  FakeSwitch sw;
+  FlowSync sync(sw);
+  ASSERT_TRUE(sync.syncFull(policy(1)).has_value());
+  const Flow ours = sw.table.begin()->second;
+  EXPECT_TRUE(sync.explains(FlowUpdate{FlowUpdateKind::kAdded, ours}));
+  EXPECT_TRUE(sync.explains(FlowUpdate{FlowUpdateKind::kModified, ours}));
+  Flow changed = ours;
+  changed.actions = "drop";
+  EXPECT_FALSE(sync.explains(FlowUpdate{FlowUpdateKind::kModified, changed}));
+  EXPECT_FALSE(sync.explains(FlowUpdate{FlowUpdateKind::kRemoved, ours})) << "ours, deleted";
+  Flow gone{pipeline::kNaclIn, 7, cookie(1), "ip", "drop"};
+  EXPECT_TRUE(sync.explains(FlowUpdate{FlowUpdateKind::kRemoved, gone})) << "we removed it";
+  EXPECT_FALSE(sync.explains(FlowUpdate{FlowUpdateKind::kAdded, Flow{pipeline::kNaclIn, 7, 0x42, "ip", "drop"}}));
+  EXPECT_TRUE(sync.explains(FlowUpdate{FlowUpdateKind::kAdded, Flow{200, 7, 0x42, "ip", "drop"}}));
+  EXPECT_FALSE(sync.explains(FlowUpdate{FlowUpdateKind::kAdded, Flow{200, 7, cookie(1), "ip", "drop"}}))
+      << "a flow with our cookie in another table is not ours to have";
+  EXPECT_FALSE(sync.explains(FlowUpdate{FlowUpdateKind::kPaused, {}}));
+  EXPECT_FALSE(sync.explains(FlowUpdate{FlowUpdateKind::kResumed, {}}));
+}
+
+}  // namespace
+}  // namespace vpcguard
