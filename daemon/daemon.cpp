@@ -109,6 +109,8 @@ bool Daemon::connect() {
   db_.reset();
   openflow_.reset();
   sync_.reset();
+  monitor_.reset();
+  drift_pending_ = false;
   auto client = ovs::connectOvsdb(options_.ovsdb);
   if (!client) {
     log->warn("ovsdb_unreachable target={} error=\"{}\"", options_.ovsdb, client.error().message);
@@ -150,6 +152,14 @@ bool Daemon::connect() {
   }
   openflow_ = std::move(*channel);
   sync_ = std::make_unique<FlowSync>(*openflow_);
+  // Started before the first read of the table, so no change can fall between the two.
+  if (auto monitor = ovs::startFlowMonitor(target); monitor) {
+    monitor_ = std::move(*monitor);
+  } else {
+    log->warn("flow_monitor_unavailable error=\"{}\" (drift is found by the periodic check only)",
+              monitor.error().message);
+  }
+  status_.flow_monitor = monitor_ != nullptr;
   status_.connected = true;
   status_.openflow = target;
   log->info("connected ovsdb={} openflow={} bridge={} interfaces_attached={}", options_.ovsdb,
@@ -383,38 +393,130 @@ bool Daemon::apply(const char* reason) {
   return true;
 }
 
-// Reads the switch and repairs any difference (start-up, reconnect, periodic drift check).
-// False only when the switch failed us.
+// Reads the switch and repairs any difference (start-up, reconnect, drift seen by the flow
+// monitor, periodic check). False only when the switch failed us.
 bool Daemon::resync(const char* reason) {
   auto log = logger("sync");
   if (!policy_ || !sync_) {
     return true;
   }
+  const auto start = Clock::now();
+  if (auto r = sync_->readInstalled(); !r) {
+    log->error("resync_failed reason={} error=\"{}\"", reason, r.error().message);
+    reportError(r.error().message);
+    return false;
+  }
+  if (!started_) {
+    // A new start writes what it changes with the next generation; flows already right keep
+    // theirs (adopted, not rewritten: established connections see no change at all).
+    const uint16_t newest = sync_->newestInstalledGeneration();
+    generation_ = newest >= 0xffff ? 1 : static_cast<uint16_t>(newest + 1);
+    started_ = true;
+    log->info("generation {} installed_generation={}", generation_, newest);
+  }
   auto t = translateCurrent(reason);
   if (!t) {
     return true;
   }
-  auto report = sync_->syncFull(t->flows);
+  auto report = sync_->applyDesired(t->flows);
   if (!report) {
-    log->error("resync_failed error=\"{}\"", report.error().message);
+    log->error("resync_failed reason={} error=\"{}\"", reason, report.error().message);
     reportError(report.error().message);
     return false;
   }
-  reportSync(reason, std::chrono::duration<double, std::milli>(report->duration).count());
-  const bool periodic = std::string_view(reason) == "periodic";
+  const std::string_view why(reason);
+  const bool drift = why == "periodic" || why == "drift";
+  if (drift && report->changes() > 0) {
+    // Only these find someone else's change: at start and after a reconnect a difference is the
+    // expected catch-up.
+    ++drift_repairs_;
+    status_.last_repair = fmt::format("{} ({}: added {}, changed {}, removed {})", nowIso8601(),
+                                      reason, report->added, report->modified, report->deleted);
+  }
+  reportSync(reason, std::chrono::duration<double, std::milli>(Clock::now() - start).count());
   if (report->changes() == 0) {
     log->debug("resync_clean reason={} flows={}", reason, t->flows.size());
-  } else if (periodic) {
-    // Only the periodic check finds drift: at start and after a reconnect a difference is the
-    // expected catch-up, not someone else's change.
-    ++drift_repairs_;
-    log->info("resync_repaired added={} modified={} deleted={} repairs_total={}", report->added,
-              report->modified, report->deleted, drift_repairs_);
+  } else if (drift) {
+    log->info("resync_repaired reason={} added={} modified={} deleted={} repairs_total={}", reason,
+              report->added, report->modified, report->deleted, drift_repairs_);
   } else {
     log->info("resync_applied reason={} added={} modified={} deleted={} flows={}", reason,
               report->added, report->modified, report->deleted, t->flows.size());
   }
+  checkFlowRestoreWait();
   return true;
+}
+
+bool Daemon::pollFlowMonitor() {
+  if (!monitor_ || !sync_) {
+    return true;
+  }
+  constexpr size_t kBatch = 4096;
+  for (;;) {
+    auto updates = monitor_->poll(kBatch);
+    if (!updates) {
+      logger("ovs")->warn("flow_monitor_lost error=\"{}\"", updates.error().message);
+      return false;
+    }
+    for (const auto& u : *updates) {
+      if (sync_->explains(u)) {
+        continue;
+      }
+      if (!drift_pending_) {
+        // A short delay lets a burst (one del-flows removes many flows) end first; the repair
+        // reads the whole table anyway.
+        drift_pending_ = true;
+        drift_at_ = Clock::now() + std::chrono::milliseconds(50);
+        logger("sync")->info("drift_detected update={} table={} priority={} cookie={:#x} match=\"{}\"",
+                             ovs::toString(u.kind), u.flow.table, u.flow.priority, u.flow.cookie,
+                             u.flow.match);
+      }
+    }
+    if (updates->size() < kBatch) {
+      return true;
+    }
+  }
+}
+
+void Daemon::checkFlowRestoreWait() {
+  if (!db_) {
+    return;
+  }
+  auto log = logger("ovs");
+  auto set = db_->flowRestoreWait();
+  if (!set) {
+    log->warn("flow_restore_wait_unknown error=\"{}\"", set.error().message);
+    return;
+  }
+  const auto now = Clock::now();
+  flow_restore_check_ = now + std::chrono::milliseconds(500);
+  if (!*set) {
+    if (status_.flow_restore_wait) {
+      log->info("flow_restore_wait_cleared by=other");
+      status_.flow_restore_wait = false;
+      writeStatus();
+    }
+    return;
+  }
+  if (!status_.flow_restore_wait) {
+    flow_restore_since_ = now;
+    status_.flow_restore_wait = true;
+    log->warn("flow_restore_wait_set waiting_s={} (our flows are in; whoever restarts OVS clears it)",
+              options_.flow_restore_grace.count());
+    writeStatus();
+  }
+  if (now - flow_restore_since_ >= options_.flow_restore_grace) {
+    // Left set, ovs-vswitchd would never forward again: our flows are in, so clearing it lets
+    // traffic through under the policy.
+    if (auto r = db_->setFlowRestoreWait(false); !r) {
+      log->warn("flow_restore_wait_clear_failed error=\"{}\"", r.error().message);
+      return;
+    }
+    log->warn("flow_restore_wait_cleared by=vpcguardd waited_s={}",
+              std::chrono::duration_cast<std::chrono::seconds>(now - flow_restore_since_).count());
+    status_.flow_restore_wait = false;
+    writeStatus();
+  }
 }
 
 int Daemon::run() {
@@ -464,6 +566,7 @@ int Daemon::run() {
   bool reload_pending = false;  // debounced config reload at reload_at
   Clock::time_point reload_at = Clock::now();
 
+  bool reconnect_at_start = false;
   // Start-up: connect with backoff; report while waiting.
   auto backoff = std::chrono::milliseconds(250);
   const auto started = Clock::now();
@@ -492,10 +595,12 @@ int Daemon::run() {
   }
   recoverInterfaceIndices();
   applyConntrackTimeouts();
-  resync("startup");
+  if (!resync("startup") && connectionLost()) {
+    reconnect_at_start = true;
+  }
 
   auto next_resync = Clock::now() + jittered(options_.resync_interval);
-  bool reconnect = false;
+  bool reconnect = reconnect_at_start;
   for (;;) {
     if (reconnect) {
       if (connect()) {
@@ -510,11 +615,17 @@ int Daemon::run() {
     if (reload_pending && reload_at < wake) {
       wake = reload_at;
     }
+    if (drift_pending_ && drift_at_ < wake) {
+      wake = drift_at_;
+    }
     // Wake at least every second: to answer ovs-vswitchd's OpenFlow keep-alive probes and to
-    // notice a restarted ovs-vswitchd (its OpenFlow connection closes) within a second.
+    // notice a restarted ovs-vswitchd (its OpenFlow connection closes) within a second; every
+    // 100 ms while the flow monitor runs (its connection is read by polling), so drift is
+    // repaired well within a second.
+    const long max_wait_ms = monitor_ && !reconnect ? 100 : 1000;
     const auto wait_ms = std::clamp<long>(
         std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now()).count(), 0,
-        1000);
+        max_wait_ms);
     std::vector<pollfd> fds = {{signals.get(), POLLIN, 0}, {inotify.get(), POLLIN, 0}};
     if (db_ && !reconnect) {
       fds.push_back({db_->fd(), POLLIN, 0});
@@ -593,6 +704,20 @@ int Daemon::run() {
         reportError("OpenFlow connection lost: " + alive.error().message);
         reconnect = true;
       }
+    }
+    if (!reconnect && !pollFlowMonitor()) {
+      status_.connected = false;
+      reportError("OpenFlow flow monitor lost");
+      reconnect = true;
+    }
+    if (!reconnect && drift_pending_ && Clock::now() >= drift_at_) {
+      drift_pending_ = false;
+      if (!resync("drift") && connectionLost()) {
+        reconnect = true;
+      }
+    }
+    if (!reconnect && status_.flow_restore_wait && Clock::now() >= flow_restore_check_) {
+      checkFlowRestoreWait();
     }
     if (!reconnect && Clock::now() >= next_resync) {
       if (!resync("periodic") && connectionLost()) {

@@ -1,10 +1,11 @@
 #pragma once
 // vpcguardd's main loop.
 //
-// Design: one thread, one poll() over four event sources — signals (signalfd: SIGHUP reloads,
+// Design: one thread, one poll() over the event sources — signals (signalfd: SIGHUP reloads,
 // SIGTERM/SIGINT stop), the config path (inotify: a saved file reloads), the OVSDB connection
-// (interface attach/detach/ofport changes) and a timer (periodic full comparison with the
-// switch, with jitter, which repairs drift). Every input change ends in the same place:
+// (interface attach/detach/ofport changes), the switch's flow monitor (someone else changed a
+// flow: read every 100 ms, repaired by a full comparison at once) and a timer (periodic full
+// comparison with the switch, with jitter, for whatever the monitor cannot see). Every input change ends in the same place:
 // translate the current policy for the currently attached interfaces and let FlowSync send the
 // difference as one atomic bundle. A config that fails validation is logged and ignored: the
 // last good policy stays installed. Stopping leaves the flows in place (fail-secure bridge), so
@@ -37,6 +38,9 @@ struct DaemonOptions {
   std::chrono::seconds resync_interval{60};
   // Give up connecting at start-up after this long (0 = retry forever).
   std::chrono::seconds connect_timeout{0};
+  // How long a flow-restore-wait left set after our flows are back may stay set before we clear
+  // it ourselves (whoever restarts OVS normally clears it: ovs-ctl does after restoring flows).
+  std::chrono::seconds flow_restore_grace{10};
   // Where `vpcguardctl status` reads from (default /var/run/vpcguard/<bridge>.status.json).
   std::string status_file;
 };
@@ -54,6 +58,12 @@ class Daemon {
   bool loadConfig(bool initial);
   bool connect();
   bool resync(const char* reason);
+  // Reads the flow monitor; schedules a repair when someone else changed our flows. False when
+  // the connection is gone.
+  bool pollFlowMonitor();
+  // After our flows are in: a flow-restore-wait left set (by an interrupted OVS restart, or
+  // set on purpose for one) keeps ovs-vswitchd from forwarding at all; clear it.
+  void checkFlowRestoreWait();
   void applyConntrackTimeouts();
   void recoverInterfaceIndices();
   // Records an outcome in the status file (`error` empty = success).
@@ -78,6 +88,12 @@ class Daemon {
   std::unique_ptr<ovs::VswitchDb> db_;
   std::unique_ptr<ovs::OpenFlowChannel> openflow_;
   std::unique_ptr<FlowSync> sync_;
+  std::unique_ptr<ovs::FlowMonitor> monitor_;
+  bool drift_pending_ = false;  // a monitor update we cannot explain: repair at drift_at_
+  std::chrono::steady_clock::time_point drift_at_;
+  std::chrono::steady_clock::time_point flow_restore_since_;  // when we first saw it set
+  std::chrono::steady_clock::time_point flow_restore_check_;  // next look while it is set
+  bool started_ = false;        // the first sync (which picks the generation) is done
   uint16_t generation_ = 1;
   uint64_t drift_repairs_ = 0;
   ConntrackTimeouts applied_timeouts_;

@@ -52,6 +52,9 @@ std::string statusToJson(const DaemonStatus& s) {
             {"last_sync_ms", s.last_sync_ms},
             {"last_sync_reason", s.last_sync_reason},
             {"drift_repairs", s.drift_repairs},
+            {"last_repair", s.last_repair},
+            {"flow_monitor", s.flow_monitor},
+            {"flow_restore_wait", s.flow_restore_wait},
             {"config_loaded", s.config_loaded},
             {"last_error", s.last_error},
             {"last_error_time", s.last_error_time},
@@ -78,6 +81,9 @@ Result<DaemonStatus> statusFromJson(const std::string& text) {
     }
     s.interfaces_attached = j.value("interfaces_attached", size_t{0});
     s.last_sync = j.value("last_sync", "");
+    s.last_repair = j.value("last_repair", "");
+    s.flow_monitor = j.value("flow_monitor", false);
+    s.flow_restore_wait = j.value("flow_restore_wait", false);
     s.last_sync_ms = j.value("last_sync_ms", 0.0);
     s.last_sync_reason = j.value("last_sync_reason", "");
     s.drift_repairs = j.value("drift_repairs", uint64_t{0});
@@ -148,13 +154,20 @@ int runStatusCommand(const StatusCommandOptions& options, std::ostream& out, std
     out << fmt::format("interfaces     {} attached\n", status->interfaces_attached);
     out << fmt::format("last sync      {} ({}, {:.1f} ms)\n", status->last_sync,
                        status->last_sync_reason, status->last_sync_ms);
-    out << fmt::format("drift repairs  {}\n", status->drift_repairs);
+    out << fmt::format("drift repairs  {}{}  (flow monitor {})\n", status->drift_repairs,
+                       status->last_repair.empty() ? "" : ", last " + status->last_repair,
+                       status->flow_monitor ? "on" : "OFF: only the periodic check sees drift");
+    if (status->flow_restore_wait) {
+      out << "flow-restore-wait  STILL SET: ovs-vswitchd is not forwarding\n";
+    }
     out << fmt::format("last error     {}\n", status->last_error.empty()
                                                    ? std::string("none")
                                                    : status->last_error_time + " " + status->last_error);
     out << fmt::format("updated        {}\n", status->updated);
   }
-  return running && status->connected && status->last_error.empty() ? 0 : 1;
+  return running && status->connected && status->last_error.empty() && !status->flow_restore_wait
+             ? 0
+             : 1;
 }
 
 }  // namespace vpcguard

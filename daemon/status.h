@@ -27,6 +27,9 @@ struct DaemonStatus {
   double last_sync_ms = 0;
   std::string last_sync_reason;
   uint64_t drift_repairs = 0;
+  std::string last_repair;    // when and what the last drift repair changed
+  bool flow_monitor = false;  // drift is seen as it happens (else only by the periodic check)
+  bool flow_restore_wait = false;  // other_config:flow-restore-wait was still set at last look
   std::string config_loaded;  // when the policy in force was loaded
   std::string last_error;     // empty when the last operation succeeded
   std::string last_error_time;

@@ -12,13 +12,14 @@ int main(int argc, char** argv) {
   CLI::App app{
       "vpcguardd: AWS VPC security groups and network ACLs on an Open vSwitch bridge.\n"
       "Installs the policy of --config as OpenFlow flows, follows interface attach/detach and\n"
-      "config changes (SIGHUP or file save), and repairs drift. SIGTERM leaves the policy in\n"
-      "place."};
+      "config changes (SIGHUP or file save), and repairs drift (seen at once through OpenFlow's\n"
+      "flow monitor, plus a periodic full comparison). SIGTERM leaves the policy in place."};
   vpcguard::DaemonOptions options;
   std::string config;
   std::string log_level = "info";
   int resync_seconds = 60;
   int connect_timeout = 0;
+  int flow_restore_grace = 10;
   app.set_version_flag("--version", std::string("vpcguardd ") + vpcguard::kVersion +
                                         " (Open vSwitch " + vpcguard::kOvsVersion + ")");
   app.set_config("--settings", "", "Daemon settings file (TOML; keys are these option names)");
@@ -38,6 +39,11 @@ int main(int argc, char** argv) {
   app.add_option("--connect-timeout", connect_timeout,
                  "Give up if Open vSwitch is unreachable this many seconds at start (0: retry forever)")
       ->capture_default_str();
+  app.add_option("--flow-restore-grace", flow_restore_grace,
+                 "Seconds other_config:flow-restore-wait may stay set after the policy is back in "
+                 "a restarted ovs-vswitchd before vpcguardd clears it")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 3600));
   app.add_option("--status-file", options.status_file,
                  "Status for `vpcguardctl status` (default /var/run/vpcguard/<bridge>.status.json)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
@@ -49,6 +55,7 @@ int main(int argc, char** argv) {
   options.config = config;
   options.resync_interval = std::chrono::seconds(resync_seconds);
   options.connect_timeout = std::chrono::seconds(connect_timeout);
+  options.flow_restore_grace = std::chrono::seconds(flow_restore_grace);
   vpcguard::logger("daemon")->info("start version={} bridge={} ovsdb={} config={}",
                                    vpcguard::kVersion, options.bridge, options.ovsdb, config);
   return vpcguard::Daemon(options).run();

@@ -56,8 +56,8 @@ class DaemonTest : public ::testing::Test {
     auto r = sandbox_->ofctl("dump-flows --no-stats " + sandbox_->bridgeTarget(kBridge) + " " + kOurs);
     return r ? *r : std::string();
   }
-  size_t countFlows(const std::string& needle) {
-    const std::string all = flows();
+  size_t countFlows(const std::string& needle) { return countFlows(needle, flows()); }
+  static size_t countFlows(const std::string& needle, const std::string& all) {
     size_t n = 0;
     for (size_t pos = all.find(needle); pos != std::string::npos; pos = all.find(needle, pos + 1)) {
       ++n;
@@ -166,24 +166,48 @@ TEST_F(DaemonTest, ConfigChangeAppliesAndABrokenConfigKeepsTheLastGoodOne) {
   EXPECT_FALSE(eventually([&] { return loads() > before_unrelated; }, 1)) << log();
 }
 
-TEST_F(DaemonTest, RepairsDriftAndLeavesForeignFlowsAlone) {
+// Drift is seen through the switch's flow monitor, not only by the periodic comparison (60 s by
+// default): each kind of tampering is repaired within a second. Foreign flows in our tables are
+// drift too; a flow in a table we do not use is left alone.
+TEST_F(DaemonTest, RepairsDriftWithinASecondAndLeavesOtherTablesAlone) {
   VGT_ASSERT_OK(sandbox_->addBridge(kBridge));
   VGT_ASSIGN_OR_FAIL(int web, sandbox_->addDummyPort(kBridge, "p-web", "eni-web1"));
   (void)web;
-  startDaemon({"--resync-interval", "1"});
+  startDaemon();
   ASSERT_TRUE(eventually([&] { return countFlows("table=90") > 0; })) << log();
   const std::string installed = flows();
-  // Someone else's flow in a table we do not use.
+  const auto all = [&] {
+    auto r = sandbox_->ofctl("dump-flows --no-stats " + sandbox_->bridgeTarget(kBridge));
+    return r ? *r : std::string();
+  };
+  // Someone else's flow in a table we do not use stays.
   VGT_ASSERT_OK(sandbox_->ofctl("add-flow " + sandbox_->bridgeTarget(kBridge) +
                                 " table=200,priority=5,cookie=0x42,actions=drop"));
-  // Our flows deleted and one altered by hand.
-  VGT_ASSERT_OK(sandbox_->ofctl("del-flows " + sandbox_->bridgeTarget(kBridge) + " table=51," + kOurs));
-  VGT_ASSERT_OK(sandbox_->ofctl("mod-flows --strict " + sandbox_->bridgeTarget(kBridge) +
-                                " 'table=90,priority=0,actions=NORMAL'"));
-  EXPECT_TRUE(eventually([&] { return flows() == installed; }, 15)) << flows() << log();
-  EXPECT_NE(log().find("resync_repaired"), std::string::npos);
-  VGT_ASSIGN_OR_FAIL(std::string foreign, sandbox_->ofctl("dump-flows " + sandbox_->bridgeTarget(kBridge) + " table=200"));
-  EXPECT_NE(foreign.find("cookie=0x42"), std::string::npos) << foreign;
+  const std::string br = sandbox_->bridgeTarget(kBridge);
+  const std::vector<std::pair<std::string, std::string>> tampering = {
+      {"delete a table", "del-flows " + br + " table=51," + kOurs},
+      {"alter a flow", "mod-flows --strict " + br + " 'table=90,priority=0,actions=NORMAL'"},
+      {"foreign flow in our table", "add-flow " + br + " table=10,priority=65000,cookie=0x42,actions=NORMAL"},
+      {"replace our flow", "add-flow " + br + " table=90,priority=0,cookie=0x42,actions=NORMAL"},
+  };
+  uint64_t repairs = 0;
+  for (const auto& [what, command] : tampering) {
+    VGT_ASSERT_OK(sandbox_->ofctl(command));
+    const auto start = std::chrono::steady_clock::now();
+    ASSERT_TRUE(eventually([&] { return flows() == installed && all().find("cookie=0x42, table=10") == std::string::npos; }, 5))
+        << what << "\n" << all() << log();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_LE(seconds, 1.0) << what << " repaired after " << seconds << " s";
+    CommandResult status;
+    ASSERT_TRUE(eventually([&] {
+      status = ctlStatus("--output json");
+      return status.output.find("\"drift_repairs\": " + std::to_string(repairs + 1)) != std::string::npos;
+    })) << what << ": every repair is counted\n" << status.output;
+    ++repairs;
+  }
+  EXPECT_NE(log().find("drift_detected"), std::string::npos) << log();
+  EXPECT_NE(log().find("resync_repaired reason=drift"), std::string::npos) << log();
+  EXPECT_NE(all().find("table=200, priority=5"), std::string::npos) << all();
 }
 
 TEST_F(DaemonTest, PerInterfaceIdleTimeoutsBecomeZoneTimeoutPolicies) {
@@ -248,6 +272,82 @@ TEST_F(DaemonTest, VswitchdRestartIsNoticedAndThePolicyReinstalled) {
   EXPECT_TRUE(eventually([&] { return flows() == installed; }, 15)) << flows() << log();
   EXPECT_NE(log().find("openflow_lost"), std::string::npos) << log();
   EXPECT_NE(log().find("resync_applied reason=reconnect"), std::string::npos) << log();
+}
+
+// Each start takes the next generation; flows already right are adopted with their old cookie,
+// only what differs is rewritten (with the new generation).
+TEST_F(DaemonTest, RestartAdoptsRightFlowsAndRewritesOnlyWhatDiffers) {
+  VGT_ASSERT_OK(sandbox_->addBridge(kBridge));
+  VGT_ASSIGN_OR_FAIL(int web, sandbox_->addDummyPort(kBridge, "p-web", "eni-web1"));
+  (void)web;
+  startDaemon();
+  ASSERT_TRUE(eventually([&] { return countFlows("table=90") > 0; })) << log();
+  const std::string first = flows();
+  const size_t total = countFlows("actions=");
+  ASSERT_EQ(countFlows("cookie=0x76670001"), total) << "a first start writes generation 1:\n"
+                                                    << first;
+  daemon_->signal(SIGTERM);
+  ASSERT_TRUE(daemon_->waitExit(std::chrono::seconds(10)));
+
+  // While the daemon is down someone turns the default drop into NORMAL forwarding.
+  VGT_ASSERT_OK(sandbox_->ofctl("mod-flows --strict " + sandbox_->bridgeTarget(kBridge) +
+                                " 'table=90,priority=0,actions=NORMAL'"));
+  startDaemon();
+  ASSERT_TRUE(eventually([&] { return log().find("resync_applied reason=startup") != std::string::npos; }))
+      << log();
+  EXPECT_NE(log().find("generation 2 installed_generation=1"), std::string::npos) << log();
+  EXPECT_EQ(countFlows("actions=NORMAL"), 0U) << flows();
+  // Exactly the repaired flow carries generation 2; the others were adopted untouched.
+  EXPECT_EQ(countFlows("cookie=0x76670002"), 1U) << flows();
+  EXPECT_EQ(countFlows("cookie=0x76670001"), total - 1) << flows();
+  CommandResult status;
+  EXPECT_TRUE(eventually([&] {
+    status = ctlStatus("--output json");
+    return status.output.find("\"generation\": 2") != std::string::npos;
+  })) << status.output;
+}
+
+// ovs-ctl's restart sets flow-restore-wait so the new ovs-vswitchd neither forwards nor flushes
+// until flows are restored. vpcguardd reinstalls its policy, and if nobody clears the flag
+// within the grace period it clears it itself (left set, the switch would never forward).
+TEST_F(DaemonTest, FlowRestoreWaitLeftSetIsClearedOnceThePolicyIsBack) {
+  VGT_ASSERT_OK(sandbox_->addBridge(kBridge));
+  VGT_ASSIGN_OR_FAIL(int web, sandbox_->addDummyPort(kBridge, "p-web", "eni-web1"));
+  (void)web;
+  startDaemon({"--flow-restore-grace", "1"});
+  ASSERT_TRUE(eventually([&] { return countFlows("table=90") > 0; })) << log();
+  const std::string installed = flows();
+  VGT_ASSERT_OK(sandbox_->vsctl("set Open_vSwitch . other_config:flow-restore-wait=true"));
+  VGT_ASSERT_OK(sandbox_->restartVswitchd());
+  EXPECT_TRUE(eventually([&] { return flows() == installed; }, 15)) << flows() << log();
+  const auto restoreWait = [&] {
+    auto r = sandbox_->vsctl("get Open_vSwitch . other_config");
+    return r && r->find("flow-restore-wait") != std::string::npos;
+  };
+  EXPECT_TRUE(eventually([&] { return !restoreWait(); }, 10)) << log();
+  EXPECT_NE(log().find("flow_restore_wait_set"), std::string::npos) << log();
+  EXPECT_NE(log().find("flow_restore_wait_cleared by=vpcguardd"), std::string::npos) << log();
+  CommandResult status;
+  EXPECT_TRUE(eventually([&] {
+    status = ctlStatus("--output json");
+    return status.output.find("\"flow_restore_wait\": false") != std::string::npos;
+  })) << status.output;
+
+  // Set again by whoever restarts OVS and cleared by them within the grace period: vpcguardd
+  // leaves it to them.
+  daemon_->signal(SIGTERM);
+  ASSERT_TRUE(daemon_->waitExit(std::chrono::seconds(10)));
+  startDaemon({"--flow-restore-grace", "60"});
+  ASSERT_TRUE(eventually([&] { return log().find("resync_") != std::string::npos; })) << log();
+  VGT_ASSERT_OK(sandbox_->vsctl("set Open_vSwitch . other_config:flow-restore-wait=true"));
+  VGT_ASSERT_OK(sandbox_->restartVswitchd());
+  // Reinstalled by the second start: the same flows, in its generation.
+  EXPECT_TRUE(eventually([&] { return countFlows("cookie=0x76670002") == countFlows("actions="); }, 15))
+      << flows() << log();
+  EXPECT_EQ(countFlows("actions="), countFlows("actions=", installed)) << flows();
+  VGT_ASSERT_OK(sandbox_->vsctl("remove Open_vSwitch . other_config flow-restore-wait"));
+  EXPECT_TRUE(eventually([&] { return log().find("flow_restore_wait_cleared by=other") != std::string::npos; }, 10))
+      << log();
 }
 
 TEST_F(DaemonTest, SigtermLeavesThePolicyInPlace) {
