@@ -652,9 +652,14 @@ int Daemon::run() {
         for (ssize_t off = 0; off < n;) {
           const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
           if (ev->len > 0 && isOurs(ev->name)) {
-            // Editors write in several steps; wait for the burst to end.
+            // A file renamed into place is complete: reload almost at once (a few ms gather the
+            // other files of a directory replaced together). Written in place, it may be
+            // written in several steps: wait for the burst to end.
+            const auto delay = (ev->mask & IN_MOVED_TO) != 0 ? std::chrono::milliseconds(5)
+                                                               : std::chrono::milliseconds(200);
+            const auto at = Clock::now() + delay;
+            reload_at = reload_pending ? std::max(reload_at, at) : at;
             reload_pending = true;
-            reload_at = Clock::now() + std::chrono::milliseconds(200);
           }
           off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
         }
