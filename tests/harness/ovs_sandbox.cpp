@@ -69,6 +69,9 @@ Result<std::unique_ptr<OvsSandbox>> OvsSandbox::start() {
     return tl::unexpected(r.error().withContext("sandbox: create namespace"));
   }
   sb->netns_created_ = true;
+  if (auto r = sb->createDb(); !r) {
+    return tl::unexpected(r.error().withContext("sandbox " + sb->dir_));
+  }
   if (auto r = sb->startOvsdb(); !r) {
     return tl::unexpected(r.error().withContext("sandbox " + sb->dir_));
   }
@@ -87,12 +90,16 @@ std::string OvsSandbox::envPrefix() const {
   return "OVS_RUNDIR=" + dir_ + " OVS_LOGDIR=" + dir_ + " OVS_DBDIR=" + dir_ + " ";
 }
 
-Result<void> OvsSandbox::startOvsdb() {
+Result<void> OvsSandbox::createDb() {
   if (auto r = runChecked("ovsdb-tool create " + dir_ +
                           "/conf.db /usr/share/openvswitch/vswitch.ovsschema");
       !r) {
     return tl::unexpected(r.error().withContext("ovsdb-tool create"));
   }
+  return {};
+}
+
+Result<void> OvsSandbox::startOvsdb() {
   ChildProcess::Options opts;
   opts.argv = {"ovsdb-server",          "--no-chdir",
                "--pidfile",             "--log-file",
@@ -280,6 +287,15 @@ Result<void> OvsSandbox::restartVswitchd() {
   }
   vswitchd_.reset();
   return startVswitchd();
+}
+
+Result<void> OvsSandbox::restartOvsdb() {
+  if (ovsdb_) {
+    ovsdb_->kill();
+  }
+  ovsdb_.reset();
+  // The killed server's socket file stays behind; the new one replaces it.
+  return startOvsdb();
 }
 
 Result<std::string> OvsSandbox::dumpFlows(const std::string& bridge, bool with_stats) const {

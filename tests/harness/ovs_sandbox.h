@@ -62,6 +62,9 @@ class OvsSandbox {
   [[nodiscard]] Result<void> restartVswitchd();
   // Stops ovsdb-server (to test clients noticing a disconnection).
   void stopOvsdb();
+  // kill -9 ovsdb-server (if it runs) and start it again on the same database file and socket;
+  // waits until it answers. Clients (ovs-vswitchd, vpcguardd) have to reconnect on their own.
+  [[nodiscard]] Result<void> restartOvsdb();
   // `ovs-ofctl dump-flows` text (without statistics unless asked).
   [[nodiscard]] Result<std::string> dumpFlows(const std::string& bridge,
                                               bool with_stats = false) const;
@@ -69,6 +72,7 @@ class OvsSandbox {
  private:
   OvsSandbox() = default;
   [[nodiscard]] std::string envPrefix() const;
+  [[nodiscard]] Result<void> createDb();
   [[nodiscard]] Result<void> startOvsdb();
   [[nodiscard]] Result<void> startVswitchd();
   void stopVswitchd();

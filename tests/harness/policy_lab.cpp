@@ -11,18 +11,8 @@ PolicyLab::~PolicyLab() {
   sandbox_.reset();
 }
 
-Result<std::unique_ptr<PolicyLab>> PolicyLab::start(const model::Policy& policy) {
-  auto pl = std::unique_ptr<PolicyLab>(new PolicyLab());
-  auto sandbox = OvsSandbox::start();
-  if (!sandbox) {
-    return tl::unexpected(sandbox.error());
-  }
-  pl->sandbox_ = std::move(*sandbox);
-  auto lab = NsLab::create(*pl->sandbox_, kBridge);
-  if (!lab) {
-    return tl::unexpected(lab.error());
-  }
-  pl->lab_ = std::move(*lab);
+Result<std::map<std::string, int>> addPolicyVms(NsLab& lab, const model::Policy& policy) {
+  std::map<std::string, int> ofports;
   for (const auto& eni : policy.network_interfaces) {
     const model::Subnet* subnet = nullptr;
     for (const auto& s : policy.subnets) {
@@ -44,12 +34,32 @@ Result<std::unique_ptr<PolicyLab>> PolicyLab::start(const model::Policy& policy)
       spec.ipv6_cidr = fmt::format("{}/{}", eni.ipv6_addresses.front().toString(),
                                    subnet->ipv6_cidr_block->prefix_len);
     }
-    auto ofport = pl->lab_->addVm(spec);
+    auto ofport = lab.addVm(spec);
     if (!ofport) {
       return tl::unexpected(ofport.error());
     }
-    pl->ofports_[eni.id] = *ofport;
+    ofports[eni.id] = *ofport;
   }
+  return ofports;
+}
+
+Result<std::unique_ptr<PolicyLab>> PolicyLab::start(const model::Policy& policy) {
+  auto pl = std::unique_ptr<PolicyLab>(new PolicyLab());
+  auto sandbox = OvsSandbox::start();
+  if (!sandbox) {
+    return tl::unexpected(sandbox.error());
+  }
+  pl->sandbox_ = std::move(*sandbox);
+  auto lab = NsLab::create(*pl->sandbox_, kBridge);
+  if (!lab) {
+    return tl::unexpected(lab.error());
+  }
+  pl->lab_ = std::move(*lab);
+  auto ofports = addPolicyVms(*pl->lab_, policy);
+  if (!ofports) {
+    return tl::unexpected(ofports.error());
+  }
+  pl->ofports_ = std::move(*ofports);
   auto installer = PolicyInstaller::connect(pl->sandbox_->bridgeTarget(kBridge));
   if (!installer) {
     return tl::unexpected(installer.error());

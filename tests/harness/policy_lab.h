@@ -15,6 +15,12 @@
 
 namespace vpcguard::test {
 
+// One VM per interface of `policy` (named and tagged with the interface id; its MAC, first
+// addresses, and the subnet's router as gateway), as vagrant/lab.sh makes them. Returns
+// interface id -> OpenFlow port.
+[[nodiscard]] Result<std::map<std::string, int>> addPolicyVms(NsLab& lab,
+                                                              const model::Policy& policy);
+
 class PolicyLab {
  public:
   static constexpr const char* kBridge = "br-int";

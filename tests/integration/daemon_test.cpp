@@ -1,18 +1,24 @@
 // vpcguardd against a private OVS: it sets the bridge up, installs the policy, follows interfaces
 // coming and going and config changes, keeps the last good policy when a new one is broken,
-// repairs drift, leaves foreign flows alone and keeps its flows when stopped.
+// repairs drift (foreign flows in its tables included; other tables are left alone), keeps its
+// flows when stopped, and survives ovsdb-server restarts and an OVS that is not there yet.
 #include <signal.h>
 
 #include <fstream>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
 
+#include "daemon/config_loader.h"
+#include "daemon/status.h"
 #include "tests/harness/assertions.h"
+#include "tests/harness/flow_check.h"
 #include "tests/harness/ovs_sandbox.h"
 #include "tests/harness/paths.h"
 #include "tests/harness/process.h"
+#include "translator/translate.h"
 
 namespace vpcguard::test {
 namespace {
@@ -69,6 +75,35 @@ class DaemonTest : public ::testing::Test {
   }
   std::string log() { return readFile(log_); }
   std::string statusFile() const { return sandbox_->dir() + "/status.json"; }
+  Result<DaemonStatus> status() {
+    const std::string text = readFile(statusFile());
+    if (text.empty()) {
+      return makeError("no status file yet");
+    }
+    return statusFromJson(text);
+  }
+  size_t countInLog(const std::string& needle) {
+    std::istringstream in(log());
+    size_t n = 0;
+    for (std::string line; std::getline(in, line);) {
+      n += line.find(needle) != std::string::npos ? 1U : 0U;
+    }
+    return n;
+  }
+  // The policy in the config file, with the interface indices a fresh daemon gives it.
+  void loadExpected() {
+    auto loaded = config::loadPolicy(config_);
+    ASSERT_TRUE(loaded.has_value()) << loaded.error().toError().message;
+    policy_ = std::move(*loaded);
+    VGT_ASSIGN_OR_FAIL(indices_, assignInterfaceIndices(policy_, {}));
+  }
+  ::testing::AssertionResult eventuallyDesired(int seconds = 20) {
+    const auto check = [&] { return switchEqualsDesired(*sandbox_, kBridge, policy_, indices_); };
+    if (eventually([&] { return static_cast<bool>(check()); }, seconds)) {
+      return ::testing::AssertionSuccess();
+    }
+    return check();
+  }
   CommandResult ctlStatus(const std::string& extra = "") {
     return run(shellQuote(programPath("vpcguardctl")) + " status --status-file " +
                shellQuote(statusFile()) + " " + extra);
@@ -79,6 +114,8 @@ class DaemonTest : public ::testing::Test {
   std::string config_;
   std::string log_;
   int starts_ = 0;
+  model::Policy policy_;
+  std::map<std::string, uint16_t> indices_;
 };
 
 TEST_F(DaemonTest, SetsUpTheBridgeAndFollowsInterfaces) {
@@ -408,6 +445,77 @@ TEST_F(DaemonTest, InvalidConfigAtStartChangesNothing) {
   ASSERT_TRUE(d->waitExit(std::chrono::seconds(10)));
   EXPECT_NE(log().find("policy.toml:3"), std::string::npos) << log();
   EXPECT_FALSE(sandbox_->vsctl("br-exists br-int").has_value()) << "nothing may be created";
+}
+
+// ovsdb-server goes away and comes back (same database): vpcguardd notices, reconnects, resyncs,
+// and follows interfaces attached after the restart.
+TEST_F(DaemonTest, OvsdbServerRestartReconnectsAndResyncs) {
+  ASSERT_NO_FATAL_FAILURE(loadExpected());
+  VGT_ASSERT_OK(sandbox_->addBridge(kBridge));
+  VGT_ASSIGN_OR_FAIL(int web, sandbox_->addDummyPort(kBridge, "p-web", "eni-web1"));
+  (void)web;
+  startDaemon();
+  ASSERT_TRUE(eventuallyDesired()) << log();
+  const size_t connects = countInLog("connected ovsdb=");
+  ASSERT_EQ(connects, 1U) << log();
+
+  VGT_ASSERT_OK(sandbox_->restartOvsdb());
+  EXPECT_TRUE(eventually([&] { return countInLog("ovsdb_lost") >= 1; })) << log();
+  EXPECT_TRUE(eventually([&] { return countInLog("connected ovsdb=") > connects; }, 30)) << log();
+  EXPECT_TRUE(eventually([&] {
+    auto s = status();
+    return s && s->connected && s->last_sync_reason == "reconnect" && s->last_error.empty();
+  })) << readFile(statusFile()) << log();
+
+  // An interface attached after the restart gets its flows: the new session monitors again.
+  VGT_ASSIGN_OR_FAIL(int db, sandbox_->addDummyPort(kBridge, "p-db", "eni-db1"));
+  EXPECT_TRUE(eventually([&] {
+    return flows().find(" priority=100,in_port=" + std::to_string(db) + " ") != std::string::npos;
+  })) << flows() << log();
+  EXPECT_TRUE(eventuallyDesired()) << log();
+  EXPECT_TRUE(daemon_->running());
+}
+
+// Started before Open vSwitch is up (no --connect-timeout): vpcguardd waits with growing
+// pauses, says so in its status, and installs the policy once OVS appears.
+TEST_F(DaemonTest, WaitsForOvsAndInstallsThePolicyWhenItAppears) {
+  ASSERT_NO_FATAL_FAILURE(loadExpected());
+  sandbox_->stopOvsdb();
+  startDaemon();
+  ASSERT_TRUE(eventually([&] { return countInLog("retrying_connect") >= 3; })) << log();
+  EXPECT_TRUE(daemon_->running()) << log();
+  // Backoff: every pause longer than the one before (until its cap).
+  std::vector<int> pauses;
+  static const std::regex kPause(R"(retrying_connect in_ms=(\d+))");
+  const std::string text = log();
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), kPause);
+       it != std::sregex_iterator(); ++it) {
+    pauses.push_back(std::stoi((*it)[1]));
+  }
+  ASSERT_GE(pauses.size(), 3U) << text;
+  EXPECT_LT(pauses[0], pauses[1]) << text;
+  EXPECT_LT(pauses[1], pauses[2]) << text;
+  auto waiting = status();
+  ASSERT_TRUE(waiting.has_value())
+      << "no status while waiting for OVS: " << waiting.error().message;
+  EXPECT_FALSE(waiting->connected);
+  EXPECT_NE(waiting->last_error, "") << readFile(statusFile());
+  EXPECT_EQ(waiting->last_sync, "");
+  auto ctl = ctlStatus();
+  EXPECT_EQ(ctl.exit_code, 1) << ctl.output;
+
+  VGT_ASSERT_OK(sandbox_->restartOvsdb());
+  // The daemon creates the bridge and installs the policy.
+  EXPECT_TRUE(eventually([&] { return sandbox_->vsctl("br-exists br-int").has_value(); }, 30))
+      << log();
+  EXPECT_TRUE(eventuallyDesired(30)) << log();
+  VGT_ASSIGN_OR_FAIL(int web, sandbox_->addDummyPort(kBridge, "p-web", "eni-web1"));
+  (void)web;
+  EXPECT_TRUE(eventuallyDesired()) << log();
+  EXPECT_TRUE(eventually([&] {
+    auto s = status();
+    return s && s->connected && s->last_error.empty() && !s->last_sync.empty();
+  })) << readFile(statusFile());
 }
 
 }  // namespace
