@@ -198,6 +198,23 @@ Result<void> VswitchDb::setFlowRestoreWait(bool enabled) {
   return {};
 }
 
+Result<bool> VswitchDb::flowRestoreWait() {
+  auto root = client_->transact(kDb, Json::array({Json{{"op", "select"},
+                                                       {"table", "Open_vSwitch"},
+                                                       {"where", Json::array()},
+                                                       {"columns", Json::array({"other_config"})}}}));
+  if (!root) {
+    return tl::unexpected(root.error().withContext("read flow-restore-wait"));
+  }
+  for (const auto& row : (*root)[0].value("rows", Json::array())) {
+    auto config = ovsdb_value::stringMap(row["other_config"]);
+    if (auto it = config.find("flow-restore-wait"); it != config.end() && it->second == "true") {
+      return true;
+    }
+  }
+  return false;
+}
+
 Result<void> VswitchDb::setConntrackTimeouts(
     const std::string& datapath_type,
     const std::map<uint16_t, std::map<std::string, int64_t>>& policies,

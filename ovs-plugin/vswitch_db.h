@@ -55,6 +55,8 @@ class VswitchDb {
   // other_config:flow-restore-wait=true keeps ovs-vswitchd from flushing or forwarding with an
   // empty table while the daemon restores flows after a restart; cleared when flows are back.
   [[nodiscard]] Result<void> setFlowRestoreWait(bool enabled);
+  // Whether other_config:flow-restore-wait is "true" now.
+  [[nodiscard]] Result<bool> flowRestoreWait();
 
   // Zone-based conntrack timeout policies (CT_Zone / CT_Timeout_Policy rows of the Datapath of
   // `datapath_type`, created if missing): every zone in `policies` gets exactly those timeouts
