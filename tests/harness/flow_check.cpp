@@ -11,13 +11,23 @@
 namespace vpcguard::test {
 
 const std::vector<uint8_t>& pipelineTables() {
-  using namespace pipeline;
-  static const std::vector<uint8_t> tables = {
-      kClassify,  kPortSecurity,  kL3Lookup, kNdReply,    kSgEgressCt,
-      kSgEgress,  kSgEgressEval,  kNaclOut,  kNaclIn,     kSgIngressCt,
-      kSgIngress, kSgIngressEval, kOutput,   kUnfiltered, kDrop};
+  static const std::vector<uint8_t> tables(std::begin(pipeline::kOwnedTables),
+                                           std::end(pipeline::kOwnedTables));
   return tables;
 }
+
+namespace {
+
+// Which start of vpcguardd wrote a flow does not make it right or wrong: a restart adopts flows
+// of earlier generations. Compared without the generation bits.
+Flow withoutGeneration(Flow f) {
+  if ((f.cookie & pipeline::kCookieMagicMask) == pipeline::kCookieMagic) {
+    f.cookie &= ~pipeline::kCookieGenerationMask;
+  }
+  return f;
+}
+
+}  // namespace
 
 Result<std::map<std::string, int>> bridgeOfports(const OvsSandbox& sandbox,
                                                  const std::string& bridge) {
@@ -78,7 +88,7 @@ Result<std::vector<Flow>> desiredFlows(const model::Policy& policy,
   in.policy = &policy;
   in.ofports = ofports;
   in.interface_index = indices;
-  in.generation = 1;  // vpcguardd's (pipeline.h: always 1 today)
+  in.generation = 1;  // any: compared without the generation
   auto t = translate(in);
   if (!t) {
     return tl::unexpected(t.error().withContext("translate"));
@@ -90,7 +100,7 @@ Result<std::vector<Flow>> desiredFlows(const model::Policy& policy,
     if (!n) {
       return tl::unexpected(n.error().withContext("normalize " + toOfctlText(f)));
     }
-    out.push_back(std::move(*n));
+    out.push_back(withoutGeneration(std::move(*n)));
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -112,7 +122,7 @@ Result<std::vector<Flow>> installedFlows(const OvsSandbox& sandbox, const std::s
   for (auto& f : *dumped) {
     const bool magic = (f.flow.cookie & pipeline::kCookieMagicMask) == pipeline::kCookieMagic;
     if (magic || std::find(ours.begin(), ours.end(), f.flow.table) != ours.end()) {
-      out.push_back(std::move(f.flow));
+      out.push_back(withoutGeneration(std::move(f.flow)));
     }
   }
   std::sort(out.begin(), out.end());

@@ -4,7 +4,9 @@
 // indices the test expects), normalised by OVS's parser; the installed ones are a dump of the
 // bridge. Installed = every flow with vpcguard's cookie magic, plus every flow of any cookie in
 // one of the pipeline's tables (a foreign flow there changes what our pipeline does, so it
-// counts as a difference). Flows of other cookies in other tables are not ours to judge.
+// counts as a difference). Flows of other cookies in other tables are not ours to judge. The
+// generation bits of our cookies are not compared (a restarted vpcguardd adopts right flows of
+// earlier generations).
 #include <map>
 #include <string>
 #include <vector>
@@ -18,7 +20,7 @@
 
 namespace vpcguard::test {
 
-// The tables of translator/pipeline.h.
+// The tables of translator/pipeline.h (pipeline::kOwnedTables).
 [[nodiscard]] const std::vector<uint8_t>& pipelineTables();
 
 // iface-id -> ofport of the interfaces on `bridge` that have an iface-id and a valid ofport, as
@@ -26,8 +28,8 @@ namespace vpcguard::test {
 [[nodiscard]] Result<std::map<std::string, int>> bridgeOfports(const OvsSandbox& sandbox,
                                                                const std::string& bridge);
 
-// translate() for `ofports` and `indices` with vpcguardd's generation, each flow normalised to
-// the switch's text; sorted.
+// translate() for `ofports` and `indices`, each flow normalised to the switch's text, generation
+// bits cleared; sorted.
 [[nodiscard]] Result<std::vector<Flow>> desiredFlows(
     const model::Policy& policy, const std::map<std::string, int>& ofports,
     const std::map<std::string, uint16_t>& indices);
