@@ -34,8 +34,8 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "bench/bench_util.h"
@@ -56,9 +56,7 @@ using bench::msSince;
 using bench::percentile;
 using Json = nlohmann::ordered_json;
 
-void progress(const std::string& what) {
-  std::fprintf(stderr, "sync_bench: %s\n", what.c_str());
-}
+void progress(const std::string& what) { std::fprintf(stderr, "sync_bench: %s\n", what.c_str()); }
 
 // ---------------------------------------------------------------------------------------------
 // Policies of a given size.
@@ -75,10 +73,10 @@ struct Shape {
   int nacl_entries = 20;  // per NACL and direction
 
   [[nodiscard]] std::string args() const {
-    return fmt::format("--interfaces {} --addresses-per-interface {} --groups {} "
-                       "--groups-per-interface {} --rules {} --nacls {} --nacl-entries {} --seed 1",
-                       interfaces, addresses, groups, groups_per_interface, rules, nacls,
-                       nacl_entries);
+    return fmt::format(
+        "--interfaces {} --addresses-per-interface {} --groups {} "
+        "--groups-per-interface {} --rules {} --nacls {} --nacl-entries {} --seed 1",
+        interfaces, addresses, groups, groups_per_interface, rules, nacls, nacl_entries);
   }
 };
 
@@ -120,10 +118,9 @@ Result<std::string> withExtraRule(const std::string& base, int n) {
     return makeError("generated config: the last group's inbound rules do not end");
   }
   std::string out = base;
-  out.insert(end + 1,
-             fmt::format("  {{ ip_protocol = \"tcp\", from_port = {0}, to_port = {0}, "
-                         "cidr_ipv4 = \"10.99.{1}.0/24\" }},\n",
-                         20000 + n, n % 250));
+  out.insert(end + 1, fmt::format("  {{ ip_protocol = \"tcp\", from_port = {0}, to_port = {0}, "
+                                  "cidr_ipv4 = \"10.99.{1}.0/24\" }},\n",
+                                  20000 + n, n % 250));
   return out;
 }
 
@@ -405,11 +402,14 @@ class DirWatch {
       if (seen) {
         return true;
       }
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (left.count() <= 0) {
         return false;
       }
-      struct pollfd pfd{fd_, POLLIN, 0};
+      struct pollfd pfd {
+        fd_, POLLIN, 0
+      };
       ::poll(&pfd, 1, static_cast<int>(left.count()));
     }
   }
@@ -456,16 +456,11 @@ std::string trim(std::string s) {
 
 Json resyncJson(const ResyncTiming& t, double ofctl_ms,
                 const std::string& ofctl_key = "ofctl_replace_flows_ms") {
-  return Json{{"vpcguard_ms", t.total_ms},
-              {"dump_ms", t.dump_ms},
-              {"diff_ms", t.diff_ms},
-              {"bundle_ms", t.bundle_ms},
-              {"barrier_ms", t.barrier_ms},
-              {"added", t.report.added},
-              {"modified", t.report.modified},
-              {"deleted", t.report.deleted},
-              {ofctl_key, ofctl_ms},
-              {"ratio", ratio(t.total_ms, ofctl_ms)}};
+  return Json{{"vpcguard_ms", t.total_ms},     {"dump_ms", t.dump_ms},
+              {"diff_ms", t.diff_ms},          {"bundle_ms", t.bundle_ms},
+              {"barrier_ms", t.barrier_ms},    {"added", t.report.added},
+              {"modified", t.report.modified}, {"deleted", t.report.deleted},
+              {ofctl_key, ofctl_ms},           {"ratio", ratio(t.total_ms, ofctl_ms)}};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -473,7 +468,8 @@ Json resyncJson(const ResyncTiming& t, double ofctl_ms,
 
 class SizeRun {
  public:
-  SizeRun(size_t target, int changes, bool daemon) : target_(target), changes_(changes), daemon_(daemon) {}
+  SizeRun(size_t target, int changes, bool daemon)
+      : target_(target), changes_(changes), daemon_(daemon) {}
 
   Result<Json> run(std::string& text) {
     if (auto r = prepare(); !r) {
@@ -509,9 +505,10 @@ class SizeRun {
     work_ = std::move(*work);
     base_path_ = work_->path() + "/base.toml";
     progress(tag() + " generating the policy: gen-large.py " + shape_.args());
-    if (auto r = test::runChecked("python3 " + test::shellQuote(test::sourceDir() + "/configs/gen-large.py") +
-                                      " " + shape_.args() + " -o " + test::shellQuote(base_path_),
-                                  std::chrono::seconds(300));
+    if (auto r = test::runChecked(
+            "python3 " + test::shellQuote(test::sourceDir() + "/configs/gen-large.py") + " " +
+                shape_.args() + " -o " + test::shellQuote(base_path_),
+            std::chrono::seconds(300));
         !r) {
       return tl::unexpected(r.error());
     }
@@ -605,7 +602,8 @@ class SizeRun {
     const size_t flows = e.flows.size();
     const std::string flows_file = sb.dir() + "/flows.txt";
     bench::writeFlowsFile(flows_file, e.flows);
-    auto ofctl_install = bench::timedOfctl(sb, "--bundle add-flows " + sb.bridgeTarget("br1") + " " + flows_file);
+    auto ofctl_install =
+        bench::timedOfctl(sb, "--bundle add-flows " + sb.bridgeTarget("br1") + " " + flows_file);
     if (!ofctl_install) {
       return tl::unexpected(ofctl_install.error());
     }
@@ -621,23 +619,29 @@ class SizeRun {
                      e.policy->security_groups.size(), rules,
                      e.policy->network_interfaces.size() * static_cast<size_t>(shape_.addresses)));
     line("flows", fmt::format("{} (target {})", flows, target_));
-    line("install_ms", fmt::format("{:.1f} = sync {:.1f} (dump {:.1f}, normalise+diff {:.1f}, "
-                                   "bundle {:.1f}, barrier {:.1f}); before it parse {:.1f}, translate {:.1f}",
-                                   install->total_ms, install->total_ms, install->dump_ms,
-                                   install->diff_ms, install->bundle_ms, install->barrier_ms,
-                                   parse_ms, translate_ms));
-    line("install_ofctl_add_flows_ms", fmt::format("{:.1f} (ovs-ofctl --bundle add-flows, same flows)", *ofctl_install));
-    line("install_vs_ofctl_ratio", fmt::format("{:.2f} (sync only; with parse+translate {:.2f})",
-                                               ratio(install->total_ms, *ofctl_install),
-                                               ratio(install->total_ms + parse_ms + translate_ms, *ofctl_install)));
+    line("install_ms",
+         fmt::format("{:.1f} = sync {:.1f} (dump {:.1f}, normalise+diff {:.1f}, "
+                     "bundle {:.1f}, barrier {:.1f}); before it parse {:.1f}, translate {:.1f}",
+                     install->total_ms, install->total_ms, install->dump_ms, install->diff_ms,
+                     install->bundle_ms, install->barrier_ms, parse_ms, translate_ms));
+    line("install_ofctl_add_flows_ms",
+         fmt::format("{:.1f} (ovs-ofctl --bundle add-flows, same flows)", *ofctl_install));
+    line("install_vs_ofctl_ratio",
+         fmt::format("{:.2f} (sync only; with parse+translate {:.2f})",
+                     ratio(install->total_ms, *ofctl_install),
+                     ratio(install->total_ms + parse_ms + translate_ms, *ofctl_install)));
     out_["target_flows"] = target_;
-    out_["shape"] = {{"interfaces", shape_.interfaces}, {"addresses_per_interface", shape_.addresses},
-                     {"groups", shape_.groups}, {"groups_per_interface", shape_.groups_per_interface},
-                     {"rules_per_group", shape_.rules}, {"nacls", shape_.nacls},
+    out_["shape"] = {{"interfaces", shape_.interfaces},
+                     {"addresses_per_interface", shape_.addresses},
+                     {"groups", shape_.groups},
+                     {"groups_per_interface", shape_.groups_per_interface},
+                     {"rules_per_group", shape_.rules},
+                     {"nacls", shape_.nacls},
                      {"nacl_entries", shape_.nacl_entries}};
     out_["flows"] = flows;
     out_["config_rules"] = rules;
-    out_["install"] = {{"parse_ms", parse_ms}, {"translate_ms", translate_ms},
+    out_["install"] = {{"parse_ms", parse_ms},
+                       {"translate_ms", translate_ms},
                        {"sync", resyncJson(*install, *ofctl_install, "ofctl_add_flows_ms")}};
 
     if (auto r = changes(sb, e); !r) {
@@ -666,7 +670,8 @@ class SizeRun {
         return tl::unexpected(t.error().withContext(fmt::format("change {}", i + 1)));
       }
       if (t->report.changes() == 0) {
-        return makeError(fmt::format("change {} changed no flow: the benchmark measures nothing", i + 1));
+        return makeError(
+            fmt::format("change {} changed no flow: the benchmark measures nothing", i + 1));
       }
       expected_flows_.push_back(e.flows.size());
       total.add(t->total_ms);
@@ -682,9 +687,11 @@ class SizeRun {
                                     t->report.added, t->report.modified, t->report.deleted));
       }
       bench::writeFlowModsFile(mods_file, e.channel->last_mods);
-      auto o = bench::timedOfctl(sb, "--bundle add-flows " + sb.bridgeTarget("br1") + " " + mods_file);
+      auto o =
+          bench::timedOfctl(sb, "--bundle add-flows " + sb.bridgeTarget("br1") + " " + mods_file);
       if (!o) {
-        return tl::unexpected(o.error().withContext("ovs-ofctl baseline of change " + std::to_string(i + 1)));
+        return tl::unexpected(
+            o.error().withContext("ovs-ofctl baseline of change " + std::to_string(i + 1)));
       }
       ofctl.add(*o);
     }
@@ -716,18 +723,23 @@ class SizeRun {
     line("change_ms_p50_p99", fmt::format("{:.2f} {:.2f} (n={}; config file replaced -> barrier)",
                                           total.p50(), total.p99(), total.v.size()));
     line("  parse_ms_p50_p99", fmt::format("{:.2f} {:.2f}", parse.p50(), parse.p99()));
-    line("  translate_ms_p50_p99", fmt::format("{:.2f} {:.2f}", translate_ms.p50(), translate_ms.p99()));
-    line("  diff_ms_p50_p99", fmt::format("{:.2f} {:.2f} (normalise + compare)", diff.p50(), diff.p99()));
+    line("  translate_ms_p50_p99",
+         fmt::format("{:.2f} {:.2f}", translate_ms.p50(), translate_ms.p99()));
+    line("  diff_ms_p50_p99",
+         fmt::format("{:.2f} {:.2f} (normalise + compare)", diff.p50(), diff.p99()));
     line("  bundle_barrier_ms_p50_p99", fmt::format("{:.2f} {:.2f}", bundle.p50(), bundle.p99()));
-    line("  cpu_ms_p50", fmt::format("parse {:.2f}, translate {:.2f}, diff+bundle {:.2f} (this thread's CPU time)",
-                                     parse_cpu.p50(), translate_cpu.p50(), apply_cpu.p50()));
-    line("change_ofctl_ms_p50_p99", fmt::format("{:.2f} {:.2f} (same flow mods, ovs-ofctl --bundle add-flows)",
-                                                ofctl.p50(), ofctl.p99()));
+    line("  cpu_ms_p50",
+         fmt::format("parse {:.2f}, translate {:.2f}, diff+bundle {:.2f} (this thread's CPU time)",
+                     parse_cpu.p50(), translate_cpu.p50(), apply_cpu.p50()));
+    line("change_ofctl_ms_p50_p99",
+         fmt::format("{:.2f} {:.2f} (same flow mods, ovs-ofctl --bundle add-flows)", ofctl.p50(),
+                     ofctl.p99()));
     const double floor = ofctlFloor(sb);
-    line("ofctl_startup_floor_ms", fmt::format("{:.2f} (`ovs-ofctl --version` the same way: process start alone)", floor));
-    line("change_vs_ofctl_ratio_p50", fmt::format("{:.2f} ({:.2f} against ovs-ofctl minus its start-up floor)",
-                                                  ratio(total.p50(), ofctl.p50()),
-                                                  ratio(total.p50(), ofctl.p50() - floor)));
+    line("ofctl_startup_floor_ms",
+         fmt::format("{:.2f} (`ovs-ofctl --version` the same way: process start alone)", floor));
+    line("change_vs_ofctl_ratio_p50",
+         fmt::format("{:.2f} ({:.2f} against ovs-ofctl minus its start-up floor)",
+                     ratio(total.p50(), ofctl.p50()), ratio(total.p50(), ofctl.p50() - floor)));
     const auto pj = [](const Samples& s) { return Json{{"p50", s.p50()}, {"p99", s.p99()}}; };
     out_["change"] = {{"n", total.v.size()},
                       {"flow_mods", diffs},
@@ -736,8 +748,10 @@ class SizeRun {
                       {"translate_ms", pj(translate_ms)},
                       {"diff_ms", pj(diff)},
                       {"bundle_barrier_ms", pj(bundle)},
-                      {"cpu_ms_p50", {{"parse", parse_cpu.p50()}, {"translate", translate_cpu.p50()},
-                                      {"diff_bundle", apply_cpu.p50()}}},
+                      {"cpu_ms_p50",
+                       {{"parse", parse_cpu.p50()},
+                        {"translate", translate_cpu.p50()},
+                        {"diff_bundle", apply_cpu.p50()}}},
                       {"ofctl_ms", pj(ofctl)},
                       {"ofctl_startup_floor_ms", floor},
                       {"ratio_p50", ratio(total.p50(), ofctl.p50())},
@@ -749,7 +763,8 @@ class SizeRun {
   Result<void> resyncs(test::OvsSandbox& sb, Enforcer& e) {
     const std::string flows_file = sb.dir() + "/flows.txt";
     bench::writeFlowsFile(flows_file, e.flows);
-    const std::string replace = "--bundle replace-flows " + sb.bridgeTarget("br1") + " " + flows_file;
+    const std::string replace =
+        "--bundle replace-flows " + sb.bridgeTarget("br1") + " " + flows_file;
     const auto both = [&](const std::string& args) -> Result<void> {
       for (const char* br : {"br0", "br1"}) {
         if (auto r = sb.ofctl(fmt::format(fmt::runtime(args), sb.bridgeTarget(br))); !r) {
@@ -762,18 +777,19 @@ class SizeRun {
       auto n0 = switchFlowCount(sb, "br0");
       auto n1 = switchFlowCount(sb, "br1");
       if (!n0 || !n1 || *n0 != e.flows.size() || *n1 != e.flows.size()) {
-        return makeError(fmt::format("resync {}: the switch holds {} / {} flows, expected {}", phase,
-                                     n0 ? *n0 : 0, n1 ? *n1 : 0, e.flows.size()));
+        return makeError(fmt::format("resync {}: the switch holds {} / {} flows, expected {}",
+                                     phase, n0 ? *n0 : 0, n1 ? *n1 : 0, e.flows.size()));
       }
       return {};
     };
     const auto report = [&](const std::string& key, const std::string& what, const ResyncTiming& t,
                             double ofctl_ms) {
-      line(key, fmt::format("{:.1f} vs replace-flows {:.1f}, ratio {:.2f} (dump {:.1f}, normalise+diff {:.1f}, "
-                            "bundle {:.1f}, barrier {:.1f}; +{} ~{} -{}) {}",
-                            t.total_ms, ofctl_ms, ratio(t.total_ms, ofctl_ms), t.dump_ms, t.diff_ms,
-                            t.bundle_ms, t.barrier_ms, t.report.added, t.report.modified,
-                            t.report.deleted, what));
+      line(key,
+           fmt::format(
+               "{:.1f} vs replace-flows {:.1f}, ratio {:.2f} (dump {:.1f}, normalise+diff {:.1f}, "
+               "bundle {:.1f}, barrier {:.1f}; +{} ~{} -{}) {}",
+               t.total_ms, ofctl_ms, ratio(t.total_ms, ofctl_ms), t.dump_ms, t.diff_ms, t.bundle_ms,
+               t.barrier_ms, t.report.added, t.report.modified, t.report.deleted, what));
       out_["resync"][key] = resyncJson(t, ofctl_ms);
     };
 
@@ -812,7 +828,8 @@ class SizeRun {
     if (!cold) {
       return tl::unexpected(cold.error());
     }
-    report("resync_unchanged_cold_ms", "(new FlowSync: restart/reconnect onto a synced switch)", *cold, *ofctl_same);
+    report("resync_unchanged_cold_ms", "(new FlowSync: restart/reconnect onto a synced switch)",
+           *cold, *ofctl_same);
 
     // (iii) ~1% of the flows different on both bridges: every 200th deleted, every 200th
     // (offset 100) given other actions.
@@ -846,9 +863,11 @@ class SizeRun {
       return r;
     }
     if (repaired->report.changes() != drift.size()) {
-      return makeError(fmt::format("resync repaired {} flows, {} were changed", repaired->report.changes(), drift.size()));
+      return makeError(fmt::format("resync repaired {} flows, {} were changed",
+                                   repaired->report.changes(), drift.size()));
     }
-    report("resync_1pct_different_ms", fmt::format("({} of {} flows changed on the switch)", drift.size(), e.flows.size()),
+    report("resync_1pct_different_ms",
+           fmt::format("({} of {} flows changed on the switch)", drift.size(), e.flows.size()),
            *repaired, *ofctl_repair);
     return {};
   }
@@ -869,8 +888,9 @@ class SizeRun {
     auto n0 = switchFlowCount(sb, "br0");
     std::string outcome;
     if (t && n0 && *n0 == e.flows.size()) {
-      outcome = fmt::format("committed: {} flows in one bundle in {:.1f} ms (bundle {:.1f} ms); switch holds {}",
-                            t->report.added, t->total_ms, t->bundle_ms, *n0);
+      outcome = fmt::format(
+          "committed: {} flows in one bundle in {:.1f} ms (bundle {:.1f} ms); switch holds {}",
+          t->report.added, t->total_ms, t->bundle_ms, *n0);
     } else {
       outcome = fmt::format("FAILED: {}; switch holds {} of {} flows",
                             t ? "no error but a wrong flow count" : t.error().message, n0 ? *n0 : 0,
@@ -921,9 +941,21 @@ class SizeRun {
       return makeError("inotify on " + status_dir + " failed");
     }
     test::ChildProcess::Options o;
-    o.argv = {test::programPath("vpcguardd"), "--config", config, "--bridge", bridge,
-              "--ovsdb", sb.dbTarget(), "--datapath-type", "dummy", "--status-file", status_path,
-              "--resync-interval", "86400", "--log-level", "info"};
+    o.argv = {test::programPath("vpcguardd"),
+              "--config",
+              config,
+              "--bridge",
+              bridge,
+              "--ovsdb",
+              sb.dbTarget(),
+              "--datapath-type",
+              "dummy",
+              "--status-file",
+              status_path,
+              "--resync-interval",
+              "86400",
+              "--log-level",
+              "info"};
     o.output_path = sb.dir() + "/vpcguardd.log";
     progress(tag() + " vpcguardd: start, waiting for its first sync");
     const auto start = Clock::now();
@@ -949,7 +981,8 @@ class SizeRun {
       }
       if (!(*daemon)->running() || !watch.waitFor("status.json", deadline)) {
         auto log = readText(o.output_path);
-        return makeError("vpcguardd did not report its first sync: " + (log ? *log : std::string()));
+        return makeError("vpcguardd did not report its first sync: " +
+                         (log ? *log : std::string()));
       }
     }
     const double startup_ms = msSince(start);
@@ -975,7 +1008,8 @@ class SizeRun {
       for (;;) {
         if (!watch.waitFor("status.json", change_deadline)) {
           auto log = readText(o.output_path);
-          return makeError(fmt::format("vpcguardd did not report change {}: {}", i + 1, log ? *log : ""));
+          return makeError(
+              fmt::format("vpcguardd did not report change {}: {}", i + 1, log ? *log : ""));
         }
         status = readStatus();
         if (status && status->last_sync_reason == "config" && status->last_error.empty() &&
@@ -991,7 +1025,8 @@ class SizeRun {
     // compare + bundle of FlowSync; the rest of last_sync_ms is normalising the desired flows).
     Samples log_translate, log_install;
     if (auto log = readText(o.output_path)) {
-      static const std::regex kApplied(R"(applied reason=config .*translate_ms=([0-9.]+) install_ms=([0-9.]+))");
+      static const std::regex kApplied(
+          R"(applied reason=config .*translate_ms=([0-9.]+) install_ms=([0-9.]+))");
       std::istringstream lines(*log);
       std::string l;
       while (std::getline(lines, l)) {
@@ -1008,39 +1043,48 @@ class SizeRun {
     }
 
     const auto mib = [](long kib) { return static_cast<double>(kib) / 1024.0; };
-    line("daemon_startup_ms", fmt::format("{:.1f} (spawn -> status file reports the startup sync of {} flows)",
-                                          startup_ms, flows));
-    line("daemon_rss_mib", fmt::format("VmRSS {:.1f}, VmHWM {:.1f} after startup ({:.0f} bytes/flow RSS); "
-                                       "VmHWM {:.1f} after the changes",
-                                       mib(rss), mib(hwm), static_cast<double>(rss) * 1024.0 / static_cast<double>(flows),
-                                       mib(hwm_end)));
-    line("ovs_vswitchd_rss_mib", fmt::format("{:.1f} holding the table ({:.1f} before it: +{:.1f}, {:.0f} bytes/flow)",
-                                             mib(vswitchd_after), mib(vswitchd_before),
-                                             mib(vswitchd_after - vswitchd_before),
-                                             static_cast<double>(vswitchd_after - vswitchd_before) * 1024.0 /
-                                                 static_cast<double>(flows)));
-    line("daemon_vs_vswitchd_rss_ratio", fmt::format("{:.2f}", ratio(static_cast<double>(rss), static_cast<double>(vswitchd_after))));
+    line("daemon_startup_ms",
+         fmt::format("{:.1f} (spawn -> status file reports the startup sync of {} flows)",
+                     startup_ms, flows));
+    line("daemon_rss_mib",
+         fmt::format("VmRSS {:.1f}, VmHWM {:.1f} after startup ({:.0f} bytes/flow RSS); "
+                     "VmHWM {:.1f} after the changes",
+                     mib(rss), mib(hwm),
+                     static_cast<double>(rss) * 1024.0 / static_cast<double>(flows), mib(hwm_end)));
+    line("ovs_vswitchd_rss_mib",
+         fmt::format("{:.1f} holding the table ({:.1f} before it: +{:.1f}, {:.0f} bytes/flow)",
+                     mib(vswitchd_after), mib(vswitchd_before),
+                     mib(vswitchd_after - vswitchd_before),
+                     static_cast<double>(vswitchd_after - vswitchd_before) * 1024.0 /
+                         static_cast<double>(flows)));
+    line("daemon_vs_vswitchd_rss_ratio",
+         fmt::format("{:.2f}",
+                     ratio(static_cast<double>(rss), static_cast<double>(vswitchd_after))));
     if (changes_ > 0) {
       line("daemon_change_e2e_ms_p50_p99",
-           fmt::format("{:.1f} {:.1f} (n={}; rename -> status file; includes the daemon's 200 ms inotify debounce)",
+           fmt::format("{:.1f} {:.1f} (n={}; rename -> status file; includes the daemon's 200 ms "
+                       "inotify debounce)",
                        e2e.p50(), e2e.p99(), e2e.v.size()));
       line("daemon_change_apply_ms_p50_p99",
-           fmt::format("{:.1f} {:.1f} (the daemon's own last_sync_ms: translate + diff + bundle, no parse)",
-                       apply.p50(), apply.p99()));
-      line("  daemon_log_ms_p50", fmt::format("translate {:.1f}, compare+bundle {:.1f} (n={}; its log's applied lines)",
-                                              log_translate.p50(), log_install.p50(), log_translate.v.size()));
+           fmt::format(
+               "{:.1f} {:.1f} (the daemon's own last_sync_ms: translate + diff + bundle, no parse)",
+               apply.p50(), apply.p99()));
+      line("  daemon_log_ms_p50",
+           fmt::format("translate {:.1f}, compare+bundle {:.1f} (n={}; its log's applied lines)",
+                       log_translate.p50(), log_install.p50(), log_translate.v.size()));
     }
-    out_["daemon"] = {{"startup_ms", startup_ms},
-                      {"vm_rss_kib", rss},
-                      {"vm_hwm_kib", hwm},
-                      {"vm_hwm_after_changes_kib", hwm_end},
-                      {"rss_bytes_per_flow", static_cast<double>(rss) * 1024.0 / static_cast<double>(flows)},
-                      {"vswitchd_rss_kib", vswitchd_after},
-                      {"vswitchd_rss_before_kib", vswitchd_before},
-                      {"change_e2e_ms", {{"p50", e2e.p50()}, {"p99", e2e.p99()}}},
-                      {"change_apply_ms", {{"p50", apply.p50()}, {"p99", apply.p99()}}},
-                      {"change_log_translate_ms_p50", log_translate.p50()},
-                      {"change_log_compare_bundle_ms_p50", log_install.p50()}};
+    out_["daemon"] = {
+        {"startup_ms", startup_ms},
+        {"vm_rss_kib", rss},
+        {"vm_hwm_kib", hwm},
+        {"vm_hwm_after_changes_kib", hwm_end},
+        {"rss_bytes_per_flow", static_cast<double>(rss) * 1024.0 / static_cast<double>(flows)},
+        {"vswitchd_rss_kib", vswitchd_after},
+        {"vswitchd_rss_before_kib", vswitchd_before},
+        {"change_e2e_ms", {{"p50", e2e.p50()}, {"p99", e2e.p99()}}},
+        {"change_apply_ms", {{"p50", apply.p50()}, {"p99", apply.p99()}}},
+        {"change_log_translate_ms_p50", log_translate.p50()},
+        {"change_log_compare_bundle_ms_p50", log_install.p50()}};
     return {};
   }
 
