@@ -347,7 +347,7 @@ Result<ResyncTiming> timedResync(Enforcer& e) {
 
 // Flows on a bridge, as the switch counts them.
 Result<size_t> switchFlowCount(const test::OvsSandbox& sb, const std::string& bridge) {
-  auto r = sb.ofctl("dump-aggregate " + sb.bridgeTarget(bridge));
+  auto r = bench::ofctl(sb, "dump-aggregate " + sb.bridgeTarget(bridge));
   if (!r) {
     return tl::unexpected(r.error());
   }
@@ -704,7 +704,9 @@ class SizeRun {
         return tl::unexpected(t.error());
       }
       bench::writeFlowModsFile(mods_file, e.channel->last_mods);
-      if (auto r = sb.ofctl("--bundle add-flows " + sb.bridgeTarget("br1") + " " + mods_file); !r) {
+      if (auto r =
+              bench::ofctl(sb, "--bundle add-flows " + sb.bridgeTarget("br1") + " " + mods_file);
+          !r) {
         return tl::unexpected(r.error());
       }
     }
@@ -767,7 +769,7 @@ class SizeRun {
         "--bundle replace-flows " + sb.bridgeTarget("br1") + " " + flows_file;
     const auto both = [&](const std::string& args) -> Result<void> {
       for (const char* br : {"br0", "br1"}) {
-        if (auto r = sb.ofctl(fmt::format(fmt::runtime(args), sb.bridgeTarget(br))); !r) {
+        if (auto r = bench::ofctl(sb, fmt::format(fmt::runtime(args), sb.bridgeTarget(br))); !r) {
           return tl::unexpected(r.error());
         }
       }
@@ -876,11 +878,11 @@ class SizeRun {
   // whole policy installed as one bundle must still commit.
   Result<void> idleTimeout(test::OvsSandbox& sb, Enforcer& e) {
     progress(tag() + " install with bundle-idle-timeout=1");
-    if (auto r = sb.vsctl("set Open_vSwitch . other_config:bundle-idle-timeout=1"); !r) {
+    if (auto r = bench::vsctl(sb, "set Open_vSwitch . other_config:bundle-idle-timeout=1"); !r) {
       return tl::unexpected(r.error());
     }
-    auto value = sb.vsctl("get Open_vSwitch . other_config:bundle-idle-timeout");
-    if (auto r = sb.ofctl("del-flows " + sb.bridgeTarget("br0")); !r) {
+    auto value = bench::vsctl(sb, "get Open_vSwitch . other_config:bundle-idle-timeout");
+    if (auto r = bench::ofctl(sb, "del-flows " + sb.bridgeTarget("br0")); !r) {
       return tl::unexpected(r.error());
     }
     e.sync = std::make_unique<FlowSync>(*e.channel);
