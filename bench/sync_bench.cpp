@@ -32,6 +32,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -447,6 +448,13 @@ double ofctlFloor(const test::OvsSandbox& sb) {
   return s.p50();
 }
 
+double loadAverage() {
+  std::ifstream in("/proc/loadavg");
+  double one = 0;
+  in >> one;
+  return one;
+}
+
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) {
     s.pop_back();
@@ -472,6 +480,7 @@ class SizeRun {
       : target_(target), changes_(changes), daemon_(daemon) {}
 
   Result<Json> run(std::string& text) {
+    const double load_start = loadAverage();
     if (auto r = prepare(); !r) {
       return tl::unexpected(r.error());
     }
@@ -486,6 +495,10 @@ class SizeRun {
         return tl::unexpected(r.error());
       }
     }
+    // Wall times on a shared machine stretch with its load; CPU times above do not.
+    line("loadavg_1min_start_end", fmt::format("{:.2f} {:.2f} ({} CPUs)", load_start, loadAverage(),
+                                               std::thread::hardware_concurrency()));
+    out_["loadavg_1min"] = {load_start, loadAverage()};
     text += lines_;
     return out_;
   }
@@ -1023,7 +1036,13 @@ class SizeRun {
       apply.add(status->last_sync_ms);
     }
     const long hwm_end = bench::procStatusKiB(pid, "VmHWM");
-    // The daemon's own split of each config apply, from its log: translate, and install (the
+    (*daemon)->signal(SIGTERM);
+    if (!(*daemon)->waitExit(std::chrono::seconds(10))) {
+      (*daemon)->kill();
+    }
+
+    // The daemon's own split of each config apply, from its log (read once it has
+    // exited: it logs a change after writing the status file): translate, and install (the
     // compare + bundle of FlowSync; the rest of last_sync_ms is normalising the desired flows).
     Samples log_translate, log_install;
     if (auto log = readText(o.output_path)) {
@@ -1038,10 +1057,6 @@ class SizeRun {
           log_install.add(std::stod(m[2]));
         }
       }
-    }
-    (*daemon)->signal(SIGTERM);
-    if (!(*daemon)->waitExit(std::chrono::seconds(10))) {
-      (*daemon)->kill();
     }
 
     const auto mib = [](long kib) { return static_cast<double>(kib) / 1024.0; };
