@@ -14,13 +14,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "bench/bench_util.h"
 #include "daemon/config_loader.h"
 #include "daemon/flow_sync.h"
 #include "tests/harness/ovs_sandbox.h"
@@ -29,32 +29,10 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using namespace vpcguard;
-
-double msSince(Clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) {
-    return 0;
-  }
-  std::sort(v.begin(), v.end());
-  const auto idx = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(idx, v.size() - 1)];
-}
-
-long rssKiB() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      return std::stol(line.substr(6));
-    }
-  }
-  return 0;
-}
+using bench::Clock;
+using bench::msSince;
+using bench::percentile;
 
 int fail(const std::string& what) {
   std::fprintf(stderr, "policy_bench: %s\n", what.c_str());
@@ -88,19 +66,13 @@ int main(int argc, char** argv) {
       return fail(r.error().message);
     }
   }
-  // All ports in one OVSDB transaction, with fixed OpenFlow port numbers.
+  // Every interface attached, with fixed OpenFlow port numbers.
   TranslateInput in;
-  std::string vsctl;
-  int port = 1;
-  for (const auto& eni : policy->network_interfaces) {
-    vsctl += fmt::format(" -- add-port br0 p{0} -- set interface p{0} type=dummy ofport_request={0} "
-                         "external_ids:iface-id={1}",
-                         port, eni.id);
-    in.ofports[eni.id] = port++;
+  auto ofports = bench::attachInterfaces(sb, "br0", *policy, "p");
+  if (!ofports) {
+    return fail(ofports.error().message);
   }
-  if (auto r = sb.vsctl(vsctl); !r) {
-    return fail(r.error().message);
-  }
+  in.ofports = std::move(*ofports);
   in.policy = &*policy;
   in.interface_index = *assignInterfaceIndices(*policy, {});
 
@@ -130,12 +102,7 @@ int main(int argc, char** argv) {
 
   // The raw switch on the same flows: ovs-ofctl --bundle add-flows on an empty bridge.
   const std::string file = sb.dir() + "/flows.txt";
-  {
-    std::ofstream out(file);
-    for (const auto& f : translation->flows) {
-      out << toOfctlText(f) << "\n";
-    }
-  }
+  bench::writeFlowsFile(file, translation->flows);
   auto o0 = Clock::now();
   if (auto r = sb.ofctl("--bundle add-flows " + sb.bridgeTarget("br1") + " " + file); !r) {
     return fail(r.error().message);
@@ -234,6 +201,6 @@ int main(int argc, char** argv) {
   std::printf("membership_ms_p50_p99       %.2f %.2f (n=%zu%s)\n", percentile(member_ms, 0.5),
               percentile(member_ms, 0.99), member_ms.size(),
               referenced.empty() ? ", no referenced group in this policy" : "");
-  std::printf("rss_mib                     %.1f\n", static_cast<double>(rssKiB()) / 1024.0);
+  std::printf("rss_mib                     %.1f\n", static_cast<double>(bench::procStatusKiB(0, "VmRSS")) / 1024.0);
   return 0;
 }

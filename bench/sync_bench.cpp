@@ -1,0 +1,1157 @@
+// sync_bench: keeping Open vSwitch in sync with the policy at 1k..100k flows (issue 5), next to
+// ovs-ofctl doing the same switch work in the same run.
+//
+//   sync_bench [--sizes 1000,10000,100000] [--changes N] [--json] [--no-daemon]
+//
+// For each size, a policy of about that many flows (configs/gen-large.py; the shape is printed)
+// with every interface attached as a dummy port of a sandboxed switch:
+//  1. install: parse + translate + FlowSync::syncFull + barrier, versus
+//     `ovs-ofctl --bundle add-flows` of the same flows on a second bridge;
+//  2. one rule change, N times (alternately add and remove one SG ingress rule in the config
+//     file): from "the file was replaced" to "the flows are confirmed by a barrier", split into
+//     parse, translate, diff (normalise + compare) and bundle + barrier; p50/p99. Baseline: the
+//     very same flow mods as one `ovs-ofctl --bundle add-flows` on the second bridge;
+//  3. full resync (FlowSync::syncFull, what vpcguardd does at start, reconnect and drift check)
+//     versus `ovs-ofctl --bundle replace-flows` of the same table: from an empty bridge, with
+//     nothing different, with ~1% of the flows different;
+//  4. Open_vSwitch other_config:bundle-idle-timeout=1: the whole install must still commit;
+//  5. the real vpcguardd on a fresh sandbox: time to the first sync, its VmRSS/VmHWM at that
+//     size (next to ovs-vswitchd's RSS holding the same table), and the same rule changes end to
+//     end: config file renamed into place -> the daemon's status file reports the sync.
+#include <poll.h>
+#include <signal.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "bench/bench_util.h"
+#include "daemon/config_loader.h"
+#include "daemon/flow_sync.h"
+#include "daemon/status.h"
+#include "tests/harness/ovs_sandbox.h"
+#include "tests/harness/paths.h"
+#include "tests/harness/process.h"
+#include "translator/pipeline.h"
+#include "translator/translate.h"
+
+namespace {
+
+using namespace vpcguard;
+using bench::Clock;
+using bench::msSince;
+using bench::percentile;
+using Json = nlohmann::ordered_json;
+
+void progress(const std::string& what) { std::fprintf(stderr, "sync_bench: %s\n", what.c_str()); }
+
+// ---------------------------------------------------------------------------------------------
+// Policies of a given size.
+
+// configs/gen-large.py's knobs. Within a size class only the interface count varies, so sizes
+// differ in how many interfaces (and so addresses, group members and per-port flows) they hold.
+struct Shape {
+  int interfaces = 0;
+  int addresses = 4;  // IPv4 addresses per interface
+  int groups = 20;    // security groups in total (one, sg-fleet, holds every interface)
+  int groups_per_interface = 4;
+  int rules = 20;  // inbound rules per group
+  int nacls = 4;
+  int nacl_entries = 20;  // per NACL and direction
+
+  [[nodiscard]] std::string args() const {
+    return fmt::format(
+        "--interfaces {} --addresses-per-interface {} --groups {} "
+        "--groups-per-interface {} --rules {} --nacls {} --nacl-entries {} --seed 1",
+        interfaces, addresses, groups, groups_per_interface, rules, nacls, nacl_entries);
+  }
+};
+
+// The interface count for about `flows` flows, from flow counts measured for these shapes
+// (vpcguardctl flows --stats): a fixed part (NACLs, group rules, the pipeline) plus flows per
+// interface. Below 5k flows a smaller policy, as the larger one's fixed part alone is ~1.7k.
+// The flow count printed is the real one.
+Shape shapeFor(size_t flows) {
+  Shape s;
+  double fixed = 1680;
+  double per_interface = 87.8;
+  if (flows < 5000) {
+    s.addresses = 2;
+    s.groups = 4;
+    s.groups_per_interface = 2;
+    s.rules = 10;
+    s.nacls = 1;
+    s.nacl_entries = 10;
+    fixed = 320;
+    per_interface = 51.5;
+  }
+  s.interfaces = std::max(
+      1, static_cast<int>(std::lround((static_cast<double>(flows) - fixed) / per_interface)));
+  return s;
+}
+
+// The config with one extra inbound rule at the end of the last security group: the last
+// conjunction id, so no other rule is renumbered (ids follow config order) and the change is
+// the rule's own flows plus its group members' clause flows, as for any added rule.
+Result<std::string> withExtraRule(const std::string& base, int n) {
+  const size_t group = base.rfind("\n[[security_groups]]\n");
+  const std::string anchor = "\ningress = [\n";
+  const size_t ingress = group == std::string::npos ? group : base.find(anchor, group);
+  if (ingress == std::string::npos) {
+    return makeError("generated config has no security group with inbound rules");
+  }
+  const size_t end = base.find("\n]\n", ingress + 1);
+  if (end == std::string::npos) {
+    return makeError("generated config: the last group's inbound rules do not end");
+  }
+  std::string out = base;
+  out.insert(end + 1, fmt::format("  {{ ip_protocol = \"tcp\", from_port = {0}, to_port = {0}, "
+                                  "cidr_ipv4 = \"10.99.{1}.0/24\" }},\n",
+                                  20000 + n, n % 250));
+  return out;
+}
+
+Result<std::string> readText(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return makeError("cannot read " + path);
+  }
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Saves `text` as `path` the way editors and config management do: write, then rename.
+Result<void> replaceFile(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".new";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    if (!out) {
+      return makeError("cannot write " + tmp);
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return makeError("cannot rename " + tmp);
+  }
+  return {};
+}
+
+// A private temp dir (/tmp/vgt.*, so tests/cleanup-leftovers.sh knows it), removed at the end,
+// also on Ctrl-C.
+class WorkDir {
+ public:
+  static Result<std::unique_ptr<WorkDir>> create() {
+    char tmpl[] = "/tmp/vgt.XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) {
+      return makeError("mkdtemp failed");
+    }
+    auto dir = std::unique_ptr<WorkDir>(new WorkDir(tmpl));
+    const std::string path = dir->path_;
+    dir->cleanup_id_ = test::SignalCleanup::add([path] {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    });
+    return dir;
+  }
+  ~WorkDir() {
+    test::SignalCleanup::remove(cleanup_id_);
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  WorkDir(const WorkDir&) = delete;
+  WorkDir& operator=(const WorkDir&) = delete;
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+ private:
+  explicit WorkDir(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+  int cleanup_id_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The switch connection FlowSync talks to, timed: what part of a sync is the switch's.
+class TimedChannel final : public ovs::OpenFlowChannel {
+ public:
+  explicit TimedChannel(ovs::OpenFlowChannel& inner) : inner_(inner) {}
+
+  Result<ovs::BundleOutcome> applyBundle(std::span<const ovs::FlowMod> mods) override {
+    const auto t0 = Clock::now();
+    auto r = inner_.applyBundle(mods);
+    bundle_ms += msSince(t0);
+    mods_sent += mods.size();
+    if (keep_mods) {
+      last_mods.assign(mods.begin(), mods.end());
+    }
+    return r;
+  }
+  Result<std::vector<ovs::InstalledFlow>> dumpFlows(const ovs::DumpFilter& filter) override {
+    const auto t0 = Clock::now();
+    auto r = inner_.dumpFlows(filter);
+    dump_ms += msSince(t0);
+    return r;
+  }
+  Result<void> barrier() override {
+    const auto t0 = Clock::now();
+    auto r = inner_.barrier();
+    barrier_ms += msSince(t0);
+    return r;
+  }
+  Result<void> flushConntrackZone(uint16_t zone) override {
+    return inner_.flushConntrackZone(zone);
+  }
+  Result<void> keepAlive() override { return inner_.keepAlive(); }
+  [[nodiscard]] std::string target() const override { return inner_.target(); }
+
+  void reset() {
+    bundle_ms = dump_ms = barrier_ms = 0;
+    mods_sent = 0;
+    last_mods.clear();
+  }
+
+  double bundle_ms = 0;  // open + flow mods + commit, until the switch answered the commit
+  double dump_ms = 0;
+  double barrier_ms = 0;
+  size_t mods_sent = 0;
+  bool keep_mods = false;
+  std::vector<ovs::FlowMod> last_mods;
+
+ private:
+  ovs::OpenFlowChannel& inner_;
+};
+
+// What vpcguardd keeps between changes (Daemon's policy_, indices_, ofports_, sync_).
+struct Enforcer {
+  std::map<std::string, int> ofports;
+  std::map<std::string, uint16_t> indices;
+  std::optional<model::Policy> policy;
+  TimedChannel* channel = nullptr;
+  std::unique_ptr<FlowSync> sync;
+  std::vector<Flow> flows;  // the desired flows of the policy in force
+};
+
+struct ChangeTiming {
+  double parse_ms = 0;      // read + parse + validate the file; keep the interfaces' indices
+  double translate_ms = 0;  // policy -> desired flows
+  double diff_ms = 0;       // FlowSync: desired flows normalised and compared with installed
+  double bundle_ms = 0;     // the one atomic bundle, until the switch answered the commit
+  double barrier_ms = 0;
+  double total_ms = 0;
+  // CPU time of this thread in the steps above (bundle: encoding only, the rest is the switch's).
+  double parse_cpu_ms = 0;
+  double translate_cpu_ms = 0;
+  double apply_cpu_ms = 0;  // diff + bundle
+  SyncReport report;
+};
+
+// =============================================================================================
+// applyChangedPolicy: THE path this benchmark measures for a change. A changed config applied the
+// way vpcguardd applies it (Daemon::loadConfig, then Daemon::apply): read and validate the file,
+// keep the interfaces' indices, translate the WHOLE policy, FlowSync::applyDesired (normalise +
+// diff + one atomic bundle), then a barrier, after which the flows are known to be in effect.
+// When translation becomes incremental, switch this one function to the incremental path.
+// =============================================================================================
+Result<ChangeTiming> applyChangedPolicy(Enforcer& e, const std::string& config_path) {
+  ChangeTiming t;
+  e.channel->reset();
+  const auto start = Clock::now();
+  const double cpu0 = bench::threadCpuMs();
+  auto loaded = config::loadPolicy(config_path);
+  if (!loaded) {
+    return makeError("config: " + loaded.error().toError().message);
+  }
+  auto indices = assignInterfaceIndices(*loaded, e.indices);
+  if (!indices) {
+    return tl::unexpected(indices.error());
+  }
+  e.policy = std::move(*loaded);
+  e.indices = std::move(*indices);
+  t.parse_ms = msSince(start);
+  const double cpu1 = bench::threadCpuMs();
+
+  const auto translate_start = Clock::now();
+  TranslateInput in;
+  in.policy = &*e.policy;
+  in.ofports = e.ofports;
+  in.interface_index = e.indices;
+  in.generation = 1;  // vpcguardd's first generation
+  auto translation = translate(in);
+  if (!translation) {
+    return tl::unexpected(translation.error());
+  }
+  t.translate_ms = msSince(translate_start);
+  const double cpu2 = bench::threadCpuMs();
+
+  const auto apply_start = Clock::now();
+  auto report = e.sync->applyDesired(translation->flows);
+  if (!report) {
+    return tl::unexpected(report.error());
+  }
+  const double apply_ms = msSince(apply_start);
+  const double cpu3 = bench::threadCpuMs();
+  if (auto b = e.channel->barrier(); !b) {
+    return tl::unexpected(b.error());
+  }
+  t.total_ms = msSince(start);
+  t.bundle_ms = e.channel->bundle_ms;
+  t.diff_ms = apply_ms - t.bundle_ms;
+  t.barrier_ms = e.channel->barrier_ms;
+  t.parse_cpu_ms = cpu1 - cpu0;
+  t.translate_cpu_ms = cpu2 - cpu1;
+  t.apply_cpu_ms = cpu3 - cpu2;
+  t.report = *report;
+  e.flows = std::move(translation->flows);
+  return t;
+}
+
+// A full comparison with the switch (FlowSync::syncFull) plus a barrier, split into its parts.
+struct ResyncTiming {
+  double total_ms = 0;
+  double dump_ms = 0;
+  double diff_ms = 0;  // normalise + compare
+  double bundle_ms = 0;
+  double barrier_ms = 0;
+  SyncReport report;
+};
+
+Result<ResyncTiming> timedResync(Enforcer& e) {
+  e.channel->reset();
+  const auto start = Clock::now();
+  auto report = e.sync->syncFull(e.flows);
+  if (!report) {
+    return tl::unexpected(report.error());
+  }
+  if (auto b = e.channel->barrier(); !b) {
+    return tl::unexpected(b.error());
+  }
+  ResyncTiming t;
+  t.total_ms = msSince(start);
+  t.dump_ms = e.channel->dump_ms;
+  t.bundle_ms = e.channel->bundle_ms;
+  t.barrier_ms = e.channel->barrier_ms;
+  t.diff_ms = t.total_ms - t.dump_ms - t.bundle_ms - t.barrier_ms;
+  t.report = *report;
+  return t;
+}
+
+// Flows on a bridge, as the switch counts them.
+Result<size_t> switchFlowCount(const test::OvsSandbox& sb, const std::string& bridge) {
+  auto r = bench::ofctl(sb, "dump-aggregate " + sb.bridgeTarget(bridge));
+  if (!r) {
+    return tl::unexpected(r.error());
+  }
+  const size_t pos = r->find("flow_count=");
+  if (pos == std::string::npos) {
+    return makeError("no flow_count in: " + *r);
+  }
+  return static_cast<size_t>(std::stoul(r->substr(pos + 11)));
+}
+
+pid_t vswitchdPid(const test::OvsSandbox& sb) {
+  std::ifstream in(sb.dir() + "/ovs-vswitchd.pid");
+  pid_t pid = 0;
+  in >> pid;
+  return pid;
+}
+
+// Waits for files to be written or renamed into one directory (inotify), so the end of a change
+// is seen when it happens rather than at the next poll.
+class DirWatch {
+ public:
+  explicit DirWatch(const std::string& dir) : fd_(inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) {
+    if (fd_ >= 0 && inotify_add_watch(fd_, dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~DirWatch() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+  }
+  DirWatch(const DirWatch&) = delete;
+  DirWatch& operator=(const DirWatch&) = delete;
+
+  [[nodiscard]] bool ok() const { return fd_ >= 0; }
+  // True when `name` appeared (renamed in or closed after writing) before `deadline`.
+  bool waitFor(const std::string& name, Clock::time_point deadline) {
+    for (;;) {
+      alignas(inotify_event) char buf[4096];
+      ssize_t n = 0;
+      bool seen = false;
+      while ((n = ::read(fd_, buf, sizeof buf)) > 0) {
+        for (ssize_t off = 0; off < n;) {
+          const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
+          if (ev->len > 0 && name == ev->name) {
+            seen = true;
+          }
+          off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
+        }
+      }
+      if (seen) {
+        return true;
+      }
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) {
+        return false;
+      }
+      struct pollfd pfd {
+        fd_, POLLIN, 0
+      };
+      ::poll(&pfd, 1, static_cast<int>(left.count()));
+    }
+  }
+
+ private:
+  int fd_;
+};
+
+size_t statusFlows(const DaemonStatus& s) {
+  size_t n = 0;
+  for (const auto& [table, count] : s.flows_per_table) {
+    n += count;
+  }
+  return n;
+}
+
+struct Samples {
+  std::vector<double> v;
+  void add(double x) { v.push_back(x); }
+  [[nodiscard]] double p50() const { return percentile(v, 0.5); }
+  [[nodiscard]] double p99() const { return percentile(v, 0.99); }
+};
+
+double ratio(double a, double b) { return b > 0 ? a / b : 0; }
+
+// What starting ovs-ofctl costs on this machine (median of 5 `ovs-ofctl --version`, run the way
+// the baselines run it): the part of a small ovs-ofctl change that is not the switch's work.
+double ofctlFloor(const test::OvsSandbox& sb) {
+  Samples s;
+  for (int i = 0; i < 5; ++i) {
+    if (auto ms = bench::timedOfctl(sb, "--version")) {
+      s.add(*ms);
+    }
+  }
+  return s.p50();
+}
+
+double loadAverage() {
+  std::ifstream in("/proc/loadavg");
+  double one = 0;
+  in >> one;
+  return one;
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) {
+    s.pop_back();
+  }
+  return s;
+}
+
+Json resyncJson(const ResyncTiming& t, double ofctl_ms,
+                const std::string& ofctl_key = "ofctl_replace_flows_ms") {
+  return Json{{"vpcguard_ms", t.total_ms},     {"dump_ms", t.dump_ms},
+              {"diff_ms", t.diff_ms},          {"bundle_ms", t.bundle_ms},
+              {"barrier_ms", t.barrier_ms},    {"added", t.report.added},
+              {"modified", t.report.modified}, {"deleted", t.report.deleted},
+              {ofctl_key, ofctl_ms},           {"ratio", ratio(t.total_ms, ofctl_ms)}};
+}
+
+// ---------------------------------------------------------------------------------------------
+// One size, start to end. Fills `out`; text lines go to `text`.
+
+class SizeRun {
+ public:
+  SizeRun(size_t target, int changes, bool daemon)
+      : target_(target), changes_(changes), daemon_(daemon) {}
+
+  Result<Json> run(std::string& text) {
+    const double load_start = loadAverage();
+    if (auto r = prepare(); !r) {
+      return tl::unexpected(r.error());
+    }
+    {
+      // The in-process part on its own switch, freed before the daemon's.
+      if (auto r = inProcess(); !r) {
+        return tl::unexpected(r.error());
+      }
+    }
+    if (daemon_) {
+      if (auto r = daemonRun(); !r) {
+        return tl::unexpected(r.error());
+      }
+    }
+    // Wall times on a shared machine stretch with its load; CPU times above do not.
+    line("loadavg_1min_start_end", fmt::format("{:.2f} {:.2f} ({} CPUs)", load_start, loadAverage(),
+                                               std::thread::hardware_concurrency()));
+    out_["loadavg_1min"] = {load_start, loadAverage()};
+    text += lines_;
+    return out_;
+  }
+
+ private:
+  void line(const std::string& key, const std::string& value) {
+    lines_ += fmt::format("{:<34} {}\n", key, value);
+  }
+  std::string tag() const { return fmt::format("[{}]", target_); }
+
+  Result<void> prepare() {
+    shape_ = shapeFor(target_);
+    auto work = WorkDir::create();
+    if (!work) {
+      return tl::unexpected(work.error());
+    }
+    work_ = std::move(*work);
+    base_path_ = work_->path() + "/base.toml";
+    progress(tag() + " generating the policy: gen-large.py " + shape_.args());
+    if (auto r = test::runChecked(
+            "python3 " + test::shellQuote(test::sourceDir() + "/configs/gen-large.py") + " " +
+                shape_.args() + " -o " + test::shellQuote(base_path_),
+            std::chrono::seconds(300));
+        !r) {
+      return tl::unexpected(r.error());
+    }
+    auto text = readText(base_path_);
+    if (!text) {
+      return tl::unexpected(text.error());
+    }
+    base_text_ = std::move(*text);
+    // The change texts, checked once: each must be a valid config.
+    for (int i = 0; i < changes_; ++i) {
+      if (i % 2 == 1) {
+        change_texts_.push_back(base_text_);
+        continue;
+      }
+      auto t = withExtraRule(base_text_, i);
+      if (!t) {
+        return tl::unexpected(t.error());
+      }
+      change_texts_.push_back(std::move(*t));
+    }
+    return {};
+  }
+
+  // Install, changes, full resyncs, bundle idle timeout: FlowSync in this process.
+  Result<void> inProcess() {
+    progress(tag() + " starting a sandbox switch");
+    auto sandbox = test::OvsSandbox::start();
+    if (!sandbox) {
+      return tl::unexpected(sandbox.error());
+    }
+    auto& sb = **sandbox;
+    for (const char* br : {"br0", "br1"}) {
+      if (auto r = sb.addBridge(br); !r) {
+        return tl::unexpected(r.error());
+      }
+    }
+    const std::string config = sb.dir() + "/policy.toml";
+    if (auto r = replaceFile(config, base_text_); !r) {
+      return tl::unexpected(r.error());
+    }
+
+    // Install: as vpcguardd at start-up (load, translate, syncFull), plus a barrier.
+    Enforcer e;
+    const auto parse_start = Clock::now();
+    auto loaded = config::loadPolicy(config);
+    if (!loaded) {
+      return makeError("config: " + loaded.error().toError().message);
+    }
+    const double parse_ms = msSince(parse_start);
+    auto indices = assignInterfaceIndices(*loaded, {});
+    if (!indices) {
+      return tl::unexpected(indices.error());
+    }
+    e.policy = std::move(*loaded);
+    e.indices = std::move(*indices);
+    progress(tag() + fmt::format(" attaching {} interfaces", e.policy->network_interfaces.size()));
+    auto ofports = bench::attachInterfaces(sb, "br0", *e.policy, "p");
+    if (!ofports) {
+      return tl::unexpected(ofports.error());
+    }
+    e.ofports = std::move(*ofports);
+    size_t rules = 0;
+    for (const auto& g : e.policy->security_groups) {
+      rules += g.ingress.size() + g.egress.size();
+    }
+    auto channel = ovs::connectOpenFlow(sb.bridgeTarget("br0"));
+    if (!channel) {
+      return tl::unexpected(channel.error());
+    }
+    TimedChannel timed(**channel);
+    e.channel = &timed;
+    e.sync = std::make_unique<FlowSync>(timed);
+
+    progress(tag() + " install");
+    const auto translate_start = Clock::now();
+    TranslateInput in;
+    in.policy = &*e.policy;
+    in.ofports = e.ofports;
+    in.interface_index = e.indices;
+    in.generation = 1;
+    auto translation = translate(in);
+    if (!translation) {
+      return tl::unexpected(translation.error());
+    }
+    const double translate_ms = msSince(translate_start);
+    e.flows = translation->flows;
+    auto install = timedResync(e);
+    if (!install) {
+      return tl::unexpected(install.error());
+    }
+    const size_t flows = e.flows.size();
+    const std::string flows_file = sb.dir() + "/flows.txt";
+    bench::writeFlowsFile(flows_file, e.flows);
+    auto ofctl_install =
+        bench::timedOfctl(sb, "--bundle add-flows " + sb.bridgeTarget("br1") + " " + flows_file);
+    if (!ofctl_install) {
+      return tl::unexpected(ofctl_install.error());
+    }
+    auto n0 = switchFlowCount(sb, "br0");
+    auto n1 = switchFlowCount(sb, "br1");
+    if (!n0 || !n1 || *n0 != flows || *n1 != flows) {
+      return makeError(fmt::format("after install the switch holds {} / {} flows, expected {}",
+                                   n0 ? *n0 : 0, n1 ? *n1 : 0, flows));
+    }
+    line("shape (gen-large.py)", shape_.args());
+    line("interfaces / groups / rules",
+         fmt::format("{} / {} / {} (addresses {})", e.policy->network_interfaces.size(),
+                     e.policy->security_groups.size(), rules,
+                     e.policy->network_interfaces.size() * static_cast<size_t>(shape_.addresses)));
+    line("flows", fmt::format("{} (target {})", flows, target_));
+    line("install_ms",
+         fmt::format("{:.1f} = sync {:.1f} (dump {:.1f}, normalise+diff {:.1f}, "
+                     "bundle {:.1f}, barrier {:.1f}); before it parse {:.1f}, translate {:.1f}",
+                     install->total_ms, install->total_ms, install->dump_ms, install->diff_ms,
+                     install->bundle_ms, install->barrier_ms, parse_ms, translate_ms));
+    line("install_ofctl_add_flows_ms",
+         fmt::format("{:.1f} (ovs-ofctl --bundle add-flows, same flows)", *ofctl_install));
+    line("install_vs_ofctl_ratio",
+         fmt::format("{:.2f} (sync only; with parse+translate {:.2f})",
+                     ratio(install->total_ms, *ofctl_install),
+                     ratio(install->total_ms + parse_ms + translate_ms, *ofctl_install)));
+    out_["target_flows"] = target_;
+    out_["shape"] = {{"interfaces", shape_.interfaces},
+                     {"addresses_per_interface", shape_.addresses},
+                     {"groups", shape_.groups},
+                     {"groups_per_interface", shape_.groups_per_interface},
+                     {"rules_per_group", shape_.rules},
+                     {"nacls", shape_.nacls},
+                     {"nacl_entries", shape_.nacl_entries}};
+    out_["flows"] = flows;
+    out_["config_rules"] = rules;
+    out_["install"] = {{"parse_ms", parse_ms},
+                       {"translate_ms", translate_ms},
+                       {"sync", resyncJson(*install, *ofctl_install, "ofctl_add_flows_ms")}};
+
+    if (auto r = changes(sb, e); !r) {
+      return r;
+    }
+    if (auto r = resyncs(sb, e); !r) {
+      return r;
+    }
+    return idleTimeout(sb, e);
+  }
+
+  // N single-rule changes through applyChangedPolicy, each mirrored by ovs-ofctl on br1.
+  Result<void> changes(test::OvsSandbox& sb, Enforcer& e) {
+    Samples total, parse, translate_ms, diff, bundle, ofctl, parse_cpu, translate_cpu, apply_cpu;
+    std::vector<std::string> diffs;
+    const std::string config = sb.dir() + "/policy.toml";
+    const std::string mods_file = sb.dir() + "/change.txt";
+    e.channel->keep_mods = true;
+    for (int i = 0; i < changes_; ++i) {
+      progress(tag() + fmt::format(" change {}/{}", i + 1, changes_));
+      if (auto r = replaceFile(config, change_texts_[static_cast<size_t>(i)]); !r) {
+        return r;
+      }
+      auto t = applyChangedPolicy(e, config);
+      if (!t) {
+        return tl::unexpected(t.error().withContext(fmt::format("change {}", i + 1)));
+      }
+      if (t->report.changes() == 0) {
+        return makeError(
+            fmt::format("change {} changed no flow: the benchmark measures nothing", i + 1));
+      }
+      expected_flows_.push_back(e.flows.size());
+      total.add(t->total_ms);
+      parse.add(t->parse_ms);
+      translate_ms.add(t->translate_ms);
+      diff.add(t->diff_ms);
+      bundle.add(t->bundle_ms + t->barrier_ms);
+      parse_cpu.add(t->parse_cpu_ms);
+      translate_cpu.add(t->translate_cpu_ms);
+      apply_cpu.add(t->apply_cpu_ms);
+      if (diffs.size() < 2) {
+        diffs.push_back(fmt::format("{}: +{} ~{} -{}", i % 2 == 0 ? "add rule" : "remove rule",
+                                    t->report.added, t->report.modified, t->report.deleted));
+      }
+      bench::writeFlowModsFile(mods_file, e.channel->last_mods);
+      auto o =
+          bench::timedOfctl(sb, "--bundle add-flows " + sb.bridgeTarget("br1") + " " + mods_file);
+      if (!o) {
+        return tl::unexpected(
+            o.error().withContext("ovs-ofctl baseline of change " + std::to_string(i + 1)));
+      }
+      ofctl.add(*o);
+    }
+    if (changes_ % 2 == 1) {
+      // Back to the base policy (not timed), so the resyncs below work on the table printed.
+      if (auto r = replaceFile(config, base_text_); !r) {
+        return r;
+      }
+      if (auto t = applyChangedPolicy(e, config); !t) {
+        return tl::unexpected(t.error());
+      }
+      bench::writeFlowModsFile(mods_file, e.channel->last_mods);
+      if (auto r =
+              bench::ofctl(sb, "--bundle add-flows " + sb.bridgeTarget("br1") + " " + mods_file);
+          !r) {
+        return tl::unexpected(r.error());
+      }
+    }
+    e.channel->keep_mods = false;
+    auto n0 = switchFlowCount(sb, "br0");
+    auto n1 = switchFlowCount(sb, "br1");
+    if (!n0 || !n1 || *n0 != e.flows.size() || *n1 != e.flows.size()) {
+      return makeError(fmt::format("after the changes the switch holds {} / {} flows, expected {}",
+                                   n0 ? *n0 : 0, n1 ? *n1 : 0, e.flows.size()));
+    }
+    std::string d;
+    for (const auto& s : diffs) {
+      d += (d.empty() ? "" : "; ") + s;
+    }
+    line("change_flow_mods", d + " (flows added ~modified -deleted)");
+    line("change_ms_p50_p99", fmt::format("{:.2f} {:.2f} (n={}; config file replaced -> barrier)",
+                                          total.p50(), total.p99(), total.v.size()));
+    line("  parse_ms_p50_p99", fmt::format("{:.2f} {:.2f}", parse.p50(), parse.p99()));
+    line("  translate_ms_p50_p99",
+         fmt::format("{:.2f} {:.2f}", translate_ms.p50(), translate_ms.p99()));
+    line("  diff_ms_p50_p99",
+         fmt::format("{:.2f} {:.2f} (normalise + compare)", diff.p50(), diff.p99()));
+    line("  bundle_barrier_ms_p50_p99", fmt::format("{:.2f} {:.2f}", bundle.p50(), bundle.p99()));
+    line("  cpu_ms_p50",
+         fmt::format("parse {:.2f}, translate {:.2f}, diff+bundle {:.2f} (this thread's CPU time)",
+                     parse_cpu.p50(), translate_cpu.p50(), apply_cpu.p50()));
+    line("change_ofctl_ms_p50_p99",
+         fmt::format("{:.2f} {:.2f} (same flow mods, ovs-ofctl --bundle add-flows)", ofctl.p50(),
+                     ofctl.p99()));
+    const double floor = ofctlFloor(sb);
+    line("ofctl_startup_floor_ms",
+         fmt::format("{:.2f} (`ovs-ofctl --version` the same way: process start alone)", floor));
+    line("change_vs_ofctl_ratio_p50",
+         fmt::format("{:.2f} ({:.2f} against ovs-ofctl minus its start-up floor)",
+                     ratio(total.p50(), ofctl.p50()), ratio(total.p50(), ofctl.p50() - floor)));
+    const auto pj = [](const Samples& s) { return Json{{"p50", s.p50()}, {"p99", s.p99()}}; };
+    out_["change"] = {{"n", total.v.size()},
+                      {"flow_mods", diffs},
+                      {"total_ms", pj(total)},
+                      {"parse_ms", pj(parse)},
+                      {"translate_ms", pj(translate_ms)},
+                      {"diff_ms", pj(diff)},
+                      {"bundle_barrier_ms", pj(bundle)},
+                      {"cpu_ms_p50",
+                       {{"parse", parse_cpu.p50()},
+                        {"translate", translate_cpu.p50()},
+                        {"diff_bundle", apply_cpu.p50()}}},
+                      {"ofctl_ms", pj(ofctl)},
+                      {"ofctl_startup_floor_ms", floor},
+                      {"ratio_p50", ratio(total.p50(), ofctl.p50())},
+                      {"ratio_p50_minus_ofctl_startup", ratio(total.p50(), ofctl.p50() - floor)}};
+    return {};
+  }
+
+  // Full comparison with the switch versus ovs-ofctl replace-flows of the same table.
+  Result<void> resyncs(test::OvsSandbox& sb, Enforcer& e) {
+    const std::string flows_file = sb.dir() + "/flows.txt";
+    bench::writeFlowsFile(flows_file, e.flows);
+    const std::string replace =
+        "--bundle replace-flows " + sb.bridgeTarget("br1") + " " + flows_file;
+    const auto both = [&](const std::string& args) -> Result<void> {
+      for (const char* br : {"br0", "br1"}) {
+        if (auto r = bench::ofctl(sb, fmt::format(fmt::runtime(args), sb.bridgeTarget(br))); !r) {
+          return tl::unexpected(r.error());
+        }
+      }
+      return {};
+    };
+    const auto check = [&](const char* phase) -> Result<void> {
+      auto n0 = switchFlowCount(sb, "br0");
+      auto n1 = switchFlowCount(sb, "br1");
+      if (!n0 || !n1 || *n0 != e.flows.size() || *n1 != e.flows.size()) {
+        return makeError(fmt::format("resync {}: the switch holds {} / {} flows, expected {}",
+                                     phase, n0 ? *n0 : 0, n1 ? *n1 : 0, e.flows.size()));
+      }
+      return {};
+    };
+    const auto report = [&](const std::string& key, const std::string& what, const ResyncTiming& t,
+                            double ofctl_ms) {
+      line(key,
+           fmt::format(
+               "{:.1f} vs replace-flows {:.1f}, ratio {:.2f} (dump {:.1f}, normalise+diff {:.1f}, "
+               "bundle {:.1f}, barrier {:.1f}; +{} ~{} -{}) {}",
+               t.total_ms, ofctl_ms, ratio(t.total_ms, ofctl_ms), t.dump_ms, t.diff_ms, t.bundle_ms,
+               t.barrier_ms, t.report.added, t.report.modified, t.report.deleted, what));
+      out_["resync"][key] = resyncJson(t, ofctl_ms);
+    };
+
+    // (i) From an empty bridge, as at start-up or after a reconnect: a new FlowSync.
+    progress(tag() + " resync from an empty bridge");
+    if (auto r = both("del-flows {}"); !r) {
+      return r;
+    }
+    e.sync = std::make_unique<FlowSync>(*e.channel);
+    auto empty = timedResync(e);
+    if (!empty) {
+      return tl::unexpected(empty.error());
+    }
+    auto ofctl_empty = bench::timedOfctl(sb, replace);
+    if (!ofctl_empty) {
+      return tl::unexpected(ofctl_empty.error());
+    }
+    if (auto r = check("from empty"); !r) {
+      return r;
+    }
+    report("resync_from_empty_ms", "(new FlowSync, as at start/reconnect)", *empty, *ofctl_empty);
+
+    // (ii) Nothing different: read back and compare only.
+    progress(tag() + " resync, nothing different");
+    auto warm = timedResync(e);
+    if (!warm) {
+      return tl::unexpected(warm.error());
+    }
+    auto ofctl_same = bench::timedOfctl(sb, replace);
+    if (!ofctl_same) {
+      return tl::unexpected(ofctl_same.error());
+    }
+    report("resync_unchanged_ms", "(periodic drift check)", *warm, *ofctl_same);
+    e.sync = std::make_unique<FlowSync>(*e.channel);
+    auto cold = timedResync(e);
+    if (!cold) {
+      return tl::unexpected(cold.error());
+    }
+    report("resync_unchanged_cold_ms", "(new FlowSync: restart/reconnect onto a synced switch)",
+           *cold, *ofctl_same);
+
+    // (iii) ~1% of the flows different on both bridges: every 200th deleted, every 200th
+    // (offset 100) given other actions.
+    progress(tag() + " resync, ~1% of the flows different");
+    std::vector<ovs::FlowMod> drift;
+    for (size_t k = 0; k < e.flows.size(); k += 100) {
+      ovs::FlowMod m;
+      m.flow = e.flows[k];
+      if ((k / 100) % 2 == 0) {
+        m.command = ovs::FlowCommand::kDeleteStrict;
+      } else {
+        m.command = ovs::FlowCommand::kModifyStrict;
+        m.flow.actions = "drop";
+      }
+      drift.push_back(std::move(m));
+    }
+    const std::string drift_file = sb.dir() + "/drift.txt";
+    bench::writeFlowModsFile(drift_file, drift);
+    if (auto r = both("--bundle add-flows {} " + drift_file); !r) {
+      return r;
+    }
+    auto repaired = timedResync(e);
+    if (!repaired) {
+      return tl::unexpected(repaired.error());
+    }
+    auto ofctl_repair = bench::timedOfctl(sb, replace);
+    if (!ofctl_repair) {
+      return tl::unexpected(ofctl_repair.error());
+    }
+    if (auto r = check("1% different"); !r) {
+      return r;
+    }
+    if (repaired->report.changes() != drift.size()) {
+      return makeError(fmt::format("resync repaired {} flows, {} were changed",
+                                   repaired->report.changes(), drift.size()));
+    }
+    report("resync_1pct_different_ms",
+           fmt::format("({} of {} flows changed on the switch)", drift.size(), e.flows.size()),
+           *repaired, *ofctl_repair);
+    return {};
+  }
+
+  // Open_vSwitch other_config:bundle-idle-timeout=1 (seconds; the least OpenFlow allows): the
+  // whole policy installed as one bundle must still commit.
+  Result<void> idleTimeout(test::OvsSandbox& sb, Enforcer& e) {
+    progress(tag() + " install with bundle-idle-timeout=1");
+    if (auto r = bench::vsctl(sb, "set Open_vSwitch . other_config:bundle-idle-timeout=1"); !r) {
+      return tl::unexpected(r.error());
+    }
+    auto value = bench::vsctl(sb, "get Open_vSwitch . other_config:bundle-idle-timeout");
+    if (auto r = bench::ofctl(sb, "del-flows " + sb.bridgeTarget("br0")); !r) {
+      return tl::unexpected(r.error());
+    }
+    e.sync = std::make_unique<FlowSync>(*e.channel);
+    auto t = timedResync(e);
+    auto n0 = switchFlowCount(sb, "br0");
+    std::string outcome;
+    if (t && n0 && *n0 == e.flows.size()) {
+      outcome = fmt::format(
+          "committed: {} flows in one bundle in {:.1f} ms (bundle {:.1f} ms); switch holds {}",
+          t->report.added, t->total_ms, t->bundle_ms, *n0);
+    } else {
+      outcome = fmt::format("FAILED: {}; switch holds {} of {} flows",
+                            t ? "no error but a wrong flow count" : t.error().message, n0 ? *n0 : 0,
+                            e.flows.size());
+    }
+    line("bundle_idle_timeout_1s_install", fmt::format("(other_config:bundle-idle-timeout={}) {}",
+                                                       value ? trim(*value) : "?", outcome));
+    out_["bundle_idle_timeout_1s"] = {{"committed", t && n0 && *n0 == e.flows.size()},
+                                      {"outcome", outcome},
+                                      {"ms", t ? t->total_ms : 0}};
+    return {};
+  }
+
+  // The real vpcguardd on a fresh sandbox: memory at this size, and the changes end to end.
+  Result<void> daemonRun() {
+    progress(tag() + " vpcguardd: starting a fresh sandbox switch");
+    auto sandbox = test::OvsSandbox::start();
+    if (!sandbox) {
+      return tl::unexpected(sandbox.error());
+    }
+    auto& sb = **sandbox;
+    const std::string bridge = "br-int";
+    if (auto r = sb.addBridge(bridge); !r) {
+      return tl::unexpected(r.error());
+    }
+    const std::string config_dir = sb.dir() + "/config";
+    std::filesystem::create_directories(config_dir);
+    const std::string config = config_dir + "/policy.toml";
+    if (auto r = replaceFile(config, base_text_); !r) {
+      return r;
+    }
+    auto policy = config::loadPolicy(config);
+    if (!policy) {
+      return makeError("config: " + policy.error().toError().message);
+    }
+    progress(tag() + " vpcguardd: attaching interfaces");
+    if (auto r = bench::attachInterfaces(sb, bridge, *policy, "v"); !r) {
+      return tl::unexpected(r.error());
+    }
+    const pid_t vswitchd = vswitchdPid(sb);
+    const long vswitchd_before = bench::procStatusKiB(vswitchd, "VmRSS");
+
+    const std::string status_dir = sb.dir() + "/status";
+    std::filesystem::create_directories(status_dir);
+    const std::string status_path = status_dir + "/status.json";
+    DirWatch watch(status_dir);
+    if (!watch.ok()) {
+      return makeError("inotify on " + status_dir + " failed");
+    }
+    test::ChildProcess::Options o;
+    o.argv = {test::programPath("vpcguardd"),
+              "--config",
+              config,
+              "--bridge",
+              bridge,
+              "--ovsdb",
+              sb.dbTarget(),
+              "--datapath-type",
+              "dummy",
+              "--status-file",
+              status_path,
+              "--resync-interval",
+              "86400",
+              "--log-level",
+              "info"};
+    o.output_path = sb.dir() + "/vpcguardd.log";
+    progress(tag() + " vpcguardd: start, waiting for its first sync");
+    const auto start = Clock::now();
+    auto daemon = test::ChildProcess::spawn(o);
+    if (!daemon) {
+      return tl::unexpected(daemon.error());
+    }
+    const size_t flows = out_["flows"].get<size_t>();
+    const auto readStatus = [&]() -> std::optional<DaemonStatus> {
+      auto text = readText(status_path);
+      if (!text) {
+        return std::nullopt;
+      }
+      auto s = statusFromJson(*text);
+      return s ? std::optional<DaemonStatus>(*s) : std::nullopt;
+    };
+    std::optional<DaemonStatus> status;
+    const auto deadline = start + std::chrono::seconds(600);
+    while (true) {
+      status = readStatus();
+      if (status && status->last_sync_reason == "startup" && statusFlows(*status) == flows) {
+        break;
+      }
+      if (!(*daemon)->running() || !watch.waitFor("status.json", deadline)) {
+        auto log = readText(o.output_path);
+        return makeError("vpcguardd did not report its first sync: " +
+                         (log ? *log : std::string()));
+      }
+    }
+    const double startup_ms = msSince(start);
+    const pid_t pid = (*daemon)->pid();
+    const long rss = bench::procStatusKiB(pid, "VmRSS");
+    const long hwm = bench::procStatusKiB(pid, "VmHWM");
+    const long vswitchd_after = bench::procStatusKiB(vswitchd, "VmRSS");
+    auto n = switchFlowCount(sb, bridge);
+    if (!n || *n != flows) {
+      return makeError(fmt::format("vpcguardd installed {} flows, expected {}", n ? *n : 0, flows));
+    }
+
+    // The same changes, end to end.
+    Samples e2e, apply;
+    for (int i = 0; i < changes_; ++i) {
+      progress(tag() + fmt::format(" vpcguardd: change {}/{}", i + 1, changes_));
+      const size_t want = expected_flows_[static_cast<size_t>(i)];
+      const auto t0 = Clock::now();
+      if (auto r = replaceFile(config, change_texts_[static_cast<size_t>(i)]); !r) {
+        return r;
+      }
+      const auto change_deadline = t0 + std::chrono::seconds(120);
+      for (;;) {
+        if (!watch.waitFor("status.json", change_deadline)) {
+          auto log = readText(o.output_path);
+          return makeError(
+              fmt::format("vpcguardd did not report change {}: {}", i + 1, log ? *log : ""));
+        }
+        status = readStatus();
+        if (status && status->last_sync_reason == "config" && status->last_error.empty() &&
+            statusFlows(*status) == want) {
+          break;
+        }
+      }
+      e2e.add(msSince(t0));
+      apply.add(status->last_sync_ms);
+    }
+    const long hwm_end = bench::procStatusKiB(pid, "VmHWM");
+    (*daemon)->signal(SIGTERM);
+    if (!(*daemon)->waitExit(std::chrono::seconds(10))) {
+      (*daemon)->kill();
+    }
+
+    // The daemon's own split of each config apply, from its log (read once it has
+    // exited: it logs a change after writing the status file): translate, and install (the
+    // compare + bundle of FlowSync; the rest of last_sync_ms is normalising the desired flows).
+    Samples log_translate, log_install;
+    if (auto log = readText(o.output_path)) {
+      static const std::regex kApplied(
+          R"(applied reason=config .*translate_ms=([0-9.]+) install_ms=([0-9.]+))");
+      std::istringstream lines(*log);
+      std::string l;
+      while (std::getline(lines, l)) {
+        std::smatch m;
+        if (std::regex_search(l, m, kApplied)) {
+          log_translate.add(std::stod(m[1]));
+          log_install.add(std::stod(m[2]));
+        }
+      }
+    }
+
+    const auto mib = [](long kib) { return static_cast<double>(kib) / 1024.0; };
+    line("daemon_startup_ms",
+         fmt::format("{:.1f} (spawn -> status file reports the startup sync of {} flows)",
+                     startup_ms, flows));
+    line("daemon_rss_mib",
+         fmt::format("VmRSS {:.1f}, VmHWM {:.1f} after startup ({:.0f} bytes/flow RSS); "
+                     "VmHWM {:.1f} after the changes",
+                     mib(rss), mib(hwm),
+                     static_cast<double>(rss) * 1024.0 / static_cast<double>(flows), mib(hwm_end)));
+    line("ovs_vswitchd_rss_mib",
+         fmt::format("{:.1f} holding the table ({:.1f} before it: +{:.1f}, {:.0f} bytes/flow)",
+                     mib(vswitchd_after), mib(vswitchd_before),
+                     mib(vswitchd_after - vswitchd_before),
+                     static_cast<double>(vswitchd_after - vswitchd_before) * 1024.0 /
+                         static_cast<double>(flows)));
+    line("daemon_vs_vswitchd_rss_ratio",
+         fmt::format("{:.2f}",
+                     ratio(static_cast<double>(rss), static_cast<double>(vswitchd_after))));
+    if (changes_ > 0) {
+      line("daemon_change_e2e_ms_p50_p99",
+           fmt::format("{:.1f} {:.1f} (n={}; rename -> status file; includes the daemon's 200 ms "
+                       "inotify debounce)",
+                       e2e.p50(), e2e.p99(), e2e.v.size()));
+      line("daemon_change_apply_ms_p50_p99",
+           fmt::format(
+               "{:.1f} {:.1f} (the daemon's own last_sync_ms: translate + diff + bundle, no parse)",
+               apply.p50(), apply.p99()));
+      line("  daemon_log_ms_p50",
+           fmt::format("translate {:.1f}, compare+bundle {:.1f} (n={}; its log's applied lines)",
+                       log_translate.p50(), log_install.p50(), log_translate.v.size()));
+    }
+    out_["daemon"] = {
+        {"startup_ms", startup_ms},
+        {"vm_rss_kib", rss},
+        {"vm_hwm_kib", hwm},
+        {"vm_hwm_after_changes_kib", hwm_end},
+        {"rss_bytes_per_flow", static_cast<double>(rss) * 1024.0 / static_cast<double>(flows)},
+        {"vswitchd_rss_kib", vswitchd_after},
+        {"vswitchd_rss_before_kib", vswitchd_before},
+        {"change_e2e_ms", {{"p50", e2e.p50()}, {"p99", e2e.p99()}}},
+        {"change_apply_ms", {{"p50", apply.p50()}, {"p99", apply.p99()}}},
+        {"change_log_translate_ms_p50", log_translate.p50()},
+        {"change_log_compare_bundle_ms_p50", log_install.p50()}};
+    return {};
+  }
+
+  size_t target_;
+  int changes_;
+  bool daemon_;
+  Shape shape_;
+  std::unique_ptr<WorkDir> work_;
+  std::string base_path_;
+  std::string base_text_;
+  std::vector<std::string> change_texts_;
+  std::vector<size_t> expected_flows_;  // desired flows after each change
+  std::string lines_;
+  Json out_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sync_bench: vpcguard keeping OVS in sync at 1k..100k flows, next to ovs-ofctl"};
+  std::vector<size_t> sizes = {1000, 10000, 100000};
+  int changes = 20;
+  bool json = false;
+  bool no_daemon = false;
+  app.add_option("--sizes", sizes, "Target flow counts")->delimiter(',')->capture_default_str();
+  app.add_option("--changes", changes, "Single-rule changes per size (alternately add, remove)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  app.add_flag("--json", json, "Print the figures as JSON");
+  app.add_flag("--no-daemon", no_daemon, "Skip the vpcguardd process (memory, end-to-end changes)");
+  CLI11_PARSE(app, argc, argv);
+
+  Json all = Json::array();
+  for (size_t size : sizes) {
+    SizeRun run(size, changes, !no_daemon);
+    std::string text;
+    auto r = run.run(text);
+    if (!r) {
+      std::fprintf(stderr, "sync_bench: size %zu: %s\n", size, r.error().message.c_str());
+      return 1;
+    }
+    if (json) {
+      all.push_back(*r);
+    } else {
+      std::printf("== %zu flows ==\n%s", size, text.c_str());
+      std::fflush(stdout);
+    }
+  }
+  if (json) {
+    std::printf("%s\n", all.dump(2).c_str());
+  }
+  return 0;
+}
