@@ -111,24 +111,43 @@ int main(int argc, char** argv) {
 
   // One change, as the daemon makes it: translate, send the difference, barrier (the flows are
   // in effect in the switch when it returns).
+  // A change that alters no flow measures nothing: it is an error.
   const auto timedChange = [&]() -> Result<double> {
     auto c0 = Clock::now();
     auto t = translate(in);
     if (!t) {
       return tl::unexpected(t.error());
     }
-    if (auto rep = sync.applyDesired(t->flows); !rep) {
+    auto rep = sync.applyDesired(t->flows);
+    if (!rep) {
       return tl::unexpected(rep.error());
     }
     if (auto b = (*channel)->barrier(); !b) {
       return tl::unexpected(b.error());
     }
-    return msSince(c0);
+    const double ms = msSince(c0);
+    if (rep->changes() == 0) {
+      return makeError("the change altered no flow");
+    }
+    return ms;
   };
 
   // +1 rule, then -1 rule: config change to flows confirmed in the switch.
   std::vector<double> rule_ms;
-  auto* group = &policy->security_groups.back();
+  // The last group with a member: a rule of a group nobody uses (the implicit default group,
+  // last after defaults) changes no flow. Appended at the end, so no other rule's id moves.
+  model::SecurityGroup* group = nullptr;
+  for (auto& g : policy->security_groups) {
+    for (const auto& eni : policy->network_interfaces) {
+      if (std::find(eni.security_group_ids.begin(), eni.security_group_ids.end(), g.id) !=
+          eni.security_group_ids.end()) {
+        group = &g;
+      }
+    }
+  }
+  if (group == nullptr) {
+    return fail("no security group has a member: a rule change would change no flow");
+  }
   for (int i = 0; i < changes; ++i) {
     model::SecurityGroupRule r;
     r.ip_protocol = model::kProtoTcp;
