@@ -1,5 +1,6 @@
 #include "daemon/flow_sync.h"
 
+#include <optional>
 #include <utility>
 
 #include "translator/pipeline.h"
@@ -113,16 +114,108 @@ Result<SyncReport> FlowSync::applyDiff(Table target) {
       ++t;
     }
   }
-  if (!mods.empty()) {
-    auto outcome = channel_.applyBundle(mods);
-    if (!outcome) {
-      return tl::unexpected(outcome.error().withContext("install flows"));
-    }
-    if (!outcome->committed) {
-      return makeError(describeErrors(*outcome, mods));
-    }
+  if (auto sent = sendBundle(mods, report); !sent) {
+    return tl::unexpected(sent.error());
   }
   installed_ = std::move(target);
+  report.duration = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - start);
+  return report;
+}
+
+Result<void> FlowSync::sendBundle(const std::vector<ovs::FlowMod>& mods, SyncReport& report) {
+  if (mods.empty()) {
+    return {};
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto outcome = channel_.applyBundle(mods);
+  report.bundle_duration = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - start);
+  if (!outcome) {
+    return tl::unexpected(outcome.error().withContext("install flows"));
+  }
+  if (!outcome->committed) {
+    return makeError(describeErrors(*outcome, mods));
+  }
+  return {};
+}
+
+Result<Flow> FlowSync::normalizedOne(const Flow& flow, const std::string& text) {
+  if (auto hit = normalized_cache_.find(text); hit != normalized_cache_.end()) {
+    return hit->second;
+  }
+  return ovs::normalizeFlow(flow);
+}
+
+Result<SyncReport> FlowSync::applyDelta(const FlowDelta& delta) {
+  const auto start = std::chrono::steady_clock::now();
+  SyncReport report;
+  // Per identity (in the switch's canonical text): what goes and what comes. A changed flow is
+  // in both lists of the delta and becomes one modify.
+  struct Change {
+    bool removed = false;
+    std::optional<Flow> next;
+  };
+  std::map<Key, Change> changes;
+  std::vector<std::string> dropped_texts;
+  std::vector<std::pair<std::string, Flow>> new_texts;
+  dropped_texts.reserve(delta.removed.size());
+  new_texts.reserve(delta.added.size());
+  for (const auto& f : delta.removed) {
+    std::string text = toOfctlText(f);
+    auto n = normalizedOne(f, text);
+    if (!n) {
+      return tl::unexpected(n.error());
+    }
+    changes[Key{n->table, n->priority, n->match}].removed = true;
+    dropped_texts.push_back(std::move(text));
+  }
+  for (const auto& f : delta.added) {
+    std::string text = toOfctlText(f);
+    auto n = normalizedOne(f, text);
+    if (!n) {
+      return tl::unexpected(n.error());
+    }
+    auto& change = changes[Key{n->table, n->priority, n->match}];
+    if (change.next) {
+      return makeError("duplicate flow identity: " + text);
+    }
+    change.next = *n;
+    new_texts.emplace_back(std::move(text), std::move(*n));
+  }
+  std::vector<ovs::FlowMod> mods;
+  for (const auto& [key, change] : changes) {
+    auto installed = installed_.find(key);
+    if (change.next) {
+      if (installed == installed_.end()) {
+        mods.push_back(ovs::FlowMod{ovs::FlowCommand::kAdd, *change.next, 0});
+        ++report.added;
+      } else if (installed->second.actions != change.next->actions ||
+                 installed->second.cookie != change.next->cookie) {
+        mods.push_back(ovs::FlowMod{ovs::FlowCommand::kModifyStrict, *change.next, 0});
+        ++report.modified;
+      }
+    } else if (installed != installed_.end()) {
+      mods.push_back(ovs::FlowMod{ovs::FlowCommand::kDeleteStrict, installed->second, 0});
+      ++report.deleted;
+    }
+  }
+  if (auto sent = sendBundle(mods, report); !sent) {
+    return tl::unexpected(sent.error());
+  }
+  for (auto& [key, change] : changes) {
+    if (change.next) {
+      installed_.insert_or_assign(key, std::move(*change.next));
+    } else {
+      installed_.erase(key);
+    }
+  }
+  for (const auto& text : dropped_texts) {
+    normalized_cache_.erase(text);
+  }
+  for (auto& [text, flow] : new_texts) {
+    normalized_cache_.insert_or_assign(std::move(text), std::move(flow));
+  }
   report.duration = std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::steady_clock::now() - start);
   return report;

@@ -10,7 +10,9 @@
 //
 // syncFull() reads the switch (dump by cookie) and repairs any difference: used at start-up,
 // after a reconnect and for drift checks. applyDesired() diffs against the last installed state
-// without reading the switch: the fast path for config and port changes.
+// without reading the switch. applyDelta() takes the difference itself (IncrementalTranslator
+// computes it) and touches only the flows in it: normalising, comparing and sending cost what
+// the change costs, not what the table holds - the fast path for config and port changes.
 
 #include <chrono>
 #include <cstddef>
@@ -22,6 +24,7 @@
 
 #include "ovs-plugin/openflow.h"
 #include "translator/flow.h"
+#include "translator/incremental.h"
 #include "translator/result.h"
 
 namespace vpcguard {
@@ -30,7 +33,8 @@ struct SyncReport {
   size_t added = 0;
   size_t modified = 0;
   size_t deleted = 0;
-  std::chrono::microseconds duration{0};
+  std::chrono::microseconds duration{0};         // diff (applyDelta: also normalise) + bundle
+  std::chrono::microseconds bundle_duration{0};  // the bundle alone
   [[nodiscard]] size_t changes() const { return added + modified + deleted; }
 };
 
@@ -42,6 +46,10 @@ class FlowSync {
   [[nodiscard]] Result<SyncReport> syncFull(const std::vector<Flow>& desired);
   // Installs the difference between the last installed state and `desired`.
   [[nodiscard]] Result<SyncReport> applyDesired(const std::vector<Flow>& desired);
+  // Installs `delta`, the difference between the desired set of the last successful sync and
+  // the new desired set. Only valid while that holds (after any sync that succeeded): after a
+  // failure, use applyDesired() or syncFull(). On failure nothing changes, here or in the switch.
+  [[nodiscard]] Result<SyncReport> applyDelta(const FlowDelta& delta);
 
   [[nodiscard]] size_t installedCount() const { return installed_.size(); }
   [[nodiscard]] std::map<uint8_t, size_t> installedPerTable() const;
@@ -52,6 +60,8 @@ class FlowSync {
 
   [[nodiscard]] Result<Table> normalized(const std::vector<Flow>& flows);
   [[nodiscard]] Result<SyncReport> applyDiff(Table target);
+  [[nodiscard]] Result<Flow> normalizedOne(const Flow& flow, const std::string& text);
+  [[nodiscard]] Result<void> sendBundle(const std::vector<ovs::FlowMod>& mods, SyncReport& report);
 
   ovs::OpenFlowChannel& channel_;
   Table installed_;
