@@ -1,6 +1,7 @@
 #include "daemon/flow_sync.h"
 
 #include <optional>
+#include <string_view>
 #include <utility>
 
 #include "translator/pipeline.h"
@@ -25,6 +26,40 @@ std::string describeErrors(const ovs::BundleOutcome& outcome, const std::vector<
   return out;
 }
 
+// Whether `actions` is a list of conjunction actions only ("conjunction(7,1/3),..."), the
+// actions of the translator's clause flows.
+bool conjunctionsOnly(std::string_view actions) {
+  static constexpr std::string_view kPrefix = "conjunction(";
+  size_t i = 0;
+  const auto number = [&] {
+    const size_t from = i;
+    while (i < actions.size() && actions[i] >= '0' && actions[i] <= '9') {
+      ++i;
+    }
+    return i > from;
+  };
+  const auto expect = [&](char c) {
+    if (i < actions.size() && actions[i] == c) {
+      ++i;
+      return true;
+    }
+    return false;
+  };
+  while (actions.substr(i).starts_with(kPrefix)) {
+    i += kPrefix.size();
+    if (!number() || !expect(',') || !number() || !expect('/') || !number() || !expect(')')) {
+      return false;
+    }
+    if (i == actions.size()) {
+      return true;
+    }
+    if (!expect(',')) {
+      return false;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 std::map<uint8_t, size_t> FlowSync::installedPerTable() const {
@@ -41,22 +76,17 @@ Result<FlowSync::Table> FlowSync::normalized(const std::vector<Flow>& flows) {
   cache.reserve(flows.size());
   for (const auto& f : flows) {
     // Our flows are compared with the switch's dumps, so they must be in the switch's text.
-    std::string text = toOfctlText(f);
-    Flow n;
-    if (auto hit = normalized_cache_.find(text); hit != normalized_cache_.end()) {
-      n = hit->second;
-    } else {
-      auto parsed = ovs::normalizeFlow(f);
-      if (!parsed) {
-        return tl::unexpected(parsed.error());
-      }
-      n = std::move(*parsed);
+    std::string text;
+    Flow base;
+    auto n = normalizedOne(f, text, base);
+    if (!n) {
+      return tl::unexpected(n.error());
     }
-    Key key{n.table, n.priority, n.match};
-    if (!out.emplace(std::move(key), n).second) {
-      return makeError("duplicate flow identity: " + text);
+    Key key{n->table, n->priority, n->match};
+    if (!out.emplace(std::move(key), std::move(*n)).second) {
+      return makeError("duplicate flow identity: " + toOfctlText(f));
     }
-    cache.emplace(std::move(text), std::move(n));
+    cache.emplace(std::move(text), std::move(base));
   }
   // Keep only what the current policy uses, so the cache cannot grow without bound.
   normalized_cache_ = std::move(cache);
@@ -140,11 +170,26 @@ Result<void> FlowSync::sendBundle(const std::vector<ovs::FlowMod>& mods, SyncRep
   return {};
 }
 
-Result<Flow> FlowSync::normalizedOne(const Flow& flow, const std::string& text) {
-  if (auto hit = normalized_cache_.find(text); hit != normalized_cache_.end()) {
-    return hit->second;
+Result<Flow> FlowSync::normalizedOne(const Flow& flow, std::string& key, Flow& base) {
+  const bool clause = conjunctionsOnly(flow.actions);
+  const Flow match_only = clause ? Flow{flow.table, flow.priority, flow.cookie, flow.match, "drop"}
+                                 : Flow{};
+  const Flow& parsed = clause ? match_only : flow;
+  key = toOfctlText(parsed);
+  if (auto hit = normalized_cache_.find(key); hit != normalized_cache_.end()) {
+    base = hit->second;
+  } else {
+    auto n = ovs::normalizeFlow(parsed);
+    if (!n) {
+      return tl::unexpected(n.error());
+    }
+    base = std::move(*n);
   }
-  return ovs::normalizeFlow(flow);
+  Flow out = base;
+  if (clause) {
+    out.actions = flow.actions;
+  }
+  return out;
 }
 
 Result<SyncReport> FlowSync::applyDelta(const FlowDelta& delta) {
@@ -162,8 +207,9 @@ Result<SyncReport> FlowSync::applyDelta(const FlowDelta& delta) {
   dropped_texts.reserve(delta.removed.size());
   new_texts.reserve(delta.added.size());
   for (const auto& f : delta.removed) {
-    std::string text = toOfctlText(f);
-    auto n = normalizedOne(f, text);
+    std::string text;
+    Flow base;
+    auto n = normalizedOne(f, text, base);
     if (!n) {
       return tl::unexpected(n.error());
     }
@@ -171,17 +217,18 @@ Result<SyncReport> FlowSync::applyDelta(const FlowDelta& delta) {
     dropped_texts.push_back(std::move(text));
   }
   for (const auto& f : delta.added) {
-    std::string text = toOfctlText(f);
-    auto n = normalizedOne(f, text);
+    std::string text;
+    Flow base;
+    auto n = normalizedOne(f, text, base);
     if (!n) {
       return tl::unexpected(n.error());
     }
     auto& change = changes[Key{n->table, n->priority, n->match}];
     if (change.next) {
-      return makeError("duplicate flow identity: " + text);
+      return makeError("duplicate flow identity: " + toOfctlText(f));
     }
-    change.next = *n;
-    new_texts.emplace_back(std::move(text), std::move(*n));
+    change.next = std::move(*n);
+    new_texts.emplace_back(std::move(text), std::move(base));
   }
   std::vector<ovs::FlowMod> mods;
   for (const auto& [key, change] : changes) {

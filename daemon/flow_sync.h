@@ -60,13 +60,19 @@ class FlowSync {
 
   [[nodiscard]] Result<Table> normalized(const std::vector<Flow>& flows);
   [[nodiscard]] Result<SyncReport> applyDiff(Table target);
-  [[nodiscard]] Result<Flow> normalizedOne(const Flow& flow, const std::string& text);
+  // The switch's form of `flow`, through the cache. `key` and `base` receive what the cache
+  // keeps for it.
+  [[nodiscard]] Result<Flow> normalizedOne(const Flow& flow, std::string& key, Flow& base);
   [[nodiscard]] Result<void> sendBundle(const std::vector<ovs::FlowMod>& mods, SyncReport& report);
 
   ovs::OpenFlowChannel& channel_;
   Table installed_;
   // Desired text -> the switch's canonical form. Parsing with OVS's parser is the costly part
-  // of a diff; a change re-parses only flows it has not seen before.
+  // of a diff; a change re-parses only flows it has not seen before. Clause flows are cached
+  // by their match alone (with "drop" for actions): OVS prints conjunction actions exactly as
+  // the translator writes them (tests/integration/policy_engine_test.cpp checks it), while an
+  // interface's member clause carries one action per rule of its groups, so a one-rule change
+  // rewrites a few long flows whose match is all that needs OVS's parser.
   std::unordered_map<std::string, Flow> normalized_cache_;
 };
 
