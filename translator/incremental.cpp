@@ -127,10 +127,14 @@ bool sameInterfaceFlowsInput(const model::NetworkInterface& a, const model::Netw
          a.source_dest_check == b.source_dest_check;
 }
 
-bool isPeerClause(const std::string& key, const units::ConjAction& a) {
+// Clause 1 (members) and 2 (peers) of a rule's evaluation conjunction; 0 for the rest.
+int evalClause(const std::string& key, const units::ConjAction& a) {
   const uint8_t table = units::clauseKeyTable(key);
-  return a.clause == 2 && units::clauseKeyPriority(key) == pipeline::kEvalPriority &&
-         (table == pipeline::kSgEgressEval || table == pipeline::kSgIngressEval);
+  if (units::clauseKeyPriority(key) != pipeline::kEvalPriority ||
+      (table != pipeline::kSgEgressEval && table != pipeline::kSgIngressEval)) {
+    return 0;
+  }
+  return a.clause == 1 || a.clause == 2 ? a.clause : 0;
 }
 
 std::string peerKey(const model::Peer& peer, bool egress) {
@@ -191,6 +195,10 @@ struct IncrementalTranslator::State {
     std::vector<uint16_t> local;
     std::vector<uint32_t> local_open;
     uint64_t local_version = 0;
+    // Members that came and went from prev_local_version to local_version.
+    uint64_t prev_local_version = 0;
+    std::vector<uint16_t> local_added;
+    std::vector<uint16_t> local_removed;
     uint64_t seen = 0;
   };
   struct PeerRec {
@@ -200,6 +208,11 @@ struct IncrementalTranslator::State {
     units::PeerSet set;
     uint64_t version = 0;
     size_t users = 0;
+    // What changed from prev_version to version, so a rule one version behind can patch its
+    // peer clauses instead of recomputing them all.
+    uint64_t prev_version = 0;
+    std::vector<std::pair<Cidr, std::string>> added;  // address, match
+    std::vector<std::pair<Cidr, std::string>> removed;
   };
   struct RuleRec {
     std::string group_id;
@@ -209,8 +222,9 @@ struct IncrementalTranslator::State {
     PeerRec* peer = nullptr;
     uint64_t peer_version = 0;
     std::vector<Flow> flows;
-    std::vector<ClauseRef> peer_refs;   // peer clauses (sorted)
-    std::vector<ClauseRef> other_refs;  // member, protocol and dispatch clauses (sorted)
+    std::vector<ClauseRef> peer_refs;    // peer clauses (sorted)
+    std::vector<ClauseRef> member_refs;  // member clauses of the evaluation table (sorted)
+    std::vector<ClauseRef> other_refs;   // protocol and dispatch clauses (sorted)
     bool produced = false;
     uint64_t without = 0;
     size_t number = 0;
@@ -342,12 +356,37 @@ struct IncrementalTranslator::State {
     return out;
   }
 
-  void refresh(PeerRec& rec) {
-    std::vector<Cidr> cidrs = resolve(rec);
-    if (cidrs != rec.set.cidrs) {
-      rec.set = units::makePeerSet(std::move(cidrs), rec.egress);
-      rec.version = next_version++;
+  // Moves a peer set to `cidrs` (resolved, normalised), recording what came and went.
+  void refresh(PeerRec& rec, std::vector<Cidr> cidrs) {
+    if (cidrs == rec.set.cidrs) {
+      return;
     }
+    // Merge the sorted lists: unchanged addresses keep their match text.
+    units::PeerSet& old = rec.set;
+    units::PeerSet next;
+    next.cidrs = std::move(cidrs);
+    next.matches.reserve(next.cidrs.size());
+    rec.added.clear();
+    rec.removed.clear();
+    size_t o = 0;
+    for (const Cidr& c : next.cidrs) {
+      for (; o < old.cidrs.size() && old.cidrs[o] < c; ++o) {
+        rec.removed.emplace_back(old.cidrs[o], std::move(old.matches[o]));
+      }
+      if (o < old.cidrs.size() && old.cidrs[o] == c) {
+        next.matches.push_back(std::move(old.matches[o++]));
+      } else {
+        std::string m = units::peerMatch(c, rec.egress);
+        rec.added.emplace_back(c, m);
+        next.matches.push_back(std::move(m));
+      }
+    }
+    for (; o < old.cidrs.size(); ++o) {
+      rec.removed.emplace_back(old.cidrs[o], std::move(old.matches[o]));
+    }
+    rec.set = std::move(next);
+    rec.prev_version = rec.version;
+    rec.version = next_version++;
   }
 
   void setProduced(RuleRec& rec, uint32_t id, bool produced, uint64_t without) {
@@ -367,6 +406,7 @@ struct IncrementalTranslator::State {
 
   void retractRule(uint32_t id, RuleRec& rec) {
     switchRefs(rec.peer_refs, {});
+    switchRefs(rec.member_refs, {});
     switchRefs(rec.other_refs, {});
     replaceFlows(rec.flows, {});
     setProduced(rec, id, false, 0);
@@ -376,7 +416,76 @@ struct IncrementalTranslator::State {
     }
   }
 
-  void recomputeRule(uint32_t id, RuleRec& rec, const GroupRec& group, bool members_only) {
+  // How a rule's member or peer clauses follow a change: kept (their input is as before),
+  // patched (their input moved on by one version, whose added and removed entries say how) or
+  // recomputed with the rest of the rule. Everything else of a rule (commit flows, protocol and
+  // dispatch clauses) is recomputed whenever the rule is.
+  enum class Part { kKeep, kPatch, kFull };
+
+  // Moves `refs` by the clauses of `removed` and `added` matches.
+  void patchRefs(std::vector<ClauseRef>& refs, uint8_t eval_table,
+                 const std::vector<const std::string*>& removed,
+                 const std::vector<const std::string*>& added, units::ConjAction action) {
+    std::vector<ClauseRef> next = refs;
+    for (const std::string* match : removed) {
+      auto e = clauses.find(units::clauseKey(eval_table, pipeline::kEvalPriority, *match));
+      if (e == clauses.end()) {
+        continue;
+      }
+      const ClauseRef ref{&e->second, action};
+      auto it = std::lower_bound(next.begin(), next.end(), ref);
+      if (it != next.end() && *it == ref) {
+        next.erase(it);
+      }
+    }
+    for (const std::string* match : added) {
+      next.push_back(refFor(units::clauseKey(eval_table, pipeline::kEvalPriority, *match), action));
+    }
+    sortUnique(next);
+    switchRefs(refs, std::move(next));
+  }
+
+  void patchPeerClauses(uint32_t id, RuleRec& rec, uint8_t n) {
+    std::vector<const std::string*> removed;
+    std::vector<const std::string*> added;
+    for (const auto& [cidr, match] : rec.peer->removed) {
+      if (units::peerClauseApplies(rec.content, cidr.family())) {
+        removed.push_back(&match);
+      }
+    }
+    for (const auto& [cidr, match] : rec.peer->added) {
+      if (units::peerClauseApplies(rec.content, cidr.family())) {
+        added.push_back(&match);
+      }
+    }
+    patchRefs(rec.peer_refs, rec.egress ? pipeline::kSgEgressEval : pipeline::kSgIngressEval,
+              removed, added, units::ConjAction{id, 2, n});
+  }
+
+  void patchMemberClauses(uint32_t id, RuleRec& rec, const GroupRec& group, uint8_t n) {
+    std::vector<std::string> removed_text;
+    std::vector<std::string> added_text;
+    for (uint16_t z : group.local_removed) {
+      removed_text.push_back(units::memberMatch(rec.egress, z));
+    }
+    for (uint16_t z : group.local_added) {
+      added_text.push_back(units::memberMatch(rec.egress, z));
+    }
+    std::vector<const std::string*> removed;
+    std::vector<const std::string*> added;
+    for (const auto& t : removed_text) {
+      removed.push_back(&t);
+    }
+    for (const auto& t : added_text) {
+      added.push_back(&t);
+    }
+    patchRefs(rec.member_refs, rec.egress ? pipeline::kSgEgressEval : pipeline::kSgIngressEval,
+              removed, added, units::ConjAction{id, 1, n});
+  }
+
+  void recomputeRule(uint32_t id, RuleRec& rec, const GroupRec& group, Part peer_part,
+                     Part member_part) {
+    const bool full = peer_part == Part::kFull || member_part == Part::kFull;
     CollectSink sink(generation);
     units::RuleUnit unit;
     unit.sg = group.sg;
@@ -387,23 +496,37 @@ struct IncrementalTranslator::State {
     unit.local_open = &group.local_open;
     unit.peers = &rec.peer->set;
     unit.strict = strict;
-    unit.peer_clauses = !members_only;
+    unit.peer_clauses = full;
+    unit.member_clauses = full;
     const units::RuleResult result = units::rule(sink, unit);
-    std::vector<ClauseRef> peer_refs;
-    std::vector<ClauseRef> other_refs;
+    std::vector<ClauseRef> refs[3];  // other, member, peer
     for (auto& [key, action] : sink.clauses) {
-      const bool peer = isPeerClause(key, action);
-      (peer ? peer_refs : other_refs).push_back(refFor(std::move(key), action));
+      const int part = evalClause(key, action);
+      refs[part].push_back(refFor(std::move(key), action));
     }
-    sortUnique(other_refs);
-    if (!members_only) {
-      sortUnique(peer_refs);
-      switchRefs(rec.peer_refs, std::move(peer_refs));
+    for (auto& r : refs) {
+      sortUnique(r);
+    }
+    if (full) {
+      switchRefs(rec.member_refs, std::move(refs[1]));
+      switchRefs(rec.peer_refs, std::move(refs[2]));
       ++work.rules;
     } else {
-      ++work.rules_members;
+      if (!result.produced) {
+        switchRefs(rec.member_refs, {});
+        switchRefs(rec.peer_refs, {});
+      } else {
+        // The rule is unchanged, so is its clause count.
+        if (peer_part == Part::kPatch) {
+          patchPeerClauses(id, rec, result.n_clauses);
+        }
+        if (member_part == Part::kPatch) {
+          patchMemberClauses(id, rec, group, result.n_clauses);
+        }
+      }
+      ++work.rules_patched;
     }
-    switchRefs(rec.other_refs, std::move(other_refs));
+    switchRefs(rec.other_refs, std::move(refs[0]));
     replaceFlows(rec.flows, std::move(sink.flows));
     setProduced(rec, id, result.produced, result.without_conjunction);
     rec.local_version = group.local_version;
@@ -632,13 +755,19 @@ Result<FlowDelta> IncrementalTranslator::State::update(
                                rec.subnet_index != input.subnet_index ||
                                rec.nacl_index != input.nacl_index ||
                                rec.subnet_cidr != input.subnet->cidr_block || rec.open_bits != open;
-    if (groups_changed || addresses_changed || local_changed) {
-      const std::vector<std::string>* old_groups = &rec.eni.security_group_ids;
-      for (const std::vector<std::string>* list : {old_groups, &eni.security_group_ids}) {
-        for (const auto& g : *list) {
-          if (groups_changed || addresses_changed) {
-            peer_dirty.insert(g);
-          }
+    // Every group of the ENI when its addresses or its attachment changed; only the groups it
+    // joined or left when just its membership changed.
+    const std::vector<std::string>* old_groups = &rec.eni.security_group_ids;
+    for (const std::vector<std::string>* list : {old_groups, &eni.security_group_ids}) {
+      const std::vector<std::string>* other =
+          list == old_groups ? &eni.security_group_ids : old_groups;
+      for (const auto& g : *list) {
+        const bool moved =
+            groups_changed && std::find(other->begin(), other->end(), g) == other->end();
+        if (addresses_changed || moved) {
+          peer_dirty.insert(g);
+        }
+        if (local_changed || moved) {
           local_dirty.insert(g);
         }
       }
@@ -739,26 +868,43 @@ Result<FlowDelta> IncrementalTranslator::State::update(
     }
     GroupRec& rec = g->second;
     if (rec.local_version == 0 || indices != rec.local || open != rec.local_open) {
+      rec.local_added.clear();
+      rec.local_removed.clear();
+      std::set_difference(indices.begin(), indices.end(), rec.local.begin(), rec.local.end(),
+                          std::back_inserter(rec.local_added));
+      std::set_difference(rec.local.begin(), rec.local.end(), indices.begin(), indices.end(),
+                          std::back_inserter(rec.local_removed));
       rec.local = std::move(indices);
       rec.local_open = std::move(open);
+      rec.prev_local_version = rec.local_version;
       rec.local_version = next_version++;
     }
   }
 
-  // Peer sets whose source changed.
-  for (const auto& gid : peer_dirty) {
+  // Peer sets whose source changed (resolved once for both directions).
+  const auto refreshBoth = [&](const model::Peer& peer) {
+    PeerRec* both[2] = {nullptr, nullptr};
     for (bool egress : {false, true}) {
-      if (auto p = peers.find(peerKey(model::GroupRef{gid}, egress)); p != peers.end()) {
-        refresh(p->second);
+      if (auto p = peers.find(peerKey(peer, egress)); p != peers.end()) {
+        both[egress ? 1 : 0] = &p->second;
       }
     }
+    if (both[0] == nullptr && both[1] == nullptr) {
+      return;
+    }
+    std::vector<Cidr> cidrs = resolve(both[0] != nullptr ? *both[0] : *both[1]);
+    if (both[0] != nullptr && both[1] != nullptr) {
+      refresh(*both[0], cidrs);
+      refresh(*both[1], std::move(cidrs));
+    } else {
+      refresh(both[0] != nullptr ? *both[0] : *both[1], std::move(cidrs));
+    }
+  };
+  for (const auto& gid : peer_dirty) {
+    refreshBoth(model::GroupRef{gid});
   }
   for (const auto& id : lists_changed) {
-    for (bool egress : {false, true}) {
-      if (auto p = peers.find(peerKey(model::PrefixListRef{id}, egress)); p != peers.end()) {
-        refresh(p->second);
-      }
-    }
+    refreshBoth(model::PrefixListRef{id});
   }
 
   // Rules.
@@ -786,7 +932,7 @@ Result<FlowDelta> IncrementalTranslator::State::update(
           rec.number = r;
           rec.peer = peerFor(rec.content.peer, egress);
           ++rec.peer->users;
-          recomputeRule(id, rec, group, false);
+          recomputeRule(id, rec, group, Part::kFull, Part::kFull);
           continue;
         }
         if (rec.number != r) {
@@ -795,12 +941,19 @@ Result<FlowDelta> IncrementalTranslator::State::update(
             rule_names[id] = units::ruleName(g.id, egress, r);
           }
         }
-        if (rec.peer_version != rec.peer->version) {
-          recomputeRule(id, rec, group, false);
-        } else if (rec.local_version != group.local_version) {
-          // Peers as before: the peer clauses stay unless the rule starts or stops producing.
-          const bool members_only = rec.produced && !group.local.empty();
-          recomputeRule(id, rec, group, members_only);
+        // Patching needs a rule that made its clauses and still has members to make them for.
+        const bool patchable = rec.produced && !group.local.empty();
+        const auto part = [&](uint64_t had, uint64_t now, uint64_t before_now) {
+          if (had == now) {
+            return Part::kKeep;
+          }
+          return patchable && had == before_now ? Part::kPatch : Part::kFull;
+        };
+        const Part peers_part = part(rec.peer_version, rec.peer->version, rec.peer->prev_version);
+        const Part members_part =
+            part(rec.local_version, group.local_version, group.prev_local_version);
+        if (peers_part != Part::kKeep || members_part != Part::kKeep) {
+          recomputeRule(id, rec, group, peers_part, members_part);
         }
       }
     }

@@ -75,7 +75,8 @@ class IncrementalTranslator {
   struct Work {
     size_t units = 0;          // interfaces, subnets, NACLs recomputed
     size_t rules = 0;          // rules recomputed in full
-    size_t rules_members = 0;  // rules whose member clauses alone were recomputed
+    size_t rules_patched = 0;  // rules recomputed but for their member and peer clauses, which
+                               // were kept or patched (members or peer addresses changed)
     size_t clause_flows = 0;   // shared clause flows rewritten
   };
   [[nodiscard]] const Work& lastWork() const;

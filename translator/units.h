@@ -91,6 +91,8 @@ struct PeerSet {
   std::vector<std::string> matches;  // matches[i] selects cidrs[i]
 };
 [[nodiscard]] PeerSet makePeerSet(std::vector<Cidr> cidrs, bool egress);
+// The match text of one peer address (PeerSet::matches).
+[[nodiscard]] std::string peerMatch(const Cidr& cidr, bool egress);
 // Sorts and de-duplicates peer addresses, as PeerSet wants them.
 void normalizePeers(std::vector<Cidr>& cidrs);
 // The members' addresses of a group: what a GroupRef peer resolves to.
@@ -108,13 +110,24 @@ struct RuleUnit {
   // False: leave out the peer clauses (clause 2 of the evaluation table), which depend on the
   // peers and the rule alone, when only the members changed and the caller keeps them.
   bool peer_clauses = true;
+  // The same for the member clauses (clause 1 of the evaluation table), which depend on the
+  // members alone.
+  bool member_clauses = true;
 };
 struct RuleResult {
   bool produced = false;  // the rule made a conjunction (counts in TranslateStats::sg_rules)
   uint64_t without_conjunction = 0;
+  uint8_t n_clauses = 0;  // of its evaluation conjunction (2 or 3) when produced
 };
 // Nothing when `local` is empty or no family applies.
 RuleResult rule(FlowSink& b, const RuleUnit& unit);
+
+// The match of a member clause ("reg0=5" at egress, "reg1=5" at ingress).
+[[nodiscard]] std::string memberMatch(bool egress, uint16_t index);
+
+// Whether a peer address of `family` gets a peer clause for `rule` (icmp has none for IPv6
+// peers, icmpv6 none for IPv4 ones): what rule() decides per peer.
+[[nodiscard]] bool peerClauseApplies(const model::SecurityGroupRule& rule, IpFamily family);
 
 // "sg-id ingress #n", the rule's name in Translation::rule_names.
 [[nodiscard]] std::string ruleName(const std::string& group_id, bool egress, size_t number);
