@@ -38,7 +38,7 @@ for size in "${sizes[@]}"; do
   [[ -n "$row" ]] || { echo "vs_ovn.sh: no OVN row for $size" >&2; cat "$work/ovn.out" >&2; exit 1; }
   read -r _ _ _ _ _ _ o_total _ _ _ o_after _ _ _ o_acl50 o_acl99 _ o_join50 o_join99 _ o_ctl _ <<<"$row"
   echo "vs_ovn.sh: $size: vpcguard (policy_bench)..." >&2
-  "$build/bench/policy_bench" --config "$toml" --changes "${REPS:-20}" >"$work/vg.out" 2>"$work/vg.err" ||
+  "$build/bench/policy_bench" --config "$toml" --changes "${REPS:-20}" --mode incremental >"$work/vg.out" 2>"$work/vg.err" ||
     { cat "$work/vg.err" >&2; exit 1; }
   v_total=$(vg "$work/vg.out" whole_policy_ms)
   v_flows=$(vg "$work/vg.out" flows)

@@ -107,8 +107,8 @@ bool Daemon::loadConfig(bool initial) {
 bool Daemon::connect() {
   auto log = logger("ovs");
   db_.reset();
+  engine_.attach(nullptr);
   openflow_.reset();
-  sync_.reset();
   monitor_.reset();
   drift_pending_ = false;
   auto client = ovs::connectOvsdb(options_.ovsdb);
@@ -151,7 +151,7 @@ bool Daemon::connect() {
     return false;
   }
   openflow_ = std::move(*channel);
-  sync_ = std::make_unique<FlowSync>(*openflow_);
+  engine_.attach(openflow_.get());
   // Started before the first read of the table, so no change can fall between the two.
   if (auto monitor = ovs::startFlowMonitor(target); monitor) {
     monitor_ = std::move(*monitor);
@@ -214,9 +214,9 @@ void Daemon::writeStatus() {
   status_.interfaces_attached = ofports_.size();
   status_.generation = generation_;
   status_.drift_repairs = drift_repairs_;
-  if (sync_) {
+  if (engine_.attached()) {
     status_.flows_per_table.clear();
-    for (const auto& [table, n] : sync_->installedPerTable()) {
+    for (const auto& [table, n] : engine_.installedPerTable()) {
       status_.flows_per_table[table] = n;
     }
   }
@@ -347,49 +347,46 @@ void Daemon::applyConntrackTimeouts() {
   applied_timeouts_ = std::move(wanted);
 }
 
-// The desired flows: the current policy for the currently attached interfaces. A failure here
-// is a bug (the policy was validated), never a reason to reconnect: it is reported and the
-// switch keeps what it has.
-std::optional<Translation> Daemon::translateCurrent(const char* reason) {
-  TranslateInput in;
+PolicyEngine::Input Daemon::engineInput() const {
+  PolicyEngine::Input in;
   in.policy = &*policy_;
-  in.ofports = ofports_;
-  in.interface_index = indices_;
+  in.ofports = &ofports_;
+  in.interface_index = &indices_;
   in.generation = generation_;
-  auto t = translate(in);
-  if (!t) {
-    logger("sync")->error("translate_failed reason={} error=\"{}\"", reason, t.error().message);
-    reportError("translate: " + t.error().message);
-    return std::nullopt;
-  }
-  return std::move(*t);
+  return in;
 }
 
-// Translates and installs the difference. False only when the switch failed us.
-bool Daemon::apply(const char* reason) {
+// A translation failure is a bug (the policy was validated), never a reason to reconnect: it is
+// reported and the switch keeps what it has.
+bool Daemon::engineFailed(const PolicyEngine::Failure& failure, const char* what,
+                          const char* reason) {
   auto log = logger("sync");
-  if (!policy_ || !sync_) {
+  if (failure.kind == PolicyEngine::FailureKind::kTranslate) {
+    log->error("translate_failed reason={} error=\"{}\"", reason, failure.error.message);
+    reportError("translate: " + failure.error.message);
+    return true;
+  }
+  log->error("{} reason={} error=\"{}\"", what, reason, failure.error.message);
+  reportError(failure.error.message);
+  return false;
+}
+
+// Translates what changed and installs the difference. False only when the switch failed us.
+bool Daemon::apply(const char* reason) {
+  if (!policy_ || !engine_.attached()) {
     return true;
   }
   const auto start = Clock::now();
-  auto t = translateCurrent(reason);
-  if (!t) {
-    return true;
-  }
-  const auto translated = Clock::now();
-  auto report = sync_->applyDesired(t->flows);
+  auto report = engine_.apply(engineInput());
   if (!report) {
-    log->error("apply_failed reason={} error=\"{}\"", reason, report.error().message);
-    reportError(report.error().message);
-    return false;
+    return engineFailed(report.error(), "apply_failed", reason);
   }
   reportSync(reason, std::chrono::duration<double, std::milli>(Clock::now() - start).count());
-  log->info(
+  logger("sync")->info(
       "applied reason={} flows={} added={} modified={} deleted={} translate_ms={:.2f} "
-      "install_ms={:.2f}",
-      reason, t->flows.size(), report->added, report->modified, report->deleted,
-      std::chrono::duration<double, std::milli>(translated - start).count(),
-      std::chrono::duration<double, std::milli>(report->duration).count());
+      "install_ms={:.2f} bundle_ms={:.2f} full_diff={}",
+      reason, report->flows, report->sync.added, report->sync.modified, report->sync.deleted,
+      report->translate_ms, report->sync_ms, report->bundle_ms, report->full);
   return true;
 }
 
@@ -397,11 +394,11 @@ bool Daemon::apply(const char* reason) {
 // monitor, periodic check). False only when the switch failed us.
 bool Daemon::resync(const char* reason) {
   auto log = logger("sync");
-  if (!policy_ || !sync_) {
+  if (!policy_ || !engine_.attached()) {
     return true;
   }
   const auto start = Clock::now();
-  if (auto r = sync_->readInstalled(); !r) {
+  if (auto r = engine_.readInstalled(); !r) {
     log->error("resync_failed reason={} error=\"{}\"", reason, r.error().message);
     reportError(r.error().message);
     return false;
@@ -409,21 +406,16 @@ bool Daemon::resync(const char* reason) {
   if (!started_) {
     // A new start writes what it changes with the next generation; flows already right keep
     // theirs (adopted, not rewritten: established connections see no change at all).
-    const uint16_t newest = sync_->newestInstalledGeneration();
+    const uint16_t newest = engine_.newestInstalledGeneration();
     generation_ = newest >= 0xffff ? 1 : static_cast<uint16_t>(newest + 1);
     started_ = true;
     log->info("generation {} installed_generation={}", generation_, newest);
   }
-  auto t = translateCurrent(reason);
-  if (!t) {
-    return true;
+  auto result = engine_.resync(engineInput(), /*already_read=*/true);
+  if (!result) {
+    return engineFailed(result.error(), "resync_failed", reason);
   }
-  auto report = sync_->applyDesired(t->flows);
-  if (!report) {
-    log->error("resync_failed reason={} error=\"{}\"", reason, report.error().message);
-    reportError(report.error().message);
-    return false;
-  }
+  const SyncReport* report = &result->sync;
   const std::string_view why(reason);
   const bool drift = why == "periodic" || why == "drift";
   if (drift && report->changes() > 0) {
@@ -435,20 +427,20 @@ bool Daemon::resync(const char* reason) {
   }
   reportSync(reason, std::chrono::duration<double, std::milli>(Clock::now() - start).count());
   if (report->changes() == 0) {
-    log->debug("resync_clean reason={} flows={}", reason, t->flows.size());
+    log->debug("resync_clean reason={} flows={}", reason, result->flows);
   } else if (drift) {
     log->info("resync_repaired reason={} added={} modified={} deleted={} repairs_total={}", reason,
               report->added, report->modified, report->deleted, drift_repairs_);
   } else {
     log->info("resync_applied reason={} added={} modified={} deleted={} flows={}", reason,
-              report->added, report->modified, report->deleted, t->flows.size());
+              report->added, report->modified, report->deleted, result->flows);
   }
   checkFlowRestoreWait();
   return true;
 }
 
 bool Daemon::pollFlowMonitor() {
-  if (!monitor_ || !sync_) {
+  if (!monitor_ || !engine_.attached()) {
     return true;
   }
   constexpr size_t kBatch = 4096;
@@ -459,7 +451,7 @@ bool Daemon::pollFlowMonitor() {
       return false;
     }
     for (const auto& u : *updates) {
-      if (sync_->explains(u)) {
+      if (engine_.explains(u)) {
         continue;
       }
       if (!drift_pending_) {

@@ -19,7 +19,7 @@
 #include <set>
 #include <string>
 
-#include "daemon/flow_sync.h"
+#include "daemon/policy_engine.h"
 #include "daemon/status.h"
 #include "ovs-plugin/openflow.h"
 #include "ovs-plugin/vswitch_db.h"
@@ -77,7 +77,9 @@ class Daemon {
   // Whether a failed operation means the connection is gone (vs. the switch refusing content).
   bool connectionLost();
   bool apply(const char* reason);
-  std::optional<Translation> translateCurrent(const char* reason);
+  [[nodiscard]] PolicyEngine::Input engineInput() const;
+  // Logs and records a failed apply or resync; false when the switch failed us.
+  bool engineFailed(const PolicyEngine::Failure& failure, const char* what, const char* reason);
   void handleInterfaceEvents(const std::vector<ovs::InterfaceEvent>& events);
 
   DaemonOptions options_;
@@ -87,7 +89,7 @@ class Daemon {
   std::map<std::string, ovs::InterfaceInfo> attached_;       // Interface row uuid -> state
   std::unique_ptr<ovs::VswitchDb> db_;
   std::unique_ptr<ovs::OpenFlowChannel> openflow_;
-  std::unique_ptr<FlowSync> sync_;
+  PolicyEngine engine_;  // translator state (and rule ids) outlive reconnects
   std::unique_ptr<ovs::FlowMonitor> monitor_;
   bool drift_pending_ = false;  // a monitor update we cannot explain: repair at drift_at_
   std::chrono::steady_clock::time_point drift_at_;

@@ -1,6 +1,8 @@
 #include "daemon/flow_sync.h"
 
 #include <algorithm>
+#include <optional>
+#include <string_view>
 #include <utility>
 
 #include "translator/pipeline.h"
@@ -10,6 +12,10 @@ namespace {
 
 bool isOurs(uint64_t cookie) {
   return (cookie & pipeline::kCookieMagicMask) == pipeline::kCookieMagic;
+}
+
+uint64_t withoutGeneration(uint64_t cookie) {
+  return cookie & ~pipeline::kCookieGenerationMask;
 }
 
 std::string describeErrors(const ovs::BundleOutcome& outcome, const std::vector<ovs::FlowMod>& mods) {
@@ -29,6 +35,40 @@ std::string describeErrors(const ovs::BundleOutcome& outcome, const std::vector<
   return out;
 }
 
+// Whether `actions` is a list of conjunction actions only ("conjunction(7,1/3),..."), the
+// actions of the translator's clause flows.
+bool conjunctionsOnly(std::string_view actions) {
+  static constexpr std::string_view kPrefix = "conjunction(";
+  size_t i = 0;
+  const auto number = [&] {
+    const size_t from = i;
+    while (i < actions.size() && actions[i] >= '0' && actions[i] <= '9') {
+      ++i;
+    }
+    return i > from;
+  };
+  const auto expect = [&](char c) {
+    if (i < actions.size() && actions[i] == c) {
+      ++i;
+      return true;
+    }
+    return false;
+  };
+  while (actions.substr(i).starts_with(kPrefix)) {
+    i += kPrefix.size();
+    if (!number() || !expect(',') || !number() || !expect('/') || !number() || !expect(')')) {
+      return false;
+    }
+    if (i == actions.size()) {
+      return true;
+    }
+    if (!expect(',')) {
+      return false;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 std::map<uint8_t, size_t> FlowSync::installedPerTable() const {
@@ -45,22 +85,17 @@ Result<FlowSync::Table> FlowSync::normalized(const std::vector<Flow>& flows) {
   cache.reserve(flows.size());
   for (const auto& f : flows) {
     // Our flows are compared with the switch's dumps, so they must be in the switch's text.
-    std::string text = toOfctlText(f);
-    Flow n;
-    if (auto hit = normalized_cache_.find(text); hit != normalized_cache_.end()) {
-      n = hit->second;
-    } else {
-      auto parsed = ovs::normalizeFlow(f);
-      if (!parsed) {
-        return tl::unexpected(parsed.error());
-      }
-      n = std::move(*parsed);
+    std::string text;
+    Flow base;
+    auto n = normalizedOne(f, text, base);
+    if (!n) {
+      return tl::unexpected(n.error());
     }
-    Key key{n.table, n.priority, n.match};
-    if (!out.emplace(std::move(key), n).second) {
-      return makeError("duplicate flow identity: " + text);
+    Key key{n->table, n->priority, n->match};
+    if (!out.emplace(std::move(key), std::move(*n)).second) {
+      return makeError("duplicate flow identity: " + toOfctlText(f));
     }
-    cache.emplace(std::move(text), std::move(n));
+    cache.emplace(std::move(text), std::move(base));
   }
   // Keep only what the current policy uses, so the cache cannot grow without bound.
   normalized_cache_ = std::move(cache);
@@ -148,9 +183,8 @@ Result<SyncReport> FlowSync::applyDiff(Table target) {
       ++report.added;
       ++t;
     } else {
-      const uint64_t kIgnoreGeneration = ~pipeline::kCookieGenerationMask;
       if (i->second.actions != t->second.actions ||
-          (i->second.cookie & kIgnoreGeneration) != (t->second.cookie & kIgnoreGeneration)) {
+          withoutGeneration(i->second.cookie) != withoutGeneration(t->second.cookie)) {
         // An add replaces the flow with the same identity in one step (statistics kept). Not
         // modify-strict: from OpenFlow 1.1 on, it cannot change a flow's cookie.
         mods.push_back(ovs::FlowMod{ovs::FlowCommand::kAdd, t->second, 0});
@@ -166,16 +200,132 @@ Result<SyncReport> FlowSync::applyDiff(Table target) {
   // new generation is in before the old one goes even if it were ever applied in parts.
   mods.insert(mods.end(), std::make_move_iterator(deletes.begin()),
               std::make_move_iterator(deletes.end()));
-  if (!mods.empty()) {
-    auto outcome = channel_.applyBundle(mods);
-    if (!outcome) {
-      return tl::unexpected(outcome.error().withContext("install flows"));
-    }
-    if (!outcome->committed) {
-      return makeError(describeErrors(*outcome, mods));
-    }
+  if (auto sent = sendBundle(mods, report); !sent) {
+    return tl::unexpected(sent.error());
   }
   installed_ = std::move(target);
+  report.duration = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - start);
+  return report;
+}
+
+Result<void> FlowSync::sendBundle(const std::vector<ovs::FlowMod>& mods, SyncReport& report) {
+  if (mods.empty()) {
+    return {};
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto outcome = channel_.applyBundle(mods);
+  report.bundle_duration = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - start);
+  if (!outcome) {
+    return tl::unexpected(outcome.error().withContext("install flows"));
+  }
+  if (!outcome->committed) {
+    return makeError(describeErrors(*outcome, mods));
+  }
+  return {};
+}
+
+Result<Flow> FlowSync::normalizedOne(const Flow& flow, std::string& key, Flow& base) {
+  const bool clause = conjunctionsOnly(flow.actions);
+  const Flow match_only = clause ? Flow{flow.table, flow.priority, flow.cookie, flow.match, "drop"}
+                                 : Flow{};
+  const Flow& parsed = clause ? match_only : flow;
+  key = toOfctlText(parsed);
+  if (auto hit = normalized_cache_.find(key); hit != normalized_cache_.end()) {
+    base = hit->second;
+  } else {
+    auto n = ovs::normalizeFlow(parsed);
+    if (!n) {
+      return tl::unexpected(n.error());
+    }
+    base = std::move(*n);
+  }
+  Flow out = base;
+  if (clause) {
+    out.actions = flow.actions;
+  }
+  return out;
+}
+
+Result<SyncReport> FlowSync::applyDelta(const FlowDelta& delta) {
+  const auto start = std::chrono::steady_clock::now();
+  SyncReport report;
+  // Per identity (in the switch's canonical text): what goes and what comes. A changed flow is
+  // in both lists of the delta and becomes one modify.
+  struct Change {
+    bool removed = false;
+    std::optional<Flow> next;
+  };
+  std::map<Key, Change> changes;
+  std::vector<std::string> dropped_texts;
+  std::vector<std::pair<std::string, Flow>> new_texts;
+  dropped_texts.reserve(delta.removed.size());
+  new_texts.reserve(delta.added.size());
+  for (const auto& f : delta.removed) {
+    std::string text;
+    Flow base;
+    auto n = normalizedOne(f, text, base);
+    if (!n) {
+      return tl::unexpected(n.error());
+    }
+    changes[Key{n->table, n->priority, n->match}].removed = true;
+    dropped_texts.push_back(std::move(text));
+  }
+  for (const auto& f : delta.added) {
+    std::string text;
+    Flow base;
+    auto n = normalizedOne(f, text, base);
+    if (!n) {
+      return tl::unexpected(n.error());
+    }
+    auto& change = changes[Key{n->table, n->priority, n->match}];
+    if (change.next) {
+      return makeError("duplicate flow identity: " + toOfctlText(f));
+    }
+    change.next = std::move(*n);
+    new_texts.emplace_back(std::move(text), std::move(base));
+  }
+  std::vector<ovs::FlowMod> mods;
+  std::vector<ovs::FlowMod> deletes;
+  for (auto& [key, change] : changes) {
+    auto installed = installed_.find(key);
+    if (change.next) {
+      if (installed == installed_.end()) {
+        mods.push_back(ovs::FlowMod{ovs::FlowCommand::kAdd, *change.next, 0});
+        ++report.added;
+      } else if (installed->second.actions != change.next->actions ||
+                 withoutGeneration(installed->second.cookie) !=
+                     withoutGeneration(change.next->cookie)) {
+        // Re-added, not modified: see applyDiff().
+        mods.push_back(ovs::FlowMod{ovs::FlowCommand::kAdd, *change.next, 0});
+        ++report.modified;
+      } else {
+        change.next->cookie = installed->second.cookie;  // adopted, see applyDiff()
+      }
+    } else if (installed != installed_.end()) {
+      deletes.push_back(ovs::FlowMod{ovs::FlowCommand::kDeleteStrict, installed->second, 0});
+      ++report.deleted;
+    }
+  }
+  mods.insert(mods.end(), std::make_move_iterator(deletes.begin()),
+              std::make_move_iterator(deletes.end()));
+  if (auto sent = sendBundle(mods, report); !sent) {
+    return tl::unexpected(sent.error());
+  }
+  for (auto& [key, change] : changes) {
+    if (change.next) {
+      installed_.insert_or_assign(key, std::move(*change.next));
+    } else {
+      installed_.erase(key);
+    }
+  }
+  for (const auto& text : dropped_texts) {
+    normalized_cache_.erase(text);
+  }
+  for (auto& [text, flow] : new_texts) {
+    normalized_cache_.insert_or_assign(std::move(text), std::move(flow));
+  }
   report.duration = std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::steady_clock::now() - start);
   return report;

@@ -11,9 +11,11 @@
 // syncFull() reads the switch and repairs any difference: used at start-up, after a reconnect
 // and for drift checks. Foreign flows (without the cookie magic) in the tables vpcguard owns are
 // drift too and are removed; other tables are left alone. applyDesired() diffs against the last
-// installed state without reading the switch: the fast path for config and port changes.
-// explains() tells whether a change the switch's flow monitor reported is one of ours (the
-// installed state already says so) or drift that needs a syncFull().
+// installed state without reading the switch. applyDelta() takes the difference itself
+// (IncrementalTranslator computes it) and touches only the flows in it: normalising, comparing
+// and sending cost what the change costs, not what the table holds - the fast path for config
+// and port changes. explains() tells whether a change the switch's flow monitor reported is one
+// of ours (the installed state already says so) or drift that needs a syncFull().
 //
 // Generations: a flow that is right except for the generation in its cookie is adopted as it
 // is (a restarted daemon rewrites nothing that is already right); what differs is written with
@@ -29,6 +31,7 @@
 
 #include "ovs-plugin/openflow.h"
 #include "translator/flow.h"
+#include "translator/incremental.h"
 #include "translator/result.h"
 
 namespace vpcguard {
@@ -37,7 +40,8 @@ struct SyncReport {
   size_t added = 0;
   size_t modified = 0;
   size_t deleted = 0;
-  std::chrono::microseconds duration{0};
+  std::chrono::microseconds duration{0};         // diff (applyDelta: also normalise) + bundle
+  std::chrono::microseconds bundle_duration{0};  // the bundle alone
   [[nodiscard]] size_t changes() const { return added + modified + deleted; }
 };
 
@@ -56,6 +60,10 @@ class FlowSync {
   [[nodiscard]] bool explains(const ovs::FlowUpdate& update) const;
   // Installs the difference between the last installed state and `desired`.
   [[nodiscard]] Result<SyncReport> applyDesired(const std::vector<Flow>& desired);
+  // Installs `delta`, the difference between the desired set of the last successful sync and
+  // the new desired set. Only valid while that holds (after any sync that succeeded): after a
+  // failure, use applyDesired() or syncFull(). On failure nothing changes, here or in the switch.
+  [[nodiscard]] Result<SyncReport> applyDelta(const FlowDelta& delta);
 
   [[nodiscard]] size_t installedCount() const { return installed_.size(); }
   [[nodiscard]] std::map<uint8_t, size_t> installedPerTable() const;
@@ -66,11 +74,19 @@ class FlowSync {
 
   [[nodiscard]] Result<Table> normalized(const std::vector<Flow>& flows);
   [[nodiscard]] Result<SyncReport> applyDiff(Table target);
+  // The switch's form of `flow`, through the cache. `key` and `base` receive what the cache
+  // keeps for it.
+  [[nodiscard]] Result<Flow> normalizedOne(const Flow& flow, std::string& key, Flow& base);
+  [[nodiscard]] Result<void> sendBundle(const std::vector<ovs::FlowMod>& mods, SyncReport& report);
 
   ovs::OpenFlowChannel& channel_;
   Table installed_;
   // Desired text -> the switch's canonical form. Parsing with OVS's parser is the costly part
-  // of a diff; a change re-parses only flows it has not seen before.
+  // of a diff; a change re-parses only flows it has not seen before. Clause flows are cached
+  // by their match alone (with "drop" for actions): OVS prints conjunction actions exactly as
+  // the translator writes them (tests/integration/policy_engine_test.cpp checks it), while an
+  // interface's member clause carries one action per rule of its groups, so a one-rule change
+  // rewrites a few long flows whose match is all that needs OVS's parser.
   std::unordered_map<std::string, Flow> normalized_cache_;
 };
 

@@ -93,14 +93,15 @@ inline constexpr uint32_t kNaclStarRule = 32767;
 inline constexpr const char* kCtLabelRuleField = "NXM_NX_CT_LABEL[0..31]";
 //
 // ct_label layout (128 bits):
-//   [0..31]   conjunction id of the rule that committed the connection (traces; ids are
-//             positional, so after a policy change the id may name another rule)
+//   [0..31]   conjunction id of the rule that committed the connection (traces only; ids are
+//             stable per rule, translator/rule_ids.h, but a freed id may name a later rule)
 //   [32]      checked: the connection ends as soon as its rule no longer allows it. Set for
 //             AWS-untracked flows and for every connection under Vpc::strict_revocation
 //   [64..95]  rule fingerprint (checked connections only): a hash of what the rule allows
-//             (group, direction, protocol, ports/ICMP, resolved peer addresses). Unlike the
-//             conjunction id it survives reordering, and it changes when the rule's effect
-//             changes (a peer group gains or loses a member), which re-checks its connections
+//             (group, direction, protocol, ports/ICMP, resolved peer addresses). It does not
+//             depend on the conjunction id (nor on any daemon state: it survives restarts), and
+//             it changes when the rule's effect changes (a peer group gains or loses a
+//             member), which re-checks its connections
 // A checked connection is "live" while the dispatch table has a flow for its fingerprint and
 // its ENI still is a member of a group that has the rule (and, outside strict mode, is still
 // open in the opposite direction, see kRegOpen); otherwise the original direction is evaluated
@@ -170,7 +171,8 @@ enum class CookieKind : uint8_t {
   return static_cast<uint16_t>((cookie >> 32) & 0xffff);
 }
 
-// Conjunction ids of SG rules start here (ids below are free for other uses).
+// Conjunction ids of SG rules start here (ids below are free for other uses); they end below
+// 2^24 (translator/rule_ids.h), so the cookie's index field holds them whole.
 inline constexpr uint32_t kConjIdBase = 1000;
 
 // The router's MAC address (the VPC router answers ARP/ND for every subnet's .1).

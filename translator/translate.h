@@ -16,6 +16,7 @@
 #include "translator/flow.h"
 #include "translator/model.h"
 #include "translator/result.h"
+#include "translator/rule_ids.h"
 
 namespace vpcguard {
 
@@ -28,12 +29,15 @@ struct TranslateInput {
   // see assignInterfaceIndices().
   std::map<std::string, uint16_t> interface_index;
   uint16_t generation = 0;
+  // Conjunction ids of the SG rules, kept by the caller across changes (updated for `policy`)
+  // so that ids stay stable; nullptr = ids for this policy alone (what a fresh allocator gives).
+  const RuleIdAllocator* rule_ids = nullptr;
 };
 
 struct TranslateStats {
   size_t flows = 0;
-  size_t sg_rules = 0;             // rules that produced a conjunction
-  size_t sg_clause_flows = 0;      // shared clause flows
+  size_t sg_rules = 0;         // rules that produced a conjunction
+  size_t sg_clause_flows = 0;  // shared clause flows
   size_t nacl_flows = 0;
   // What the SG stage would need without conjunctions (members x peers x port masks).
   uint64_t sg_flows_without_conjunction = 0;

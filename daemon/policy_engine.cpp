@@ -1,0 +1,93 @@
+#include "daemon/policy_engine.h"
+
+#include <utility>
+
+namespace vpcguard {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double msBetween(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+}  // namespace
+
+void PolicyEngine::attach(ovs::OpenFlowChannel* channel) {
+  sync_ = channel != nullptr ? std::make_unique<FlowSync>(*channel) : nullptr;
+  in_step_ = false;
+}
+
+std::map<uint8_t, size_t> PolicyEngine::installedPerTable() const {
+  return sync_ ? sync_->installedPerTable() : std::map<uint8_t, size_t>{};
+}
+
+PolicyEngine::Outcome<FlowDelta> PolicyEngine::translate(const Input& input, EngineReport& report) {
+  const auto start = Clock::now();
+  auto delta =
+      translator_.update(input.policy, *input.ofports, *input.interface_index, input.generation);
+  report.translate_ms = msBetween(start, Clock::now());
+  if (!delta) {
+    return tl::unexpected(Failure{FailureKind::kTranslate, delta.error()});
+  }
+  report.flows = translator_.flowCount();
+  report.work = translator_.lastWork();
+  return std::move(*delta);
+}
+
+PolicyEngine::Outcome<EngineReport> PolicyEngine::apply(const Input& input) {
+  if (!sync_) {
+    return tl::unexpected(Failure{FailureKind::kSwitch, Error{"not connected"}});
+  }
+  EngineReport report;
+  auto delta = translate(input, report);
+  if (!delta) {
+    return tl::unexpected(delta.error());
+  }
+  const auto start = Clock::now();
+  report.full = !in_step_;
+  auto synced = in_step_ ? sync_->applyDelta(*delta) : sync_->applyDesired(translator_.flows());
+  report.sync_ms = msBetween(start, Clock::now());
+  if (!synced) {
+    in_step_ = false;
+    return tl::unexpected(Failure{FailureKind::kSwitch, synced.error()});
+  }
+  in_step_ = true;
+  report.sync = *synced;
+  report.bundle_ms = std::chrono::duration<double, std::milli>(synced->bundle_duration).count();
+  return report;
+}
+
+Result<void> PolicyEngine::readInstalled() {
+  if (!sync_) {
+    return makeError("not connected");
+  }
+  in_step_ = false;
+  return sync_->readInstalled();
+}
+
+PolicyEngine::Outcome<EngineReport> PolicyEngine::resync(const Input& input, bool already_read) {
+  if (!sync_) {
+    return tl::unexpected(Failure{FailureKind::kSwitch, Error{"not connected"}});
+  }
+  EngineReport report;
+  report.full = true;
+  auto delta = translate(input, report);
+  if (!delta) {
+    return tl::unexpected(delta.error());
+  }
+  const auto start = Clock::now();
+  auto synced = already_read ? sync_->applyDesired(translator_.flows())
+                             : sync_->syncFull(translator_.flows());
+  report.sync_ms = msBetween(start, Clock::now());
+  if (!synced) {
+    in_step_ = false;
+    return tl::unexpected(Failure{FailureKind::kSwitch, synced.error()});
+  }
+  in_step_ = true;
+  report.sync = *synced;
+  report.bundle_ms = std::chrono::duration<double, std::milli>(synced->bundle_duration).count();
+  return report;
+}
+
+}  // namespace vpcguard
