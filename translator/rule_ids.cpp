@@ -5,21 +5,11 @@
 
 #include <fmt/format.h>
 
+#include "translator/hash.h"
 #include "translator/pipeline.h"
 
 namespace vpcguard {
 namespace {
-
-// FNV-1a, as the rule fingerprint uses: the same on every host and in every build, so a rule
-// hashes to the same id after a restart (or on another hypervisor).
-uint32_t fnv1a(std::string_view text) {
-  uint32_t h = 2166136261U;
-  for (char c : text) {
-    h ^= static_cast<uint8_t>(c);
-    h *= 16777619U;
-  }
-  return h;
-}
 
 bool sameRules(const std::vector<model::SecurityGroupRule>& a,
                const std::vector<model::SecurityGroupRule>& b) {

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "translator/hash.h"
 #include "translator/pipeline.h"
 #include "translator/translate.h"
 
@@ -41,17 +42,6 @@ std::string labelHex(uint64_t high, uint64_t low) {
     return fmt::format("{:#x}", low);
   }
   return fmt::format("{:#x}{:016x}", high, low);
-}
-
-// FNV-1a: a stable 32-bit hash, the same in every build and on every host (the fingerprint
-// outlives the daemon inside conntrack).
-uint32_t fnv1a(std::string_view text) {
-  uint32_t h = 2166136261U;
-  for (char c : text) {
-    h ^= static_cast<uint8_t>(c);
-    h *= 16777619U;
-  }
-  return h;
 }
 
 std::string dropWith(uint32_t verdict) {

@@ -323,27 +323,46 @@ vg_of_ct_flush_zone(vg_of *of, uint16_t zone, char **err)
     return 0;
 }
 
-int
-vg_of_run(vg_of *of, char **err)
+/* Receives one message without blocking, answering echo requests on the way (EAGAIN when the
+ * switch sent nothing more). 0 with *msg set, EAGAIN, or -1 when the connection is lost. */
+static int
+recv_unasked(vg_of *of, struct ofpbuf **msg, enum ofptype *type, char **err)
 {
-    vconn_run(of->vconn);
     for (;;) {
-        struct ofpbuf *msg = NULL;
-        int error = vconn_recv(of->vconn, &msg);
+        *msg = NULL;
+        int error = vconn_recv(of->vconn, msg);
         if (error == EAGAIN) {
-            return 0;
+            return EAGAIN;
         }
         if (error) {
             *err = xstrerr("OpenFlow connection lost", error);
             return -1;
         }
-        enum ofptype type;
-        if (!ofptype_decode(&type, msg->data) && type == OFPTYPE_ECHO_REQUEST) {
+        if (ofptype_decode(type, (*msg)->data)) {
+            ofpbuf_delete(*msg);
+            continue;
+        }
+        if (*type == OFPTYPE_ECHO_REQUEST) {
             /* EAGAIN (send queue full) is fine: the switch probes again. */
-            struct ofpbuf *reply = ofputil_encode_echo_reply(msg->data);
+            struct ofpbuf *reply = ofputil_encode_echo_reply((*msg)->data);
             if (vconn_send(of->vconn, reply)) {
                 ofpbuf_delete(reply);
             }
+        }
+        return 0;
+    }
+}
+
+int
+vg_of_run(vg_of *of, char **err)
+{
+    vconn_run(of->vconn);
+    for (;;) {
+        struct ofpbuf *msg;
+        enum ofptype type;
+        int retval = recv_unasked(of, &msg, &type, err);
+        if (retval) {
+            return retval == EAGAIN ? 0 : -1;
         }
         /* Everything else is asynchronous (port status, flow removed): not used. */
         ofpbuf_delete(msg);
@@ -440,26 +459,13 @@ vg_of_monitor_poll(vg_of *of, size_t max, vg_flow_update **out, size_t *n, char 
     size_t n_alloc = 0;
     vconn_run(of->vconn);
     while (*n < max) {
-        struct ofpbuf *msg = NULL;
-        int error = vconn_recv(of->vconn, &msg);
-        if (error == EAGAIN) {
-            return 0;
-        }
-        if (error) {
-            *err = xstrerr("OpenFlow connection lost", error);
-            return -1;
-        }
+        struct ofpbuf *msg;
         enum ofptype type;
-        if (ofptype_decode(&type, msg->data)) {
-            ofpbuf_delete(msg);
-            continue;
+        int retval = recv_unasked(of, &msg, &type, err);
+        if (retval) {
+            return retval == EAGAIN ? 0 : -1;
         }
-        if (type == OFPTYPE_ECHO_REQUEST) {
-            struct ofpbuf *reply = ofputil_encode_echo_reply(msg->data);
-            if (vconn_send(of->vconn, reply)) {
-                ofpbuf_delete(reply);
-            }
-        } else if (type == OFPTYPE_FLOW_MONITOR_STATS_REPLY) {
+        if (type == OFPTYPE_FLOW_MONITOR_STATS_REPLY) {
             decode_updates(msg, out, n, &n_alloc);
         }
         ofpbuf_delete(msg);
