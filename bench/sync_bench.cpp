@@ -1084,8 +1084,8 @@ class SizeRun {
                      ratio(static_cast<double>(rss), static_cast<double>(vswitchd_after))));
     if (changes_ > 0) {
       line("daemon_change_e2e_ms_p50_p99",
-           fmt::format("{:.1f} {:.1f} (n={}; rename -> status file; includes the daemon's 200 ms "
-                       "inotify debounce)",
+           fmt::format("{:.1f} {:.1f} (n={}; rename -> status file; includes the daemon's 5 ms "
+                       "debounce of a renamed file and its parse of the file)",
                        e2e.p50(), e2e.p99(), e2e.v.size()));
       line("daemon_change_apply_ms_p50_p99",
            fmt::format(
