@@ -19,8 +19,6 @@ std::string flowKey(const Flow& f) { return units::clauseKey(f.table, f.priority
 // update, so the delta nets out flows that were removed and put back unchanged.
 class FlowTable {
  public:
-  void remove(const Flow& f) { removeKey(flowKey(f)); }
-
   void removeKey(const std::string& key) {
     auto it = flows_.find(key);
     if (it == flows_.end()) {
@@ -32,6 +30,10 @@ class FlowTable {
 
   void put(Flow f) {
     std::string key = flowKey(f);
+    put(std::move(key), std::move(f));
+  }
+
+  void put(std::string key, Flow f) {
     auto it = flows_.find(key);
     if (it == flows_.end()) {
       before_.try_emplace(key, std::nullopt);
@@ -168,14 +170,14 @@ struct IncrementalTranslator::State {
     Cidr cidr;
     std::optional<Cidr> ipv6;
     uint32_t index = 0;
-    std::vector<Flow> flows;
+    std::vector<std::string> flows;  // identities (flowKey) of the unit's flows in the table
     uint64_t seen = 0;
   };
   struct NaclRec {
     std::vector<model::NetworkAclEntry> entries;
     uint32_t index = 0;
     size_t count = 0;
-    std::vector<Flow> flows;
+    std::vector<std::string> flows;  // identities (flowKey) of the unit's flows in the table
     uint64_t seen = 0;
   };
   struct EniRec {
@@ -186,7 +188,7 @@ struct IncrementalTranslator::State {
     uint32_t nacl_index = 0;
     Cidr subnet_cidr;
     uint32_t open_bits = 0;
-    std::vector<Flow> flows;
+    std::vector<std::string> flows;  // identities (flowKey) of the unit's flows in the table
     uint64_t seen = 0;
   };
   struct GroupRec {
@@ -221,7 +223,7 @@ struct IncrementalTranslator::State {
     uint64_t local_version = 0;
     PeerRec* peer = nullptr;
     uint64_t peer_version = 0;
-    std::vector<Flow> flows;
+    std::vector<std::string> flows;      // identities (flowKey) of the unit's flows in the table
     std::vector<ClauseRef> peer_refs;    // peer clauses (sorted)
     std::vector<ClauseRef> member_refs;  // member clauses of the evaluation table (sorted)
     std::vector<ClauseRef> other_refs;   // protocol and dispatch clauses (sorted)
@@ -238,7 +240,7 @@ struct IncrementalTranslator::State {
   uint64_t next_version = 1;
   RuleIdAllocator ids;
   FlowTable table;
-  std::vector<Flow> infra;
+  std::vector<std::string> infra;
   std::unordered_map<std::string, SubnetRec> subnets;
   std::unordered_map<std::string, NaclRec> nacls;
   std::unordered_map<std::string, EniRec> enis;
@@ -255,15 +257,20 @@ struct IncrementalTranslator::State {
 
   // Flows of recomputed units: all removals go before all additions, so a flow that moves from
   // one unit to another (two interfaces swapping ports) is not removed after it was added.
-  std::vector<Flow> pending_remove;
-  std::vector<Flow> pending_put;
+  // (Records keep only the identities of their flows: the table holds the flows themselves.)
+  std::vector<std::string> pending_remove;
+  std::vector<std::pair<std::string, Flow>> pending_put;
 
-  void replaceFlows(std::vector<Flow>& current, std::vector<Flow> next) {
-    for (auto& f : current) {
-      pending_remove.push_back(std::move(f));
+  void replaceFlows(std::vector<std::string>& current, std::vector<Flow> next) {
+    for (auto& key : current) {
+      pending_remove.push_back(std::move(key));
     }
-    current = std::move(next);
-    pending_put.insert(pending_put.end(), current.begin(), current.end());
+    current.clear();
+    current.reserve(next.size());
+    for (auto& f : next) {
+      current.push_back(flowKey(f));
+      pending_put.emplace_back(current.back(), std::move(f));
+    }
   }
 
   void markDirty(ClauseEntry* e) {
@@ -970,11 +977,11 @@ Result<FlowDelta> IncrementalTranslator::State::update(
     it = it->second.users == 0 ? peers.erase(it) : std::next(it);
   }
 
-  for (auto& f : pending_remove) {
-    table.remove(f);
+  for (const auto& key : pending_remove) {
+    table.removeKey(key);
   }
-  for (auto& f : pending_put) {
-    table.put(std::move(f));
+  for (auto& [key, f] : pending_put) {
+    table.put(std::move(key), std::move(f));
   }
   pending_remove.clear();
   pending_put.clear();
