@@ -111,6 +111,9 @@ bool Daemon::connect() {
   openflow_.reset();
   monitor_.reset();
   drift_pending_ = false;
+  synced_ = false;
+  // Seen again (with a fresh grace period) after this connection's first sync.
+  status_.flow_restore_wait = false;
   auto client = ovs::connectOvsdb(options_.ovsdb);
   if (!client) {
     log->warn("ovsdb_unreachable target={} error=\"{}\"", options_.ovsdb, client.error().message);
@@ -376,6 +379,11 @@ bool Daemon::apply(const char* reason) {
   if (!policy_ || !engine_.attached()) {
     return true;
   }
+  if (!synced_) {
+    // The switch was never read on this connection (its first resync failed): a difference
+    // against an unknown installed state could only add, never remove.
+    return resync(reason);
+  }
   const auto start = Clock::now();
   auto report = engine_.apply(engineInput());
   if (!report) {
@@ -398,9 +406,19 @@ bool Daemon::resync(const char* reason) {
     return true;
   }
   const auto start = Clock::now();
+  // A failure with the connection still up (a dump error, a rejected bundle) is retried with
+  // backoff instead of waiting for the periodic check.
+  const auto retryLater = [&] {
+    resync_retry_ = std::clamp(resync_retry_ * 2, std::chrono::milliseconds(500),
+                               std::chrono::milliseconds(30000));
+    drift_pending_ = true;
+    drift_at_ = Clock::now() + resync_retry_;
+    log->warn("resync_retry in_ms={}", resync_retry_.count());
+  };
   if (auto r = engine_.readInstalled(); !r) {
     log->error("resync_failed reason={} error=\"{}\"", reason, r.error().message);
     reportError(r.error().message);
+    retryLater();
     return false;
   }
   if (!started_) {
@@ -413,8 +431,14 @@ bool Daemon::resync(const char* reason) {
   }
   auto result = engine_.resync(engineInput(), /*already_read=*/true);
   if (!result) {
-    return engineFailed(result.error(), "resync_failed", reason);
+    const bool ok = engineFailed(result.error(), "resync_failed", reason);
+    if (!ok) {
+      retryLater();
+    }
+    return ok;
   }
+  synced_ = true;
+  resync_retry_ = std::chrono::milliseconds(0);
   const SyncReport* report = &result->sync;
   const std::string_view why(reason);
   const bool drift = why == "periodic" || why == "drift";
@@ -471,8 +495,8 @@ bool Daemon::pollFlowMonitor() {
 }
 
 void Daemon::checkFlowRestoreWait() {
-  if (!db_) {
-    return;
+  if (!db_ || !synced_) {
+    return;  // only once our flows are known to be in the switch of this connection
   }
   auto log = logger("ovs");
   auto set = db_->flowRestoreWait();
@@ -644,11 +668,12 @@ int Daemon::run() {
         for (ssize_t off = 0; off < n;) {
           const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
           if (ev->len > 0 && isOurs(ev->name)) {
-            // A file renamed into place is complete: reload almost at once (a few ms gather the
-            // other files of a directory replaced together). Written in place, it may be
-            // written in several steps: wait for the burst to end.
-            const auto delay = (ev->mask & IN_MOVED_TO) != 0 ? std::chrono::milliseconds(5)
-                                                               : std::chrono::milliseconds(200);
+            // A file renamed into place is complete: reload almost at once. Written in place,
+            // it may be written in several steps: wait for the burst to end.
+            // A directory may be replaced file by file: wait for that burst too.
+            const auto delay = (ev->mask & IN_MOVED_TO) != 0 && !config_is_dir
+                                   ? std::chrono::milliseconds(5)
+                                   : std::chrono::milliseconds(200);
             const auto at = Clock::now() + delay;
             reload_at = reload_pending ? std::max(reload_at, at) : at;
             reload_pending = true;

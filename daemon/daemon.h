@@ -96,6 +96,10 @@ class Daemon {
   std::chrono::steady_clock::time_point flow_restore_since_;  // when we first saw it set
   std::chrono::steady_clock::time_point flow_restore_check_;  // next look while it is set
   bool started_ = false;        // the first sync (which picks the generation) is done
+  // A full comparison succeeded on the current connection: until then the installed state is
+  // unknown, so changes go through a resync, and flow-restore-wait is not touched.
+  bool synced_ = false;
+  std::chrono::milliseconds resync_retry_{0};  // backoff after a failed resync (0: none failed)
   uint16_t generation_ = 1;
   uint64_t drift_repairs_ = 0;
   ConntrackTimeouts applied_timeouts_;

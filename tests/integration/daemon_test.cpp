@@ -387,6 +387,24 @@ TEST_F(DaemonTest, FlowRestoreWaitLeftSetIsClearedOnceThePolicyIsBack) {
       << log();
 }
 
+// A resync the switch refuses while the connection stays up (here: a table limit makes the
+// bundle fail) is retried with backoff, not left to the periodic check; once the switch accepts
+// it, the whole policy goes in.
+TEST_F(DaemonTest, RefusedResyncIsRetriedUntilTheSwitchAcceptsIt) {
+  VGT_ASSERT_OK(sandbox_->addBridge(kBridge));
+  VGT_ASSIGN_OR_FAIL(int web, sandbox_->addDummyPort(kBridge, "p-web", "eni-web1"));
+  (void)web;
+  VGT_ASSERT_OK(sandbox_->vsctl(
+      "-- --id=@ft create Flow_Table flow_limit=1 overflow_policy=refuse "
+      "-- set Bridge br-int flow_tables:20=@ft"));
+  startDaemon();
+  ASSERT_TRUE(eventually([&] { return log().find("resync_retry") != std::string::npos; })) << log();
+  EXPECT_EQ(countFlows("actions="), 0U) << "a refused bundle changes nothing";
+  VGT_ASSERT_OK(sandbox_->vsctl("clear Bridge br-int flow_tables"));
+  EXPECT_TRUE(eventually([&] { return countFlows("table=90") > 0; }, 15)) << log();
+  EXPECT_NE(log().find("generation 1 installed_generation=0"), std::string::npos) << log();
+}
+
 TEST_F(DaemonTest, SigtermLeavesThePolicyInPlace) {
   startDaemon();
   ASSERT_TRUE(eventually([&] { return countFlows("table=90") > 0; })) << log();
