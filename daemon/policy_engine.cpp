@@ -35,6 +35,20 @@ PolicyEngine::Outcome<FlowDelta> PolicyEngine::translate(const Input& input, Eng
   return std::move(*delta);
 }
 
+// After a sync: deltas apply from now on only if it succeeded.
+PolicyEngine::Outcome<EngineReport> PolicyEngine::finish(Result<SyncReport> synced,
+                                                         Clock::time_point start,
+                                                         EngineReport& report) {
+  report.sync_ms = msBetween(start, Clock::now());
+  in_step_ = synced.has_value();
+  if (!synced) {
+    return tl::unexpected(Failure{FailureKind::kSwitch, synced.error()});
+  }
+  report.sync = *synced;
+  report.bundle_ms = std::chrono::duration<double, std::milli>(synced->bundle_duration).count();
+  return report;
+}
+
 PolicyEngine::Outcome<EngineReport> PolicyEngine::apply(const Input& input) {
   if (!sync_) {
     return tl::unexpected(Failure{FailureKind::kSwitch, Error{"not connected"}});
@@ -47,15 +61,7 @@ PolicyEngine::Outcome<EngineReport> PolicyEngine::apply(const Input& input) {
   const auto start = Clock::now();
   report.full = !in_step_;
   auto synced = in_step_ ? sync_->applyDelta(*delta) : sync_->applyDesired(translator_.flows());
-  report.sync_ms = msBetween(start, Clock::now());
-  if (!synced) {
-    in_step_ = false;
-    return tl::unexpected(Failure{FailureKind::kSwitch, synced.error()});
-  }
-  in_step_ = true;
-  report.sync = *synced;
-  report.bundle_ms = std::chrono::duration<double, std::milli>(synced->bundle_duration).count();
-  return report;
+  return finish(std::move(synced), start, report);
 }
 
 Result<void> PolicyEngine::readInstalled() {
@@ -79,15 +85,7 @@ PolicyEngine::Outcome<EngineReport> PolicyEngine::resync(const Input& input, boo
   const auto start = Clock::now();
   auto synced = already_read ? sync_->applyDesired(translator_.flows())
                              : sync_->syncFull(translator_.flows());
-  report.sync_ms = msBetween(start, Clock::now());
-  if (!synced) {
-    in_step_ = false;
-    return tl::unexpected(Failure{FailureKind::kSwitch, synced.error()});
-  }
-  in_step_ = true;
-  report.sync = *synced;
-  report.bundle_ms = std::chrono::duration<double, std::milli>(synced->bundle_duration).count();
-  return report;
+  return finish(std::move(synced), start, report);
 }
 
 }  // namespace vpcguard

@@ -77,6 +77,9 @@ class PolicyEngine {
 
  private:
   [[nodiscard]] Outcome<FlowDelta> translate(const Input& input, EngineReport& report);
+  [[nodiscard]] Outcome<EngineReport> finish(Result<SyncReport> synced,
+                                             std::chrono::steady_clock::time_point start,
+                                             EngineReport& report);
 
   IncrementalTranslator translator_;
   std::unique_ptr<FlowSync> sync_;

@@ -139,18 +139,6 @@ int evalClause(const std::string& key, const units::ConjAction& a) {
   return a.clause == 1 || a.clause == 2 ? a.clause : 0;
 }
 
-std::string peerKey(const model::Peer& peer, bool egress) {
-  std::string key = egress ? "d|" : "s|";
-  if (const auto* c = std::get_if<Cidr>(&peer)) {
-    key += "c|" + c->toString();
-  } else if (const auto* g = std::get_if<model::GroupRef>(&peer)) {
-    key += "g|" + g->group_id;
-  } else if (const auto* pl = std::get_if<model::PrefixListRef>(&peer)) {
-    key += "p|" + pl->prefix_list_id;
-  }
-  return key;
-}
-
 }  // namespace
 
 struct IncrementalTranslator::State {
@@ -323,7 +311,7 @@ struct IncrementalTranslator::State {
   }
 
   PeerRec* peerFor(const model::Peer& peer, bool egress) {
-    auto [it, inserted] = peers.try_emplace(peerKey(peer, egress));
+    auto [it, inserted] = peers.try_emplace(units::peerKey(peer, egress));
     PeerRec& rec = it->second;
     if (inserted) {
       rec.egress = egress;
@@ -892,7 +880,7 @@ Result<FlowDelta> IncrementalTranslator::State::update(
   const auto refreshBoth = [&](const model::Peer& peer) {
     PeerRec* both[2] = {nullptr, nullptr};
     for (bool egress : {false, true}) {
-      if (auto p = peers.find(peerKey(peer, egress)); p != peers.end()) {
+      if (auto p = peers.find(units::peerKey(peer, egress)); p != peers.end()) {
         both[egress ? 1 : 0] = &p->second;
       }
     }

@@ -141,15 +141,7 @@ class Translator {
   // A rule's peer addresses and their match text (source or destination side), computed once
   // per peer and direction: many rules reference the same large group.
   const units::PeerSet& peerSet(const model::Peer& peer, bool egress) {
-    std::string key = egress ? "d|" : "s|";
-    if (const auto* c = std::get_if<Cidr>(&peer)) {
-      key += "c|" + c->toString();
-    } else if (const auto* g = std::get_if<model::GroupRef>(&peer)) {
-      key += "g|" + g->group_id;
-    } else if (const auto* pl = std::get_if<model::PrefixListRef>(&peer)) {
-      key += "p|" + pl->prefix_list_id;
-    }
-    auto [it, inserted] = peer_sets_.try_emplace(std::move(key));
+    auto [it, inserted] = peer_sets_.try_emplace(units::peerKey(peer, egress));
     if (inserted) {
       it->second = units::makePeerSet(peerCidrs(peer), egress);
     }

@@ -419,6 +419,18 @@ std::string peerMatch(const Cidr& c, bool egress) {
   return join({ipMatch(c.family()), addressMatch(c, !egress)});
 }
 
+std::string peerKey(const model::Peer& peer, bool egress) {
+  std::string key = egress ? "d|" : "s|";
+  if (const auto* c = std::get_if<Cidr>(&peer)) {
+    key += "c|" + c->toString();
+  } else if (const auto* g = std::get_if<model::GroupRef>(&peer)) {
+    key += "g|" + g->group_id;
+  } else if (const auto* pl = std::get_if<model::PrefixListRef>(&peer)) {
+    key += "p|" + pl->prefix_list_id;
+  }
+  return key;
+}
+
 PeerSet makePeerSet(std::vector<Cidr> cidrs, bool egress) {
   PeerSet out;
   out.cidrs = std::move(cidrs);

@@ -91,6 +91,9 @@ struct PeerSet {
   std::vector<std::string> matches;  // matches[i] selects cidrs[i]
 };
 [[nodiscard]] PeerSet makePeerSet(std::vector<Cidr> cidrs, bool egress);
+// Identity of a rule's peer on one side (source for ingress, destination for egress): the key
+// under which its resolved addresses are shared by every rule that names the same peer.
+[[nodiscard]] std::string peerKey(const model::Peer& peer, bool egress);
 // The match text of one peer address (PeerSet::matches).
 [[nodiscard]] std::string peerMatch(const Cidr& cidr, bool egress);
 // Sorts and de-duplicates peer addresses, as PeerSet wants them.
