@@ -162,8 +162,26 @@ struct Quotas {
   int prefix_list_max_entries = 1000;
 };
 
-// Reserved for the flow-log and traffic-mirroring issues: their objects live here when built.
-struct FlowLog {};
+// A VPC flow log (AWS CreateFlowLogs): which interfaces it covers, which verdicts it records,
+// where its records go and in which format. docs/flowlogs.md explains how records are made.
+enum class FlowLogTrafficType { kAccept, kReject, kAll };
+
+struct FlowLog {
+  std::string id;           // "fl-..."
+  std::string resource_id;  // the VPC, a subnet or an interface: every interface inside, now and later
+  FlowLogTrafficType traffic_type = FlowLogTrafficType::kAll;
+  // Where records go: "file:///dir" (records under dir/AWSLogs/...). Other schemes are refused
+  // until a sink for them exists (flowlogs/sink.h).
+  std::string log_destination;
+  // AWS `${field}` syntax (translator/flow_log_format.h); empty = the version 2 default format.
+  std::string log_format;
+  int max_aggregation_interval = 600;  // seconds: 60 or 600 (AWS's two choices)
+  // "host:port": OVS also sends its raw IPFIX there (an external collector such as nfcapd).
+  std::optional<std::string> ipfix_collector;
+  SourceLocation location;
+};
+
+// Reserved for the traffic-mirroring issue: its objects live here when built.
 struct TrafficMirrorSession {};
 
 struct Policy {
