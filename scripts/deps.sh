@@ -24,6 +24,8 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libexpected-dev nlohmann-json3-dev libcli11-dev libssl-dev
+  # zlib: the gzip writer/reader of flow-log files (.log.gz, as AWS publishes them)
+  zlib1g-dev
   # lab and end-to-end tests: config helper, namespaces, veths, traffic
   python3 iproute2 ethtool iputils-ping netcat-openbsd iperf3 tcpdump procps psmisc
   # the peer benchmark (bench/vs_ovn.sh): OVN 23.03 on the same policy
