@@ -490,7 +490,7 @@ class Loader {
   void walkRoot(const toml::table& root) {
     checkKeys(root, "",
               {"vpc", "subnets", "network_interfaces", "security_groups", "prefix_lists",
-               "network_acls", "quotas"});
+               "network_acls", "flow_logs", "quotas"});
     for (auto&& [key, node] : root) {
       const std::string_view name = key.str();
       if (name == "vpc" || name == "quotas") {
@@ -535,6 +535,10 @@ class Loader {
       } else if (name == "network_acls") {
         for (const auto* t : tables(node, "network_acls")) {
           parseAcl(t);
+        }
+      } else if (name == "flow_logs") {
+        for (const auto* t : tables(node, "flow_logs")) {
+          parseFlowLog(t);
         }
       }
     }
@@ -908,6 +912,48 @@ class Loader {
         wrongType(*n, ipath, "a table", "write icmp_type_code = { type = -1, code = -1 }");
       }
     }
+  }
+
+  // AWS CreateFlowLogs. Only what the model cannot hold is checked here (traffic_type is an
+  // enum); the rest (id form, resource, destination, format, interval, collector) is
+  // validation's, since it is about the model, not the file.
+  void parseFlowLog(const toml::table* t) {
+    auto& list = out_.policy.flow_logs;
+    const std::string path = begin(list, "flow_logs", t);
+    if (t == nullptr) {
+      return;
+    }
+    auto& fl = list.back();
+    checkKeys(*t, path,
+              {"id", "resource_id", "traffic_type", "log_destination", "log_format",
+               "max_aggregation_interval", "ipfix_collector"});
+    fl.id = str(*t, "id", path, true).value_or("");
+    fl.resource_id = str(*t, "resource_id", path, true).value_or("");
+    if (const auto* n = get(*t, "traffic_type", path, true)) {
+      const std::string tpath = path + ".traffic_type";
+      if (auto text = str(n, tpath)) {
+        const std::string v = lower(*text);
+        if (v == "accept") {
+          fl.traffic_type = model::FlowLogTrafficType::kAccept;
+        } else if (v == "reject") {
+          fl.traffic_type = model::FlowLogTrafficType::kReject;
+        } else if (v == "all") {
+          fl.traffic_type = model::FlowLogTrafficType::kAll;
+        } else {
+          error(loc(n->source()), tpath,
+                "traffic_type must be ACCEPT, REJECT or ALL, not '" + *text + "'",
+                "ACCEPT records accepted traffic, REJECT rejected traffic, ALL both");
+        }
+      }
+    }
+    // A field that cannot be read is in reported_paths already (error() puts it there), so
+    // validation skips it.
+    fl.log_destination = str(*t, "log_destination", path, true).value_or("");
+    fl.log_format = str(*t, "log_format", path, false).value_or("");
+    if (auto interval = integer(*t, "max_aggregation_interval", path, false)) {
+      fl.max_aggregation_interval = *interval;
+    }
+    fl.ipfix_collector = str(*t, "ipfix_collector", path, false);
   }
 
   ParseOutput out_;

@@ -4,10 +4,13 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
+#include "translator/flow_log_format.h"
 #include "translator/ip.h"
 
 namespace vpcguard {
@@ -60,6 +63,7 @@ class Validator {
     checkSecurityGroups();
     checkNetworkAcls();
     checkInterfaces();
+    checkFlowLogs();
     sortDiagnostics(out_);
     return std::move(out_);
   }
@@ -113,6 +117,9 @@ class Validator {
     }
     for (size_t i = 0; i < p_.subnets.size(); ++i) {
       subnets_.emplace(p_.subnets[i].id, i);
+    }
+    for (const auto& eni : p_.network_interfaces) {
+      interfaces_.insert(eni.id);
     }
   }
 
@@ -855,6 +862,174 @@ class Validator {
     }
   }
 
+  // Flow logs -----------------------------------------------------------------------------------
+  void checkFlowLogs() {
+    checkIds(p_.flow_logs, "flow_logs", "flow log");
+    for (size_t i = 0; i < p_.flow_logs.size(); ++i) {
+      const auto& fl = p_.flow_logs[i];
+      const std::string path = at("flow_logs", i);
+      // AWS's ids are "fl-" and hex; readable ids are fine, but the prefix is what tells a flow
+      // log apart in records, paths and `vpcguardctl status`.
+      if (!fl.id.empty() && !fl.id.starts_with("fl-")) {
+        error(path + ".id", fl.location, "flow log id '" + fl.id + "' does not start with \"fl-\"",
+              "flow log ids start with fl-, as in AWS: e.g. fl-" + fl.id);
+      }
+      // A flow log covers every interface inside its resource, so two may cover the same
+      // interface (AWS allows it; each writes its own records).
+      const std::string rpath = path + ".resource_id";
+      if (fl.resource_id.empty()) {
+        error(rpath, fl.location, "flow log has an empty resource_id",
+              "name the VPC (" + p_.vpc.id + "), a subnet or a network interface");
+      } else if (fl.resource_id != p_.vpc.id && subnets_.count(fl.resource_id) == 0 &&
+                 interfaces_.count(fl.resource_id) == 0) {
+        error(rpath, fl.location,
+              "resource '" + fl.resource_id +
+                  "' is not the VPC, a subnet or a network interface of this configuration",
+              "a flow log covers the VPC (" + p_.vpc.id +
+                  "), a [[subnets]] id or a [[network_interfaces]] id");
+      }
+      checkLogDestination(fl, path + ".log_destination");
+      const std::string fpath = path + ".log_format";
+      if (!skipped(fpath)) {
+        if (auto parsed = flowlog::parseFormat(fl.log_format); !parsed) {
+          const size_t at_offset = std::min(parsed.error().offset, fl.log_format.size());
+          std::string text = fl.log_format.substr(at_offset, 40);
+          text = text.substr(0, text.find_first_of(" \t"));
+          error(fpath, fl.location,
+                "log_format: " + parsed.error().message + " (at character " +
+                    std::to_string(at_offset + 1) + ": '" + text + "')",
+                "write ${field} names separated by spaces, e.g. ${version} ${srcaddr} "
+                "${dstaddr} ${action}; leave log_format out for the default (version 2) format");
+        }
+      }
+      if (fl.max_aggregation_interval != 60 && fl.max_aggregation_interval != 600) {
+        error(path + ".max_aggregation_interval", fl.location,
+              "max_aggregation_interval must be 60 or 600 seconds, not " +
+                  std::to_string(fl.max_aggregation_interval),
+              "AWS offers 60 (one minute) or 600 (ten minutes, the default)");
+      }
+      if (fl.ipfix_collector) {
+        checkCollector(*fl.ipfix_collector, path + ".ipfix_collector", fl.location);
+      }
+    }
+  }
+
+  void checkLogDestination(const model::FlowLog& fl, const std::string& path) {
+    if (skipped(path)) {
+      return;
+    }
+    constexpr std::string_view kFile = "file://";
+    const std::string& dest = fl.log_destination;
+    const size_t scheme_end = dest.find("://");
+    if (scheme_end == std::string::npos || scheme_end == 0) {
+      error(path, fl.location, "log_destination '" + dest + "' is not a file:// URL",
+            "write file:// and an absolute directory, e.g. file:///var/log/vpcguard/flowlogs");
+      return;
+    }
+    if (!dest.starts_with(kFile)) {
+      error(path, fl.location,
+            "log_destination scheme '" + dest.substr(0, scheme_end) +
+                "' is not supported yet: only file:// is (records in a local directory)",
+            "write e.g. file:///var/log/vpcguard/flowlogs; a sink for another scheme (s3://, "
+            "cloud-watch-logs, firehose) is a new implementation of flowlogs/sink.h");
+      return;
+    }
+    const std::string dir = dest.substr(kFile.size());
+    if (!dir.starts_with("/")) {
+      error(path, fl.location, "log_destination '" + dest + "' does not name an absolute directory",
+            "a file URL has three slashes before an absolute path: "
+            "file:///var/log/vpcguard/flowlogs");
+      return;
+    }
+    if (std::any_of(dir.begin(), dir.end(),
+                    [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
+      error(path, fl.location, "log_destination contains control characters",
+            "write a plain directory path, e.g. file:///var/log/vpcguard/flowlogs");
+    }
+  }
+
+  // "host:port": host an IPv4 literal, a hostname, or an IPv6 literal in brackets ("[::1]:4739").
+  void checkCollector(const std::string& text, const std::string& path,
+                      const SourceLocation& fallback) {
+    if (skipped(path)) {
+      return;
+    }
+    constexpr const char* kHint =
+        "write host:port, e.g. 192.0.2.10:4739, collector.lab:4739 or [2001:db8::10]:4739";
+    std::string host;
+    std::string port;
+    if (text.starts_with("[")) {
+      const size_t close = text.find(']');
+      if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+        error(path, fallback, "ipfix_collector '" + text + "' is not [IPv6 address]:port", kHint);
+        return;
+      }
+      host = text.substr(1, close - 1);
+      port = text.substr(close + 2);
+      auto a = IpAddress::parse(host);
+      if (!a || a->family != IpFamily::kV6) {
+        error(path, fallback, "ipfix_collector host '" + host + "' is not an IPv6 address", kHint);
+        return;
+      }
+    } else {
+      const size_t colon = text.rfind(':');
+      if (colon == std::string::npos) {
+        error(path, fallback, "ipfix_collector '" + text + "' has no port", kHint);
+        return;
+      }
+      host = text.substr(0, colon);
+      port = text.substr(colon + 1);
+      if (host.find(':') != std::string::npos) {
+        error(path, fallback, "ipfix_collector '" + text + "': an IPv6 address must be in brackets",
+              "write [" + host + "]:" + port);
+        return;
+      }
+      if (!validHost(host)) {
+        error(path, fallback,
+              "ipfix_collector host '" + host + "' is neither an IPv4 address nor a hostname",
+              kHint);
+        return;
+      }
+    }
+    const bool digits =
+        !port.empty() && port.size() <= 5 &&
+        std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits || std::stoi(port) < 1 || std::stoi(port) > 65535) {
+      error(path, fallback, "ipfix_collector port '" + port + "' is not a port 1..65535",
+            "IPFIX collectors usually listen on 4739 (UDP)");
+    }
+  }
+
+  // An IPv4 literal, or a DNS hostname (RFC 1123: dot-separated labels of letters, digits and
+  // inner hyphens, each 1..63 characters, 253 in all). All digits and dots must be IPv4.
+  [[nodiscard]] static bool validHost(const std::string& host) {
+    if (host.empty() || host.size() > 253) {
+      return false;
+    }
+    if (std::all_of(host.begin(), host.end(),
+                    [](char c) { return c == '.' || (c >= '0' && c <= '9'); })) {
+      auto a = IpAddress::parse(host);
+      return a && a->family == IpFamily::kV4;
+    }
+    size_t start = 0;
+    while (start <= host.size()) {
+      size_t dot = host.find('.', start);
+      if (dot == std::string::npos) {
+        dot = host.size();
+      }
+      const std::string_view label(host.data() + start, dot - start);
+      if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-' ||
+          !std::all_of(label.begin(), label.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   c == '-';
+          })) {
+        return false;
+      }
+      start = dot + 1;
+    }
+    return true;
+  }
+
   const model::Policy& p_;
   const std::set<std::string>& skip_;
   std::vector<Diagnostic> out_;
@@ -862,6 +1037,7 @@ class Validator {
   std::map<std::string, size_t, std::less<>> acls_;
   std::map<std::string, size_t, std::less<>> prefix_lists_;
   std::map<std::string, size_t, std::less<>> subnets_;
+  std::set<std::string, std::less<>> interfaces_;
   std::vector<size_t> default_groups_;
   std::vector<size_t> default_acls_;
 };

@@ -35,6 +35,27 @@ std::string eni(const std::string& id, const std::string& extra) {
   return "\n[[network_interfaces]]\nid = \"" + id + "\"\nsubnet_id = \"subnet-a\"\n" + extra;
 }
 
+// A valid flow log on the VPC. `key`'s line is replaced by `line` (left out when `line` is
+// empty), and `extra` lines are added.
+std::string flowLog(const std::string& extra, const std::string& key = "",
+                    const std::string& line = "") {
+  const std::pair<std::string, std::string> fields[] = {
+      {"id", "id = \"fl-1\"\n"},
+      {"resource_id", "resource_id = \"vpc-1\"\n"},
+      {"traffic_type", "traffic_type = \"ALL\"\n"},
+      {"log_destination", "log_destination = \"file:///var/log/vpcguard/flowlogs\"\n"},
+  };
+  std::string out = "\n[[flow_logs]]\n";
+  for (const auto& [k, text] : fields) {
+    if (k != key) {
+      out += text;
+    } else if (!line.empty()) {
+      out += line + "\n";
+    }
+  }
+  return out + extra;
+}
+
 struct BrokenCase {
   BrokenCase(std::string name_, std::string toml_, std::string path_, std::string message_,
              int column_ = 0, std::string hint_ = "")
@@ -411,6 +432,67 @@ std::vector<BrokenCase> cases() {
        "security_groups[1]", "exceeds quota security_groups_per_vpc = 1", 1},
       {"QuotaNotPositive", kBase + "\n[quotas]\nrules_per_interface = 0 #<\n",
        "quotas.rules_per_interface", "at least 1", 23},
+      // --- flow logs
+      // ------------------------------------------------------------------------------
+      {"FlowLogUnknownField", kBase + flowLog("log_destination_type = \"s3\" #<\n"),
+       "flow_logs[0].log_destination_type", "unknown field 'log_destination_type'", 1,
+       "log_destination"},
+      {"FlowLogMissingTrafficType",
+       kBase + "\n[[flow_logs]] #<\nid = \"fl-1\"\nresource_id = \"vpc-1\"\n"
+               "log_destination = \"file:///var/log/vpcguard/flowlogs\"\n",
+       "flow_logs[0].traffic_type", "missing required field 'traffic_type'", 1},
+      {"FlowLogBadTrafficType", kBase + flowLog("", "traffic_type", "traffic_type = \"BOTH\" #<"),
+       "flow_logs[0].traffic_type", "traffic_type must be ACCEPT, REJECT or ALL, not 'BOTH'", 16},
+      {"FlowLogIntervalAsString", kBase + flowLog("max_aggregation_interval = \"60\" #<\n"),
+       "flow_logs[0].max_aggregation_interval", "expected an integer, found a string", 28},
+      {"FlowLogIdWithoutPrefix", kBase + flowLog("", "id", "id = \"flow-1\" #<"), "flow_logs[0].id",
+       "flow log id 'flow-1' does not start with \"fl-\"", 6, "fl-flow-1"},
+      {"DuplicateFlowLogId", kBase + flowLog("") + flowLog("", "id", "id = \"fl-1\" #<"),
+       "flow_logs[1].id", "duplicate flow log id 'fl-1'", 6},
+      {"FlowLogDanglingResource",
+       kBase + flowLog("", "resource_id", "resource_id = \"subnet-x\" #<"),
+       "flow_logs[0].resource_id",
+       "resource 'subnet-x' is not the VPC, a subnet or a network interface", 15, "vpc-1"},
+      {"FlowLogEmptyResource", kBase + flowLog("", "resource_id", "resource_id = \"\" #<"),
+       "flow_logs[0].resource_id", "empty resource_id", 15},
+      {"FlowLogS3Destination",
+       kBase + flowLog("", "log_destination", "log_destination = \"s3://bucket/logs\" #<"),
+       "flow_logs[0].log_destination", "scheme 's3' is not supported yet", 19, "flowlogs/sink.h"},
+      {"FlowLogDestinationNotAUrl",
+       kBase + flowLog("", "log_destination", "log_destination = \"/var/log/fl\" #<"),
+       "flow_logs[0].log_destination", "'/var/log/fl' is not a file:// URL", 19},
+      {"FlowLogDestinationNotAbsolute",
+       kBase + flowLog("", "log_destination", "log_destination = \"file://var/log/fl\" #<"),
+       "flow_logs[0].log_destination", "does not name an absolute directory", 19, "file:///"},
+      {"FlowLogFormatUnknownField",
+       kBase + flowLog("log_format = \"${version} ${srcadr} ${action}\" #<\n"),
+       "flow_logs[0].log_format", "unknown field 'srcadr' (did you mean 'srcaddr'?)", 14},
+      {"FlowLogFormatNotSpaceSeparated",
+       kBase + flowLog("log_format = \"${version},${srcaddr}\" #<\n"), "flow_logs[0].log_format",
+       "(at character 11: ',${srcaddr}')", 14},
+      {"FlowLogFormatUnclosedField", kBase + flowLog("log_format = \"${version} ${srcaddr\" #<\n"),
+       "flow_logs[0].log_format", "without a closing '}' (at character 12: '${srcaddr')", 14},
+      {"FlowLogAggregationInterval", kBase + flowLog("max_aggregation_interval = 300 #<\n"),
+       "flow_logs[0].max_aggregation_interval", "must be 60 or 600 seconds, not 300", 28},
+      {"FlowLogCollectorWithoutPort", kBase + flowLog("ipfix_collector = \"192.0.2.10\" #<\n"),
+       "flow_logs[0].ipfix_collector", "'192.0.2.10' has no port", 19},
+      {"FlowLogCollectorPortOutOfRange",
+       kBase + flowLog("ipfix_collector = \"192.0.2.10:65536\" #<\n"),
+       "flow_logs[0].ipfix_collector", "port '65536' is not a port 1..65535", 19},
+      {"FlowLogCollectorPortZero", kBase + flowLog("ipfix_collector = \"collector.lab:0\" #<\n"),
+       "flow_logs[0].ipfix_collector", "port '0' is not a port 1..65535", 19},
+      {"FlowLogCollectorBadHostname",
+       kBase + flowLog("ipfix_collector = \"collector_1.lab:4739\" #<\n"),
+       "flow_logs[0].ipfix_collector",
+       "host 'collector_1.lab' is neither an IPv4 address nor a hostname", 19},
+      {"FlowLogCollectorBadIpv4", kBase + flowLog("ipfix_collector = \"192.0.2.300:4739\" #<\n"),
+       "flow_logs[0].ipfix_collector", "host '192.0.2.300' is neither", 19},
+      {"FlowLogCollectorIpv6WithoutBrackets",
+       kBase + flowLog("ipfix_collector = \"2001:db8::10:4739\" #<\n"),
+       "flow_logs[0].ipfix_collector", "an IPv6 address must be in brackets", 19,
+       "[2001:db8::10]:4739"},
+      {"FlowLogCollectorBadIpv6", kBase + flowLog("ipfix_collector = \"[2001:db8::zz]:4739\" #<\n"),
+       "flow_logs[0].ipfix_collector", "host '2001:db8::zz' is not an IPv6 address", 19},
   };
 }
 

@@ -255,6 +255,81 @@ id = "acl-1"
   EXPECT_EQ(acl->entries[1].icmp_type_code, (model::IcmpTypeCode{128, 0}));
 }
 
+TEST(ConfigLoader, FlowLogsMapEveryField) {
+  const auto p = mustLoad(std::string(kVpc) + R"(
+[[subnets]]
+id = "s1"
+cidr_block = "10.0.1.0/24"
+
+[[network_interfaces]]
+id = "eni-1"
+subnet_id = "s1"
+mac_address = "02:00:00:00:00:01"
+private_ip_addresses = ["10.0.1.10"]
+
+[[flow_logs]]
+id = "fl-all"
+resource_id = "vpc-1"
+traffic_type = "ALL"
+log_destination = "file:///var/log/vpcguard/flowlogs"
+log_format = "${version} ${interface-id} ${srcaddr} ${dstaddr} ${action} ${tcp-flags}"
+max_aggregation_interval = 60
+ipfix_collector = "[2001:db8::10]:4739"
+
+[[flow_logs]]
+id = "fl-rejects"
+resource_id = "s1"
+traffic_type = "REJECT"
+log_destination = "file:///tmp/fl"
+
+[[flow_logs]]   # a second flow log on an interface already covered: AWS allows it
+id = "fl-eni"
+resource_id = "eni-1"
+traffic_type = "accept"
+log_destination = "file:///tmp/fl-eni"
+ipfix_collector = "collector.lab:2055"
+)");
+  ASSERT_EQ(p.flow_logs.size(), 3u);
+  const auto& all = p.flow_logs[0];
+  EXPECT_EQ(all.id, "fl-all");
+  EXPECT_EQ(all.resource_id, "vpc-1");
+  EXPECT_EQ(all.traffic_type, model::FlowLogTrafficType::kAll);
+  EXPECT_EQ(all.log_destination, "file:///var/log/vpcguard/flowlogs");
+  EXPECT_EQ(all.log_format,
+            "${version} ${interface-id} ${srcaddr} ${dstaddr} ${action} ${tcp-flags}");
+  EXPECT_EQ(all.max_aggregation_interval, 60);
+  EXPECT_EQ(all.ipfix_collector, "[2001:db8::10]:4739");
+  EXPECT_EQ(all.location.line, 18);
+  // Defaults: the version 2 format (empty), 600 s, no collector.
+  const auto& rejects = p.flow_logs[1];
+  EXPECT_EQ(rejects.traffic_type, model::FlowLogTrafficType::kReject);
+  EXPECT_EQ(rejects.resource_id, "s1");
+  EXPECT_EQ(rejects.log_format, "");
+  EXPECT_EQ(rejects.max_aggregation_interval, 600);
+  EXPECT_FALSE(rejects.ipfix_collector.has_value());
+  const auto& eni = p.flow_logs[2];
+  EXPECT_EQ(eni.traffic_type, model::FlowLogTrafficType::kAccept);  // any case, as rule_action
+  EXPECT_EQ(eni.ipfix_collector, "collector.lab:2055");
+}
+
+TEST(ConfigLoader, RecordsFlowLogFieldLocations) {
+  auto parsed = parseDocuments({Document{"f.toml", std::string(kVpc) + R"(
+[[flow_logs]]
+id = "fl-1"
+resource_id = "vpc-1"
+traffic_type = "ALL"
+log_destination = "file:///tmp/fl"
+  log_format = "${version}"
+)"}});
+  ASSERT_TRUE(parsed.diagnostics.empty());
+  const auto& locs = parsed.policy.field_locations;
+  ASSERT_EQ(locs.count("flow_logs[0].log_format"), 1u);
+  EXPECT_EQ(locs.at("flow_logs[0].log_format").line, 13);
+  EXPECT_EQ(locs.at("flow_logs[0].log_format").column, 16);
+  ASSERT_EQ(locs.count("flow_logs[0]"), 1u);
+  EXPECT_EQ(locs.at("flow_logs[0]").line, 8);
+}
+
 TEST(ConfigLoader, QuotasOverrideDefaults) {
   const auto p = mustLoad(std::string(kVpc) + "[quotas]\nrules_per_network_acl = 40\n");
   EXPECT_EQ(p.quotas.rules_per_network_acl, 40);
