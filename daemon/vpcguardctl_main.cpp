@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "daemon/check_command.h"
+#include "daemon/flow_logs_command.h"
 #include "daemon/flows_command.h"
 #include "daemon/import_aws.h"
 #include "daemon/status.h"
@@ -55,7 +56,26 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
 
+  vpcguard::FlowLogsCommandOptions flow_logs_options;
+  auto* flow_logs = app.add_subcommand(
+      "flow-logs", "Print the flow-log records under a file:// destination directory");
+  flow_logs->add_option("dir", flow_logs_options.dir, "The destination directory (after file://)")
+      ->required();
+  flow_logs->add_option("--interface", flow_logs_options.interface_id, "Only this interface");
+  flow_logs->add_option("--action", flow_logs_options.action, "ACCEPT or REJECT")
+      ->check(CLI::IsMember({"ACCEPT", "REJECT"}));
+  flow_logs->add_option("--since", flow_logs_options.since,
+                        "Records ending at or after T (Unix seconds or 2026-12-06T10:00:00Z)");
+  flow_logs->add_option("--until", flow_logs_options.until, "Records starting at or before T");
+  flow_logs->add_option("--flow-log-id", flow_logs_options.flow_log_id, "Only this flow log");
+  flow_logs->add_option("--output", flow_logs_options.output, "table, json or text")
+      ->check(CLI::IsMember({"table", "json", "text"}))
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
+  if (flow_logs->parsed()) {
+    return vpcguard::runFlowLogsCommand(flow_logs_options, std::cout, std::cerr);
+  }
   if (status->parsed()) {
     return vpcguard::runStatusCommand(status_options, std::cout, std::cerr);
   }
