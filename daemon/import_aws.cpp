@@ -20,6 +20,7 @@
 #include <utility>
 #include <variant>
 
+#include "translator/flow_log_format.h"
 #include "translator/ip.h"
 #include "translator/model.h"
 
@@ -177,6 +178,15 @@ struct PrefixListOut {
   std::vector<std::string> entries;
 };
 
+struct FlowLogOut {
+  std::string id;
+  std::string aws_destination;  // where AWS delivers the records, written as a comment
+  std::string resource_id;
+  std::string traffic_type;
+  std::optional<std::string> log_format;  // absent: the default (version 2) format
+  std::optional<int64_t> max_aggregation_interval;
+};
+
 struct VpcOut {
   std::string id;
   std::string account_id;
@@ -205,8 +215,13 @@ constexpr Kind kSecurityGroups{"SecurityGroups", "GroupId", "security group"};
 constexpr Kind kNetworkAcls{"NetworkAcls", "NetworkAclId", "network ACL"};
 constexpr Kind kInterfaces{"NetworkInterfaces", "NetworkInterfaceId", "network interface"};
 constexpr Kind kPrefixLists{"PrefixLists", "PrefixListId", "prefix list"};
+constexpr Kind kFlowLogs{"FlowLogs", "FlowLogId", "flow log"};
 constexpr Kind kKinds[] = {kVpcs, kSubnets, kSecurityGroups, kNetworkAcls, kInterfaces,
-                           kPrefixLists};
+                           kPrefixLists, kFlowLogs};
+
+// AWS delivers flow-log records to CloudWatch Logs, S3 or Firehose; vpcguard writes them to a
+// local directory (flowlogs/sink.h), so every imported flow log gets this one.
+constexpr std::string_view kFlowLogDestination = "file:///var/log/vpcguard/flowlogs";
 
 // Keys each object kind may carry that vpcguard reads or deliberately ignores (they describe
 // AWS bookkeeping, not packet filtering). Anything else is reported: it may be a newer AWS
@@ -241,6 +256,13 @@ const std::set<std::string, std::less<>> kInterfaceKeys = {
     "PrivateDnsName", "PublicDnsName", "PublicIpDnsNameOptions", "Status", "TagSet", "Tags",
     "DenyAllIgwTraffic", "Ipv6Native", "Ipv6Address", "Ipv4Prefixes", "Ipv6Prefixes",
     "OutpostArn", "Operator", "AssociatedSubnets"};
+// DeliverLogs*, FlowLogStatus, LogGroupName, CreationTime: AWS's delivery bookkeeping.
+// DestinationOptions (S3 file format, partitions) go with the destination, which is replaced.
+const std::set<std::string, std::less<>> kFlowLogKeys = {
+    "FlowLogId", "ResourceId", "TrafficType", "LogDestinationType", "LogDestination",
+    "LogFormat", "MaxAggregationInterval", "DestinationOptions", "DeliverLogsStatus",
+    "DeliverLogsErrorMessage", "DeliverLogsPermissionArn", "DeliverCrossAccountRole",
+    "FlowLogStatus", "LogGroupName", "CreationTime", "Tags"};
 const std::set<std::string, std::less<>> kPrefixListKeys = {
     "PrefixListId", "PrefixListName", "MaxEntries", "Entries", "AddressFamily", "State",
     "StateMessage", "PrefixListArn", "Version", "Tags", "OwnerId"};
@@ -316,6 +338,7 @@ class Importer {
     convertNetworkAcls();
     convertSubnets();
     convertInterfaces();
+    convertFlowLogs();
     reportMissingKinds();
     reportQuotas();
     return ImportAwsOutput{write(), std::move(warnings_)};
@@ -476,7 +499,7 @@ class Importer {
         } else {
           warn(source, "", "unknown top-level key '" + key + "': ignored (expected Vpcs, "
                            "Subnets, SecurityGroups, NetworkAcls, NetworkInterfaces, "
-                           "PrefixLists or Entries)");
+                           "PrefixLists, FlowLogs or Entries)");
         }
       }
     }
@@ -1160,6 +1183,67 @@ class Importer {
     }
   }
 
+  // describe-flow-logs. What a flow log records (resource, traffic type, format, interval) is
+  // kept; where AWS delivers it cannot be, so each imported flow log is reported once.
+  void convertFlowLogs() {
+    std::set<std::string> interface_ids;
+    for (const InterfaceOut& i : interfaces_) interface_ids.insert(i.id);
+    for (const auto& [id, item] : items(kFlowLogs)) {
+      const json& o = *item.object;
+      checkKeys(item, id, o, kFlowLogKeys, "flow log");
+      FlowLogOut out;
+      out.id = id;
+      if (!id.starts_with("fl-")) {
+        warn(item, id, "flow log id does not start with fl-: not imported");
+        continue;
+      }
+      out.resource_id = getString(item, id, o, "ResourceId").value_or("");
+      if (out.resource_id != vpc_.id && subnet_ids_.count(out.resource_id) == 0 &&
+          interface_ids.count(out.resource_id) == 0) {
+        warn(item, id, "flow log of '" + out.resource_id + "', which is not " + vpc_.id +
+                           " or one of its imported subnets or interfaces: not imported");
+        continue;
+      }
+      const auto traffic = getString(item, id, o, "TrafficType");
+      if (traffic != "ACCEPT" && traffic != "REJECT" && traffic != "ALL") {
+        warn(item, id, "TrafficType '" + traffic.value_or("") +
+                           "' is not ACCEPT, REJECT or ALL: not imported");
+        continue;
+      }
+      out.traffic_type = *traffic;
+      if (const auto format = getString(item, id, o, "LogFormat")) {
+        // AWS prints the default format when none was chosen: leave it out, which means the same.
+        const auto fields = flowlog::parseFormat(*format);
+        if (!fields) {
+          warn(item, id, "LogFormat not understood (" + fields.error().message +
+                             "): the default format is written instead");
+        } else if (*fields != *flowlog::parseFormat(flowlog::kDefaultFormat)) {
+          out.log_format = *format;
+        }
+      }
+      if (const auto interval = getInt(item, id, o, "MaxAggregationInterval")) {
+        if (*interval == 60 || *interval == 600) {
+          out.max_aggregation_interval = *interval;
+        } else {
+          warn(item, id, "MaxAggregationInterval " + std::to_string(*interval) +
+                             " is not 60 or 600: the default, 600, is written");
+        }
+      }
+      // Before LogDestinationType existed, every flow log went to CloudWatch Logs.
+      const std::string type =
+          getString(item, id, o, "LogDestinationType").value_or("cloud-watch-logs");
+      auto where = getString(item, id, o, "LogDestination");
+      if (!where) where = getString(item, id, o, "LogGroupName");
+      out.aws_destination = type + " " + where.value_or("(no destination given)");
+      warn(item, id, "delivers to " + out.aws_destination +
+                         (member(o, "DestinationOptions") != nullptr ? " (with DestinationOptions)"
+                                                                     : "") +
+                         ", which cannot be reproduced here: log_destination = \"" +
+                         std::string(kFlowLogDestination) + "\" instead");
+      flow_logs_.push_back(std::move(out));
+    }
+  }
+
   // Interface features that change what the VM can send or receive but have no vpcguard field.
   void reportUnrepresented(const Item& item, const std::string& id, const json& o) {
     // "interface" is an ordinary ENI; EFA's OS-bypass traffic and trunk/branch ENIs of ECS do
@@ -1357,6 +1441,20 @@ class Importer {
         }
       }
     }
+
+    for (const FlowLogOut& f : flow_logs_) {
+      w.blankLine();
+      w.comment("AWS delivered to " + f.aws_destination);
+      w.arrayTable("flow_logs");
+      w.keyValue("id", f.id);
+      w.keyValue("resource_id", f.resource_id);
+      w.keyValue("traffic_type", f.traffic_type);
+      w.keyValue("log_destination", std::string(kFlowLogDestination));
+      if (f.log_format) w.keyValue("log_format", *f.log_format);
+      if (f.max_aggregation_interval) {
+        w.keyValue("max_aggregation_interval", *f.max_aggregation_interval);
+      }
+    }
     return w.take();
   }
 
@@ -1379,6 +1477,7 @@ class Importer {
   std::vector<SecurityGroupOut> security_groups_;
   std::vector<PrefixListOut> prefix_lists_;
   std::vector<NetworkAclOut> network_acls_;
+  std::vector<FlowLogOut> flow_logs_;
 };
 
 // --- file I/O for the command --------------------------------------------------------------

@@ -20,12 +20,15 @@
 #include <toml++/toml.h>
 
 #include "tests/harness/paths.h"
+#include "translator/flow_log_format.h"
 
 namespace vpcguard {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+
+std::string flowlogDefault() { return std::string(flowlog::kDefaultFormat); }
 
 std::string fixturePath(const std::string& name) {
   return test::sourceDir() + "/tests/data/aws/" + name;
@@ -386,6 +389,135 @@ TEST_F(RealisticImport, WarningsNameExactlyTheUnrepresentableParts) {
     // The header repeats every warning, so the file documents what it leaves out.
     EXPECT_NE(output_.toml.find(formatWarning(w)), std::string::npos);
   }
+}
+
+// describe-flow-logs beside the realistic VPC: the VPC's flow log to S3 (custom format, Parquet
+// options), the web subnet's to CloudWatch Logs, the db interface's to Firehose (60 s), and one
+// on the NAT gateway's interface, which is not imported.
+constexpr const char* kVpcFlowLog = "fl-0a1b2c3d4e5f6a7b8";
+constexpr const char* kSubnetFlowLog = "fl-0b2c3d4e5f6a7b8c9";
+constexpr const char* kEniFlowLog = "fl-0c3d4e5f6a7b8c9d0";
+constexpr const char* kNatFlowLog = "fl-0d4e5f6a7b8c9d0e1";
+constexpr const char* kFlowLogDir = "file:///var/log/vpcguard/flowlogs";
+
+std::vector<AwsDocument> withFlowLogs() {
+  auto docs = realisticDocs();
+  docs.push_back(fixture("describe-flow-logs.json"));
+  return docs;
+}
+
+TEST(ImportAwsFlowLogs, KeepWhatTheyRecordAndWriteToALocalDirectory) {
+  const auto root = parseToml(importOk(withFlowLogs()).toml);
+  EXPECT_EQ(arraySize(root["flow_logs"]), 3u);
+  EXPECT_EQ(findById(root, "flow_logs", kNatFlowLog), nullptr);  // its interface is not a VM
+
+  const toml::table* vpc = findById(root, "flow_logs", kVpcFlowLog);
+  ASSERT_NE(vpc, nullptr);
+  EXPECT_EQ((*vpc)["resource_id"].value<std::string>(), kVpc);
+  EXPECT_EQ((*vpc)["traffic_type"].value<std::string>(), "ALL");
+  EXPECT_EQ((*vpc)["log_destination"].value<std::string>(), kFlowLogDir);
+  EXPECT_EQ((*vpc)["log_format"].value<std::string>(),
+            "${version} ${vpc-id} ${subnet-id} ${interface-id} ${srcaddr} ${dstaddr} ${srcport} "
+            "${dstport} ${protocol} ${packets} ${bytes} ${start} ${end} ${action} ${tcp-flags} "
+            "${flow-direction} ${log-status}");
+  EXPECT_EQ((*vpc)["max_aggregation_interval"].value<int64_t>(), 600);
+
+  // AWS prints the default format when none was chosen: left out, which means the same.
+  const toml::table* subnet = findById(root, "flow_logs", kSubnetFlowLog);
+  ASSERT_NE(subnet, nullptr);
+  EXPECT_EQ((*subnet)["resource_id"].value<std::string>(), kWebSubnet);
+  EXPECT_EQ((*subnet)["traffic_type"].value<std::string>(), "REJECT");
+  EXPECT_EQ((*subnet)["log_destination"].value<std::string>(), kFlowLogDir);
+  EXPECT_FALSE((*subnet)["log_format"]);
+
+  const toml::table* eni = findById(root, "flow_logs", kEniFlowLog);
+  ASSERT_NE(eni, nullptr);
+  EXPECT_EQ((*eni)["resource_id"].value<std::string>(), kDbEni);
+  EXPECT_EQ((*eni)["traffic_type"].value<std::string>(), "ACCEPT");
+  EXPECT_EQ((*eni)["max_aggregation_interval"].value<int64_t>(), 60);
+  EXPECT_FALSE((*eni)["log_format"]);
+  EXPECT_FALSE((*eni)["ipfix_collector"]);
+}
+
+TEST(ImportAwsFlowLogs, EveryAwsDestinationIsReportedByFlowLogId) {
+  const auto base = importOk(realisticDocs());
+  const auto out = importOk(withFlowLogs());
+  std::multiset<std::string> flow_log_ids;
+  for (const auto& w : out.warnings) {
+    if (w.object_id.rfind("fl-", 0) == 0) {
+      flow_log_ids.insert(w.object_id);
+      EXPECT_EQ(w.source, "describe-flow-logs.json") << formatWarning(w);
+    }
+  }
+  // One warning per flow log and nothing else new.
+  EXPECT_EQ(flow_log_ids, (std::multiset<std::string>{kVpcFlowLog, kSubnetFlowLog, kEniFlowLog,
+                                                       kNatFlowLog}))
+      << dumpWarnings(out.warnings);
+  EXPECT_EQ(out.warnings.size(), base.warnings.size() + 4) << dumpWarnings(out.warnings);
+  const std::string instead =
+      "cannot be reproduced here: log_destination = \"" + std::string(kFlowLogDir) + "\" instead";
+  EXPECT_TRUE(hasWarning(out.warnings, kVpcFlowLog,
+                         "delivers to s3 arn:aws:s3:::shop-flow-logs/vpc (with "
+                         "DestinationOptions), which " + instead));
+  EXPECT_TRUE(hasWarning(out.warnings, kSubnetFlowLog,
+                         "delivers to cloud-watch-logs arn:aws:logs:us-east-1:123456789012:"
+                         "log-group:/shop/flow-logs/web, which " + instead));
+  EXPECT_TRUE(hasWarning(out.warnings, kEniFlowLog,
+                         "delivers to kinesis-data-firehose arn:aws:firehose:us-east-1:"
+                         "123456789012:deliverystream/shop-db-flows, which " + instead));
+  EXPECT_TRUE(hasWarning(out.warnings, kNatFlowLog, "eni-0f0e0d0c0b0a09080"));
+  EXPECT_TRUE(hasWarning(out.warnings, kNatFlowLog, "not imported"));
+  // The config says where AWS delivered, beside each flow log.
+  EXPECT_NE(out.toml.find("# AWS delivered to s3 arn:aws:s3:::shop-flow-logs/vpc\n[[flow_logs]]\n"
+                          "id = \"" + std::string(kVpcFlowLog) + "\""),
+            std::string::npos)
+      << out.toml;
+}
+
+TEST(ImportAwsFlowLogs, WhatCannotBeImportedIsReported) {
+  auto flowLog = [](const char* id, const char* resource) {
+    return json{{"FlowLogId", id},       {"ResourceId", resource},
+                {"TrafficType", "ALL"},  {"LogDestinationType", "s3"},
+                {"LogDestination", "arn:aws:s3:::b"}, {"LogFormat", flowlogDefault()},
+                {"MaxAggregationInterval", 600}};
+  };
+  json doc = {{"Vpcs", {{{"VpcId", "vpc-1"}, {"OwnerId", "1"}, {"CidrBlock", "10.0.0.0/16"}}}},
+              {"FlowLogs", json::array()}};
+  auto& logs = doc["FlowLogs"];
+  logs.push_back(flowLog("fl-tgw", "tgw-0123456789abcdef0"));  // a transit gateway's
+  logs.push_back(flowLog("fl-other", "vpc-2"));
+  logs.push_back(flowLog("fl-no-traffic", "vpc-1"));
+  logs.back().erase("TrafficType");
+  logs.push_back(flowLog("fl-new-field", "vpc-1"));
+  logs.back()["LogFormat"] = "${version} ${srcaddr} ${ecs-future-field}";
+  logs.push_back(flowLog("fl-300", "vpc-1"));
+  logs.back()["MaxAggregationInterval"] = 300;
+  logs.push_back(flowLog("fl-old", "vpc-1"));  // before LogDestinationType existed
+  logs.back().erase("LogDestinationType");
+  logs.back().erase("LogDestination");
+  logs.back()["LogGroupName"] = "/old/group";
+  logs.back()["FancyNewField"] = 1;
+  logs.push_back(flowLog("flowlog-1", "vpc-1"));
+
+  const auto out = importOk({AwsDocument{"inline", doc}});
+  EXPECT_TRUE(hasWarning(out.warnings, "fl-tgw", "tgw-0123456789abcdef0"));
+  EXPECT_TRUE(hasWarning(out.warnings, "fl-other", "'vpc-2', which is not vpc-1"));
+  EXPECT_TRUE(hasWarning(out.warnings, "fl-no-traffic", "TrafficType '' is not ACCEPT"));
+  EXPECT_TRUE(hasWarning(out.warnings, "fl-new-field",
+                         "LogFormat not understood (unknown field 'ecs-future-field')"));
+  EXPECT_TRUE(hasWarning(out.warnings, "fl-300", "MaxAggregationInterval 300 is not 60 or 600"));
+  EXPECT_TRUE(hasWarning(out.warnings, "fl-old", "delivers to cloud-watch-logs /old/group"));
+  EXPECT_TRUE(hasWarning(out.warnings, "fl-old", "unknown key 'FancyNewField'"));
+  EXPECT_TRUE(hasWarning(out.warnings, "flowlog-1", "does not start with fl-"));
+
+  const auto root = parseToml(out.toml);
+  std::set<std::string> written;
+  for (const toml::node& n : *root["flow_logs"].as_array()) {
+    written.insert(n.as_table()->at_path("id").value<std::string>().value_or(""));
+  }
+  EXPECT_EQ(written, (std::set<std::string>{"fl-new-field", "fl-300", "fl-old"}));
+  EXPECT_FALSE(findById(root, "flow_logs", "fl-new-field")->contains("log_format"));
+  EXPECT_FALSE(findById(root, "flow_logs", "fl-300")->contains("max_aggregation_interval"));
 }
 
 // Reverses every top-level array, so objects arrive in another order.
@@ -866,6 +998,39 @@ TEST_F(ImportAwsCli, SeveralVpcsWithoutVpcIdExitOne) {
   const auto root = parseToml(readText(stdoutPath()));
   EXPECT_EQ(root["vpc"]["id"].value<std::string>(), "vpc-0cccc3333dddd4444");
   EXPECT_EQ(root["vpc"]["region"].value<std::string>(), "eu-west-3");
+}
+
+// The flow logs' AWS destinations are warnings like any other: --strict refuses them.
+TEST_F(ImportAwsCli, StrictFailsOnAFlowLogsAwsDestination) {
+  json doc = {{"Vpcs", {{{"VpcId", "vpc-1"}, {"OwnerId", "123456789012"},
+                         {"CidrBlock", "10.0.0.0/16"}}}},
+              {"NetworkAcls", json::array()}};
+  const std::string clean = (dir_ / "clean.json").string();
+  std::ofstream(clean) << doc.dump(4);
+  ASSERT_EQ(run({"import-aws", "--strict", "--region", "lab-1", clean}), kImportOk) << errText();
+
+  doc["FlowLogs"] = {{{"FlowLogId", "fl-0123456789abcdef0"},
+                      {"ResourceId", "vpc-1"},
+                      {"TrafficType", "ALL"},
+                      {"LogDestinationType", "s3"},
+                      {"LogDestination", "arn:aws:s3:::bucket"}}};
+  const std::string with_flow_log = (dir_ / "flow-log.json").string();
+  std::ofstream(with_flow_log) << doc.dump(4);
+  const std::string out = (dir_ / "vpc.toml").string();
+  EXPECT_EQ(run({"import-aws", "--strict", "--region", "lab-1", with_flow_log, "-o", out}),
+            kImportBadInput);
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_NE(errText().find("fl-0123456789abcdef0: delivers to s3"), std::string::npos) << errText();
+}
+
+// Imported flow logs are accepted by `vpcguardctl check`: their resources are imported too.
+TEST_F(ImportAwsCli, ImportedFlowLogsPassCheck) {
+  const std::string out = (dir_ / "vpc.toml").string();
+  auto args = realisticArgs();
+  args.insert(args.end(), {fixturePath("describe-flow-logs.json"), "-o", out});
+  ASSERT_EQ(run(args), kImportOk) << errText();
+  EXPECT_EQ(arraySize(parseToml(readText(out))["flow_logs"]), 3u);
+  EXPECT_EQ(run({"check", out}), 0) << errText() << readText(stdoutPath());
 }
 
 // An imported config is accepted by the loader and validator (`vpcguardctl check`).
