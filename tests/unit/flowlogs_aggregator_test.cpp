@@ -181,6 +181,19 @@ TEST(FlowLogAggregator, CoverageChanges) {
   EXPECT_EQ(summary(one[0]), (std::vector<std::string>{"eni-1 NODATA -", "eni-3 NODATA -"}));
 }
 
+TEST(FlowLogAggregator, CoverageIsByTimeNotByWhenTheIntervalCloses) {
+  Aggregator a = make();
+  a.setInterfaces(interfaces({"eni-1", "eni-2"}), kT0);
+  // During the grace period of the first interval: eni-3 arrives, eni-2 leaves exactly at the
+  // second interval's start.
+  a.setInterfaces(interfaces({"eni-1", "eni-3"}), kT0 + 60);
+  a.setInterfaces(interfaces({"eni-1", "eni-3"}), kT0 + 62);
+  auto batches = a.flush(kT0 + 120 + kGrace, kGrace);
+  ASSERT_EQ(batches.size(), 2U);
+  EXPECT_EQ(summary(batches[0]), (std::vector<std::string>{"eni-1 NODATA -", "eni-2 NODATA -"}));
+  EXPECT_EQ(summary(batches[1]), (std::vector<std::string>{"eni-1 NODATA -", "eni-3 NODATA -"}));
+}
+
 TEST(FlowLogAggregator, SkippedGivesSkipDataInsteadOfNoData) {
   Aggregator a = make();
   a.setInterfaces(interfaces({"eni-1", "eni-2"}), kT0);
