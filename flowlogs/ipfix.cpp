@@ -453,12 +453,14 @@ bool IpfixDecoder::dataSet(const Template& tmpl, const Header& header,
 }
 
 // RFC 7011 3.1: the header's sequence number is the number of data records this exporter sent
-// in this observation domain before this message, modulo 2^32.
+// in this observation domain (or, SequenceScope::kPerExporter, in all) before this message,
+// modulo 2^32.
 void IpfixDecoder::account(std::string_view exporter, const Header& header, uint32_t data_records,
                            bool count_known) {
+  const uint32_t key = sequence_scope_ == SequenceScope::kPerDomain ? header.domain : 0;
   Stream* s = nullptr;
   if (auto ex = exporters_.find(exporter); ex != exporters_.end()) {
-    if (auto it = ex->second.streams.find(header.domain); it != ex->second.streams.end()) {
+    if (auto it = ex->second.streams.find(key); it != ex->second.streams.end()) {
       s = &it->second;
     }
   }
@@ -467,7 +469,7 @@ void IpfixDecoder::account(std::string_view exporter, const Header& header, uint
       return;  // no room to track it: its losses go uncounted rather than memory growing
     }
     ++stream_count_;
-    s = &exporterState(exporter).streams[header.domain];
+    s = &exporterState(exporter).streams[key];
   }
   const uint32_t next = header.sequence + data_records;  // wraps modulo 2^32, as it should
   if (!s->synced) {

@@ -56,7 +56,7 @@ struct DecodeStats {
   uint64_t malformed = 0;         // messages or sets dropped as malformed
   uint64_t unknown_template = 0;  // data sets dropped because their template is not known
   // Data records the exporter sent that never arrived, from gaps in the header's sequence
-  // number per (exporter, observation domain). A late (reordered) message gives its records back.
+  // number (see SequenceScope). A late (reordered) message gives its records back.
   uint64_t lost = 0;
   uint64_t templates = 0;           // template and options template records learned
   uint64_t templates_rejected = 0;  // refused: table full (kMaxTemplates) or too many fields
@@ -64,8 +64,21 @@ struct DecodeStats {
   bool operator==(const DecodeStats&) const = default;
 };
 
+// Whose data records the header's sequence number counts.
+enum class SequenceScope : uint8_t {
+  // RFC 7011: per (exporter, observation domain).
+  kPerDomain,
+  // Open vSwitch 3.1: one counter per exporter (collector set), shared by all observation domains;
+  // its exporter statistics go out in domain 0 and consume a number too. Decoding OVS's export
+  // with kPerDomain reports their messages as lost records in the flow domains.
+  kPerExporter,
+};
+
 class IpfixDecoder {
  public:
+  explicit IpfixDecoder(SequenceScope sequence_scope = SequenceScope::kPerDomain)
+      : sequence_scope_(sequence_scope) {}
+
   static constexpr size_t kMaxTemplates = 4096;
   static constexpr size_t kMaxFieldsPerTemplate = 512;
   static constexpr size_t kMaxStreams = 4096;  // (exporter, domain) pairs with sequence tracking
@@ -100,7 +113,7 @@ class IpfixDecoder {
   };
   struct Exporter {
     std::map<std::pair<uint32_t, uint16_t>, Template> templates;  // (domain, template id)
-    std::map<uint32_t, Stream> streams;                           // per domain
+    std::map<uint32_t, Stream> streams;  // per domain (one, key 0, with kPerExporter)
   };
   struct Header;
 
@@ -119,6 +132,7 @@ class IpfixDecoder {
   void account(std::string_view exporter, const Header& header, uint32_t data_records,
                bool count_known);
 
+  SequenceScope sequence_scope_;
   std::map<std::string, Exporter, std::less<>> exporters_;
   size_t template_count_ = 0;
   size_t stream_count_ = 0;

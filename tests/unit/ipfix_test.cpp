@@ -562,6 +562,35 @@ TEST(Ipfix, SequenceRestartOrUnknownCountsNoLoss) {
   EXPECT_EQ(u.stats().lost, 1u);
 }
 
+// What OVS 3.1 sends at start (seen in tests/integration/ipfix_test.cpp): templates in domain 7
+// with sequence 1, its options template and one exporter-statistics record in domain 0 with
+// sequence 1, then flow records in domain 7 numbered 2, 3, 4: one counter for all domains.
+TEST(Ipfix, OvsSharesOneSequenceCounterAcrossDomains) {
+  const auto replay = [](IpfixDecoder& d) {
+    IpfixMessage tmpl(kExportTime, 1, 7);
+    tmpl.templateSet(kTemplateId, kV4Fields);
+    decode(d, tmpl.bytes());
+    IpfixMessage options(kExportTime, 1, 0);
+    options.beginSet(3).optionsTemplateRecord(462, 1, {{144, 4}, {167, 8}}).endSet();
+    decode(d, options.bytes());
+    IpfixMessage stats(kExportTime, 1, 0);
+    stats.beginSet(462).u32(2).u64(0).endSet();
+    decode(d, stats.bytes());
+    for (uint32_t seq = 2; seq <= 4; ++seq) {
+      EXPECT_EQ(decode(d, oneRecord(seq)).size(), 1u);
+    }
+  };
+  IpfixDecoder rfc;
+  replay(rfc);
+  EXPECT_EQ(rfc.stats().lost, 1u);  // the statistics record looks like a lost flow record
+  IpfixDecoder ovs(SequenceScope::kPerExporter);
+  replay(ovs);
+  EXPECT_EQ(ovs.stats().lost, 0u);
+  EXPECT_EQ(ovs.stats().records, 3u);
+  decode(ovs, oneRecord(7));  // 5 and 6 lost
+  EXPECT_EQ(ovs.stats().lost, 2u);
+}
+
 TEST(Ipfix, TimeElements) {
   IpfixDecoder d;
   IpfixMessage m(kExportTime, 0, 7);
@@ -581,6 +610,14 @@ TEST(Ipfix, TimeElements) {
   EXPECT_EQ(records[1].end_ms, 1600000001234);
   EXPECT_EQ(records[2].start_ms, 1500);
   EXPECT_EQ(records[2].end_ms, 2250);
+
+  // A delta reaching back before 1970 (only a broken or hostile exporter) rounds down too.
+  IpfixMessage early(0, 0, 7);
+  early.beginSet(256).u32(1500).u32(0).endSet();
+  const auto negative = decode(d, early.bytes());
+  ASSERT_EQ(negative.size(), 1u);
+  EXPECT_EQ(negative[0].start_ms, -2);
+  EXPECT_EQ(negative[0].end_ms, 0);
 }
 
 TEST(Ipfix, ReducedSizeCountersAndMissingOctets) {
