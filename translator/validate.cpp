@@ -896,8 +896,8 @@ class Validator {
           std::string text = fl.log_format.substr(at_offset, 40);
           text = text.substr(0, text.find_first_of(" \t"));
           error(fpath, fl.location,
-                "log_format: " + parsed.error().message + " (at character " +
-                    std::to_string(at_offset + 1) + ": '" + text + "')",
+                parsed.error().message + " (at character " + std::to_string(at_offset + 1) + ": '" +
+                    text + "')",
                 "write ${field} names separated by spaces, e.g. ${version} ${srcaddr} "
                 "${dstaddr} ${action}; leave log_format out for the default (version 2) format");
         }
