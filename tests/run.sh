@@ -39,7 +39,7 @@ cmake --build build-asan -j"$jobs"
   ctest -L unit -j"$jobs" --output-on-failure)
 
 if [[ -x tests/fuzz/run-fuzz.sh ]]; then
-  step "fuzzing the config loader for ${VPCGUARD_FUZZ_SECONDS:-60} s"
+  step "fuzzing (config loader, IPFIX decoder) for ${VPCGUARD_FUZZ_SECONDS:-60} s in all"
   VPCGUARD_OVS_BUILD_DIR="$root/build-ci/_ovs" tests/fuzz/run-fuzz.sh "$root/build-fuzz" "${VPCGUARD_FUZZ_SECONDS:-60}"
 fi
 

@@ -1,14 +1,17 @@
 #!/bin/sh
-# Builds the config-loader fuzz target with clang in its own build dir and runs it for SECONDS.
-# Fails on a crash, a leak, a slow input (hang) or a build error.
+# Builds the fuzz targets with clang in their own build dir and runs them for SECONDS in all:
+# config_loader_fuzz (the TOML config path) for 60% of the time, ipfix_fuzz (flowlogs' IPFIX
+# decoder, fed datagrams any host could send the collector) for the rest.
+# Fails on a crash, a leak, a slow input (hang) or a build error in either.
 # Usage: tests/fuzz/run-fuzz.sh BUILD_DIR SECONDS
 # BUILD_DIR is the fuzz build dir (e.g. build-fuzz). Given the regular gcc build dir instead, the
 # script builds in build-fuzz next to it and leaves the regular build untouched.
 #
-# The corpus grows in BUILD_DIR/corpus (kept between runs); seeds are configs/*.toml. Crashing
-# inputs land in BUILD_DIR/artifacts; reproduce one with
-#   BUILD_DIR/tests/fuzz/config_loader_fuzz BUILD_DIR/artifacts/crash-...
-# Environment: VPCGUARD_OVS_BUILD_DIR (reuse a built OVS library; the fuzz target does not link it,
+# Each corpus grows in BUILD_DIR/corpus/NAME (kept between runs); seeds are configs/*.toml for
+# the config loader and what ipfix_fuzz_seeds writes for IPFIX. Logs are BUILD_DIR/fuzz-NAME.log.
+# Crashing inputs land in BUILD_DIR/artifacts/NAME; reproduce one with
+#   BUILD_DIR/tests/fuzz/NAME_fuzz BUILD_DIR/artifacts/NAME/crash-...
+# Environment: VPCGUARD_OVS_BUILD_DIR (reuse a built OVS library; the fuzz targets do not link it,
 # but configuring the project checks it), JOBS (default 2).
 set -eu
 
@@ -43,12 +46,10 @@ if [ -n "${VPCGUARD_OVS_BUILD_DIR:-}" ]; then
 fi
 mkdir -p "$build_dir"
 cmake "$@" >"$build_dir/configure.log" 2>&1 || { cat "$build_dir/configure.log" >&2; exit 1; }
-cmake --build "$build_dir" --target config_loader_fuzz -j "$jobs"
+cmake --build "$build_dir" --target config_loader_fuzz ipfix_fuzz ipfix_fuzz_seeds -j "$jobs"
 
-corpus=$build_dir/corpus/config_loader
 seeds=$build_dir/corpus/seeds
-artifacts=$build_dir/artifacts
-mkdir -p "$corpus" "$seeds" "$artifacts"
+mkdir -p "$build_dir/corpus/config_loader" "$seeds"
 cp "$src"/configs/*.toml "$seeds"/
 # A directory config becomes one seed whose files are joined by the "#---" line the target splits
 # on, so the merge path starts covered.
@@ -61,20 +62,49 @@ for dir in "$src"/configs/*/; do
     cat "$f" >>"$seed"
   done
 done
+ipfix_seeds=$build_dir/corpus/ipfix-seeds
+mkdir -p "$build_dir/corpus/ipfix" "$ipfix_seeds"
+"$build_dir/tests/fuzz/ipfix_fuzz_seeds" "$ipfix_seeds"
 
-# -timeout: one input taking longer is a hang (a failure). The outer timeout catches a fuzzer that
-# stops answering altogether. Leaks are reported by ASan's LeakSanitizer (-detect_leaks=1).
-status=0
-timeout $((seconds + 120)) "$build_dir/tests/fuzz/config_loader_fuzz" \
-  -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -detect_leaks=1 -max_len=65536 \
-  -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" "$seeds" \
-  >"$build_dir/fuzz.log" 2>&1 || status=$?
-# libFuzzer prints a line per new coverage point; the log keeps them, the console gets the end.
-tail -n 12 "$build_dir/fuzz.log"
-if [ "$status" -ne 0 ]; then
-  echo "run-fuzz.sh: the fuzzer failed (exit $status); full log $build_dir/fuzz.log; inputs in $artifacts:" >&2
-  grep -A40 'ERROR\|==ERROR\|SUMMARY' "$build_dir/fuzz.log" | head -80 >&2 || true
-  ls -l "$artifacts" >&2 || true
+# The time budget is SECONDS in all (CI time is limited): 60% config loader, 40% IPFIX, each at
+# least 1 s (-max_total_time=0 would mean "forever").
+config_seconds=$((seconds * 60 / 100))
+[ "$config_seconds" -ge 1 ] || config_seconds=1
+ipfix_seconds=$((seconds - config_seconds))
+[ "$ipfix_seconds" -ge 1 ] || ipfix_seconds=1
+
+# run_fuzzer NAME SECONDS MAX_LEN CORPUS_DIRS...: runs BUILD_DIR/tests/fuzz/NAME_fuzz; 0 if it
+# found nothing. -timeout: one input taking longer is a hang (a failure). The outer timeout
+# catches a fuzzer that stops answering altogether. Leaks are reported by ASan's LeakSanitizer
+# (-detect_leaks=1).
+failed=""
+run_fuzzer() {
+  name=$1 secs=$2 max_len=$3
+  shift 3
+  log=$build_dir/fuzz-$name.log
+  mkdir -p "$build_dir/artifacts/$name"
+  echo "run-fuzz.sh: ${name}_fuzz for ${secs}s"
+  status=0
+  timeout $((secs + 120)) "$build_dir/tests/fuzz/${name}_fuzz" \
+    -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -detect_leaks=1 -max_len="$max_len" \
+    -print_final_stats=1 -artifact_prefix="$build_dir/artifacts/$name/" "$@" \
+    >"$log" 2>&1 || status=$?
+  # libFuzzer prints a line per new coverage point; the log keeps them, the console gets the end.
+  tail -n 12 "$log"
+  if [ "$status" -ne 0 ]; then
+    echo "run-fuzz.sh: ${name}_fuzz failed (exit $status); full log $log; inputs in $build_dir/artifacts/$name:" >&2
+    grep -A40 'ERROR\|==ERROR\|SUMMARY' "$log" | head -80 >&2 || true
+    ls -l "$build_dir/artifacts/$name" >&2 || true
+    failed="$failed ${name}_fuzz"
+  fi
+}
+
+run_fuzzer config_loader "$config_seconds" 65536 "$build_dir/corpus/config_loader" "$seeds"
+# IPFIX messages are at most 65535 bytes; a few datagrams per input.
+run_fuzzer ipfix "$ipfix_seconds" 16384 "$build_dir/corpus/ipfix" "$ipfix_seeds"
+
+if [ -n "$failed" ]; then
+  echo "run-fuzz.sh: failed:$failed" >&2
   exit 1
 fi
-echo "run-fuzz.sh: no crash, leak or hang in ${seconds}s"
+echo "run-fuzz.sh: no crash, leak or hang in ${seconds}s (config loader ${config_seconds}s, IPFIX ${ipfix_seconds}s)"
