@@ -253,7 +253,7 @@ void IpfixDecoder::decode(std::span<const uint8_t> datagram, std::string_view ex
       break;
     }
     if (set_id == kTemplateSetId || set_id == kOptionsTemplateSetId) {
-      if (!templateSet(h.domain, exporter, set_id == kOptionsTemplateSetId, body)) {
+      if (!templateSet(templateScope(h.domain), exporter, set_id == kOptionsTemplateSetId, body)) {
         ++stats_.malformed;
       }
       continue;
@@ -262,7 +262,7 @@ void IpfixDecoder::decode(std::span<const uint8_t> datagram, std::string_view ex
       ++stats_.malformed;
       continue;
     }
-    const Template* tmpl = findTemplate(exporter, h.domain, set_id);
+    const Template* tmpl = findTemplate(exporter, templateScope(h.domain), set_id);
     if (tmpl == nullptr) {
       ++stats_.unknown_template;
       count_known = false;

@@ -70,7 +70,9 @@ enum class SequenceScope : uint8_t {
   kPerDomain,
   // Open vSwitch 3.1: one counter per exporter (collector set), shared by all observation domains;
   // its exporter statistics go out in domain 0 and consume a number too. Decoding OVS's export
-  // with kPerDomain reports their messages as lost records in the flow domains.
+  // with kPerDomain reports their messages as lost records in the flow domains. Templates too
+  // are per exporter: OVS sends them every 600 s in the domain of whichever record is due then,
+  // and its data in every other domain uses them (same template ids in all domains).
   kPerExporter,
 };
 
@@ -118,6 +120,10 @@ class IpfixDecoder {
   struct Header;
 
   Exporter& exporterState(std::string_view exporter);  // creates it when new
+  // The domain under which templates are kept (0 for all with kPerExporter).
+  [[nodiscard]] uint32_t templateScope(uint32_t domain) const {
+    return sequence_scope_ == SequenceScope::kPerExporter ? 0 : domain;
+  }
   [[nodiscard]] const Template* findTemplate(std::string_view exporter, uint32_t domain,
                                              uint16_t id) const;
   // Each returns false when the set is malformed (and then changes nothing).

@@ -591,6 +591,24 @@ TEST(Ipfix, OvsSharesOneSequenceCounterAcrossDomains) {
   EXPECT_EQ(ovs.stats().lost, 2u);
 }
 
+// OVS sends its templates every 600 s in the domain of whichever record is due then; records
+// of every other domain (vpcguard puts the verdict in the domain) use the same template ids.
+TEST(Ipfix, OvsTemplatesServeEveryDomain) {
+  const auto replay = [](IpfixDecoder& d) {
+    IpfixMessage tmpl(kExportTime, 1, 7);
+    tmpl.templateSet(kTemplateId, kV4Fields);
+    decode(d, tmpl.bytes());
+    return decode(d, oneRecord(1, 0x05000064)).size() + decode(d, oneRecord(2, 7)).size();
+  };
+  IpfixDecoder rfc;
+  EXPECT_EQ(replay(rfc), 1u);  // RFC 7011: the template is unknown in domain 0x05000064
+  EXPECT_EQ(rfc.stats().unknown_template, 1u);
+  IpfixDecoder ovs(SequenceScope::kPerExporter);
+  EXPECT_EQ(replay(ovs), 2u);
+  EXPECT_EQ(ovs.stats().unknown_template, 0u);
+  EXPECT_EQ(ovs.stats().lost, 0u);
+}
+
 TEST(Ipfix, TimeElements) {
   IpfixDecoder d;
   IpfixMessage m(kExportTime, 0, 7);
