@@ -176,6 +176,7 @@ struct IncrementalTranslator::State {
     uint32_t nacl_index = 0;
     Cidr subnet_cidr;
     uint32_t open_bits = 0;
+    bool flow_logged = false;
     std::vector<std::string> flows;  // identities (flowKey) of the unit's flows in the table
     uint64_t seen = 0;
   };
@@ -598,6 +599,7 @@ Result<FlowDelta> IncrementalTranslator::State::update(
     uint32_t subnet_index;
     uint32_t nacl_index;
     const model::Subnet* subnet;
+    bool flow_logged;
   };
   std::vector<EniInput> eni_inputs;
   eni_inputs.reserve(policy.network_interfaces.size());
@@ -617,7 +619,8 @@ Result<FlowDelta> IncrementalTranslator::State::update(
     }
     auto port = ofports.find(eni.id);
     eni_inputs.push_back(EniInput{&eni, idx->second, port == ofports.end() ? -1 : port->second,
-                                  sn->second.first, nacl->second, sn->second.second});
+                                  sn->second.first, nacl->second, sn->second.second,
+                                  flowLogged(policy, eni)});
   }
   if (auto r = ids.update(policy); !r) {
     return tl::unexpected(r.error());
@@ -749,7 +752,8 @@ Result<FlowDelta> IncrementalTranslator::State::update(
                                rec.index != input.index || rec.ofport != input.ofport ||
                                rec.subnet_index != input.subnet_index ||
                                rec.nacl_index != input.nacl_index ||
-                               rec.subnet_cidr != input.subnet->cidr_block || rec.open_bits != open;
+                               rec.subnet_cidr != input.subnet->cidr_block || rec.open_bits != open ||
+                               rec.flow_logged != input.flow_logged;
     // Every group of the ENI when its addresses or its attachment changed; only the groups it
     // joined or left when just its membership changed.
     const std::vector<std::string>* old_groups = &rec.eni.security_group_ids;
@@ -785,6 +789,7 @@ Result<FlowDelta> IncrementalTranslator::State::update(
     rec.nacl_index = input.nacl_index;
     rec.subnet_cidr = input.subnet->cidr_block;
     rec.open_bits = open;
+    rec.flow_logged = input.flow_logged;
     if (flows_changed) {
       CollectSink sink(generation);
       if (rec.ofport >= 0) {
@@ -796,6 +801,7 @@ Result<FlowDelta> IncrementalTranslator::State::update(
         unit.nacl_index = rec.nacl_index;
         unit.ofport = rec.ofport;
         unit.open_bits = rec.open_bits;
+        unit.flow_logged = rec.flow_logged;
         units::interfaceFlows(sink, unit);
       }
       replaceFlows(rec.flows, std::move(sink.flows));

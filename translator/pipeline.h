@@ -37,6 +37,18 @@ enum Table : uint8_t {
   kOutput = 60,        // router rewrite (TTL, MACs) and delivery
   kUnfiltered = 70,    // AWS-unfiltered traffic to and from the host (LOCAL port)
   kDrop = 90,          // verdict drops; reg4 says why
+  // Flow-log counting (docs/flowlogs.md). Reached by resubmit only, never by goto_table: the
+  // egress side from NACL_OUT once the packet left the source subnet (or skipped the NACLs), the
+  // ingress side from OUTPUT when the packet is delivered. Each side has a table of ours (the
+  // per-interface flows that learn a counting flow per connection and sample what no counting
+  // flow counted yet) and a table of learned flows only (not ours: their cookie is
+  // kLearnedCookieMagic, they come and go with connections, and they are never drift).
+  kFlowLogEgress = 92,
+  kFlowLogEgressLearned = 93,
+  kFlowLogEgressMark = 94,
+  kFlowLogIngress = 96,
+  kFlowLogIngressLearned = 97,
+  kFlowLogIngressMark = 98,
 };
 
 // The tables vpcguard owns on its bridge: any flow in them that vpcguard did not install is
@@ -44,7 +56,8 @@ enum Table : uint8_t {
 inline constexpr Table kOwnedTables[] = {
     kClassify,   kPortSecurity, kL3Lookup,    kNdReply, kSgEgressCt, kSgEgress,
     kSgEgressEval, kNaclOut,    kNaclIn,      kSgIngressCt, kSgIngress, kSgIngressEval,
-    kOutput,     kUnfiltered,   kDrop};
+    kOutput,     kUnfiltered,   kDrop,        kFlowLogEgress, kFlowLogEgressMark,
+    kFlowLogIngress, kFlowLogIngressMark};
 [[nodiscard]] constexpr bool isOwnedTable(uint8_t table) {
   for (Table t : kOwnedTables) {
     if (t == table) {
@@ -161,6 +174,7 @@ enum class CookieKind : uint8_t {
   kSgClause = 4,  // shared conjunction clause flows
   kNacl = 5,      // NACL entries; index = NACL index
   kRouter = 6,    // gateway ARP/ND responders, unfiltered traffic
+  kFlowLog = 7,   // per-interface flow-log counting flows; index = ENI index
 };
 
 [[nodiscard]] constexpr uint64_t makeCookie(uint16_t generation, CookieKind kind, uint32_t index) {
@@ -170,6 +184,36 @@ enum class CookieKind : uint8_t {
 [[nodiscard]] constexpr uint16_t cookieGeneration(uint64_t cookie) {
   return static_cast<uint16_t>((cookie >> 32) & 0xffff);
 }
+
+// ---- flow logs -----------------------------------------------------------------------------
+// sample() actions send IPFIX to Flow_Sample_Collector_Set kCollectorSetId (vpcguardd creates it
+// while any flow log exists; without it OVS ignores sample() entirely, so the actions cost
+// nothing when no flow log is configured). What a sample means is in its observation domain id:
+//   [31..24] kind: a reg4 verdict kind (kVerdict* >> 24) for rejects, or kObs* below
+//   [23..0]  for rejects: the reg4 detail (NACL rule number); for kObsCount/kObsFlags: bit 16 =
+//            ingress side, bits 0..15 = the interface index; for kObsRule: bit 16 = ingress
+// and the observation point id is the committing rule's conjunction id for kObsRule, else 0.
+inline constexpr uint32_t kCollectorSetId = 0x7667;
+inline constexpr uint32_t kObsRule = 0x10;   // a connection was committed by this rule (no count)
+inline constexpr uint32_t kObsCount = 0x11;  // counted packets no learned flow counted
+inline constexpr uint32_t kObsFlags = 0x12;  // TCP FIN/RST seen (already counted: flags only)
+inline constexpr uint32_t kObsIngressBit = 1U << 16;
+// Learned counting flows (tables kFlowLog*Learned) carry this magic, not kCookieMagic: they are
+// the switch's per-connection state, never compared with the desired flows.
+inline constexpr uint64_t kLearnedCookieMagic = 0x7666ULL << 48;  // "vf"
+// Idle timeout of a learned counting flow. vpcguardd reads their counters more often than
+// this (kFlowLogPollSeconds), so a flow that expires had no packet since the last read: its
+// last counts were already taken and expiry loses nothing.
+inline constexpr int kLearnedIdleTimeout = 30;
+// ct_mark bits (per zone: the egress side marks in the source ENI's zone, the ingress side in
+// the destination's): this direction of the connection went through the miss path (learned a
+// counting flow). Its later packets then differ from the miss path's datapath flow in ct_mark,
+// so they never run that flow's sample() again: OVS credits such packets to the learned flow
+// once it exists (the revalidator re-translates the datapath flow), and they would be counted
+// twice. The miss path toggles the bit, so a re-learn after an idle expiry works the same way.
+inline constexpr uint32_t kCtMarkOriginalLearned = 0x1;
+inline constexpr uint32_t kCtMarkReplyLearned = 0x2;
+inline constexpr int kFlowLogPollSeconds = 10;
 
 // Conjunction ids of SG rules start here (ids below are free for other uses); they end below
 // 2^24 (translator/rule_ids.h), so the cookie's index field holds them whole.

@@ -123,6 +123,7 @@ class Translator {
       if (auto p = in_.ofports.find(eni.id); p != in_.ofports.end()) {
         info.ofport = p->second;
       }
+      info.flow_logged = flowLogged(policy_, eni);
       if (!policy_.vpc.strict_revocation) {
         for (const auto& g : eni.security_group_ids) {
           if (auto bits = group_open_bits_.find(g); bits != group_open_bits_.end()) {
@@ -316,6 +317,17 @@ IpAddress linkLocalFromMac(const std::string& mac) {
   a.bytes[14] = static_cast<uint8_t>(b[4]);
   a.bytes[15] = static_cast<uint8_t>(b[5]);
   return a;
+}
+
+bool flowLogCovers(const model::FlowLog& log, const model::Policy& policy,
+                   const model::NetworkInterface& eni) {
+  return log.resource_id == eni.id || log.resource_id == eni.subnet_id ||
+         (!policy.vpc.id.empty() && log.resource_id == policy.vpc.id);
+}
+
+bool flowLogged(const model::Policy& policy, const model::NetworkInterface& eni) {
+  return std::any_of(policy.flow_logs.begin(), policy.flow_logs.end(),
+                     [&](const model::FlowLog& log) { return flowLogCovers(log, policy, eni); });
 }
 
 }  // namespace vpcguard

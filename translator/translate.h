@@ -64,6 +64,13 @@ using ConntrackTimeouts = std::map<uint16_t, std::map<std::string, int64_t>>;
 [[nodiscard]] ConntrackTimeouts conntrackTimeouts(
     const model::Policy& policy, const std::map<std::string, uint16_t>& interface_index);
 
+// Whether a flow log covers an interface: its resource is the interface, the interface's subnet
+// or the VPC (a VPC or subnet log covers every interface inside, present and future).
+[[nodiscard]] bool flowLogCovers(const model::FlowLog& log, const model::Policy& policy,
+                                 const model::NetworkInterface& eni);
+// Whether any flow log covers it: its accepted traffic is then counted (docs/flowlogs.md).
+[[nodiscard]] bool flowLogged(const model::Policy& policy, const model::NetworkInterface& eni);
+
 // Minimal value/mask pairs covering [from, to] of a 16-bit field, e.g. 1024-65535 -> 6 masks.
 struct MaskedValue {
   uint16_t value = 0;

@@ -44,8 +44,41 @@ std::string labelHex(uint64_t high, uint64_t low) {
   return fmt::format("{:#x}{:016x}", high, low);
 }
 
+// An IPFIX sample for the flow-log collector (a no-op while no flow log exists: OVS ignores
+// sample() on a bridge without IPFIX).
+std::string sampleAction(uint32_t obs_domain, uint32_t obs_point) {
+  return fmt::format("sample(probability=65535,collector_set_id={},obs_domain_id={},obs_point_id={})",
+                     kCollectorSetId, obs_domain, obs_point);
+}
+
+// Verdicts of security groups and NACLs are what flow logs record as REJECT; the others
+// (port security, no route, conntrack-invalid) are not AWS rejects and are not sampled.
+bool isFlowLogReject(uint32_t verdict) {
+  switch (verdict & 0xff000000U) {
+    case kVerdictSgEgressMiss:
+    case kVerdictSgIngressMiss:
+    case kVerdictNaclOutDeny:
+    case kVerdictNaclInDeny:
+    case kVerdictSgEgressRevoked:
+    case kVerdictSgIngressRevoked:
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::string dropWith(uint32_t verdict) {
-  return fmt::format("set_field:{}->{},{}", hex(verdict), kRegVerdict, gotoTable(kDrop));
+  const std::string sample = isFlowLogReject(verdict) ? sampleAction(verdict, 0) + "," : "";
+  return fmt::format("{}set_field:{}->{},{}", sample, hex(verdict), kRegVerdict, gotoTable(kDrop));
+}
+
+// Counts an accepted packet for flow logs on one side, then goes on with `then`: the learned
+// table counts packets of known connections (and marks them in the scratch register), the
+// flow-log table learns new connections and samples what was not counted (docs/flowlogs.md).
+std::string countThen(bool ingress, const std::string& then) {
+  return fmt::format("set_field:0->{},resubmit(,{}),resubmit(,{}),{}", "reg9",
+                     static_cast<int>(ingress ? kFlowLogIngressLearned : kFlowLogEgressLearned),
+                     static_cast<int>(ingress ? kFlowLogIngress : kFlowLogEgress), then);
 }
 
 const char* ipMatch(IpFamily f) { return f == IpFamily::kV4 ? "ip" : "ipv6"; }
@@ -209,7 +242,7 @@ void infrastructure(FlowSink& b) {
   }
   // NACLs apply only when the packet crosses a subnet boundary.
   b.add(kNaclOut, 50000, k, 0, fmt::format("{}=0/{}", kRegFlags, hex(kFlagRouted)),
-        gotoTable(kSgIngressCt));
+        countThen(false, gotoTable(kSgIngressCt)));
   b.add(kNaclOut, 0, k, 0, "", dropWith(kVerdictNaclOutDeny | kNaclStarRule));
   b.add(kNaclIn, 0, k, 0, "", dropWith(kVerdictNaclInDeny | kNaclStarRule));
   b.add(kOutput, 0, k, 0, "", dropWith(kVerdictNoRoute));
@@ -220,6 +253,35 @@ void infrastructure(FlowSink& b) {
         "move:NXM_OF_ETH_SRC[]->NXM_NX_ND_TLL[],IN_PORT");
   b.add(kNdReply, 0, k, 0, "", "drop");
   b.add(kDrop, 0, k, 0, "", "drop");
+  // Flow-log counting: a packet a learned flow counted is done; interfaces without a flow log
+  // have no flows here (interfaceFlows adds them for logged ones).
+  for (Table t : {kFlowLogEgress, kFlowLogIngress}) {
+    b.add(t, 20, k, 0, "reg9=0x1/0x1", "drop");
+    b.add(t, 0, k, 0, "", "drop");
+  }
+  // The miss path's conntrack mark (kCtMark*Learned): which direction, then toggle its bit.
+  for (auto [t, zone] : {std::pair{kFlowLogEgressMark, kNxmSrcEni},
+                         std::pair{kFlowLogIngressMark, kNxmDstEni}}) {
+    const auto mark = [&](uint32_t value, uint32_t bit) {
+      return fmt::format("ct(commit,zone={}[0..15],exec(set_field:{}/{}->ct_mark))", zone,
+                         hex(value), hex(bit));
+    };
+    // Committed earlier in this pass (a new connection): conntrack state is cleared, and it is
+    // the original direction.
+    for (const char* fam : {"ip", "ipv6"}) {
+      b.add(t, 10, k, 0, fmt::format("ct_state=-trk,{}", fam),
+            mark(kCtMarkOriginalLearned, kCtMarkOriginalLearned));
+      for (auto [dir, bit] : {std::pair{"-rpl", kCtMarkOriginalLearned},
+                              std::pair{"+rpl", kCtMarkReplyLearned}}) {
+        b.add(t, 10, k, 0, fmt::format("ct_state=+trk{},ct_mark=0/{},{}", dir, hex(bit), fam),
+              mark(bit, bit));
+        b.add(t, 10, k, 0,
+              fmt::format("ct_state=+trk{},ct_mark={}/{},{}", dir, hex(bit), hex(bit), fam),
+              mark(0, bit));
+      }
+    }
+    b.add(t, 0, k, 0, "", "drop");
+  }
 }
 void router(FlowSink& b, const model::Subnet& s, uint32_t si) {
   const auto k = CookieKind::kRouter;
@@ -368,15 +430,62 @@ void interfaceFlows(FlowSink& b, const InterfaceUnit& info) {
           fmt::format("output:{}", info.ofport));
   }
 
-  // Delivery, with the router's rewrite when routed.
+  // Delivery, with the router's rewrite when routed; counted for flow logs first.
   const std::string dst = fmt::format("{}={}", kRegDstEni, z);
   for (const char* fam : {"ip", "ipv6"}) {
     b.add(kOutput, kDefaultPriority, k, z,
           fmt::format("{},{}={}/{},{}", dst, kRegFlags, hex(kFlagRewrite), hex(kFlagRewrite), fam),
-          fmt::format("dec_ttl,set_field:{}->eth_src,set_field:{}->eth_dst,output:{}", kRouterMac,
-                      mac, info.ofport));
+          countThen(true, fmt::format("dec_ttl,set_field:{}->eth_src,set_field:{}->eth_dst,output:{}",
+                                      kRouterMac, mac, info.ofport)));
   }
-  b.add(kOutput, 90, k, z, dst, fmt::format("output:{}", info.ofport));
+  b.add(kOutput, 90, k, z, dst, countThen(true, fmt::format("output:{}", info.ofport)));
+  if (info.flow_logged) {
+    flowLogFlows(b, info.index);
+  }
+}
+
+void flowLogFlows(FlowSink& b, uint16_t z) {
+  const auto k = CookieKind::kFlowLog;
+  // Per side: learn a counting flow for each new connection (5-tuple; ICMP and other protocols
+  // by addresses and protocol) and sample the packet, which no learned flow counted. TCP FIN and
+  // RST of counted packets are sampled for their flags only (AWS's tcp-flags field).
+  for (bool ingress : {false, true}) {
+    const Table table = ingress ? kFlowLogIngress : kFlowLogEgress;
+    const Table learned = ingress ? kFlowLogIngressLearned : kFlowLogEgressLearned;
+    const std::string reg = fmt::format("{}={}", ingress ? kRegDstEni : kRegSrcEni, z);
+    const char* nxm_reg = ingress ? kNxmDstEni : kNxmSrcEni;
+    const uint32_t side = (ingress ? kObsIngressBit : 0) | z;
+    const std::string count = sampleAction((kObsCount << 24) | side, 0);
+    // OVS's IPFIX records carry no TCP flags: the flag is the observation point (1 FIN, 4 RST).
+    for (auto [flag, bit] : {std::pair{"+fin", 1U}, std::pair{"+rst", 4U}}) {
+      for (const char* tcp : {"tcp", "tcp6"}) {
+        b.add(table, 30, k, z, fmt::format("reg9=0x1/0x1,{},{},tcp_flags={}", reg, tcp, flag),
+              sampleAction((kObsFlags << 24) | side, bit));
+      }
+    }
+    struct Proto {
+      const char* match;
+      uint16_t priority;
+      const char* spec;  // what the learned flow matches besides the interface
+    };
+    const Proto protos[] = {
+        {"tcp", 10, "eth_type=0x800,nw_proto=6,NXM_OF_IP_SRC[],NXM_OF_IP_DST[],NXM_OF_TCP_SRC[],NXM_OF_TCP_DST[]"},
+        {"udp", 10, "eth_type=0x800,nw_proto=17,NXM_OF_IP_SRC[],NXM_OF_IP_DST[],NXM_OF_UDP_SRC[],NXM_OF_UDP_DST[]"},
+        {"ip", 5, "eth_type=0x800,NXM_OF_IP_PROTO[],NXM_OF_IP_SRC[],NXM_OF_IP_DST[]"},
+        {"tcp6", 10, "eth_type=0x86dd,nw_proto=6,NXM_NX_IPV6_SRC[],NXM_NX_IPV6_DST[],NXM_OF_TCP_SRC[],NXM_OF_TCP_DST[]"},
+        {"udp6", 10, "eth_type=0x86dd,nw_proto=17,NXM_NX_IPV6_SRC[],NXM_NX_IPV6_DST[],NXM_OF_UDP_SRC[],NXM_OF_UDP_DST[]"},
+        {"ipv6", 5, "eth_type=0x86dd,NXM_OF_IP_PROTO[],NXM_NX_IPV6_SRC[],NXM_NX_IPV6_DST[]"},
+    };
+    for (const Proto& p : protos) {
+      b.add(table, p.priority, k, z, fmt::format("{},{}", reg, p.match),
+            fmt::format("learn(table={},idle_timeout={},priority=10,cookie={:#x},{}[],{},"
+                        "load:0x1->NXM_NX_REG9[0]),{},resubmit(,{})",
+                        static_cast<int>(learned), kLearnedIdleTimeout,
+                        kLearnedCookieMagic | (uint64_t{ingress ? 1U : 0U} << 16) | z, nxm_reg,
+                        p.spec, count,
+                        static_cast<int>(ingress ? kFlowLogIngressMark : kFlowLogEgressMark)));
+    }
+  }
 }
 
 uint32_t groupOpenBits(const model::SecurityGroup& group) {
@@ -528,9 +637,12 @@ RuleResult rule(FlowSink& b, const RuleUnit& unit) {
     return *fp_once;
   };
   const auto checked_label = [&] { return labelHex(fp(), kCheckedLow | id); };
+  // The committing rule is sampled for flow logs (the deciding rule of ACCEPT records): once
+  // per connection, as only new (and re-evaluated) connections reach the evaluation table.
+  const std::string rule_sample = sampleAction((kObsRule << 24) | (egress ? 0 : kObsIngressBit), id);
   const auto commit = [&](const std::string& label) {
-    return fmt::format("ct(commit,zone={}[0..15],exec(set_field:{}->ct_label)),{}", zone, label,
-                       gotoTable(next));
+    return fmt::format("{},ct(commit,zone={}[0..15],exec(set_field:{}->ct_label)),{}", rule_sample,
+                       zone, label, gotoTable(next));
   };
   for (IpFamily f : families) {
     b.add(table, kEvalPriority, CookieKind::kSgRule, id,
@@ -621,7 +733,7 @@ size_t networkAcl(FlowSink& b, const model::NetworkAcl& nacl, uint32_t ni) {
     const std::string addr = addressMatch(e.cidr, !e.egress);
     const auto prio = static_cast<uint16_t>(kNaclBasePriority - e.rule_number);
     const std::string action =
-        e.allow ? gotoTable(e.egress ? kNaclIn : kSgIngressCt)
+        e.allow ? (e.egress ? countThen(false, gotoTable(kNaclIn)) : gotoTable(kSgIngressCt))
                 : dropWith((e.egress ? kVerdictNaclOutDeny : kVerdictNaclInDeny) |
                            static_cast<uint32_t>(e.rule_number));
     auto protos = protocolMatches(e.cidr.family(), e.protocol, e.port_range, e.icmp_type_code);

@@ -75,8 +75,11 @@ struct InterfaceUnit {
   uint32_t nacl_index = 0;
   int ofport = -1;  // -1 = not attached to this bridge (then it has no flows)
   uint32_t open_bits = 0;
+  bool flow_logged = false;  // a flow log covers it: its traffic is counted (flowLogFlows)
 };
 void interfaceFlows(FlowSink& b, const InterfaceUnit& unit);
+// The flow-log counting flows of one interface (part of its interface unit when logged).
+void flowLogFlows(FlowSink& b, uint16_t index);
 
 // Returns the number of flows it made (TranslateStats::nacl_flows).
 size_t networkAcl(FlowSink& b, const model::NetworkAcl& nacl, uint32_t nacl_index);

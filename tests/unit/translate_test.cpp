@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 
 #include "tests/harness/sample_policy.h"
 #include "translator/pipeline.h"
+#include "translator/units.h"
 
 namespace vpcguard {
 namespace {
@@ -501,9 +503,40 @@ TEST(Revocation, RevokedRepliesDropWithTheirOwnVerdict) {
       return f.table == table && f.match.find("+rpl") != std::string::npos;
     });
     ASSERT_NE(it, t->flows.end());
-    EXPECT_EQ(it->actions, fmt::format("set_field:{:#x}->reg4,goto_table:{}", verdict,
-                                       static_cast<int>(pipeline::kDrop)));
+    // Sampled for flow logs as a REJECT of its side, with the verdict as the sample's domain.
+    EXPECT_EQ(it->actions,
+              fmt::format("sample(probability=65535,collector_set_id={},obs_domain_id={},"
+                          "obs_point_id=0),set_field:{:#x}->reg4,goto_table:{}",
+                          pipeline::kCollectorSetId, verdict, verdict,
+                          static_cast<int>(pipeline::kDrop)));
   }
+}
+
+// Flow logs: a logged interface gets its counting flows; the rest of the policy's flows are the
+// same with or without flow logs (adding or removing a flow log touches no SG or NACL flow).
+TEST(FlowLogs, OnlyTheLoggedInterfacesGetCountingFlows) {
+  auto p = test::samplePolicy();
+  auto plain = translate(inputFor(p));
+  ASSERT_TRUE(plain);
+  model::FlowLog fl;
+  fl.id = "fl-1";
+  fl.resource_id = "eni-db1";
+  fl.log_destination = "file:///tmp/x";
+  p.flow_logs.push_back(fl);
+  auto logged = translate(inputFor(p));
+  ASSERT_TRUE(logged);
+  std::vector<Flow> added;
+  std::set_difference(logged->flows.begin(), logged->flows.end(), plain->flows.begin(),
+                      plain->flows.end(), std::back_inserter(added), units::FlowOrder{});
+  ASSERT_FALSE(added.empty());
+  const auto index = assignInterfaceIndices(p, {});
+  ASSERT_TRUE(index);
+  const uint16_t db = index->at("eni-db1");
+  for (const auto& f : added) {
+    EXPECT_TRUE(f.table == pipeline::kFlowLogEgress || f.table == pipeline::kFlowLogIngress) << f.match;
+    EXPECT_EQ(f.cookie, pipeline::makeCookie(7, pipeline::CookieKind::kFlowLog, db)) << f.match;
+  }
+  EXPECT_EQ(logged->flows.size(), plain->flows.size() + added.size());
 }
 
 }  // namespace
