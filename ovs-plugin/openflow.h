@@ -97,8 +97,10 @@ class FlowMonitor {
   [[nodiscard]] virtual Result<std::vector<FlowUpdate>> poll(size_t max) = 0;
 };
 
+// `tables`: the tables to watch; empty = every table.
 [[nodiscard]] Result<std::unique_ptr<FlowMonitor>> startFlowMonitor(
-    const std::string& target, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+    const std::string& target, std::chrono::milliseconds timeout = std::chrono::seconds(5),
+    std::span<const uint8_t> tables = {});
 
 // Connects to `target` (any OVS vconn name, e.g. "unix:/var/run/openvswitch/br-int.mgmt").
 [[nodiscard]] Result<std::unique_ptr<OpenFlowChannel>> connectOpenFlow(

@@ -219,13 +219,18 @@ const char* toString(FlowUpdateKind kind) {
 }
 
 Result<std::unique_ptr<FlowMonitor>> startFlowMonitor(const std::string& target,
-                                                      std::chrono::milliseconds timeout) {
+                                                      std::chrono::milliseconds timeout,
+                                                      std::span<const uint8_t> tables) {
+  static constexpr uint8_t kAllTables[] = {0xff};
+  if (tables.empty()) {
+    tables = kAllTables;
+  }
   vg_of* of = nullptr;
   char* err = nullptr;
   if (vg_of_open(target.c_str(), static_cast<int>(timeout.count()), &of, &err) != 0) {
     return makeError(takeString(err));
   }
-  if (vg_of_monitor_start(of, &err) != 0) {
+  if (vg_of_monitor_start(of, tables.data(), tables.size(), &err) != 0) {
     vg_of_close(of);
     return makeError(target + ": " + takeString(err));
   }

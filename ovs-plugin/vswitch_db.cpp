@@ -198,6 +198,47 @@ Result<void> VswitchDb::setFlowRestoreWait(bool enabled) {
   return {};
 }
 
+Result<void> VswitchDb::setFlowSampling(const std::string& bridge, uint32_t set_id,
+                                        const std::vector<std::string>& targets) {
+  const std::string what = "flow sampling on " + bridge;
+  auto found = client_->transact(kDb, Json::array({Json{{"op", "select"},
+                                                        {"table", "Bridge"},
+                                                        {"where", whereName(bridge)},
+                                                        {"columns", Json::array({"_uuid"})}}}));
+  if (!found) {
+    return tl::unexpected(found.error().withContext(what));
+  }
+  const Json rows = (*found)[0].value("rows", Json::array());
+  if (rows.empty()) {
+    return makeError(what + ": no such bridge");
+  }
+  const Json bridge_ref = rows[0]["_uuid"];
+  // The IPFIX row goes with its collector set (unreferenced IPFIX rows are garbage collected).
+  Json ops = Json::array({Json{{"op", "delete"},
+                               {"table", "Flow_Sample_Collector_Set"},
+                               {"where", Json::array({Json::array({"id", "==", set_id}),
+                                                      Json::array({"bridge", "==", bridge_ref})})}}});
+  if (!targets.empty()) {
+    ops.push_back(Json{{"op", "insert"},
+                       {"table", "IPFIX"},
+                       {"uuid-name", "vg_ipfix"},
+                       {"row", {{"targets", Json::array({"set", targets})}}}});
+    ops.push_back(Json{{"op", "insert"},
+                       {"table", "Flow_Sample_Collector_Set"},
+                       {"row",
+                        {{"id", set_id},
+                         {"bridge", bridge_ref},
+                         {"ipfix", Json::array({"named-uuid", "vg_ipfix"})},
+                         {"external_ids",
+                          Json::array({"map", Json::array({Json::array(
+                                                  {"vpcguard", "flow-logs"})})})}}}});
+  }
+  if (auto r = client_->transact(kDb, ops); !r) {
+    return tl::unexpected(r.error().withContext(what));
+  }
+  return {};
+}
+
 Result<bool> VswitchDb::flowRestoreWait() {
   auto root = client_->transact(kDb, Json::array({Json{{"op", "select"},
                                                        {"table", "Open_vSwitch"},

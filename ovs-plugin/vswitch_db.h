@@ -66,6 +66,11 @@ class VswitchDb {
       const std::string& datapath_type,
       const std::map<uint16_t, std::map<std::string, int64_t>>& policies,
       const std::set<uint16_t>& owned);
+  // Flow-based IPFIX export for flow logs: a Flow_Sample_Collector_Set with `set_id` on
+  // `bridge` whose IPFIX row sends to `targets` ("127.0.0.1:4739", ...); empty `targets`
+  // removes it (sample() actions then cost nothing). Replaces what was there for `set_id`.
+  [[nodiscard]] Result<void> setFlowSampling(const std::string& bridge, uint32_t set_id,
+                                             const std::vector<std::string>& targets);
   // Returns once ovs-vswitchd has applied everything written to the database so far (the
   // `next_cfg`/`cur_cfg` handshake ovs-vsctl uses), e.g. so a bridge's OpenFlow socket exists
   // right after ensureBridge(). Waits inside ovsdb-server (a `wait` operation), not by polling.

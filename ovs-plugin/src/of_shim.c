@@ -370,35 +370,39 @@ vg_of_run(vg_of *of, char **err)
 }
 
 int
-vg_of_monitor_start(vg_of *of, char **err)
+vg_of_monitor_start(vg_of *of, const uint8_t *tables, size_t n_tables, char **err)
 {
-    struct ofputil_flow_monitor_request fmr;
-    memset(&fmr, 0, sizeof fmr);
-    fmr.id = 1;
-    fmr.command = OFPFMC_ADD;
-    /* No OFPFMF_INITIAL: the owner reads the table with a dump when it needs it. */
-    fmr.flags = OFPFMF_ADD | OFPFMF_REMOVED | OFPFMF_MODIFY | OFPFMF_INSTRUCTIONS;
-    fmr.out_port = OFPP_ANY;
-    fmr.out_group = OFPG_ANY;
-    fmr.table_id = 0xff;
-    match_init_catchall(&fmr.match);
+    /* One monitor per table: the owner's tables only, so that busy tables of others (flows
+     * learned per connection) neither cost reading nor make the switch pause the monitor. */
+    for (size_t i = 0; i < n_tables; i++) {
+        struct ofputil_flow_monitor_request fmr;
+        memset(&fmr, 0, sizeof fmr);
+        fmr.id = (uint32_t) i + 1;
+        fmr.command = OFPFMC_ADD;
+        /* No OFPFMF_INITIAL: the owner reads the table with a dump when it needs it. */
+        fmr.flags = OFPFMF_ADD | OFPFMF_REMOVED | OFPFMF_MODIFY | OFPFMF_INSTRUCTIONS;
+        fmr.out_port = OFPP_ANY;
+        fmr.out_group = OFPG_ANY;
+        fmr.table_id = tables[i];
+        match_init_catchall(&fmr.match);
 
-    struct ofpbuf *request = ofpbuf_new(0);
-    ofputil_append_flow_monitor_request(&fmr, request, of->protocol);
-    ofpmsg_update_length(request);
-    struct ofpbuf *reply = NULL;
-    int error = vconn_transact(of->vconn, request, &reply);
-    if (error) {
-        *err = xstrerr("flow monitor request failed", error);
-        return -1;
-    }
-    enum ofptype type;
-    if (!ofptype_decode(&type, reply->data) && type == OFPTYPE_ERROR) {
-        *err = format_ofperr_msg(reply->data);
+        struct ofpbuf *request = ofpbuf_new(0);
+        ofputil_append_flow_monitor_request(&fmr, request, of->protocol);
+        ofpmsg_update_length(request);
+        struct ofpbuf *reply = NULL;
+        int error = vconn_transact(of->vconn, request, &reply);
+        if (error) {
+            *err = xstrerr("flow monitor request failed", error);
+            return -1;
+        }
+        enum ofptype type;
+        if (!ofptype_decode(&type, reply->data) && type == OFPTYPE_ERROR) {
+            *err = format_ofperr_msg(reply->data);
+            ofpbuf_delete(reply);
+            return -1;
+        }
         ofpbuf_delete(reply);
-        return -1;
     }
-    ofpbuf_delete(reply);
     return 0;
 }
 

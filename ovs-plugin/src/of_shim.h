@@ -97,8 +97,9 @@ typedef struct {
     char *actions; /* NULL when not an added/modified/removed flow */
 } vg_flow_update;
 
-/* Subscribes this connection to updates of every flow of every table. 0 on success. */
-int vg_of_monitor_start(vg_of *, char **err);
+/* Subscribes this connection to updates of every flow of the given tables (0xff: every table).
+ * 0 on success. */
+int vg_of_monitor_start(vg_of *, const uint8_t *tables, size_t n_tables, char **err);
 
 /* Receives, without blocking, up to max updates that have arrived (answering echo requests on
  * the way). 0 on success (*n may be 0), -1 if the connection is lost (*err). */
