@@ -155,8 +155,12 @@ bool Daemon::connect() {
   }
   openflow_ = std::move(*channel);
   engine_.attach(openflow_.get());
-  // Started before the first read of the table, so no change can fall between the two.
-  if (auto monitor = ovs::startFlowMonitor(target); monitor) {
+  ipfix_reconfigure_ = true;
+  // Started before the first read of the table, so no change can fall between the two. Only our
+  // tables: the flow-log tables of learned flows change with every connection.
+  static const std::vector<uint8_t> owned(std::begin(pipeline::kOwnedTables),
+                                          std::end(pipeline::kOwnedTables));
+  if (auto monitor = ovs::startFlowMonitor(target, std::chrono::seconds(5), owned); monitor) {
     monitor_ = std::move(*monitor);
   } else {
     log->warn("flow_monitor_unavailable error=\"{}\" (drift is found by the periodic check only)",
@@ -235,8 +239,26 @@ void Daemon::reportError(const std::string& error, bool config_error) {
   writeStatus();
 }
 
+void Daemon::updateFlowLogs() {
+  if (!policy_) {
+    return;
+  }
+  if (!flow_logs_) {
+    // ovs-vswitchd's pid file sits next to the OVSDB socket (its run directory).
+    std::string rundir = "/var/run/openvswitch";
+    if (options_.ovsdb.starts_with("unix:")) {
+      rundir = std::filesystem::path(options_.ovsdb.substr(5)).parent_path().string();
+    }
+    flow_logs_ = std::make_unique<FlowLogRunner>(options_.bridge, rundir);
+  }
+  flow_logs_->update(*policy_, indices_, engine_.translator().ruleNames(), db_.get(),
+                     ipfix_reconfigure_);
+  ipfix_reconfigure_ = false;
+}
+
 void Daemon::reportSync(const char* reason, double ms) {
   flushReassignedZones();
+  updateFlowLogs();
   status_.last_sync = nowIso8601();
   status_.last_sync_ms = ms;
   status_.last_sync_reason = reason;
@@ -638,15 +660,29 @@ int Daemon::run() {
     // notice a restarted ovs-vswitchd (its OpenFlow connection closes) within a second; every
     // 100 ms while the flow monitor runs (its connection is read by polling), so drift is
     // repaired well within a second.
-    const long max_wait_ms = monitor_ && !reconnect ? 100 : 1000;
+    long max_wait_ms = monitor_ && !reconnect ? 100 : 1000;
+    if (flow_logs_) {
+      max_wait_ms = std::min<long>(max_wait_ms, flow_logs_->untilNextTick().count());
+    }
     const auto wait_ms = std::clamp<long>(
         std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now()).count(), 0,
         max_wait_ms);
     std::vector<pollfd> fds = {{signals.get(), POLLIN, 0}, {inotify.get(), POLLIN, 0}};
+    const size_t flow_log_slot = fds.size();
+    if (flow_logs_ && flow_logs_->fd() >= 0) {
+      fds.push_back({flow_logs_->fd(), POLLIN, 0});
+    }
     if (db_ && !reconnect) {
       fds.push_back({db_->fd(), POLLIN, 0});
     }
     ::poll(fds.data(), fds.size(), static_cast<int>(wait_ms));
+    if (flow_logs_) {
+      if (flow_log_slot < fds.size() && fds[flow_log_slot].fd == flow_logs_->fd() &&
+          (fds[flow_log_slot].revents & POLLIN) != 0) {
+        flow_logs_->onReadable();
+      }
+      flow_logs_->tick(reconnect ? nullptr : openflow_.get());
+    }
 
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo si{};
@@ -657,6 +693,10 @@ int Daemon::run() {
           reload_at = Clock::now();
         } else {
           log->info("stopping signal={} flows=kept", si.ssi_signo);
+          if (flow_logs_) {
+            // The open interval's records are published, not lost.
+            flow_logs_->shutdown(reconnect ? nullptr : openflow_.get());
+          }
           return 0;
         }
       }

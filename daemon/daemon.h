@@ -19,6 +19,7 @@
 #include <set>
 #include <string>
 
+#include "daemon/flow_log_runner.h"
 #include "daemon/policy_engine.h"
 #include "daemon/status.h"
 #include "ovs-plugin/openflow.h"
@@ -81,6 +82,8 @@ class Daemon {
   // Logs and records a failed apply or resync; false when the switch failed us.
   bool engineFailed(const PolicyEngine::Failure& failure, const char* what, const char* reason);
   void handleInterfaceEvents(const std::vector<ovs::InterfaceEvent>& events);
+  // After a successful sync: flow logs follow the policy (and the switch's IPFIX set-up).
+  void updateFlowLogs();
 
   DaemonOptions options_;
   std::optional<model::Policy> policy_;
@@ -106,6 +109,8 @@ class Daemon {
   DaemonStatus status_;
   std::set<uint16_t> zones_to_flush_;
   bool last_error_is_config_ = false;  // last written to OVSDB (empty after a reconnect)
+  std::unique_ptr<FlowLogRunner> flow_logs_;
+  bool ipfix_reconfigure_ = true;  // a new OVSDB connection: write the IPFIX set-up again
 };
 
 }  // namespace vpcguard
