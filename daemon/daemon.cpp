@@ -156,6 +156,10 @@ bool Daemon::connect() {
   openflow_ = std::move(*channel);
   engine_.attach(openflow_.get());
   ipfix_reconfigure_ = true;
+  reject_meter_set_ = false;  // a restarted ovs-vswitchd has no meters
+  if (flow_logs_) {
+    flow_logs_->rejectMeterGone();
+  }
   // Started before the first read of the table, so no change can fall between the two. Only our
   // tables: the flow-log tables of learned flows change with every connection.
   static const std::vector<uint8_t> owned(std::begin(pipeline::kOwnedTables),
@@ -239,10 +243,28 @@ void Daemon::reportError(const std::string& error, bool config_error) {
   writeStatus();
 }
 
-void Daemon::updateFlowLogs() {
-  if (!policy_) {
+void Daemon::ensureRejectMeter() {
+  if (reject_meter_set_ || !policy_ || policy_->flow_logs.empty() || !openflow_) {
     return;
   }
+  // Flows of flow logs name the meter: it must exist before they go in. A failure shows as the
+  // switch rejecting the bundle (unknown meter), which is reported and retried like any other.
+  if (auto r = openflow_->setMeter(pipeline::kRejectMeterId, options_.flow_log_reject_rate,
+                                   options_.flow_log_reject_rate);
+      !r) {
+    logger("flowlog")->error("reject_meter_failed error=\"{}\"", r.error().message);
+    return;
+  }
+  logger("flowlog")->info("reject_meter_set id={} rate_pps={}", pipeline::kRejectMeterId,
+                          options_.flow_log_reject_rate);
+  reject_meter_set_ = true;
+  // What the meter dropped before now (an existing meter keeps its counters) is not ours to
+  // report; what it drops from now on is.
+  auto drops = openflow_->meterDrops(pipeline::kRejectMeterId);
+  flowLogs().rejectMeterCreated(drops ? *drops : 0);
+}
+
+FlowLogRunner& Daemon::flowLogs() {
   if (!flow_logs_) {
     // ovs-vswitchd's pid file sits next to the OVSDB socket (its run directory).
     std::string rundir = "/var/run/openvswitch";
@@ -251,8 +273,15 @@ void Daemon::updateFlowLogs() {
     }
     flow_logs_ = std::make_unique<FlowLogRunner>(options_.bridge, rundir);
   }
-  flow_logs_->update(*policy_, indices_, engine_.translator().ruleNames(), db_.get(),
-                     ipfix_reconfigure_);
+  return *flow_logs_;
+}
+
+void Daemon::updateFlowLogs() {
+  if (!policy_) {
+    return;
+  }
+  flowLogs().update(*policy_, indices_, engine_.translator().ruleNames(), db_.get(),
+                    ipfix_reconfigure_);
   ipfix_reconfigure_ = false;
 }
 
@@ -406,6 +435,7 @@ bool Daemon::apply(const char* reason) {
     // against an unknown installed state could only add, never remove.
     return resync(reason);
   }
+  ensureRejectMeter();
   const auto start = Clock::now();
   auto report = engine_.apply(engineInput());
   if (!report) {
@@ -437,6 +467,7 @@ bool Daemon::resync(const char* reason) {
     drift_at_ = Clock::now() + resync_retry_;
     log->warn("resync_retry in_ms={}", resync_retry_.count());
   };
+  ensureRejectMeter();
   if (auto r = engine_.readInstalled(); !r) {
     log->error("resync_failed reason={} error=\"{}\"", reason, r.error().message);
     reportError(r.error().message);

@@ -44,6 +44,9 @@ struct DaemonOptions {
   std::chrono::seconds flow_restore_grace{10};
   // Where `vpcguardctl status` reads from (default /var/run/vpcguard/<bridge>.status.json).
   std::string status_file;
+  // Rejected packets sampled for flow logs per second, at most (pipeline::kRejectMeterId);
+  // beyond it they are dropped unsampled and reported as SKIPDATA.
+  uint32_t flow_log_reject_rate = 5000;
 };
 
 // The OpenFlow target for a bridge when none is given.
@@ -84,6 +87,9 @@ class Daemon {
   void handleInterfaceEvents(const std::vector<ovs::InterfaceEvent>& events);
   // After a successful sync: flow logs follow the policy (and the switch's IPFIX set-up).
   void updateFlowLogs();
+  // Creates the flow logs' reject meter on this connection before flows that name it go in.
+  void ensureRejectMeter();
+  FlowLogRunner& flowLogs();  // created on first use
 
   DaemonOptions options_;
   std::optional<model::Policy> policy_;
@@ -111,6 +117,7 @@ class Daemon {
   bool last_error_is_config_ = false;  // last written to OVSDB (empty after a reconnect)
   std::unique_ptr<FlowLogRunner> flow_logs_;
   bool ipfix_reconfigure_ = true;  // a new OVSDB connection: write the IPFIX set-up again
+  bool reject_meter_set_ = false;  // the reject meter exists on this OpenFlow connection
 };
 
 }  // namespace vpcguard

@@ -226,6 +226,18 @@ void FlowLogRunner::readLearned(ovs::OpenFlowChannel* openflow, int64_t now) {
     }
     collector_.onLearnedFlows(ingress, flows, now);
   }
+  // Rejects the meter dropped unsampled: loss, never silent.
+  if (meter_drops_) {
+    if (auto drops = openflow->meterDrops(pipeline::kRejectMeterId); drops) {
+      if (*drops > *meter_drops_) {
+        logger("flowlog")->warn("reject_samples_rate_limited count={}", *drops - *meter_drops_);
+        collector_.onLost(*drops - *meter_drops_, now, "rate-limited");
+      }
+      meter_drops_ = *drops;
+    } else {
+      logger("flowlog")->warn("reject_meter_unread error=\"{}\"", drops.error().message);
+    }
+  }
   // Counting flows idle out kLearnedIdleTimeout after their last packet; read less often than
   // that and a flow's last packets may go unread: say so (SKIPDATA), never lose them silently.
   if (last_read_ != 0 && now - last_read_ >= pipeline::kLearnedIdleTimeout) {

@@ -48,6 +48,10 @@ class FlowLogRunner {
   void onReadable();
   // Reads counters and publishes at boundaries; `openflow` may be null (not connected).
   void tick(ovs::OpenFlowChannel* openflow);
+  // The reject meter was just created (or found) with `drops` packets dropped so far: what it
+  // drops from now on is read as SKIPDATA. Gone: a new connection, until created again.
+  void rejectMeterCreated(uint64_t drops) { meter_drops_ = drops; }
+  void rejectMeterGone() { meter_drops_.reset(); }
   // How long the loop may sleep before tick() has work.
   [[nodiscard]] std::chrono::milliseconds untilNextTick() const;
   // Stopping: the counters are read and everything open is published (the current interval
@@ -82,6 +86,7 @@ class FlowLogRunner {
   uint64_t lost_reported_ = 0;
   int64_t next_tick_ = 0;   // Unix seconds of the next boundary
   int64_t last_read_ = 0;   // Unix seconds of the last successful read of the learned tables
+  std::optional<uint64_t> meter_drops_;  // the reject meter's band count at the last read
   Stats stats_;
 };
 

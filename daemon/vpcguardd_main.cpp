@@ -44,6 +44,11 @@ int main(int argc, char** argv) {
                  "a restarted ovs-vswitchd before vpcguardd clears it")
       ->capture_default_str()
       ->check(CLI::Range(0, 3600));
+  app.add_option("--flow-log-reject-rate", options.flow_log_reject_rate,
+                 "Rejected packets per second sampled for flow logs at most; beyond it they are "
+                 "dropped unsampled and reported as SKIPDATA")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000000));
   app.add_option("--status-file", options.status_file,
                  "Status for `vpcguardctl status` (default /var/run/vpcguard/<bridge>.status.json)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();

@@ -68,6 +68,15 @@ class OpenFlowChannel {
   // connection is gone. ovs-vswitchd drops a management connection whose probe stays unanswered
   // for 60 s, so an owner that may sit idle calls this every ~30 s. Not pure, so fakes need not.
   [[nodiscard]] virtual Result<void> keepAlive() { return {}; }
+  // A packets-per-second meter with one drop band (created, or changed if it exists), and
+  // the packets its band dropped so far. Fakes need not implement them.
+  [[nodiscard]] virtual Result<void> setMeter(uint32_t /*id*/, uint32_t /*rate_pps*/,
+                                              uint32_t /*burst*/) {
+    return makeError("meters not supported by this channel");
+  }
+  [[nodiscard]] virtual Result<uint64_t> meterDrops(uint32_t /*id*/) {
+    return makeError("meters not supported by this channel");
+  }
   [[nodiscard]] virtual std::string target() const = 0;
 };
 

@@ -132,6 +132,23 @@ class OvsOpenFlowChannel final : public OpenFlowChannel {
     return {};
   }
 
+  Result<void> setMeter(uint32_t id, uint32_t rate_pps, uint32_t burst) override {
+    char* err = nullptr;
+    if (vg_of_meter_set(of_, id, rate_pps, burst, &err) != 0) {
+      return makeError("meter " + std::to_string(id) + ": " + takeString(err));
+    }
+    return {};
+  }
+
+  Result<uint64_t> meterDrops(uint32_t id) override {
+    char* err = nullptr;
+    uint64_t packets = 0;
+    if (vg_of_meter_stats(of_, id, &packets, &err) != 0) {
+      return makeError("meter " + std::to_string(id) + ": " + takeString(err));
+    }
+    return packets;
+  }
+
   Result<void> keepAlive() override {
     char* err = nullptr;
     if (vg_of_run(of_, &err) != 0) {

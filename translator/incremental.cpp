@@ -230,6 +230,8 @@ struct IncrementalTranslator::State {
   RuleIdAllocator ids;
   FlowTable table;
   std::vector<std::string> infra;
+  std::vector<uint32_t> reject_verdicts;  // input of the flow-log reject unit
+  std::vector<std::string> rejects;
   std::unordered_map<std::string, SubnetRec> subnets;
   std::unordered_map<std::string, NaclRec> nacls;
   std::unordered_map<std::string, EniRec> enis;
@@ -553,6 +555,8 @@ struct IncrementalTranslator::State {
   void resetAll() {
     table.clear();
     infra.clear();
+    reject_verdicts.clear();
+    rejects.clear();
     subnets.clear();
     nacls.clear();
     enis.clear();
@@ -637,6 +641,15 @@ Result<FlowDelta> IncrementalTranslator::State::update(
     units::infrastructure(sink);
     replaceFlows(infra, std::move(sink.flows));
     initialized = true;
+  }
+
+  // Flow-log rejects: what can be rejected, while flow logs exist.
+  if (auto verdicts = units::flowLogRejectVerdicts(policy); verdicts != reject_verdicts) {
+    CollectSink sink(generation);
+    units::flowLogRejects(sink, verdicts);
+    replaceFlows(rejects, std::move(sink.flows));
+    reject_verdicts = std::move(verdicts);
+    ++work.units;
   }
 
   // Subnets (routers).

@@ -194,6 +194,11 @@ enum class CookieKind : uint8_t {
 //            ingress side, bits 0..15 = the interface index; for kObsRule: bit 16 = ingress
 // and the observation point id is the committing rule's conjunction id for kObsRule, else 0.
 inline constexpr uint32_t kCollectorSetId = 0x7667;
+// Rejected packets are sampled in kDrop behind this meter (packets per second; vpcguardd creates
+// it before any flow names it). A flood of rejects then cannot starve the switch or the
+// collector: beyond the rate the meter drops the (rejected anyway) packet without its sample,
+// and its band counter says how many were not logged (SKIPDATA).
+inline constexpr uint32_t kRejectMeterId = 0x7667;
 inline constexpr uint32_t kObsRule = 0x10;   // a connection was committed by this rule (no count)
 inline constexpr uint32_t kObsCount = 0x11;  // counted packets no learned flow counted
 inline constexpr uint32_t kObsFlags = 0x12;  // TCP FIN/RST seen (already counted: flags only)

@@ -63,6 +63,7 @@ class Translator {
       return tl::unexpected(r.error());
     }
     units::infrastructure(b_);
+    units::flowLogRejects(b_, units::flowLogRejectVerdicts(policy_));
     for (const auto& s : policy_.subnets) {
       units::router(b_, s, subnet_index_[s.id]);
     }

@@ -51,25 +51,8 @@ std::string sampleAction(uint32_t obs_domain, uint32_t obs_point) {
                      kCollectorSetId, obs_domain, obs_point);
 }
 
-// Verdicts of security groups and NACLs are what flow logs record as REJECT; the others
-// (port security, no route, conntrack-invalid) are not AWS rejects and are not sampled.
-bool isFlowLogReject(uint32_t verdict) {
-  switch (verdict & 0xff000000U) {
-    case kVerdictSgEgressMiss:
-    case kVerdictSgIngressMiss:
-    case kVerdictNaclOutDeny:
-    case kVerdictNaclInDeny:
-    case kVerdictSgEgressRevoked:
-    case kVerdictSgIngressRevoked:
-      return true;
-    default:
-      return false;
-  }
-}
-
 std::string dropWith(uint32_t verdict) {
-  const std::string sample = isFlowLogReject(verdict) ? sampleAction(verdict, 0) + "," : "";
-  return fmt::format("{}set_field:{}->{},{}", sample, hex(verdict), kRegVerdict, gotoTable(kDrop));
+  return fmt::format("set_field:{}->{},{}", hex(verdict), kRegVerdict, gotoTable(kDrop));
 }
 
 // Counts an accepted packet for flow logs on one side, then goes on with `then`: the learned
@@ -441,6 +424,41 @@ void interfaceFlows(FlowSink& b, const InterfaceUnit& info) {
   b.add(kOutput, 90, k, z, dst, countThen(true, fmt::format("output:{}", info.ofport)));
   if (info.flow_logged) {
     flowLogFlows(b, info.index);
+  }
+}
+
+std::vector<uint32_t> flowLogRejectVerdicts(const model::Policy& policy) {
+  std::vector<uint32_t> out;
+  if (policy.flow_logs.empty()) {
+    return out;
+  }
+  out = {kVerdictSgEgressMiss, kVerdictSgIngressMiss, kVerdictSgEgressRevoked,
+         kVerdictSgIngressRevoked, kVerdictNaclOutDeny | kNaclStarRule,
+         kVerdictNaclInDeny | kNaclStarRule};
+  for (const auto& nacl : policy.network_acls) {
+    for (const auto& e : nacl.entries) {
+      if (!e.allow) {
+        out.push_back((e.egress ? kVerdictNaclOutDeny : kVerdictNaclInDeny) |
+                      static_cast<uint32_t>(e.rule_number));
+      }
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+void flowLogRejects(FlowSink& b, const std::vector<uint32_t>& verdicts) {
+  const auto k = CookieKind::kFlowLog;
+  for (uint32_t v : verdicts) {
+    const bool nacl = (v & 0xff000000U) == kVerdictNaclOutDeny ||
+                      (v & 0xff000000U) == kVerdictNaclInDeny;
+    // NACL verdicts name their rule: one flow per rule number that can deny. The security
+    // group kinds have no detail.
+    const std::string match = nacl ? fmt::format("{}={}", kRegVerdict, hex(v))
+                                   : fmt::format("{}={}/0xff000000", kRegVerdict, hex(v));
+    b.add(kDrop, nacl ? 20 : 10, k, 0, match,
+          fmt::format("meter:{},{}", kRejectMeterId, sampleAction(v, 0)));
   }
 }
 

@@ -80,6 +80,12 @@ struct InterfaceUnit {
 void interfaceFlows(FlowSink& b, const InterfaceUnit& unit);
 // The flow-log counting flows of one interface (part of its interface unit when logged).
 void flowLogFlows(FlowSink& b, uint16_t index);
+// What flow logs record as REJECT (verdicts of security groups and NACLs: the SG kinds, and the
+// `*` rule and every deny entry of every NACL), sorted; empty while no flow log exists. Port
+// security, no-route and conntrack-invalid drops are not AWS rejects.
+[[nodiscard]] std::vector<uint32_t> flowLogRejectVerdicts(const model::Policy& policy);
+// The drop table's flows that sample those rejects, behind the rate-limiting meter.
+void flowLogRejects(FlowSink& b, const std::vector<uint32_t>& verdicts);
 
 // Returns the number of flows it made (TranslateStats::nacl_flows).
 size_t networkAcl(FlowSink& b, const model::NetworkAcl& nacl, uint32_t nacl_index);

@@ -15,6 +15,7 @@
 #include "openvswitch/ofp-bundle.h"
 #include "openvswitch/ofp-errors.h"
 #include "openvswitch/ofp-flow.h"
+#include "openvswitch/ofp-meter.h"
 #include "openvswitch/ofp-monitor.h"
 #include "openvswitch/ofp-msgs.h"
 #include "openvswitch/ofp-protocol.h"
@@ -321,6 +322,93 @@ vg_of_ct_flush_zone(vg_of *of, uint16_t zone, char **err)
         return -1;
     }
     return 0;
+}
+
+/* Sends one meter mod and waits for the switch's verdict: 0, or the OpenFlow error's code
+ * (*err set), or -1 when the transaction failed. */
+static int
+meter_mod(vg_of *of, uint16_t command, uint32_t id, uint32_t rate_pps, uint32_t burst,
+          enum ofperr *ofp_error, char **err)
+{
+    struct ofputil_meter_band band;
+    memset(&band, 0, sizeof band);
+    band.type = OFPMBT13_DROP;
+    band.rate = rate_pps;
+    band.burst_size = burst;
+    struct ofputil_meter_mod mm;
+    memset(&mm, 0, sizeof mm);
+    mm.command = command;
+    mm.meter.meter_id = id;
+    mm.meter.flags = OFPMF13_PKTPS | OFPMF13_STATS | (burst ? OFPMF13_BURST : 0);
+    mm.meter.n_bands = 1;
+    mm.meter.bands = &band;
+    struct ofpbuf *msg = ofputil_encode_meter_mod(vconn_get_version(of->vconn), &mm);
+    struct ofpbuf *reply = NULL;
+    *ofp_error = 0;
+    int error = vconn_transact_noreply(of->vconn, msg, &reply);
+    if (error) {
+        *err = xstrerr("meter mod failed", error);
+        return -1;
+    }
+    if (reply) {
+        *ofp_error = ofperr_decode_msg(reply->data, NULL);
+        *err = format_ofperr_msg(reply->data);
+        ofpbuf_delete(reply);
+        return 1;
+    }
+    return 0;
+}
+
+int
+vg_of_meter_set(vg_of *of, uint32_t id, uint32_t rate_pps, uint32_t burst, char **err)
+{
+    enum ofperr ofp_error;
+    int r = meter_mod(of, OFPMC13_MODIFY, id, rate_pps, burst, &ofp_error, err);
+    if (r == 1 && ofp_error == OFPERR_OFPMMFC_UNKNOWN_METER) {
+        free(*err);
+        *err = NULL;
+        r = meter_mod(of, OFPMC13_ADD, id, rate_pps, burst, &ofp_error, err);
+    }
+    return r == 0 ? 0 : -1;
+}
+
+int
+vg_of_meter_stats(vg_of *of, uint32_t id, uint64_t *band_packets, char **err)
+{
+    struct ofpbuf *request = ofputil_encode_meter_request(vconn_get_version(of->vconn),
+                                                          OFPUTIL_METER_STATS, id);
+    struct ofpbuf *reply = NULL;
+    int error = vconn_transact(of->vconn, request, &reply);
+    if (error) {
+        *err = xstrerr("meter stats request failed", error);
+        return -1;
+    }
+    enum ofptype type;
+    if (ofptype_decode(&type, reply->data) || type != OFPTYPE_METER_STATS_REPLY) {
+        *err = type == OFPTYPE_ERROR ? format_ofperr_msg(reply->data)
+                                     : xstrdup("unexpected reply to a meter stats request");
+        ofpbuf_delete(reply);
+        return -1;
+    }
+    struct ofpbuf bands;
+    ofpbuf_init(&bands, 64);
+    struct ofputil_meter_stats ms;
+    int found = -1;
+    *band_packets = 0;
+    while (!ofputil_decode_meter_stats(reply, &ms, &bands)) {
+        if (ms.meter_id == id) {
+            for (size_t i = 0; i < ms.n_bands; i++) {
+                *band_packets += ms.bands[i].packet_count;
+            }
+            found = 0;
+        }
+    }
+    ofpbuf_uninit(&bands);
+    ofpbuf_delete(reply);
+    if (found) {
+        *err = xasprintf("meter %u not found", id);
+    }
+    return found;
 }
 
 /* Receives one message without blocking, answering echo requests on the way (EAGAIN when the

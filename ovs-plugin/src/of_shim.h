@@ -68,6 +68,11 @@ int vg_of_barrier(vg_of *, char **err);
 
 /* Flushes the userspace conntrack entries of one zone (Nicira NXT_CT_FLUSH_ZONE). */
 int vg_of_ct_flush_zone(vg_of *, uint16_t zone, char **err);
+/* Creates or changes meter `id`: one drop band of `rate_pps` packets per second (burst `burst`
+ * packets; 0 = the switch's default), with statistics. */
+int vg_of_meter_set(vg_of *, uint32_t id, uint32_t rate_pps, uint32_t burst, char **err);
+/* Packets meter `id`'s bands dropped since it was created. */
+int vg_of_meter_stats(vg_of *, uint32_t id, uint64_t *band_packets, char **err);
 
 /* Handles what the switch sent unasked: answers its echo requests and discards asynchronous
  * messages. ovs-vswitchd probes a management connection after 60 s without traffic from us and

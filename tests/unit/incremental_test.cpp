@@ -40,7 +40,7 @@ class Mutator {
 
   std::string mutate(model::Policy& p, std::map<std::string, int>& ofports, int& next_port,
                      std::map<std::string, uint16_t>& indices) {
-    switch (uniform(0, 14)) {
+    switch (uniform(0, 15)) {
       case 0:
       case 1: {  // add a rule (anywhere in the list: later rules move)
         if (p.security_groups.empty()) {
@@ -186,6 +186,24 @@ class Mutator {
         }
         indices[e.id] = static_cast<uint16_t>(highest + 1);
         return "reindex " + e.id;
+      }
+      case 14: {  // a flow log on the VPC, a subnet or an interface comes or goes
+        if (!p.flow_logs.empty() && chance(0.5)) {
+          p.flow_logs.erase(p.flow_logs.begin() +
+                            uniform(0, static_cast<int>(p.flow_logs.size()) - 1));
+          return "flow log removed";
+        }
+        model::FlowLog fl;
+        fl.id = "fl-" + std::to_string(next_port++);
+        fl.log_destination = "file:///tmp/x";
+        const int kind = uniform(0, 2);
+        if (kind == 0 || p.network_interfaces.empty()) {
+          fl.resource_id = kind == 1 && !p.subnets.empty() ? pick(p.subnets).id : p.vpc.id;
+        } else {
+          fl.resource_id = kind == 1 ? pick(p.subnets).id : pick(p.network_interfaces).id;
+        }
+        p.flow_logs.push_back(fl);
+        return "flow log on " + fl.resource_id;
       }
       default: {  // rarely: strict revocation flips (every rule's flows change)
         if (chance(0.3)) {

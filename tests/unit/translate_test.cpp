@@ -503,12 +503,8 @@ TEST(Revocation, RevokedRepliesDropWithTheirOwnVerdict) {
       return f.table == table && f.match.find("+rpl") != std::string::npos;
     });
     ASSERT_NE(it, t->flows.end());
-    // Sampled for flow logs as a REJECT of its side, with the verdict as the sample's domain.
-    EXPECT_EQ(it->actions,
-              fmt::format("sample(probability=65535,collector_set_id={},obs_domain_id={},"
-                          "obs_point_id=0),set_field:{:#x}->reg4,goto_table:{}",
-                          pipeline::kCollectorSetId, verdict, verdict,
-                          static_cast<int>(pipeline::kDrop)));
+    EXPECT_EQ(it->actions, fmt::format("set_field:{:#x}->reg4,goto_table:{}", verdict,
+                                       static_cast<int>(pipeline::kDrop)));
   }
 }
 
@@ -532,10 +528,22 @@ TEST(FlowLogs, OnlyTheLoggedInterfacesGetCountingFlows) {
   const auto index = assignInterfaceIndices(p, {});
   ASSERT_TRUE(index);
   const uint16_t db = index->at("eni-db1");
+  size_t rejects = 0;
   for (const auto& f : added) {
+    if (f.table == pipeline::kDrop) {
+      // Rejects are sampled in the drop table, behind the meter, per verdict (the SG kinds;
+      // every NACL's `*` and deny entries by rule number).
+      ++rejects;
+      EXPECT_EQ(f.cookie, pipeline::makeCookie(7, pipeline::CookieKind::kFlowLog, 0)) << f.match;
+      EXPECT_EQ(f.actions.rfind(fmt::format("meter:{},sample(", pipeline::kRejectMeterId), 0), 0U)
+          << f.actions;
+      continue;
+    }
     EXPECT_TRUE(f.table == pipeline::kFlowLogEgress || f.table == pipeline::kFlowLogIngress) << f.match;
     EXPECT_EQ(f.cookie, pipeline::makeCookie(7, pipeline::CookieKind::kFlowLog, db)) << f.match;
   }
+  EXPECT_EQ(rejects, units::flowLogRejectVerdicts(p).size());
+  EXPECT_GE(rejects, 6U);  // 4 SG kinds, 2 `*` rules
   EXPECT_EQ(logged->flows.size(), plain->flows.size() + added.size());
 }
 
