@@ -28,6 +28,9 @@ PACKAGES=(
   zlib1g-dev
   # lab and end-to-end tests: config helper, namespaces, veths, traffic
   python3 iproute2 ethtool iputils-ping netcat-openbsd iperf3 tcpdump procps psmisc
+  # nfcapd/nfdump: the external IPFIX collector of the flow-log export test
+  # (tests/e2e/flow_log_export_test.cpp, a flow log's ipfix_collector)
+  nfdump
   # the peer benchmark (bench/vs_ovn.sh): OVN 23.03 on the same policy
   ovn-central ovn-host
 )
