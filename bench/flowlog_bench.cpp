@@ -819,8 +819,11 @@ class Capture {
   Capture(std::string netns, std::string pcap) : netns_(std::move(netns)), pcap_(std::move(pcap)) {}
   Result<void> start(int port) {
     test::ChildProcess::Options o;
-    o.argv = {"ip", "netns", "exec", netns_, "tcpdump", "-i", "eth0", "-nn", "-s", "80", "-B",
-              "65536", "-w", pcap_, "tcp", "port", std::to_string(port)};
+    // --immediate-mode: without it the last packets can sit in a half-filled ring block that
+    // tcpdump never reads before SIGINT (seen here: the tail of the run missing).
+    o.argv = {"ip", "netns", "exec", netns_, "tcpdump", "-i", "eth0", "-nn", "-U",
+              "--immediate-mode", "-s", "80", "-B", "65536", "-w", pcap_,
+              "tcp", "port", std::to_string(port)};
     o.output_path = pcap_ + ".err";
     auto p = test::ChildProcess::spawn(o);
     if (!p) {
@@ -833,18 +836,42 @@ class Capture {
     }
     return {};
   }
-  // Stops it; the packets the kernel dropped before tcpdump read them (-1: unknown).
+  // Stops it once it has written everything it captured (it lags behind the traffic when the
+  // machine is busy). Returns packets the kernel received for it but it did not write (dropped,
+  // or received and still queued): 0 = the capture is complete; -1 = unknown.
   long stop() {
+    const auto size = [&] {
+      std::ifstream in(pcap_, std::ios::binary | std::ios::ate);
+      return static_cast<long>(in.tellg());
+    };
+    long last = -1;
+    (void)test::waitFor(
+        [&] {
+          const long now = size();
+          const bool stable = now == last;
+          last = now;
+          return stable;
+        },
+        std::chrono::seconds(30), std::chrono::milliseconds(500));
     process_->signal(SIGINT);
     (void)process_->waitExit(std::chrono::seconds(10));
     process_.reset();
     const std::string err = readFile(pcap_ + ".err");
-    const size_t at = err.find(" packets dropped by kernel");
-    if (at == std::string::npos) {
+    const auto count = [&](const std::string& what) -> long {
+      const size_t at = err.find(" packets " + what);
+      if (at == std::string::npos) {
+        return -1;
+      }
+      const size_t from = err.rfind('\n', at);
+      return std::stol(err.substr(from == std::string::npos ? 0 : from + 1, at));
+    };
+    const long captured = count("captured");
+    const long received = count("received by filter");
+    const long dropped = count("dropped by kernel");
+    if (captured < 0 || received < 0 || dropped < 0) {
       return -1;
     }
-    const size_t from = err.rfind('\n', at);
-    return std::stol(err.substr(from == std::string::npos ? 0 : from + 1, at));
+    return received - captured + dropped;
   }
   [[nodiscard]] const std::string& pcap() const { return pcap_; }
 
@@ -854,7 +881,8 @@ class Capture {
   std::unique_ptr<test::ChildProcess> process_;
 };
 
-int runLoss(const std::string& config_path, int seconds, int clients, bool& unreported) {
+int runLoss(const std::string& config_path, int seconds, int clients, const std::string& keep,
+            bool& unreported, bool& overcount) {
   const std::string client = "eni-web1";
   const std::string server = "eni-db1";
   const int port = 5432;
@@ -983,12 +1011,22 @@ int runLoss(const std::string& config_path, int seconds, int clients, bool& unre
   }
   uint64_t want = 0, got = 0, short_packets = 0, short_keys = 0, extra_packets = 0,
            extra_keys = 0;
+  std::vector<std::string> examples;  // a few mismatches, to reproduce by hand
+  const auto describe = [&](const Key& k, uint64_t on_wire, uint64_t in_log) {
+    if (examples.size() < 6) {
+      const auto& [eni, side, src, dst, sport, dport] = k;
+      examples.push_back(fmt::format("{} {} {}:{} -> {}:{}: wire {} logged {}", eni, side,
+                                     IpAddress::v4(src).toString(), sport,
+                                     IpAddress::v4(dst).toString(), dport, on_wire, in_log));
+    }
+  };
   for (const auto& [k, n] : wire) {
     want += n;
     const uint64_t l = logged.count(k) != 0 ? logged[k] : 0;
     if (l < n) {
       short_packets += n - l;
       ++short_keys;
+      describe(k, n, l);
     }
   }
   for (const auto& [k, n] : logged) {
@@ -997,12 +1035,15 @@ int runLoss(const std::string& config_path, int seconds, int clients, bool& unre
     if (n > w) {
       extra_packets += n - w;
       ++extra_keys;
+      describe(k, w, n);
     }
   }
   const bool capture_complete = drop_client == 0 && drop_server == 0;
   // Loss is reported when SKIPDATA records exist and vpcguardd's lost-record lines account for
   // at least the missing packets (each lost IPFIX record is one sampled packet).
   unreported = short_packets > 0 && (skip_records == 0 || lost_records < short_packets);
+  // Packets logged that a complete capture never saw are counted twice somewhere.
+  overcount = extra_packets > 0 && capture_complete;
 
   std::printf("== record loss at the highest new-connection rate (%s -> %s:%d, %d clients, "
               "%.1f s)\n",
@@ -1017,7 +1058,7 @@ int runLoss(const std::string& config_path, int seconds, int clients, bool& unre
   std::printf("ok_records                       %llu (%llu REJECT; %llu other records)\n",
               static_cast<unsigned long long>(ok_records), static_cast<unsigned long long>(rejects),
               static_cast<unsigned long long>(other_records));
-  std::printf("packets_on_wire                  %llu (tcpdump, both VMs; kernel drops %ld/%ld)\n",
+  std::printf("packets_on_wire                  %llu (tcpdump, both VMs; not captured %ld/%ld)\n",
               static_cast<unsigned long long>(want), drop_client, drop_server);
   std::printf("packets_logged                   %llu\n", static_cast<unsigned long long>(got));
   std::printf("packets_missing                  %llu in %llu records\n",
@@ -1032,6 +1073,9 @@ int runLoss(const std::string& config_path, int seconds, int clients, bool& unre
   std::printf("ipfix_records_lost lines         %llu (count sum %llu)\n",
               static_cast<unsigned long long>(lost_lines),
               static_cast<unsigned long long>(lost_records));
+  for (const auto& e : examples) {
+    std::printf("  mismatch: %s\n", e.c_str());
+  }
   if (!capture_complete) {
     std::printf("NOTE: tcpdump dropped packets: the wire counts are a lower bound\n");
   }
@@ -1054,6 +1098,14 @@ int runLoss(const std::string& config_path, int seconds, int clients, bool& unre
   if (!stopped) {
     std::printf("WARNING: vpcguardd did not exit on SIGTERM within 10 s\n");
   }
+  if (!keep.empty()) {
+    auto r = test::run(fmt::format("mkdir -p {0} && cp -r {1}/loss-client.pcap {1}/loss-server.pcap "
+                                   "{1}/loss-records {2} {0}/",
+                                   test::shellQuote(keep), test::shellQuote(dir),
+                                   test::shellQuote(daemon.logPath())));
+    std::printf("kept the captures, records and vpcguardd's log in %s%s\n", keep.c_str(),
+                r.ok() ? "" : (" (failed: " + r.output + ")").c_str());
+  }
   return 0;
 }
 
@@ -1070,6 +1122,7 @@ int main(int argc, char** argv) {
   int seconds = 10;
   int rounds = 1;
   int clients = 4;
+  std::string keep;
   app.add_flag("--collector", collector, "1. collector throughput and memory");
   app.add_flag("--datapath", datapath, "2. datapath cost of a flow log (real vpcguardd)");
   app.add_flag("--loss", loss, "3. record loss at the highest new-connection rate");
@@ -1083,6 +1136,7 @@ int main(int argc, char** argv) {
   app.add_option("--rounds", rounds, "Datapath: measure (a) and (b) this many times each")
       ->capture_default_str();
   app.add_option("--clients", clients, "Loss: parallel connecting clients")->capture_default_str();
+  app.add_option("--keep", keep, "Loss: copy the captures, records and vpcguardd's log here");
   CLI11_PARSE(app, argc, argv);
   if (!collector && !datapath && !loss) {
     collector = datapath = loss = true;
@@ -1091,6 +1145,7 @@ int main(int argc, char** argv) {
   int rc = 0;
   bool wrong_counts = false;
   bool unreported = false;
+  bool overcount = false;
   if (collector && (rc = runCollector(collector_config, messages, wrong_counts)) != 0) {
     return rc;
   }
@@ -1099,7 +1154,7 @@ int main(int argc, char** argv) {
     return rc;
   }
   std::fflush(stdout);
-  if (loss && (rc = runLoss(config, seconds, clients, unreported)) != 0) {
+  if (loss && (rc = runLoss(config, seconds, clients, keep, unreported, overcount)) != 0) {
     return rc;
   }
   std::printf("load_average_1min_at_end         %.2f\n", loadAverage());
@@ -1108,6 +1163,9 @@ int main(int argc, char** argv) {
   }
   if (unreported) {
     return fail("flow-log records were lost without SKIPDATA");
+  }
+  if (overcount) {
+    return fail("flow-log records count packets the wire never carried");
   }
   return 0;
 }
