@@ -281,7 +281,7 @@ void Daemon::updateFlowLogs() {
     return;
   }
   flowLogs().update(*policy_, indices_, engine_.translator().ruleNames(), db_.get(),
-                    ipfix_reconfigure_);
+                    openflow_.get(), ipfix_reconfigure_);
   ipfix_reconfigure_ = false;
 }
 

@@ -124,7 +124,7 @@ bool FlowLogRunner::openSocket() {
 void FlowLogRunner::update(const model::Policy& policy,
                            const std::map<std::string, uint16_t>& indices,
                            const std::map<uint32_t, std::string>& rule_names, ovs::VswitchDb* db,
-                           bool reconfigure) {
+                           ovs::OpenFlowChannel* openflow, bool reconfigure) {
   auto log = logger("flowlog");
   const int64_t now = unixNow();
   // Destinations are remembered beyond a flow log's removal: its last records still go there.
@@ -143,6 +143,11 @@ void FlowLogRunner::update(const model::Policy& policy,
     }
   }
   publish(collector_.setPolicy(policy, flowlog::makeView(policy, indices, rule_names), now));
+  if (openflow != nullptr && !policy.flow_logs.empty() && !baseline_read_) {
+    // Counting flows already in the switch (left from before this process) were counted by
+    // whoever ran before: the first read is their baseline, taken before any traffic counts.
+    readLearned(openflow, now, /*baseline=*/true);
+  }
   std::vector<std::string> targets;
   if (!policy.flow_logs.empty()) {
     if (fd_ < 0 && !openSocket()) {
@@ -157,6 +162,15 @@ void FlowLogRunner::update(const model::Policy& policy,
     }
   }
   if (db != nullptr && (reconfigure || applied_targets_ != targets)) {
+    // On a new connection (a start, a reconnect) the exporter is removed and created again:
+    // OVS sends the templates of a new exporter with its first record, but those of an existing
+    // one only every 600 s, and this process may never have seen them. Samples in the few
+    // milliseconds between are lost, like those while vpcguardd was down.
+    if (reconfigure && !targets.empty()) {
+      if (auto r = db->setFlowSampling(bridge_, pipeline::kCollectorSetId, {}); r) {
+        (void)db->awaitApplied(std::chrono::seconds(2));
+      }
+    }
     if (auto r = db->setFlowSampling(bridge_, pipeline::kCollectorSetId, targets); !r) {
       log->error("ipfix_setup_failed error=\"{}\"", r.error().message);
       applied_targets_.reset();  // try again at the next update
@@ -189,13 +203,24 @@ void FlowLogRunner::onReadable() {
     ++stats_.datagrams;
     char host[INET_ADDRSTRLEN] = "?";
     ::inet_ntop(AF_INET, &from.sin_addr, host, sizeof host);
-    const std::string exporter = std::string(host) + ":" + std::to_string(ntohs(from.sin_port));
+    // The exporter is the address, not the port: OVS opens a new socket (a new source port)
+    // whenever its targets change, and keeps its templates and numbering; it resends templates
+    // only every 600 s.
+    const std::string exporter = host;
     records.clear();
     decoder_.decode(std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)), exporter,
                     records);
     for (const auto& r : records) {
       collector_.onIpfix(r, now);
     }
+  }
+  // Data sets of a template never seen (vpcguardd restarted, or the switch's exporter was reset
+  // without sending its templates): their records are lost, and said so.
+  const uint64_t unknown = decoder_.stats().unknown_template;
+  if (unknown > unknown_reported_) {
+    logger("flowlog")->warn("ipfix_template_unknown records={}", unknown - unknown_reported_);
+    collector_.onLost(unknown - unknown_reported_, now, "template-unknown");
+    unknown_reported_ = unknown;
   }
   const uint64_t lost = decoder_.stats().lost;
   if (lost > lost_reported_) {
@@ -208,7 +233,7 @@ void FlowLogRunner::onReadable() {
   }
 }
 
-void FlowLogRunner::readLearned(ovs::OpenFlowChannel* openflow, int64_t now) {
+void FlowLogRunner::readLearned(ovs::OpenFlowChannel* openflow, int64_t now, bool baseline) {
   for (bool ingress : {false, true}) {
     ovs::DumpFilter filter;
     filter.table = ingress ? pipeline::kFlowLogIngressLearned : pipeline::kFlowLogEgressLearned;
@@ -224,7 +249,12 @@ void FlowLogRunner::readLearned(ovs::OpenFlowChannel* openflow, int64_t now) {
     for (const auto& f : *dumped) {
       flows.push_back({f.flow.cookie, f.flow.match, f.n_packets, f.n_bytes, f.duration_sec});
     }
-    collector_.onLearnedFlows(ingress, flows, now);
+    collector_.onLearnedFlows(ingress, flows, now, baseline);
+  }
+  if (baseline) {
+    baseline_read_ = true;
+    last_read_ = now;
+    return;
   }
   // Rejects the meter dropped unsampled: loss, never silent.
   if (meter_drops_) {

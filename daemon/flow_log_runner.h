@@ -42,7 +42,7 @@ class FlowLogRunner {
   // the targets changed or `reconfigure` (a new OVSDB connection).
   void update(const model::Policy& policy, const std::map<std::string, uint16_t>& indices,
               const std::map<uint32_t, std::string>& rule_names, ovs::VswitchDb* db,
-              bool reconfigure);
+              ovs::OpenFlowChannel* openflow, bool reconfigure);
   // The IPFIX socket, or -1 while no flow log exists.
   [[nodiscard]] int fd() const { return fd_; }
   void onReadable();
@@ -70,7 +70,8 @@ class FlowLogRunner {
  private:
   [[nodiscard]] bool openSocket();
   void closeSocket();
-  void readLearned(ovs::OpenFlowChannel* openflow, int64_t now);
+  // `baseline`: remember the counters without reporting them (counted before this process).
+  void readLearned(ovs::OpenFlowChannel* openflow, int64_t now, bool baseline = false);
   void publish(std::vector<std::pair<flowlog::LogBatch, std::vector<flowlog::Field>>> batches);
 
   std::string bridge_;
@@ -84,6 +85,8 @@ class FlowLogRunner {
   std::map<std::string, std::string> destinations_;  // flow-log id -> destination, ever seen
   std::optional<std::vector<std::string>> applied_targets_;
   uint64_t lost_reported_ = 0;
+  uint64_t unknown_reported_ = 0;
+  bool baseline_read_ = false;  // the learned counters were read once by this process
   int64_t next_tick_ = 0;   // Unix seconds of the next boundary
   int64_t last_read_ = 0;   // Unix seconds of the last successful read of the learned tables
   std::optional<uint64_t> meter_drops_;  // the reject meter's band count at the last read

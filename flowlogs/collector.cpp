@@ -311,7 +311,8 @@ void Collector::onIpfix(const IpfixRecord& r, int64_t now) {
   observe(o);
 }
 
-void Collector::onLearnedFlows(bool ingress, const std::vector<LearnedFlow>& flows, int64_t now) {
+void Collector::onLearnedFlows(bool ingress, const std::vector<LearnedFlow>& flows, int64_t now,
+                               bool baseline) {
   std::map<std::tuple<bool, uint64_t, std::string>, Seen> next;
   stats_.learned_flows = flows.size();
   for (const auto& f : flows) {
@@ -328,7 +329,7 @@ void Collector::onLearnedFlows(bool ingress, const std::vector<LearnedFlow>& flo
       first = std::max(first, prev->second.read_at);
     }
     next.emplace(std::move(id), seen);
-    if (packets == 0) {
+    if (packets == 0 || baseline) {
       continue;
     }
     auto eni = view_.interface_by_index.find(static_cast<uint16_t>(f.cookie & 0xffff));

@@ -74,8 +74,10 @@ class Collector {
       const model::Policy& policy, CollectorView view, int64_t now);
 
   void onIpfix(const IpfixRecord& record, int64_t now);
-  // All learned flows of one side, read at `now`. Counts are deltas against the previous read.
-  void onLearnedFlows(bool ingress, const std::vector<LearnedFlow>& flows, int64_t now);
+  // All learned flows of one side, read at `now`. Counts are deltas against the previous read;
+  // a `baseline` read only remembers the counters (they were counted before).
+  void onLearnedFlows(bool ingress, const std::vector<LearnedFlow>& flows, int64_t now,
+                      bool baseline = false);
   // Records were lost: datagrams missing (IPFIX sequence gaps) or counters unread for too long.
   void onLost(uint64_t records, int64_t now, const std::string& reason);
 

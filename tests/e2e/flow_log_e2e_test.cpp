@@ -332,6 +332,39 @@ max_aggregation_interval = 60
     return r;
   }
 
+  // Every OK record of `read` summed by key equals what the captures saw, and nothing else.
+  void expectExactly(const flowlog::ReadResult& read) {
+    const auto want = expected();
+    ASSERT_FALSE(want.empty());
+    const auto got = logged(read);
+    for (const auto& [key, tally] : want) {
+      auto it = got.find(key);
+      EXPECT_TRUE(it != got.end() && it->second == tally)
+          << describe(key) << ": expected " << tally << ", logged "
+          << (it == got.end() ? std::string("nothing")
+                              : std::to_string(it->second.packets) + " packets / " +
+                                    std::to_string(it->second.bytes) + " bytes");
+    }
+    for (const auto& [key, tally] : got) {
+      EXPECT_TRUE(want.count(key) != 0)
+          << "logged but never seen on the wire: " << describe(key) << " " << tally;
+    }
+  }
+
+  void startDaemon(std::vector<std::string> extra = {}) {
+    Vpcguardd::Options o;
+    o.config = config();
+    o.extra = std::move(extra);
+    if (!daemon_) {
+      daemon_ = std::make_unique<Vpcguardd>(lab_->sandbox(), o);
+    }
+    VGT_ASSERT_OK(daemon_->start());
+    ASSERT_TRUE(daemon_->waitSynced(std::chrono::seconds(30))) << daemon_->logTail();
+    ASSERT_TRUE(waitFor([&] { return daemon_->countInLog("ipfix_configured") > 0; },
+                        std::chrono::seconds(10)))
+        << daemon_->logTail();
+  }
+
   void traffic() {
     // TCP with data, accepted both ways (web1 -> db:5432, sg-db allows sg-web, NACL 100/100).
     auto r = lab_->exec("eni-db1", "(timeout 20 nc -l 5432 > /dev/null 2>&1 &)");
@@ -375,14 +408,7 @@ max_aggregation_interval = 60
 
 TEST_F(FlowLogE2e, RecordsMatchWhatTheInterfacesSaw) {
   writeConfig(flowLogs(true));
-  Vpcguardd::Options o;
-  o.config = config();
-  daemon_ = std::make_unique<Vpcguardd>(lab_->sandbox(), o);
-  VGT_ASSERT_OK(daemon_->start());
-  ASSERT_TRUE(daemon_->waitSynced(std::chrono::seconds(30))) << daemon_->logTail();
-  ASSERT_TRUE(waitFor([&] { return daemon_->countInLog("ipfix_configured") > 0; },
-                      std::chrono::seconds(10)))
-      << daemon_->logTail();
+  startDaemon();
   auto sets = lab_->sandbox().vsctl("--columns=id list Flow_Sample_Collector_Set");
   ASSERT_TRUE(sets) << sets.error().message;
   EXPECT_NE(sets->find("30311"), std::string::npos) << *sets;
@@ -409,23 +435,9 @@ TEST_F(FlowLogE2e, RecordsMatchWhatTheInterfacesSaw) {
   const std::string log = daemon_->log();
   EXPECT_EQ(log.find("ipfix_records_lost"), std::string::npos) << daemon_->logTail();
 
-  const auto want = expected();
-  ASSERT_FALSE(want.empty());
   SCOPED_TRACE("vpcguardd's log:\n" + daemon_->logTail(60));
   VGT_ASSIGN_OR_FAIL(auto all, read("all"));
-  const auto got = logged(all);
-  for (const auto& [key, tally] : want) {
-    auto it = got.find(key);
-    EXPECT_TRUE(it != got.end() && it->second == tally)
-        << describe(key) << ": expected " << tally << ", logged "
-        << (it == got.end() ? std::string("nothing")
-                            : std::to_string(it->second.packets) + " packets / " +
-                                  std::to_string(it->second.bytes) + " bytes");
-  }
-  for (const auto& [key, tally] : got) {
-    EXPECT_TRUE(want.count(key) != 0) << "logged but never seen on the wire: " << describe(key)
-                                      << " " << tally;
-  }
+  expectExactly(all);
 
   // The kinds the test meant to produce are all there, with their deciding rule and reason.
   const FlowKey none{};
@@ -490,6 +502,98 @@ TEST_F(FlowLogE2e, RecordsMatchWhatTheInterfacesSaw) {
   EXPECT_GE(accept_ok, 4U);
   (void)kWeb;
   (void)kDb;
+}
+
+// A flood of rejected packets beyond --flow-log-reject-rate: the meter drops their samples, and
+// what it dropped is reported (SKIPDATA on the logged interfaces, with the reason), so that
+// logged rejects plus reported loss equal what was sent.
+TEST_F(FlowLogE2e, RejectFloodIsRateLimitedAndReportedAsSkipdata) {
+  writeConfig(flowLogs(false));
+  startDaemon({"--flow-log-reject-rate", "50"});
+  startCapture("eni-bastion");
+  // 2000 datagrams to a port web1's group does not open, at some 1,000 a second: far beyond
+  // the limit, but paced so that the veth does not drop them before the switch reads them.
+  auto r = lab_->exec("eni-bastion",
+                      "python3 -c \"import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                      "for i in range(2000):\n s.sendto(b'x'*50, ('10.0.1.10', 9999))\n"
+                      " if i % 10 == 9: time.sleep(0.01)\"");
+  ASSERT_TRUE(r.ok()) << r.output;
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  stopCaptures();
+  ASSERT_TRUE(daemon_->stop(SIGTERM)) << daemon_->logTail();
+
+  auto sent = readPcap(pcap("eni-bastion"));
+  ASSERT_TRUE(sent) << sent.error().message;
+  uint64_t flood = 0;
+  for (const auto& p : *sent) {
+    flood += p.key.protocol == 17 && p.key.dst_port == 9999 ? 1 : 0;
+  }
+  ASSERT_EQ(flood, 2000U);
+  // What the meter dropped, as vpcguardd reported it.
+  uint64_t limited = 0;
+  std::istringstream log(daemon_->log());
+  for (std::string line; std::getline(log, line);) {
+    const auto at = line.find("reject_samples_rate_limited count=");
+    if (at != std::string::npos) {
+      limited += std::stoull(line.substr(at + 34));
+    }
+  }
+  VGT_ASSIGN_OR_FAIL(auto all, read("all"));
+  uint64_t logged = 0;
+  uint64_t left = 0;  // what the switch took from the bastion (its egress, all accepted)
+  bool skipdata = false;
+  for (const auto& rec : all.records) {
+    if (rec.value("interface-id") == "eni-bastion" && rec.value("dstport") == "9999") {
+      left += static_cast<uint64_t>(rec.number("packets").value_or(0));
+    }
+    if (rec.value("interface-id") != "eni-web1") {
+      continue;
+    }
+    if (rec.value("log-status") == "SKIPDATA") {
+      skipdata = true;
+      EXPECT_EQ(rec.value("vpcguard-reason"), "rate-limited") << rec.line;
+    } else if (rec.value("action") == "REJECT" && rec.value("dstport") == "9999") {
+      logged += static_cast<uint64_t>(rec.number("packets").value_or(0));
+    }
+  }
+  EXPECT_GT(limited, 0U) << daemon_->logTail();
+  EXPECT_TRUE(skipdata);
+  EXPECT_LT(logged, flood);
+  // Exact against what the switch took from the bastion (its egress records; a datagram the
+  // veth dropped before the switch read it never met a verdict, in AWS terms never left the
+  // interface), and most of the flood got there.
+  EXPECT_EQ(logged + limited, left)
+      << "logged " << logged << ", reported lost " << limited << ", bastion egress " << left;
+  EXPECT_GE(left, flood / 2) << "the switch saw only " << left << " of " << flood;
+}
+
+// vpcguardd restarted between two bursts of traffic: the records of both runs together are
+// exactly what the interfaces saw. The counting flows of the first run's connections are still
+// in the switch (the second run takes their counters as a baseline, it does not count them
+// again), and the second run decodes samples although OVS's exporter sent its templates to the
+// first (vpcguardd resets the exporter when it starts).
+TEST_F(FlowLogE2e, RestartNeitherLosesNorDoublesRecords) {
+  writeConfig(flowLogs(false));
+  startDaemon();
+  for (const auto& eni : {"eni-web1", "eni-bastion", "eni-db1"}) {
+    startCapture(eni);
+  }
+  auto r = lab_->exec("eni-web1", "ping -c3 -i0.2 10.0.2.10");
+  EXPECT_TRUE(r.ok()) << r.output;
+  (void)lab_->exec("eni-bastion", "nc -zw2 10.0.2.10 5432");
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  ASSERT_TRUE(daemon_->stop(SIGTERM)) << daemon_->logTail();
+  startDaemon();
+  r = lab_->exec("eni-web1", "ping -c2 -i0.2 10.0.2.10");  // same ICMP flow: counted on
+  EXPECT_TRUE(r.ok()) << r.output;
+  (void)lab_->exec("eni-bastion", "nc -zw2 10.0.2.10 5433");
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  stopCaptures();
+  ASSERT_TRUE(daemon_->stop(SIGTERM)) << daemon_->logTail();
+  SCOPED_TRACE("vpcguardd's log:\n" + daemon_->logTail(60));
+  EXPECT_EQ(daemon_->countInLog("ipfix_template_unknown"), 0U);
+  VGT_ASSIGN_OR_FAIL(auto all, read("all"));
+  expectExactly(all);
 }
 
 }  // namespace

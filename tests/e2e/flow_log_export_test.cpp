@@ -428,14 +428,11 @@ TEST_F(FlowLogExport, DroppingTheCollectorRemovesItsTarget) {
       << nfcapd_->log();
 }
 
-// DISABLED: a known bug, kept as its reproduction. Changing the IPFIX targets (here: dropping
-// `ipfix_collector`; also adding one, or vpcguardd's own port changing at a restart) rewrites the
-// IPFIX row of the same collector set: OVS 3.1 keeps the exporter, sends from a new socket (new
-// source port) and does not send its templates again until its 600 s refresh. vpcguardd's
-// decoder keeps templates per exporter address:port, so until then it drops every sampled record
-// (rejects, first packets) as "unknown template", and says nothing (no ipfix_records_lost, no
-// SKIPDATA record). Enable once fixed.
-TEST_F(FlowLogExport, DISABLED_OwnRecordsSurviveDroppingTheCollector) {
+// Changing the IPFIX targets (here: dropping `ipfix_collector`) rewrites the IPFIX row of the
+// same collector set: OVS 3.1 keeps the exporter, sends from a new socket (a new source port)
+// and sends its templates again only at its 600 s refresh. vpcguardd keeps templates per
+// exporter address, so its own records go on without a gap.
+TEST_F(FlowLogExport, OwnRecordsSurviveDroppingTheCollector) {
   writeConfig(flowLog(true));
   startDaemon();
   auto r = lab_->exec("eni-web1", std::string("ping -c2 -i0.2 ") + kDb);
