@@ -27,7 +27,7 @@ std::string summarize(const model::Policy& policy) {
          count(group_rules, "rule") + "), " + count(policy.prefix_lists.size(), "prefix list") +
          ", " + count(policy.network_acls.size(), "network ACL") + " (" +
          (acl_entries == 1 ? std::string("1 entry") : std::to_string(acl_entries) + " entries") +
-         ")";
+         ")" + (policy.flow_logs.empty() ? "" : ", " + count(policy.flow_logs.size(), "flow log"));
 }
 
 int runCheck(const std::string& path, std::ostream& out, std::ostream& err) {
