@@ -716,7 +716,8 @@ int runDatapath(const std::string& config_path, int seconds, int rounds) {
     return fail(r.error().message);
   }
   if (!daemon.waitSynced(std::chrono::seconds(30))) {
-    return fail("vpcguardd did not sync\n" + daemon.logTail());
+    return fail(std::string("vpcguardd did not sync (") +
+                (daemon.running() ? "still running" : "exited") + ")\n" + daemon.logTail());
   }
   std::vector<Figures> off, on;
   bool logging = false;  // what the config says now
@@ -947,7 +948,8 @@ int runLoss(const std::string& config_path, int seconds, int clients, const std:
   if (!daemon.waitSynced(std::chrono::seconds(30)) ||
       !test::waitFor([&] { return daemon.countInLog("ipfix_configured") > 0; },
                      std::chrono::seconds(10))) {
-    return fail("vpcguardd did not sync with its flow log\n" + daemon.logTail());
+    return fail(std::string("vpcguardd did not sync with its flow log (") +
+                (daemon.running() ? "still running" : "exited") + ")\n" + daemon.logTail());
   }
   Capture cap_client(c->netns, dir + "/loss-client.pcap");
   Capture cap_server(s->netns, dir + "/loss-server.pcap");
