@@ -511,16 +511,20 @@ struct Connections {
 
 // `clients` threads in `netns` connect to server:port and reset the connection at once, in a
 // loop, for `seconds`.
+// `reuse_ports` > 0: the clients bind their local ports from 40000 + [0, reuse_ports), round
+// robin, so 5-tuples are reused on purpose (a later connection meets the counting flow and the
+// datapath flows of an earlier one).
 Connections connectLoop(const std::string& netns, const std::string& server_ip, int port,
-                        int clients, double seconds) {
+                        int clients, double seconds, int reuse_ports = 0) {
   std::mutex mu;
   Connections out;
   std::vector<std::thread> threads;
   const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                       std::chrono::duration<double>(seconds));
   for (int k = 0; k < clients; ++k) {
-    threads.emplace_back([&] {
+    threads.emplace_back([&, k] {
       Connections mine;
+      int next = k;
       inNetns(netns, [&] {
         sockaddr_in a{};
         a.sin_family = AF_INET;
@@ -530,6 +534,18 @@ Connections connectLoop(const std::string& netns, const std::string& server_ip, 
           const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
           timeval tv{1, 0};
           ::setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+          if (reuse_ports > 0) {
+            int one = 1;
+            ::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            sockaddr_in local{};
+            local.sin_family = AF_INET;
+            local.sin_port = htons(static_cast<uint16_t>(40000 + next % reuse_ports));
+            next += clients;
+            if (::bind(s, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+              ::close(s);
+              continue;
+            }
+          }
           if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
             sockaddr_in local{};
             socklen_t len = sizeof local;
@@ -911,8 +927,8 @@ class Capture {
   std::unique_ptr<test::ChildProcess> process_;
 };
 
-int runLoss(const std::string& config_path, int seconds, int clients, const std::string& keep,
-            bool& unreported, bool& overcount) {
+int runLoss(const std::string& config_path, int seconds, int clients, int reuse_ports,
+            const std::string& keep, bool& unreported, bool& overcount) {
   const std::string client = "eni-web1";
   const std::string server = "eni-db1";
   const int port = 5432;
@@ -964,7 +980,7 @@ int runLoss(const std::string& config_path, int seconds, int clients, const std:
   {
     Server listener(s->netns, port, clients);
     const auto t0 = Clock::now();
-    conns = connectLoop(c->netns, server_ip, port, clients, seconds);
+    conns = connectLoop(c->netns, server_ip, port, clients, seconds, reuse_ports);
     elapsed = msSince(t0) / 1e3;
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // last RSTs on the wire
   }
@@ -1164,6 +1180,7 @@ int main(int argc, char** argv) {
   int rounds = 1;
   int clients = 16;
   std::string keep;
+  int reuse_ports = 0;
   app.add_flag("--collector", collector, "1. collector throughput and memory");
   app.add_flag("--datapath", datapath, "2. datapath cost of a flow log (real vpcguardd)");
   app.add_flag("--loss", loss, "3. record loss at the highest new-connection rate");
@@ -1177,6 +1194,8 @@ int main(int argc, char** argv) {
   app.add_option("--rounds", rounds, "Datapath: measure (a) and (b) this many times each")
       ->capture_default_str();
   app.add_option("--clients", clients, "Loss: parallel connecting clients")->capture_default_str();
+  app.add_option("--reuse-ports", reuse_ports,
+                 "Loss: clients cycle through this many local ports (5-tuples reused on purpose)");
   app.add_option("--keep", keep, "Loss: copy the captures, records and vpcguardd's log here");
   CLI11_PARSE(app, argc, argv);
   if (!collector && !datapath && !loss) {
@@ -1195,7 +1214,7 @@ int main(int argc, char** argv) {
     return rc;
   }
   std::fflush(stdout);
-  if (loss && (rc = runLoss(config, seconds, clients, keep, unreported, overcount)) != 0) {
+  if (loss && (rc = runLoss(config, seconds, clients, reuse_ports, keep, unreported, overcount)) != 0) {
     return rc;
   }
   std::printf("load_average_1min_at_end         %.2f\n", loadAverage());
