@@ -249,7 +249,7 @@ void Collector::onIpfix(const IpfixRecord& r, int64_t now) {
     }
     return;  // the packet itself is counted where it is accepted
   }
-  if (kind == kObsCount || kind == kObsFlags) {
+  if (kind == kObsCount) {
     auto it = view_.interface_by_index.find(static_cast<uint16_t>(domain & 0xffff));
     if (it == view_.interface_by_index.end()) {
       ++stats_.unattributed;
@@ -258,11 +258,6 @@ void Collector::onIpfix(const IpfixRecord& r, int64_t now) {
     o.interface_id = it->second;
     o.direction = ingress_bit ? Direction::kIngress : Direction::kEgress;
     o.action = Action::kAccept;
-    if (kind == kObsFlags) {
-      o.packets = 0;  // counted by the learned flow: the sample only carries the flag
-      o.bytes = 0;
-      o.tcp_flags = static_cast<uint8_t>(r.observation_point & 0xff);
-    }
     o.rule = ruleOf(o.interface_id, o.direction, key);
     observe(o);
     return;

@@ -67,7 +67,8 @@ std::string trafficField(Field f, const Record& r) {
     case Field::kAction:
       return actionName(r.action);
     case Field::kTcpFlags:
-      return std::to_string(r.tcp_flags);
+      // 0 = none seen, which with OVS 3.1 (no TCP flags in its IPFIX) means unknown.
+      return r.tcp_flags == 0 ? "-" : std::to_string(r.tcp_flags);
     case Field::kType:
       return r.key.src.isV4() ? "IPv4" : "IPv6";
     case Field::kPktSrcAddr:

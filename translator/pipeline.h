@@ -190,7 +190,7 @@ enum class CookieKind : uint8_t {
 // while any flow log exists; without it OVS ignores sample() entirely, so the actions cost
 // nothing when no flow log is configured). What a sample means is in its observation domain id:
 //   [31..24] kind: a reg4 verdict kind (kVerdict* >> 24) for rejects, or kObs* below
-//   [23..0]  for rejects: the reg4 detail (NACL rule number); for kObsCount/kObsFlags: bit 16 =
+//   [23..0]  for rejects: the reg4 detail (NACL rule number); for kObsCount: bit 16 =
 //            ingress side, bits 0..15 = the interface index; for kObsRule: bit 16 = ingress
 // and the observation point id is the committing rule's conjunction id for kObsRule, else 0.
 inline constexpr uint32_t kCollectorSetId = 0x7667;
@@ -201,7 +201,6 @@ inline constexpr uint32_t kCollectorSetId = 0x7667;
 inline constexpr uint32_t kRejectMeterId = 0x7667;
 inline constexpr uint32_t kObsRule = 0x10;   // a connection was committed by this rule (no count)
 inline constexpr uint32_t kObsCount = 0x11;  // counted packets no learned flow counted
-inline constexpr uint32_t kObsFlags = 0x12;  // TCP FIN/RST seen (already counted: flags only)
 inline constexpr uint32_t kObsIngressBit = 1U << 16;
 // Learned counting flows (tables kFlowLog*Learned) carry this magic, not kCookieMagic: they are
 // the switch's per-connection state, never compared with the desired flows.

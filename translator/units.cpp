@@ -465,8 +465,9 @@ void flowLogRejects(FlowSink& b, const std::vector<uint32_t>& verdicts) {
 void flowLogFlows(FlowSink& b, uint16_t z) {
   const auto k = CookieKind::kFlowLog;
   // Per side: learn a counting flow for each new connection (5-tuple; ICMP and other protocols
-  // by addresses and protocol) and sample the packet, which no learned flow counted. TCP FIN and
-  // RST of counted packets are sampled for their flags only (AWS's tcp-flags field).
+  // by addresses and protocol) and sample the packet, which no learned flow counted. (Sampling
+  // TCP FIN/RST of counted packets for AWS's tcp-flags field was tried: it gave every FIN a
+  // datapath flow and an upcall of its own and halved the connection rate, docs/flowlogs.md.)
   for (bool ingress : {false, true}) {
     const Table table = ingress ? kFlowLogIngress : kFlowLogEgress;
     const Table learned = ingress ? kFlowLogIngressLearned : kFlowLogEgressLearned;
@@ -474,13 +475,7 @@ void flowLogFlows(FlowSink& b, uint16_t z) {
     const char* nxm_reg = ingress ? kNxmDstEni : kNxmSrcEni;
     const uint32_t side = (ingress ? kObsIngressBit : 0) | z;
     const std::string count = sampleAction((kObsCount << 24) | side, 0);
-    // OVS's IPFIX records carry no TCP flags: the flag is the observation point (1 FIN, 4 RST).
-    for (auto [flag, bit] : {std::pair{"+fin", 1U}, std::pair{"+rst", 4U}}) {
-      for (const char* tcp : {"tcp", "tcp6"}) {
-        b.add(table, 30, k, z, fmt::format("reg9=0x1/0x1,{},{},tcp_flags={}", reg, tcp, flag),
-              sampleAction((kObsFlags << 24) | side, bit));
-      }
-    }
+
     struct Proto {
       const char* match;
       uint16_t priority;

@@ -388,6 +388,10 @@ max_aggregation_interval = 60
     // ICMP through the router and NACLs.
     r = lab_->exec("eni-web1", "ping -c3 -i0.2 -s 200 10.0.2.10");
     EXPECT_TRUE(r.ok()) << r.output;
+    // What AWS never logs: the subnet's router and DNS addresses, link-local services. They
+    // leave the VM (its capture has them) and must make no record.
+    (void)lab_->exec("eni-web1", "ping -c2 -i0.2 -W1 10.0.1.1; ping -c1 -W1 10.0.1.2; "
+                                 "ping -c1 -W1 169.254.169.254; true");
     // IPv6 TCP in the public subnet (sg-web allows 443 from ::/0).
     r = lab_->exec("eni-web1", "(timeout 10 nc -6 -l 443 > /dev/null 2>&1 &)");
     ASSERT_TRUE(r.ok()) << r.output;
@@ -558,6 +562,14 @@ TEST_F(FlowLogE2e, RejectFloodIsRateLimitedAndReportedAsSkipdata) {
   }
   EXPECT_GT(limited, 0U) << daemon_->logTail();
   EXPECT_TRUE(skipdata);
+  // The meter is the switch's, not an interface's: every logged interface learns of the loss.
+  VGT_ASSIGN_OR_FAIL(auto rejects, read("reject"));
+  bool db_told = false;
+  for (const auto& rec : rejects.records) {
+    db_told = db_told || (rec.value("interface-id") == "eni-db1" &&
+                          rec.value("log-status") == "SKIPDATA");
+  }
+  EXPECT_TRUE(db_told);
   EXPECT_LT(logged, flood);
   // Exact against what the switch took from the bastion (its egress records; a datagram the
   // veth dropped before the switch read it never met a verdict, in AWS terms never left the
@@ -594,6 +606,25 @@ TEST_F(FlowLogE2e, RestartNeitherLosesNorDoublesRecords) {
   EXPECT_EQ(daemon_->countInLog("ipfix_template_unknown"), 0U);
   VGT_ASSIGN_OR_FAIL(auto all, read("all"));
   expectExactly(all);
+}
+
+// No traffic between the VMs (only what AWS never logs: neighbour discovery, router
+// solicitations): every covered interface gets NODATA, and nothing else is written.
+TEST_F(FlowLogE2e, IdleInterfacesGetNodata) {
+  writeConfig(flowLogs(false));
+  startDaemon();
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  ASSERT_TRUE(daemon_->stop(SIGTERM)) << daemon_->logTail();
+  for (auto [which, covered] : {std::pair{"all", 3U}, std::pair{"reject", 1U}}) {
+    VGT_ASSIGN_OR_FAIL(auto records, read(which));
+    std::set<std::string> nodata;
+    for (const auto& rec : records.records) {
+      EXPECT_EQ(rec.value("log-status"), "NODATA") << which << ": " << rec.line;
+      EXPECT_EQ(rec.value("srcaddr"), "-") << which << ": " << rec.line;
+      nodata.insert(std::string(rec.value("interface-id").value_or("?")));
+    }
+    EXPECT_EQ(nodata.size(), covered) << which;
+  }
 }
 
 }  // namespace
