@@ -928,7 +928,7 @@ class Capture {
 };
 
 int runLoss(const std::string& config_path, int seconds, int clients, int reuse_ports,
-            const std::string& keep, bool& unreported, bool& overcount) {
+            const std::string& keep, uint64_t tolerate, bool& unreported, bool& overcount) {
   const std::string client = "eni-web1";
   const std::string server = "eni-db1";
   const int port = 5432;
@@ -1096,9 +1096,22 @@ int runLoss(const std::string& config_path, int seconds, int clients, int reuse_
   const bool capture_complete = drop_client == 0 && drop_server == 0;
   // Loss is reported when SKIPDATA records exist and vpcguardd's lost-record lines account for
   // at least the missing packets (each lost IPFIX record is one sampled packet).
-  unreported = short_packets > 0 && (skip_records == 0 || lost_records < short_packets);
+  unreported = short_packets > tolerate && (skip_records == 0 || lost_records < short_packets);
+  if (short_packets > 0 && short_packets <= tolerate &&
+      (skip_records == 0 || lost_records < short_packets)) {
+    std::printf("!!!!!! KNOWN BUG (docs/flowlogs.md, Known gaps): %llu packets in no record and "
+                "no SKIPDATA; tolerated up to %llu in this run !!!!!!\n",
+                static_cast<unsigned long long>(short_packets),
+                static_cast<unsigned long long>(tolerate));
+  }
   // Packets logged that a complete capture never saw are counted twice somewhere.
-  overcount = extra_packets > 0 && capture_complete;
+  overcount = extra_packets > tolerate && capture_complete;
+  if (extra_packets > 0 && extra_packets <= tolerate && capture_complete) {
+    std::printf("!!!!!! KNOWN BUG (docs/flowlogs.md, Known gaps): %llu packets logged that the "
+                "wire never carried; tolerated up to %llu in this run !!!!!!\n",
+                static_cast<unsigned long long>(extra_packets),
+                static_cast<unsigned long long>(tolerate));
+  }
 
   std::printf("== record loss at the highest new-connection rate (%s -> %s:%d, %d clients, "
               "%.1f s)\n",
@@ -1181,6 +1194,7 @@ int main(int argc, char** argv) {
   int clients = 16;
   std::string keep;
   int reuse_ports = 0;
+  uint64_t tolerate = 0;
   app.add_flag("--collector", collector, "1. collector throughput and memory");
   app.add_flag("--datapath", datapath, "2. datapath cost of a flow log (real vpcguardd)");
   app.add_flag("--loss", loss, "3. record loss at the highest new-connection rate");
@@ -1196,6 +1210,10 @@ int main(int argc, char** argv) {
   app.add_option("--clients", clients, "Loss: parallel connecting clients")->capture_default_str();
   app.add_option("--reuse-ports", reuse_ports,
                  "Loss: clients cycle through this many local ports (5-tuples reused on purpose)");
+  app.add_option("--tolerate-unreported", tolerate,
+                 "Loss: missing (unreported) or extra packets that do not fail the run (the "
+                 "smoke run's allowance for the known rare miscount, docs/flowlogs.md); default 0")
+      ->capture_default_str();
   app.add_option("--keep", keep, "Loss: copy the captures, records and vpcguardd's log here");
   CLI11_PARSE(app, argc, argv);
   if (!collector && !datapath && !loss) {
@@ -1214,7 +1232,7 @@ int main(int argc, char** argv) {
     return rc;
   }
   std::fflush(stdout);
-  if (loss && (rc = runLoss(config, seconds, clients, reuse_ports, keep, unreported, overcount)) != 0) {
+  if (loss && (rc = runLoss(config, seconds, clients, reuse_ports, keep, tolerate, unreported, overcount)) != 0) {
     return rc;
   }
   std::printf("load_average_1min_at_end         %.2f\n", loadAverage());

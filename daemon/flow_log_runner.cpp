@@ -142,10 +142,28 @@ void FlowLogRunner::update(const model::Policy& policy,
       sinks_[destination] = std::move(*sink);
     }
   }
+  // What flow logs cover is about to change (a flow log or an interface came, went or moved):
+  // the counts since the last read still belong to the old coverage.
+  std::string coverage;
+  for (const auto& fl : policy.flow_logs) {
+    coverage += fl.id + ' ' + fl.resource_id + ' ' + fl.log_format + ' ' +
+                std::to_string(static_cast<int>(fl.traffic_type)) + ' ' +
+                std::to_string(fl.max_aggregation_interval) + ';';
+  }
+  for (const auto& eni : policy.network_interfaces) {
+    coverage += eni.id + '@' + eni.subnet_id + ';';
+  }
+  if (openflow != nullptr && !collector_.empty() && coverage != coverage_) {
+    readLearned(openflow, now);
+  }
+  coverage_ = std::move(coverage);
   publish(collector_.setPolicy(policy, flowlog::makeView(policy, indices, rule_names), now));
-  if (openflow != nullptr && !policy.flow_logs.empty() && !baseline_read_) {
-    // Counting flows already in the switch (left from before this process) were counted by
-    // whoever ran before: the first read is their baseline, taken before any traffic counts.
+  if (policy.flow_logs.empty()) {
+    baseline_read_ = false;  // counting flows may go on counting unread until a flow log returns
+  } else if (openflow != nullptr && !baseline_read_) {
+    // Counting flows already in the switch (left from before this process, or counting while
+    // no flow log existed) are not this flow log's: the first read is their baseline, taken
+    // before any traffic counts.
     readLearned(openflow, now, /*baseline=*/true);
   }
   std::vector<std::string> targets;
@@ -170,6 +188,10 @@ void FlowLogRunner::update(const model::Policy& policy,
       if (auto r = db->setFlowSampling(bridge_, pipeline::kCollectorSetId, {}); r) {
         (void)db->awaitApplied(std::chrono::seconds(2));
       }
+      // A new exporter numbers from the start and sends its templates: start over with it.
+      decoder_ = flowlog::IpfixDecoder(flowlog::SequenceScope::kPerExporter);
+      lost_reported_ = 0;
+      unknown_reported_ = 0;
     }
     if (auto r = db->setFlowSampling(bridge_, pipeline::kCollectorSetId, targets); !r) {
       log->error("ipfix_setup_failed error=\"{}\"", r.error().message);
@@ -218,6 +240,7 @@ void FlowLogRunner::onReadable() {
   // without sending its templates): their records are lost, and said so.
   const uint64_t unknown = decoder_.stats().unknown_template;
   if (unknown > unknown_reported_) {
+    // OVS sends one data record per message: a data set of an unknown template is one record.
     logger("flowlog")->warn("ipfix_template_unknown records={}", unknown - unknown_reported_);
     collector_.onLost(unknown - unknown_reported_, now, "template-unknown");
     unknown_reported_ = unknown;
@@ -261,7 +284,7 @@ void FlowLogRunner::readLearned(ovs::OpenFlowChannel* openflow, int64_t now, boo
     if (auto drops = openflow->meterDrops(pipeline::kRejectMeterId); drops) {
       if (*drops > *meter_drops_) {
         logger("flowlog")->warn("reject_samples_rate_limited count={}", *drops - *meter_drops_);
-        collector_.onLost(*drops - *meter_drops_, now, "rate-limited");
+        collector_.onLost(*drops - *meter_drops_, now, "rate-limited", flowlog::Action::kReject);
       }
       meter_drops_ = *drops;
     } else {
@@ -272,7 +295,7 @@ void FlowLogRunner::readLearned(ovs::OpenFlowChannel* openflow, int64_t now, boo
   // that and a flow's last packets may go unread: say so (SKIPDATA), never lose them silently.
   if (last_read_ != 0 && now - last_read_ >= pipeline::kLearnedIdleTimeout) {
     logger("flowlog")->warn("learned_flows_read_late gap_s={}", now - last_read_);
-    collector_.onLost(0, now, "counters-read-late");
+    collector_.onLost(0, now, "counters-read-late", flowlog::Action::kAccept);
   }
   last_read_ = now;
 }

@@ -87,6 +87,7 @@ class FlowLogRunner {
   uint64_t lost_reported_ = 0;
   uint64_t unknown_reported_ = 0;
   bool baseline_read_ = false;  // the learned counters were read once by this process
+  std::string coverage_;        // what the flow logs covered at the last update
   int64_t next_tick_ = 0;   // Unix seconds of the next boundary
   int64_t last_read_ = 0;   // Unix seconds of the last successful read of the learned tables
   std::optional<uint64_t> meter_drops_;  // the reject meter's band count at the last read

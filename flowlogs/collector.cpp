@@ -17,6 +17,8 @@ using namespace pipeline;  // NOLINT(google-build-using-namespace): the pipeline
 // (a connection idle that long has its counting flow gone too; its rule shows as "-" after).
 constexpr size_t kMaxRules = 1'000'000;
 constexpr int64_t kRuleIdleSeconds = 3600;
+constexpr int64_t kMaxSampleAgeSeconds = 600;
+constexpr int64_t kMaxSampleAheadSeconds = 5;
 // A learned flow's bytes are Ethernet frames; AWS counts IP bytes (the ENI has no L2).
 constexpr uint64_t kEthernetHeader = 14;
 
@@ -212,6 +214,7 @@ std::string Collector::ruleOf(const std::string& interface_id, Direction d, cons
   const Direction other = d == Direction::kEgress ? Direction::kIngress : Direction::kEgress;
   for (const RuleKey& k : {RuleKey{interface_id, d, key}, RuleKey{interface_id, other, reversed(key)}}) {
     if (auto it = rules_.find(k); it != rules_.end()) {
+      it->second.second = now_;  // in use: kept when the table is full
       auto name = view_.rule_names.find(it->second.first);
       return name == view_.rule_names.end() ? std::string() : name->second;
     }
@@ -221,6 +224,7 @@ std::string Collector::ruleOf(const std::string& interface_id, Direction d, cons
 
 void Collector::onIpfix(const IpfixRecord& r, int64_t now) {
   ++stats_.samples;
+  now_ = now;
   const uint32_t domain = r.observation_domain;
   const uint32_t kind = domain >> 24;
   const bool ingress_bit = (domain & kObsIngressBit) != 0;
@@ -229,8 +233,16 @@ void Collector::onIpfix(const IpfixRecord& r, int64_t now) {
   o.key = key;
   o.packets = r.packets;
   o.bytes = r.bytes;
-  o.first_seen = seconds(r.start_ms, now);
-  o.last_seen = seconds(r.end_ms, now);
+  // Times are the exporter's, and anyone who can reach the socket is an exporter: a record
+  // from far in the past or future would open intervals there (and NODATA for each one up to
+  // it). OVS exports within seconds; anything outside a window around now is taken as now.
+  const auto plausible = [&](int64_t ms) {
+    const int64_t t = seconds(ms, now);
+    return t < now - kMaxSampleAgeSeconds || t > now + kMaxSampleAheadSeconds ? now : t;
+  };
+  o.first_seen = plausible(r.start_ms);
+  o.last_seen = plausible(r.end_ms);
+  o.first_seen = std::min(o.first_seen, o.last_seen);
   const std::string* eni = nullptr;
   if (kind == kObsRule) {
     eni = interfaceOf(ingress_bit ? r.dst : r.src);
@@ -239,11 +251,16 @@ void Collector::onIpfix(const IpfixRecord& r, int64_t now) {
       return;
     }
     if (rules_.size() >= kMaxRules) {
+      // Full: drop what was not used for an hour; if that frees less than a tenth, forget all
+      // (rules only name the deciding rule, never counts), so the sweep stays amortised O(1).
       for (auto it = rules_.begin(); it != rules_.end();) {
         it = now - it->second.second > kRuleIdleSeconds ? rules_.erase(it) : std::next(it);
       }
+      if (rules_.size() > kMaxRules - kMaxRules / 10) {
+        rules_.clear();
+      }
     }
-    if (rules_.size() < kMaxRules) {
+    {
       rules_[RuleKey{*eni, ingress_bit ? Direction::kIngress : Direction::kEgress, key}] = {
           r.observation_point, now};
     }
@@ -308,6 +325,7 @@ void Collector::onIpfix(const IpfixRecord& r, int64_t now) {
 
 void Collector::onLearnedFlows(bool ingress, const std::vector<LearnedFlow>& flows, int64_t now,
                                bool baseline) {
+  now_ = now;
   std::map<std::tuple<bool, uint64_t, std::string>, Seen> next;
   stats_.learned_flows = flows.size();
   for (const auto& f : flows) {
@@ -316,9 +334,14 @@ void Collector::onLearnedFlows(bool ingress, const std::vector<LearnedFlow>& flo
     uint64_t packets = f.packets;
     uint64_t l2 = f.l2_bytes;
     int64_t first = now - static_cast<int64_t>(f.duration_sec);
+    // The same flow as at the previous read only if it is as old as it was then plus the time
+    // since (a flow learned again after an idle expiry or a switch restart is younger), 2 s of
+    // slack for the switch's rounding.
     if (auto prev = learned_.find(id);
-        prev != learned_.end() && f.duration_sec >= prev->second.duration &&
-        f.packets >= prev->second.packets) {
+        prev != learned_.end() &&
+        static_cast<int64_t>(f.duration_sec) + 2 >=
+            static_cast<int64_t>(prev->second.duration) + (now - prev->second.read_at) &&
+        f.packets >= prev->second.packets && f.l2_bytes >= prev->second.l2_bytes) {
       packets -= prev->second.packets;  // the same flow read before: only what is new
       l2 -= prev->second.l2_bytes;
       first = std::max(first, prev->second.read_at);
@@ -352,8 +375,15 @@ void Collector::onLearnedFlows(bool ingress, const std::vector<LearnedFlow>& flo
   learned_.merge(next);
 }
 
-void Collector::onLost(uint64_t records, int64_t now, const std::string& reason) {
+void Collector::onLost(uint64_t records, int64_t now, const std::string& reason,
+                       std::optional<Action> only) {
   for (auto& [id, log] : logs_) {
+    // Loss of rejects says nothing about an ACCEPT-only log, and the other way round.
+    const auto type = log.config.traffic_type;
+    if (only && ((*only == Action::kAccept && type == model::FlowLogTrafficType::kReject) ||
+                 (*only == Action::kReject && type == model::FlowLogTrafficType::kAccept))) {
+      continue;
+    }
     log.aggregator->addSkipped(std::nullopt, records, now, reason);
   }
 }

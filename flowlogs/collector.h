@@ -79,7 +79,9 @@ class Collector {
   void onLearnedFlows(bool ingress, const std::vector<LearnedFlow>& flows, int64_t now,
                       bool baseline = false);
   // Records were lost: datagrams missing (IPFIX sequence gaps) or counters unread for too long.
-  void onLost(uint64_t records, int64_t now, const std::string& reason);
+  // `only`: what was lost was only of this verdict (logs of the other kind are not affected).
+  void onLost(uint64_t records, int64_t now, const std::string& reason,
+              std::optional<Action> only = std::nullopt);
 
   // Batches of closed intervals (and their fields, to format them).
   [[nodiscard]] std::vector<std::pair<LogBatch, std::vector<Field>>> flush(int64_t now,
@@ -120,6 +122,7 @@ class Collector {
   };
   std::map<std::tuple<bool, uint64_t, std::string>, Seen> learned_;
   Stats stats_;
+  int64_t now_ = 0;  // time of the latest input
 };
 
 }  // namespace vpcguard::flowlog

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <tuple>
 
+#include <fmt/format.h>
+
 namespace vpcguard::flowlog {
 namespace {
 
@@ -124,7 +126,11 @@ std::string formatRecord(const Record& record, const InterfaceInfo& interface,
     } else if (record.log_status == LogStatus::kOk) {
       line += trafficField(f, record);
     } else if (f == Field::kVpcguardReason) {
-      line += orDash(record.reason);  // why records were skipped
+      // Why records were skipped and how many: AWS writes '-' in packets, so the count goes here
+      // (IPFIX records for records-lost and template-unknown, packets for rate-limited).
+      line += record.log_status == LogStatus::kSkipData && record.packets > 0
+                  ? fmt::format("{}:{}", orDash(record.reason), record.packets)
+                  : orDash(record.reason);
     } else {
       line += '-';
     }

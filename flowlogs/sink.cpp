@@ -111,6 +111,20 @@ std::string fileText(const LogFile& file) {
   return text;
 }
 
+namespace {
+// A path component from config values (account, region, flow-log id): only what AWS's own
+// names use, so a value cannot climb out of the destination ("..", "/").
+std::string pathSafe(const std::string& value) {
+  std::string out = value.empty() ? "-" : value;
+  for (char& c : out) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_';
+    c = ok ? c : '_';
+  }
+  return out;
+}
+}  // namespace
+
 std::string objectKey(const LogFile& file, const std::string& text) {
   using namespace std::chrono;
   const sys_seconds t{seconds{file.interval_start}};
@@ -123,7 +137,8 @@ std::string objectKey(const LogFile& file, const std::string& text) {
   return fmt::format(
       "AWSLogs/{0}/vpcflowlogs/{1}/{2:04}/{3:02}/{4:02}/"
       "{0}_vpcflowlogs_{1}_{5}_{2:04}{3:02}{4:02}T{6:02}{7:02}Z_{8:08x}.log.gz",
-      file.account_id, file.region, y, m, d, file.flow_log_id, hms.hours().count(),
+      pathSafe(file.account_id), pathSafe(file.region), y, m, d, pathSafe(file.flow_log_id),
+      hms.hours().count(),
       hms.minutes().count(), fnv1a(text));
 }
 

@@ -384,9 +384,11 @@ vg_of_meter_stats(vg_of *of, uint32_t id, uint64_t *band_packets, char **err)
         return -1;
     }
     enum ofptype type;
-    if (ofptype_decode(&type, reply->data) || type != OFPTYPE_METER_STATS_REPLY) {
-        *err = type == OFPTYPE_ERROR ? format_ofperr_msg(reply->data)
-                                     : xstrdup("unexpected reply to a meter stats request");
+    const bool decoded = !ofptype_decode(&type, reply->data);
+    if (!decoded || type != OFPTYPE_METER_STATS_REPLY) {
+        *err = decoded && type == OFPTYPE_ERROR
+                   ? format_ofperr_msg(reply->data)
+                   : xstrdup("unexpected reply to a meter stats request");
         ofpbuf_delete(reply);
         return -1;
     }

@@ -351,6 +351,18 @@ max_aggregation_interval = 60
     }
   }
 
+  // The switch's flow counters and IPFIX are up to date: two full revalidation rounds (OVS
+  // pushes datapath statistics to its flows when its revalidators run), and the samples they
+  // caused have reached the collector.
+  void settle() {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    for (int i = 0; i < 2; ++i) {
+      auto r = lab_->sandbox().appctl("revalidator/wait");
+      EXPECT_TRUE(r) << r.error().message;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+
   void startDaemon(std::vector<std::string> extra = {}) {
     Vpcguardd::Options o;
     o.config = config();
@@ -431,9 +443,8 @@ TEST_F(FlowLogE2e, RecordsMatchWhatTheInterfacesSaw) {
   auto r = lab_->exec("eni-web1", "ping -c2 -i0.2 10.0.2.10");
   EXPECT_TRUE(r.ok()) << r.output;
 
-  // OVS pushes flow counters about every half second; then stop: vpcguardd reads the counters
-  // and publishes the open interval.
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  // Then stop: vpcguardd reads the counters and publishes the open interval.
+  settle();
   stopCaptures();
   ASSERT_TRUE(daemon_->stop(SIGTERM)) << daemon_->logTail();
   const std::string log = daemon_->log();
@@ -522,7 +533,7 @@ TEST_F(FlowLogE2e, RejectFloodIsRateLimitedAndReportedAsSkipdata) {
                       "for i in range(2000):\n s.sendto(b'x'*50, ('10.0.1.10', 9999))\n"
                       " if i % 10 == 9: time.sleep(0.01)\"");
   ASSERT_TRUE(r.ok()) << r.output;
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  settle();
   stopCaptures();
   ASSERT_TRUE(daemon_->stop(SIGTERM)) << daemon_->logTail();
 
@@ -544,6 +555,7 @@ TEST_F(FlowLogE2e, RejectFloodIsRateLimitedAndReportedAsSkipdata) {
   }
   VGT_ASSIGN_OR_FAIL(auto all, read("all"));
   uint64_t logged = 0;
+  uint64_t skipped = 0;  // what web1's SKIPDATA records say was lost
   uint64_t left = 0;  // what the switch took from the bastion (its egress, all accepted)
   bool skipdata = false;
   for (const auto& rec : all.records) {
@@ -555,13 +567,17 @@ TEST_F(FlowLogE2e, RejectFloodIsRateLimitedAndReportedAsSkipdata) {
     }
     if (rec.value("log-status") == "SKIPDATA") {
       skipdata = true;
-      EXPECT_EQ(rec.value("vpcguard-reason"), "rate-limited") << rec.line;
+      // The reason and how many: the same count vpcguardd logged.
+      const auto reason = std::string(rec.value("vpcguard-reason").value_or(""));
+      EXPECT_EQ(reason.rfind("rate-limited:", 0), 0U) << rec.line;
+      skipped += std::stoull(reason.substr(reason.find(':') + 1));
     } else if (rec.value("action") == "REJECT" && rec.value("dstport") == "9999") {
       logged += static_cast<uint64_t>(rec.number("packets").value_or(0));
     }
   }
   EXPECT_GT(limited, 0U) << daemon_->logTail();
   EXPECT_TRUE(skipdata);
+  EXPECT_EQ(skipped, limited) << "the SKIPDATA records say how much the log says";
   // The meter is the switch's, not an interface's: every logged interface learns of the loss.
   VGT_ASSIGN_OR_FAIL(auto rejects, read("reject"));
   bool db_told = false;
@@ -593,13 +609,13 @@ TEST_F(FlowLogE2e, RestartNeitherLosesNorDoublesRecords) {
   auto r = lab_->exec("eni-web1", "ping -c3 -i0.2 10.0.2.10");
   EXPECT_TRUE(r.ok()) << r.output;
   (void)lab_->exec("eni-bastion", "nc -zw2 10.0.2.10 5432");
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  settle();
   ASSERT_TRUE(daemon_->stop(SIGTERM)) << daemon_->logTail();
   startDaemon();
   r = lab_->exec("eni-web1", "ping -c2 -i0.2 10.0.2.10");  // same ICMP flow: counted on
   EXPECT_TRUE(r.ok()) << r.output;
   (void)lab_->exec("eni-bastion", "nc -zw2 10.0.2.10 5433");
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  settle();
   stopCaptures();
   ASSERT_TRUE(daemon_->stop(SIGTERM)) << daemon_->logTail();
   SCOPED_TRACE("vpcguardd's log:\n" + daemon_->logTail(60));

@@ -104,7 +104,7 @@ TEST(FlowLogRecord, NoDataAndSkipData) {
   EXPECT_EQ(formatRecord(r, eni1(),
                          format("${vpc-id} ${type} ${tcp-flags} ${flow-direction} "
                                 "${log-status} ${vpcguard-reason}")),
-            "vpc-lab - - - SKIPDATA records-lost");
+            "vpc-lab - - - SKIPDATA records-lost:1234");  // how many lost: in our field only
 }
 
 TEST(FlowLogRecord, LogFilesPerAccountAndRegion) {
