@@ -18,12 +18,16 @@
 #include <map>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "ovs-plugin/openflow.h"
 #include "tests/harness/ovs_sandbox.h"
+#include "tests/harness/policy_lab.h"
+#include "tests/harness/process.h"
 #include "translator/flow.h"
 #include "translator/model.h"
 #include "translator/result.h"
@@ -216,6 +220,35 @@ inline Result<double> timedOfctl(const test::OvsSandbox& sb, const std::string& 
     return tl::unexpected(r.error());
   }
   return msSince(t0);
+}
+
+// TCP throughput from `client` to `server` (a VM of `lab`) over one iperf3 stream of `seconds`:
+// a one-off iperf3 server on `port`, the client retried until the server listens.
+inline Result<double> iperf3Gbps(test::PolicyLab& lab, const std::string& client,
+                                 const std::string& server, const std::string& server_ip, int port,
+                                 int seconds) {
+  auto srv = lab.exec(server, fmt::format("iperf3 -s -1 -D -p {} -I /tmp/iperf3-{}.pid", port, port));
+  if (!srv.ok()) {
+    return makeError("iperf3 server: " + srv.output);
+  }
+  test::CommandResult out;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    out = lab.exec(client, fmt::format("iperf3 -J -c {} -p {} -t {}", server_ip, port, seconds),
+                   std::chrono::seconds(seconds + 30));
+    if (out.ok()) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (!out.ok()) {
+    return makeError("iperf3 client: " + out.output);
+  }
+  try {
+    auto j = nlohmann::json::parse(out.output);
+    return j["end"]["sum_received"]["bits_per_second"].get<double>() / 1e9;
+  } catch (const std::exception& e) {
+    return makeError(std::string("iperf3 output: ") + e.what());
+  }
 }
 
 }  // namespace vpcguard::bench

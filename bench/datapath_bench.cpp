@@ -24,8 +24,8 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
+#include "bench/bench_util.h"
 #include "daemon/config_loader.h"
 #include "tests/harness/policy_lab.h"
 #include "tests/harness/process.h"
@@ -122,29 +122,11 @@ struct Figures {
 Result<Figures> measure(test::PolicyLab& lab, const std::string& client, const std::string& server,
                         const std::string& server_ip, int port, int seconds) {
   Figures f;
-  auto srv = lab.exec(server, fmt::format("iperf3 -s -1 -D -p {} -I /tmp/iperf3-{}.pid", port, port));
-  if (!srv.ok()) {
-    return makeError("iperf3 server: " + srv.output);
+  auto gbps = bench::iperf3Gbps(lab, client, server, server_ip, port, seconds);
+  if (!gbps) {
+    return tl::unexpected(gbps.error());
   }
-  // The daemon needs a moment to listen; retry the client until it connects.
-  test::CommandResult out;
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    out = lab.exec(client, fmt::format("iperf3 -J -c {} -p {} -t {}", server_ip, port, seconds),
-                   std::chrono::seconds(seconds + 30));
-    if (out.ok()) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  if (!out.ok()) {
-    return makeError("iperf3 client: " + out.output);
-  }
-  try {
-    auto j = nlohmann::json::parse(out.output);
-    f.gbps = j["end"]["sum_received"]["bits_per_second"].get<double>() / 1e9;
-  } catch (const std::exception& e) {
-    return makeError(std::string("iperf3 output: ") + e.what());
-  }
+  f.gbps = *gbps;
   f.conn_per_s = connectionRate(lab.vm(client)->netns, lab.vm(server)->netns, server_ip, port + 1,
                                 seconds);
   return f;

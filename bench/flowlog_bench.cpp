@@ -45,7 +45,6 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "bench/bench_util.h"
 #include "daemon/config_loader.h"
@@ -240,7 +239,9 @@ struct Plan {
     uint64_t out = 0;
     for (uint64_t c = 0; c < connections(n); ++c) {
       const uint64_t in_c = std::min<uint64_t>(4, n - c * 4);
-      out += c % 8 == 7 ? 1 : (in_c >= 4 ? 2 : in_c >= 2 ? 1 : 0);
+      // Every 8th connection is a reject (one record), the others an accept on both sides.
+      const uint64_t n_records = c % 8 == 7 ? 1U : (in_c >= 4 ? 2U : in_c >= 2 ? 1U : 0U);
+      out += n_records;
     }
     return out;
   }
@@ -604,28 +605,11 @@ long upcalls(test::PolicyLab& lab) {
 Result<Figures> measure(test::PolicyLab& lab, const std::string& client, const std::string& server,
                         const std::string& server_ip, int port, int seconds) {
   Figures f;
-  auto srv = lab.exec(server, fmt::format("iperf3 -s -1 -D -p {} -I /tmp/iperf3-{}.pid", port, port));
-  if (!srv.ok()) {
-    return makeError("iperf3 server: " + srv.output);
+  auto gbps = bench::iperf3Gbps(lab, client, server, server_ip, port, seconds);
+  if (!gbps) {
+    return tl::unexpected(gbps.error());
   }
-  test::CommandResult out;
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    out = lab.exec(client, fmt::format("iperf3 -J -c {} -p {} -t {}", server_ip, port, seconds),
-                   std::chrono::seconds(seconds + 30));
-    if (out.ok()) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  if (!out.ok()) {
-    return makeError("iperf3 client: " + out.output);
-  }
-  try {
-    auto j = nlohmann::json::parse(out.output);
-    f.gbps = j["end"]["sum_received"]["bits_per_second"].get<double>() / 1e9;
-  } catch (const std::exception& e) {
-    return makeError(std::string("iperf3 output: ") + e.what());
-  }
+  f.gbps = *gbps;
   // The same port, once iperf3's one-off server is gone (the policy allows only this port).
   (void)test::waitFor([&] { return !lab.exec(server, fmt::format("ss -ltnH 'sport = :{}' | grep -q .", port)).ok(); },
                       std::chrono::seconds(5));
@@ -756,6 +740,33 @@ int runDatapath(const std::string& config_path, int seconds, int rounds) {
       (with_logs ? on : off).push_back(*f);
     }
   }
+  // (d) the option not taken: every accepted packet sampled (an upcall each), as counting by
+  // OVS's IPFIX flow cache alone would need. Emulated with flow log ALL on and one flow in each
+  // learned table (not vpcguardd's: it leaves them alone) that samples every packet at the
+  // counting points and marks it counted, so no learned flow counts it.
+  if (!logging && !switchConfig(daemon, cfg, logged, 1)) {
+    return fail("vpcguardd did not apply the config\n" + daemon.logTail());
+  }
+  progress("datapath: (d) every accepted packet sampled");
+  for (int table : {static_cast<int>(pipeline::kFlowLogEgressLearned),
+                    static_cast<int>(pipeline::kFlowLogIngressLearned)}) {
+    const std::string every = fmt::format(
+        "add-flow br-int 'table={},priority=1000,ip,actions=sample(probability=65535,"
+        "collector_set_id={},obs_domain_id=0,obs_point_id=0),load:1->NXM_NX_REG9[0]'",
+        table, pipeline::kCollectorSetId);
+    if (auto r = (*lab)->sandbox().ofctl(every); !r) {
+      return fail(r.error().message);
+    }
+  }
+  auto every_fig = measure(**lab, client, server, server_ip, port, seconds);
+  for (int table : {static_cast<int>(pipeline::kFlowLogEgressLearned),
+                    static_cast<int>(pipeline::kFlowLogIngressLearned)}) {
+    (void)(*lab)->sandbox().ofctl(
+        fmt::format("--strict del-flows br-int 'table={},priority=1000,ip'", table));
+  }
+  if (!every_fig) {
+    return fail("(d): " + every_fig.error().message);
+  }
   const bool stopped = daemon.stop(SIGTERM);
   const auto mean = [](const std::vector<Figures>& v) {
     Figures m;
@@ -786,6 +797,11 @@ int runDatapath(const std::string& config_path, int seconds, int rounds) {
               ratio(b.conn_per_s, a.conn_per_s));
   std::printf("vpcguard_tcp_ratio (a)/(c)           %.2f\n", ratio(a.gbps, fwd_fig->gbps));
   std::printf("vpcguard_conn_ratio (a)/(c)          %.2f\n", ratio(a.conn_per_s, fwd_fig->conn_per_s));
+  std::printf("tcp_gbps (d) every packet sampled    %.2f  (d)/(a) %.2f\n", every_fig->gbps,
+              ratio(every_fig->gbps, a.gbps));
+  std::printf("new_conn_per_s (d)                   %.0f  (d)/(a) %.2f, upcalls per conn %.1f\n",
+              every_fig->conn_per_s, ratio(every_fig->conn_per_s, a.conn_per_s),
+              every_fig->upcalls_per_conn);
   if (rounds > 1) {
     for (size_t i = 0; i < off.size(); ++i) {
       std::printf("round %zu: (a) %.2f Gbps %.0f conn/s, (b) %.2f Gbps %.0f conn/s\n", i + 1,
