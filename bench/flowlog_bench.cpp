@@ -514,7 +514,8 @@ struct Connections {
 // loop, for `seconds`.
 // `reuse_ports` > 0: the clients bind their local ports from 40000 + [0, reuse_ports), round
 // robin, so 5-tuples are reused on purpose (a later connection meets the counting flow and the
-// datapath flows of an earlier one).
+// datapath flows of an earlier one). < 0: every connection binds a port of its own (20000 and
+// up, the run ends when they are used up), so no 5-tuple is ever reused.
 Connections connectLoop(const std::string& netns, const std::string& server_ip, int port,
                         int clients, double seconds, int reuse_ports = 0) {
   std::mutex mu;
@@ -535,12 +536,17 @@ Connections connectLoop(const std::string& netns, const std::string& server_ip, 
           const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
           timeval tv{1, 0};
           ::setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-          if (reuse_ports > 0) {
+          if (reuse_ports != 0) {
             int one = 1;
             ::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
             sockaddr_in local{};
             local.sin_family = AF_INET;
-            local.sin_port = htons(static_cast<uint16_t>(40000 + next % reuse_ports));
+            const int local_port = reuse_ports > 0 ? 40000 + next % reuse_ports : 20000 + next;
+            if (local_port > 65000) {
+              ::close(s);
+              break;  // unique ports used up
+            }
+            local.sin_port = htons(static_cast<uint16_t>(local_port));
             next += clients;
             if (::bind(s, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
               ::close(s);
@@ -1226,12 +1232,18 @@ int main(int argc, char** argv) {
   app.add_option("--clients", clients, "Loss: parallel connecting clients")->capture_default_str();
   app.add_option("--reuse-ports", reuse_ports,
                  "Loss: clients cycle through this many local ports (5-tuples reused on purpose)");
+  bool unique_ports = false;
+  app.add_flag("--unique-ports", unique_ports,
+               "Loss: every connection gets a local port of its own (no 5-tuple reused)");
   app.add_option("--tolerate-unreported", tolerate,
                  "Loss: missing (unreported) or extra packets that do not fail the run (the "
                  "smoke run's allowance for the known rare miscount, docs/flowlogs.md); default 0")
       ->capture_default_str();
   app.add_option("--keep", keep, "Loss: copy the captures, records and vpcguardd's log here");
   CLI11_PARSE(app, argc, argv);
+  if (unique_ports) {
+    reuse_ports = -1;
+  }
   if (!collector && !datapath && !loss) {
     collector = datapath = loss = true;
   }
