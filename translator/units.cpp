@@ -243,9 +243,11 @@ void infrastructure(FlowSink& b) {
     b.add(t, 0, k, 0, "", "drop");
   }
   // The miss path's conntrack mark (kCtMark*Learned): which direction, then toggle its bit.
-  for (auto [t, zone] : {std::pair{kFlowLogEgressMark, kNxmSrcEni},
-                         std::pair{kFlowLogIngressMark, kNxmDstEni}}) {
-    const auto mark = [&](uint32_t value, uint32_t bit) {
+  for (const auto& side : {std::pair{kFlowLogEgressMark, kNxmSrcEni},
+                            std::pair{kFlowLogIngressMark, kNxmDstEni}}) {
+    const Table t = side.first;
+    const char* zone = side.second;  // a plain variable: clang 14 cannot capture bindings
+    const auto mark = [zone](uint32_t value, uint32_t bit) {
       return fmt::format("ct(commit,zone={}[0..15],exec(set_field:{}/{}->ct_mark))", zone,
                          hex(value), hex(bit));
     };
