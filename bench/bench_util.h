@@ -3,6 +3,7 @@
 // interfaces to a sandbox bridge and writing flows for ovs-ofctl (the baseline every benchmark
 // runs in the same process and switch).
 #include <fcntl.h>
+#include <sched.h>
 #include <spawn.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -249,6 +250,25 @@ inline Result<double> iperf3Gbps(test::PolicyLab& lab, const std::string& client
   } catch (const std::exception& e) {
     return makeError(std::string("iperf3 output: ") + e.what());
   }
+}
+
+// Runs `fn` on a thread that has joined network namespace `netns`.
+template <typename Fn>
+void inNetns(const std::string& netns, Fn fn) {
+  std::thread t([&] {
+    const std::string path = "/var/run/netns/" + netns;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
+      std::perror(("setns " + path).c_str());
+      if (fd >= 0) {
+        ::close(fd);
+      }
+      return;
+    }
+    ::close(fd);
+    fn();
+  });
+  t.join();
 }
 
 }  // namespace vpcguard::bench

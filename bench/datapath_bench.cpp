@@ -41,24 +41,6 @@ int fail(const std::string& what) {
   return 1;
 }
 
-// Runs `fn` on a thread that has joined network namespace `netns`.
-template <typename Fn>
-void inNetns(const std::string& netns, Fn fn) {
-  std::thread t([&] {
-    const std::string path = "/var/run/netns/" + netns;
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
-      std::perror(("setns " + path).c_str());
-      if (fd >= 0) {
-        ::close(fd);
-      }
-      return;
-    }
-    ::close(fd);
-    fn();
-  });
-  t.join();
-}
 
 // TCP connections per second from the client namespace to server:port for `seconds`; the server
 // side is a plain listener in its namespace that accepts and closes.
@@ -66,7 +48,7 @@ double connectionRate(const std::string& client_ns, const std::string& server_ns
                       const std::string& server_ip, int port, int seconds) {
   std::atomic<bool> stop{false};
   int listener = -1;
-  inNetns(server_ns, [&] {
+  bench::inNetns(server_ns, [&] {
     listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     ::setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -88,7 +70,7 @@ double connectionRate(const std::string& client_ns, const std::string& server_ns
     }
   });
   long connections = 0;
-  inNetns(client_ns, [&] {
+  bench::inNetns(client_ns, [&] {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<uint16_t>(port));

@@ -432,24 +432,6 @@ int runCollector(const std::string& config_path, uint64_t messages, bool& wrong_
 
 // ============================== namespaces, sockets, traffic =================================
 
-// Runs `fn` on a thread that has joined network namespace `netns`.
-template <typename Fn>
-void inNetns(const std::string& netns, Fn fn) {
-  std::thread t([&] {
-    const std::string path = "/var/run/netns/" + netns;
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
-      std::perror(("setns " + path).c_str());
-      if (fd >= 0) {
-        ::close(fd);
-      }
-      return;
-    }
-    ::close(fd);
-    fn();
-  });
-  t.join();
-}
 
 // A TCP listener in `netns` whose acceptors take each connection and wait for the client to
 // reset it, then close: the server never sends a FIN, so every connection is exactly SYN,
@@ -457,7 +439,7 @@ void inNetns(const std::string& netns, Fn fn) {
 class Server {
  public:
   Server(const std::string& netns, int port, int acceptors) {
-    inNetns(netns, [&] {
+    bench::inNetns(netns, [&] {
       fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
       int one = 1;
       ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -527,7 +509,7 @@ Connections connectLoop(const std::string& netns, const std::string& server_ip, 
     threads.emplace_back([&, k] {
       Connections mine;
       int next = k;
-      inNetns(netns, [&] {
+      bench::inNetns(netns, [&] {
         sockaddr_in a{};
         a.sin_family = AF_INET;
         a.sin_port = htons(static_cast<uint16_t>(port));

@@ -145,13 +145,16 @@ void FlowLogRunner::update(const model::Policy& policy,
   // What flow logs cover is about to change (a flow log or an interface came, went or moved):
   // the counts since the last read still belong to the old coverage.
   std::string coverage;
+  const bool any = !policy.flow_logs.empty() || !collector_.empty();
   for (const auto& fl : policy.flow_logs) {
     coverage += fl.id + ' ' + fl.resource_id + ' ' + fl.log_format + ' ' +
                 std::to_string(static_cast<int>(fl.traffic_type)) + ' ' +
                 std::to_string(fl.max_aggregation_interval) + ';';
   }
-  for (const auto& eni : policy.network_interfaces) {
-    coverage += eni.id + '@' + eni.subnet_id + ';';
+  // Without flow logs, before or after, there is nothing to cover (and no string to build on
+  // every sync).
+  for (size_t i = 0; any && i < policy.network_interfaces.size(); ++i) {
+    coverage += policy.network_interfaces[i].id + '@' + policy.network_interfaces[i].subnet_id + ';';
   }
   if (openflow != nullptr && !collector_.empty() && coverage != coverage_) {
     readLearned(openflow, now);

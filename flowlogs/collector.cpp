@@ -178,9 +178,7 @@ std::vector<std::pair<LogBatch, std::vector<Field>>> Collector::setPolicy(
     drain(log);  // removed: its open records go out now
   }
   logs_ = std::move(next);
-  destinations_.clear();
   for (auto& [id, log] : logs_) {
-    destinations_[id] = log.config.log_destination;
     std::map<std::string, InterfaceInfo> covered;
     for (const auto& eni : policy.network_interfaces) {
       if (flowLogCovers(log.config, policy, eni)) {

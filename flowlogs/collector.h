@@ -90,10 +90,6 @@ class Collector {
 
   [[nodiscard]] const Stats& stats() const { return stats_; }
   [[nodiscard]] bool empty() const { return logs_.empty(); }
-  // Destination of each flow log (flow-log id -> log_destination).
-  [[nodiscard]] const std::map<std::string, std::string>& destinations() const {
-    return destinations_;
-  }
 
  private:
   struct Log {
@@ -110,7 +106,6 @@ class Collector {
 
   CollectorView view_;
   std::map<std::string, Log> logs_;
-  std::map<std::string, std::string> destinations_;
   // Deciding rule per connection and side, with when it was last used (bounded, see .cpp).
   std::map<RuleKey, std::pair<uint32_t, int64_t>> rules_;
   // Previous counters of each learned flow: (side, cookie, match) -> (packets, bytes, duration).
