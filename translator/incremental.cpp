@@ -7,6 +7,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "translator/mirror.h"
 #include "translator/pipeline.h"
 #include "translator/units.h"
 
@@ -232,6 +233,8 @@ struct IncrementalTranslator::State {
   std::vector<std::string> infra;
   std::vector<uint32_t> reject_verdicts;  // input of the flow-log reject unit
   std::vector<std::string> rejects;
+  MirrorPlan mirror_plan;  // input of the mirror unit
+  std::vector<std::string> mirrors;
   std::unordered_map<std::string, SubnetRec> subnets;
   std::unordered_map<std::string, NaclRec> nacls;
   std::unordered_map<std::string, EniRec> enis;
@@ -557,6 +560,8 @@ struct IncrementalTranslator::State {
     infra.clear();
     reject_verdicts.clear();
     rejects.clear();
+    mirror_plan = {};
+    mirrors.clear();
     subnets.clear();
     nacls.clear();
     enis.clear();
@@ -649,6 +654,15 @@ Result<FlowDelta> IncrementalTranslator::State::update(
     units::flowLogRejects(sink, verdicts);
     replaceFlows(rejects, std::move(sink.flows));
     reject_verdicts = std::move(verdicts);
+    ++work.units;
+  }
+
+  // Traffic mirroring: small (a few sessions per source), rebuilt whole when anything changed.
+  if (auto plan = mirrorPlan(policy, ofports, interface_index); plan != mirror_plan) {
+    CollectSink sink(generation);
+    units::mirrorFlows(sink, plan);
+    replaceFlows(mirrors, std::move(sink.flows));
+    mirror_plan = std::move(plan);
     ++work.units;
   }
 

@@ -160,6 +160,8 @@ struct Quotas {
   int network_acls_per_vpc = 200;
   int security_groups_per_vpc = 2500;
   int prefix_list_max_entries = 1000;
+  int traffic_mirror_sessions_per_interface = 3;  // AWS: sessions per source interface
+  int traffic_mirror_filter_rules = 10;          // AWS: rules per filter direction
 };
 
 // A VPC flow log (AWS CreateFlowLogs): which interfaces it covers, which verdicts it records,
@@ -181,8 +183,69 @@ struct FlowLog {
   SourceLocation location;
 };
 
-// Reserved for the traffic-mirroring issue: its objects live here when built.
-struct TrafficMirrorSession {};
+// Traffic mirroring (AWS Traffic Mirroring; docs/mirroring.md): copies of the packets an
+// interface sends and receives, as VXLAN, to a monitoring appliance.
+//
+// A target: a local interface (copies are addressed to its primary private IPv4 address and its
+// MAC, so a UDP socket on port 4789 inside that VM receives them) or a VXLAN endpoint reached
+// over the host's underlay network. Exactly one of the two.
+struct TrafficMirrorTarget {
+  std::string id;  // "tmt-..."
+  std::optional<std::string> network_interface_id;
+  std::optional<IpAddress> vxlan_remote_ip;  // IPv4
+  std::string description;
+  SourceLocation location;
+};
+
+// One rule of a filter. Rules of one direction are evaluated lowest rule_number first; the first
+// that matches decides (accept: mirror, reject: not by this session). No match: not mirrored by
+// this session.
+struct TrafficMirrorFilterRule {
+  int rule_number = 0;  // 1..32766, unique per filter direction
+  bool accept = false;  // rule_action
+  int protocol = kProtoAll;  // IANA number; absent = all
+  Cidr source_cidr_block;       // required; both CIDRs of one family
+  Cidr destination_cidr_block;  // required
+  std::optional<PortRange> source_port_range;       // tcp/udp only; absent = all
+  std::optional<PortRange> destination_port_range;  // tcp/udp only; absent = all
+  std::string description;
+  SourceLocation location;
+};
+
+struct TrafficMirrorFilter {
+  std::string id;  // "tmf-..."
+  std::vector<TrafficMirrorFilterRule> ingress_rules;  // packets the source interface receives
+  std::vector<TrafficMirrorFilterRule> egress_rules;   // packets it sends
+  // AWS's "amazon-dns" (mirror the traffic to the VPC's DNS resolver): accepted, no effect here
+  // (there is no Amazon DNS resolver behind this switch).
+  std::vector<std::string> network_services;
+  std::string description;
+  SourceLocation location;
+};
+
+struct TrafficMirrorSession {
+  std::string id;  // "tms-..."
+  std::string network_interface_id;  // the source: a local interface
+  std::string traffic_mirror_target_id;
+  std::string traffic_mirror_filter_id;
+  int session_number = 0;  // 1..32766, unique per source interface; lowest first
+  std::optional<int> packet_length;  // bytes of each packet copied (after the VXLAN header)
+  // VXLAN network identifier, 0..16777215. Absent in the config: resolveDefaults() picks one no
+  // other session uses (stable: derived from the session id), as AWS picks a unique one.
+  std::optional<uint32_t> virtual_network_id;
+  std::string description;
+  SourceLocation location;
+};
+
+// Plain port mirroring (vpcguard's own, not AWS): OVS's Mirror table copies every packet an
+// interface sends and receives, whole and unfiltered (also packets the policy then drops), to
+// a dedicated local OVS port (SPAN). docs/mirroring.md.
+struct PortMirror {
+  std::string id;                    // "pm-..."
+  std::string network_interface_id;  // the source: a local interface
+  std::string output_port;           // an OVS port on the bridge that no interface uses
+  SourceLocation location;
+};
 
 struct Policy {
   Vpc vpc;
@@ -193,7 +256,10 @@ struct Policy {
   std::vector<NetworkAcl> network_acls;
   Quotas quotas;
   std::vector<FlowLog> flow_logs;
+  std::vector<TrafficMirrorTarget> traffic_mirror_targets;
+  std::vector<TrafficMirrorFilter> traffic_mirror_filters;
   std::vector<TrafficMirrorSession> traffic_mirror_sessions;
+  std::vector<PortMirror> port_mirrors;
 
   // Where each field was written, keyed by its path ("security_groups[2].ingress[0].cidr_ipv4"),
   // so validation can point at the exact line. Filled by the config loader; models built in code

@@ -49,6 +49,13 @@ enum Table : uint8_t {
   kFlowLogIngress = 96,
   kFlowLogIngressLearned = 97,
   kFlowLogIngressMark = 98,
+  // Traffic mirroring (docs/mirroring.md). Reached by resubmit from the same two points as the
+  // flow-log counting (an accepted packet leaving its source / delivered to its destination):
+  // per source interface (reg0 / reg1) and session rank (kRegMirrorRank), the session filter
+  // rules; an accepting rule copies the packet in a clone() (VNI, tunnel destination, truncation)
+  // to the mirror tunnel port, a rejecting rule or no match tries the next session.
+  kMirrorEgress = 100,
+  kMirrorIngress = 101,
 };
 
 // The tables vpcguard owns on its bridge: any flow in them that vpcguard did not install is
@@ -57,7 +64,7 @@ inline constexpr Table kOwnedTables[] = {
     kClassify,   kPortSecurity, kL3Lookup,    kNdReply, kSgEgressCt, kSgEgress,
     kSgEgressEval, kNaclOut,    kNaclIn,      kSgIngressCt, kSgIngress, kSgIngressEval,
     kOutput,     kUnfiltered,   kDrop,        kFlowLogEgress, kFlowLogEgressMark,
-    kFlowLogIngress, kFlowLogIngressMark};
+    kFlowLogIngress, kFlowLogIngressMark, kMirrorEgress, kMirrorIngress};
 [[nodiscard]] constexpr bool isOwnedTable(uint8_t table) {
   for (Table t : kOwnedTables) {
     if (t == table) {
@@ -79,6 +86,8 @@ inline constexpr const char* kRegSrcNacl = "reg6";     // NACL index of the sour
 inline constexpr const char* kRegDstNacl = "reg7";     // NACL index of the destination subnet
 inline constexpr const char* kRegOpen = "reg8";        // kOpen* bits: ENIs open to the internet
 inline constexpr const char* kNxmScratch = "NXM_NX_REG9";  // scratch within one action list
+// The rank (0, 1, 2: by session number) of the mirror session whose filter is being evaluated.
+inline constexpr const char* kRegMirrorRank = "reg10";
 inline constexpr const char* kNxmSrcEni = "NXM_NX_REG0";
 inline constexpr const char* kNxmDstEni = "NXM_NX_REG1";
 
@@ -175,6 +184,7 @@ enum class CookieKind : uint8_t {
   kNacl = 5,      // NACL entries; index = NACL index
   kRouter = 6,    // gateway ARP/ND responders, unfiltered traffic
   kFlowLog = 7,   // per-interface flow-log counting flows; index = ENI index
+  kMirror = 8,    // traffic-mirror filter flows; index = the source ENI index
 };
 
 [[nodiscard]] constexpr uint64_t makeCookie(uint16_t generation, CookieKind kind, uint32_t index) {
@@ -218,6 +228,32 @@ inline constexpr int kLearnedIdleTimeout = 30;
 inline constexpr uint32_t kCtMarkOriginalLearned = 0x1;
 inline constexpr uint32_t kCtMarkReplyLearned = 0x2;
 inline constexpr int kFlowLogPollSeconds = 10;
+
+// ---- traffic mirroring ---------------------------------------------------------------------
+// The VXLAN port copies leave through: one per bridge, created by vpcguardd while a session
+// exists, `options:remote_ip=flow, key=flow` (each copy sets its VNI and destination). vpcguardd
+// marks it with external_ids:vpcguard-role=mirror-tunnel; its OpenFlow port number reaches the
+// translator in TranslateInput::ofports under kMirrorTunnelKey (never a valid interface id).
+inline constexpr const char* kMirrorTunnelPort = "vg-mirror";
+inline constexpr const char* kMirrorTunnelRole = "mirror-tunnel";
+inline constexpr const char* kMirrorTunnelKey = "@mirror-tunnel";
+// Copies are cut to fit a 1500-byte MTU at the target (or on the underlay) after the 36 bytes of
+// outer IPv4, UDP and VXLAN headers, as AWS cuts copies to the target's MTU: a longer one would
+// not be sent at all, and on the userspace datapath it would take the copies queued behind it
+// in the same output batch with it. packet_length cuts shorter.
+inline constexpr int kMirrorMtu = 1500;
+inline constexpr int kMirrorMaxCopyBytes = kMirrorMtu - 36;
+// Filter rule n of a session has priority kMirrorRuleBasePriority - n (lowest number first, as
+// NACLs); a session's "no rule matched" flow has kMirrorMissPriority.
+inline constexpr uint16_t kMirrorRuleBasePriority = 40000;
+inline constexpr uint16_t kMirrorMissPriority = 1;
+// Local targets: copies to an interface on this bridge are routed (ovs-vswitchd's own route
+// table, `ovs/route/add`) back into this bridge through its LOCAL port, from kMirrorHostAddress
+// (on the bridge's internal device), through a per-target next hop in kMirrorHostSubnet whose
+// neighbour entry is the target's MAC. Table UNFILTERED then delivers them like any link-local
+// packet from the host.
+inline constexpr const char* kMirrorHostSubnet = "169.254.118.0/24";
+inline constexpr const char* kMirrorHostAddress = "169.254.118.1";
 
 // Conjunction ids of SG rules start here (ids below are free for other uses); they end below
 // 2^24 (translator/rule_ids.h), so the cookie's index field holds them whole.

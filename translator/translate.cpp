@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "translator/mirror.h"
 #include "translator/pipeline.h"
 #include "translator/units.h"
 
@@ -64,6 +65,7 @@ class Translator {
     }
     units::infrastructure(b_);
     units::flowLogRejects(b_, units::flowLogRejectVerdicts(policy_));
+    units::mirrorFlows(b_, mirrorPlan(policy_, in_.ofports, in_.interface_index));
     for (const auto& s : policy_.subnets) {
       units::router(b_, s, subnet_index_[s.id]);
     }

@@ -22,7 +22,8 @@ namespace vpcguard {
 
 struct TranslateInput {
   const model::Policy* policy = nullptr;
-  // Interfaces attached to the bridge: iface-id -> OpenFlow port number.
+  // Interfaces attached to the bridge: iface-id -> OpenFlow port number; also the traffic-mirror
+  // tunnel port under pipeline::kMirrorTunnelKey (no mirror flows without it).
   std::map<std::string, int> ofports;
   // Every interface's index, which is also its conntrack zone (1..65535). Indices must stay
   // stable while the daemon runs and across restarts, or live connections lose their state:

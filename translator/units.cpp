@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "translator/hash.h"
+#include "translator/mirror.h"
 #include "translator/pipeline.h"
 #include "translator/translate.h"
 
@@ -55,13 +56,18 @@ std::string dropWith(uint32_t verdict) {
   return fmt::format("set_field:{}->{},{}", hex(verdict), kRegVerdict, gotoTable(kDrop));
 }
 
-// Counts an accepted packet for flow logs on one side, then goes on with `then`: the learned
-// table counts packets of known connections (and marks them in the scratch register), the
-// flow-log table learns new connections and samples what was not counted (docs/flowlogs.md).
-std::string countThen(bool ingress, const std::string& then) {
-  return fmt::format("set_field:0->{},resubmit(,{}),resubmit(,{}),{}", "reg9",
-                     static_cast<int>(ingress ? kFlowLogIngressLearned : kFlowLogEgressLearned),
-                     static_cast<int>(ingress ? kFlowLogIngress : kFlowLogEgress), then);
+// What happens to a packet the security groups and NACLs accepted, on one side (egress: it
+// leaves its source subnet; ingress: it is delivered), before it goes on with `then`:
+//  - flow logs count it: the learned table counts packets of known connections (and marks them
+//    in the scratch register), the flow-log table learns new connections and samples what was
+//    not counted (docs/flowlogs.md);
+//  - traffic mirroring copies it when a session of the side's interface selects it
+//    (docs/mirroring.md), starting with the first session (rank 0).
+std::string acceptedThen(bool ingress, const std::string& then) {
+  return fmt::format("set_field:0->{},resubmit(,{}),resubmit(,{}),set_field:0->{},resubmit(,{}),{}",
+                     "reg9", static_cast<int>(ingress ? kFlowLogIngressLearned : kFlowLogEgressLearned),
+                     static_cast<int>(ingress ? kFlowLogIngress : kFlowLogEgress), kRegMirrorRank,
+                     static_cast<int>(ingress ? kMirrorIngress : kMirrorEgress), then);
 }
 
 const char* ipMatch(IpFamily f) { return f == IpFamily::kV4 ? "ip" : "ipv6"; }
@@ -225,7 +231,7 @@ void infrastructure(FlowSink& b) {
   }
   // NACLs apply only when the packet crosses a subnet boundary.
   b.add(kNaclOut, 50000, k, 0, fmt::format("{}=0/{}", kRegFlags, hex(kFlagRouted)),
-        countThen(false, gotoTable(kSgIngressCt)));
+        acceptedThen(false, gotoTable(kSgIngressCt)));
   b.add(kNaclOut, 0, k, 0, "", dropWith(kVerdictNaclOutDeny | kNaclStarRule));
   b.add(kNaclIn, 0, k, 0, "", dropWith(kVerdictNaclInDeny | kNaclStarRule));
   b.add(kOutput, 0, k, 0, "", dropWith(kVerdictNoRoute));
@@ -240,6 +246,10 @@ void infrastructure(FlowSink& b) {
   // have no flows here (interfaceFlows adds them for logged ones).
   for (Table t : {kFlowLogEgress, kFlowLogIngress}) {
     b.add(t, 20, k, 0, "reg9=0x1/0x1", "drop");
+    b.add(t, 0, k, 0, "", "drop");
+  }
+  // Mirroring: interfaces without a session have no flows here (mirrorFlows).
+  for (Table t : {kMirrorEgress, kMirrorIngress}) {
     b.add(t, 0, k, 0, "", "drop");
   }
   // The miss path's conntrack mark (kCtMark*Learned): which direction, then toggle its bit.
@@ -415,15 +425,17 @@ void interfaceFlows(FlowSink& b, const InterfaceUnit& info) {
           fmt::format("output:{}", info.ofport));
   }
 
-  // Delivery, with the router's rewrite when routed; counted for flow logs first.
+  // Delivery, with the router's rewrite when routed; counted for flow logs and mirrored as
+  // delivered (after the rewrite: a packet whose TTL expires here is neither).
   const std::string dst = fmt::format("{}={}", kRegDstEni, z);
+  const std::string deliver = acceptedThen(true, fmt::format("output:{}", info.ofport));
   for (const char* fam : {"ip", "ipv6"}) {
     b.add(kOutput, kDefaultPriority, k, z,
           fmt::format("{},{}={}/{},{}", dst, kRegFlags, hex(kFlagRewrite), hex(kFlagRewrite), fam),
-          countThen(true, fmt::format("dec_ttl,set_field:{}->eth_src,set_field:{}->eth_dst,output:{}",
-                                      kRouterMac, mac, info.ofport)));
+          fmt::format("dec_ttl,set_field:{}->eth_src,set_field:{}->eth_dst,{}", kRouterMac, mac,
+                      deliver));
   }
-  b.add(kOutput, 90, k, z, dst, countThen(true, fmt::format("output:{}", info.ofport)));
+  b.add(kOutput, 90, k, z, dst, deliver);
   if (info.flow_logged) {
     flowLogFlows(b, info.index);
   }
@@ -499,6 +511,87 @@ void flowLogFlows(FlowSink& b, uint16_t z) {
                         kLearnedCookieMagic | (uint64_t{ingress ? 1U : 0U} << 16) | z, nxm_reg,
                         p.spec, count,
                         static_cast<int>(ingress ? kFlowLogIngressMark : kFlowLogEgressMark)));
+    }
+  }
+}
+
+namespace {
+
+// "tp_src=0x400/0xfc00" etc.: the masks of a port range, none for all ports.
+std::vector<std::string> portMatches(const char* field, const std::optional<model::PortRange>& r) {
+  if (!r || (r->from <= 0 && r->to >= 65535)) {
+    return {""};
+  }
+  std::vector<std::string> out;
+  for (const auto& m : portRangeMasks(static_cast<uint16_t>(r->from), static_cast<uint16_t>(r->to))) {
+    out.push_back(m.mask == 0xffff ? fmt::format(",{}={}", field, m.value)
+                                   : fmt::format(",{}={:#x}/{:#x}", field, m.value, m.mask));
+  }
+  return out;
+}
+
+// The matches of one filter rule (several when port ranges need masks).
+std::vector<std::string> mirrorRuleMatches(const MirrorRulePlan& r) {
+  const bool v4 = r.source.family() == IpFamily::kV4;
+  std::string proto = v4 ? "ip" : "ipv6";
+  const bool ports = r.protocol == kProtoTcp || r.protocol == kProtoUdp;
+  if (r.protocol == kProtoTcp) {
+    proto = v4 ? "tcp" : "tcp6";
+  } else if (r.protocol == kProtoUdp) {
+    proto = v4 ? "udp" : "udp6";
+  } else if (r.protocol != kProtoAll) {
+    proto += fmt::format(",nw_proto={}", r.protocol);
+  }
+  for (const auto& [cidr, source] : {std::pair{r.source, true}, std::pair{r.destination, false}}) {
+    if (const std::string a = addressMatch(cidr, source); !a.empty()) {
+      proto += "," + a;
+    }
+  }
+  std::vector<std::string> out;
+  const auto src = ports ? portMatches("tp_src", r.source_ports) : std::vector<std::string>{""};
+  const auto dst = ports ? portMatches("tp_dst", r.destination_ports) : std::vector<std::string>{""};
+  for (const auto& s : src) {
+    for (const auto& d : dst) {
+      out.push_back(proto + s + d);
+    }
+  }
+  return out;
+}
+
+// The copy of one session: VXLAN with its VNI to its destination, cut to packet_length and never
+// beyond kMirrorMaxCopyBytes, in a clone so the packet itself goes on unchanged.
+std::string mirrorCopy(const MirrorSessionPlan& s, int tunnel_ofport) {
+  const int length = std::min(s.packet_length.value_or(kMirrorMaxCopyBytes), kMirrorMaxCopyBytes);
+  return fmt::format("clone(set_field:{:#x}->tun_id,set_field:{}->tun_dst,output(port={},max_len={}))",
+                     s.vni, s.tunnel_destination.toString(), tunnel_ofport, length);
+}
+
+}  // namespace
+
+void mirrorFlows(FlowSink& b, const MirrorPlan& plan) {
+  const auto k = CookieKind::kMirror;
+  for (const auto& src : plan.sources) {
+    for (bool ingress : {false, true}) {
+      const Table table = ingress ? kMirrorIngress : kMirrorEgress;
+      const std::string reg = fmt::format("{}={}", ingress ? kRegDstEni : kRegSrcEni, src.index);
+      const size_t n = src.sessions.size();
+      for (size_t rank = 0; rank < n; ++rank) {
+        const auto& session = src.sessions[rank];
+        // Not this session's packet (a reject rule or no rule): the next session's filter.
+        const std::string next =
+            rank + 1 < n ? fmt::format("set_field:{}->{},resubmit(,{})", rank + 1, kRegMirrorRank,
+                                       static_cast<int>(table))
+                         : "drop";
+        const std::string here = fmt::format("{},{}={}", reg, kRegMirrorRank, rank);
+        for (const auto& r : ingress ? session.ingress : session.egress) {
+          const auto priority = static_cast<uint16_t>(kMirrorRuleBasePriority - r.rule_number);
+          const std::string action = r.accept ? mirrorCopy(session, plan.tunnel_ofport) : next;
+          for (const auto& m : mirrorRuleMatches(r)) {
+            b.add(table, priority, k, src.index, here + "," + m, action);
+          }
+        }
+        b.add(table, kMirrorMissPriority, k, src.index, here, next);
+      }
     }
   }
 }
@@ -748,7 +841,7 @@ size_t networkAcl(FlowSink& b, const model::NetworkAcl& nacl, uint32_t ni) {
     const std::string addr = addressMatch(e.cidr, !e.egress);
     const auto prio = static_cast<uint16_t>(kNaclBasePriority - e.rule_number);
     const std::string action =
-        e.allow ? (e.egress ? countThen(false, gotoTable(kNaclIn)) : gotoTable(kSgIngressCt))
+        e.allow ? (e.egress ? acceptedThen(false, gotoTable(kNaclIn)) : gotoTable(kSgIngressCt))
                 : dropWith((e.egress ? kVerdictNaclOutDeny : kVerdictNaclInDeny) |
                            static_cast<uint32_t>(e.rule_number));
     auto protos = protocolMatches(e.cidr.family(), e.protocol, e.port_range, e.icmp_type_code);

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "translator/flow.h"
+#include "translator/mirror.h"
 #include "translator/model.h"
 #include "translator/pipeline.h"
 
@@ -86,6 +87,10 @@ void flowLogFlows(FlowSink& b, uint16_t index);
 [[nodiscard]] std::vector<uint32_t> flowLogRejectVerdicts(const model::Policy& policy);
 // The drop table's flows that sample those rejects, behind the rate-limiting meter.
 void flowLogRejects(FlowSink& b, const std::vector<uint32_t>& verdicts);
+
+// The traffic-mirror filter flows of every source interface (docs/mirroring.md): per direction
+// and session rank, the filter's rules (accept: copy, reject: next session) and a miss flow.
+void mirrorFlows(FlowSink& b, const MirrorPlan& plan);
 
 // Returns the number of flows it made (TranslateStats::nacl_flows).
 size_t networkAcl(FlowSink& b, const model::NetworkAcl& nacl, uint32_t nacl_index);
