@@ -10,6 +10,10 @@ namespace {
 std::string count(size_t n, const std::string& noun) {
   return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
 }
+// ", 2 flow logs": optional objects are named only when the config has some.
+std::string countIfAny(size_t n, const std::string& noun) {
+  return n == 0 ? "" : ", " + count(n, noun);
+}
 }  // namespace
 
 std::string summarize(const model::Policy& policy) {
@@ -27,7 +31,9 @@ std::string summarize(const model::Policy& policy) {
          count(group_rules, "rule") + "), " + count(policy.prefix_lists.size(), "prefix list") +
          ", " + count(policy.network_acls.size(), "network ACL") + " (" +
          (acl_entries == 1 ? std::string("1 entry") : std::to_string(acl_entries) + " entries") +
-         ")" + (policy.flow_logs.empty() ? "" : ", " + count(policy.flow_logs.size(), "flow log"));
+         ")" + countIfAny(policy.flow_logs.size(), "flow log") +
+         countIfAny(policy.traffic_mirror_sessions.size(), "traffic mirror session") +
+         countIfAny(policy.port_mirrors.size(), "port mirror");
 }
 
 int runCheck(const std::string& path, std::ostream& out, std::ostream& err) {

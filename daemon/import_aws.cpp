@@ -187,6 +187,45 @@ struct FlowLogOut {
   std::optional<int64_t> max_aggregation_interval;
 };
 
+struct MirrorTargetOut {
+  std::string id;
+  std::optional<std::string> network_interface_id;
+  std::string aws_target;  // a load balancer target: what AWS sent the copies to (no address here)
+  std::string description;
+};
+
+using PortPair = std::optional<std::pair<int64_t, int64_t>>;
+
+struct MirrorRuleOut {
+  int64_t rule_number = 0;
+  std::string rule_action;
+  std::optional<int64_t> protocol;  // absent: all protocols
+  std::string source_cidr_block;
+  std::string destination_cidr_block;
+  PortPair source_port_range;
+  PortPair destination_port_range;
+  std::string description;
+};
+
+struct MirrorFilterOut {
+  std::string id;
+  std::string description;
+  std::vector<std::string> network_services;
+  std::vector<MirrorRuleOut> ingress_rules;
+  std::vector<MirrorRuleOut> egress_rules;
+};
+
+struct MirrorSessionOut {
+  std::string id;
+  std::string network_interface_id;
+  std::string traffic_mirror_target_id;
+  std::string traffic_mirror_filter_id;
+  int64_t session_number = 0;
+  std::optional<int64_t> packet_length;
+  std::optional<int64_t> virtual_network_id;
+  std::string description;
+};
+
 struct VpcOut {
   std::string id;
   std::string account_id;
@@ -216,8 +255,15 @@ constexpr Kind kNetworkAcls{"NetworkAcls", "NetworkAclId", "network ACL"};
 constexpr Kind kInterfaces{"NetworkInterfaces", "NetworkInterfaceId", "network interface"};
 constexpr Kind kPrefixLists{"PrefixLists", "PrefixListId", "prefix list"};
 constexpr Kind kFlowLogs{"FlowLogs", "FlowLogId", "flow log"};
-constexpr Kind kKinds[] = {kVpcs, kSubnets, kSecurityGroups, kNetworkAcls, kInterfaces,
-                           kPrefixLists, kFlowLogs};
+constexpr Kind kMirrorTargets{"TrafficMirrorTargets", "TrafficMirrorTargetId",
+                              "traffic mirror target"};
+constexpr Kind kMirrorFilters{"TrafficMirrorFilters", "TrafficMirrorFilterId",
+                              "traffic mirror filter"};
+constexpr Kind kMirrorSessions{"TrafficMirrorSessions", "TrafficMirrorSessionId",
+                               "traffic mirror session"};
+constexpr Kind kKinds[] = {kVpcs,          kSubnets,       kSecurityGroups, kNetworkAcls,
+                           kInterfaces,    kPrefixLists,   kFlowLogs,       kMirrorTargets,
+                           kMirrorFilters, kMirrorSessions};
 
 // AWS delivers flow-log records to CloudWatch Logs, S3 or Firehose; vpcguard writes them to a
 // local directory (flowlogs/sink.h), so every imported flow log gets this one.
@@ -263,6 +309,23 @@ const std::set<std::string, std::less<>> kFlowLogKeys = {
     "LogFormat", "MaxAggregationInterval", "DestinationOptions", "DeliverLogsStatus",
     "DeliverLogsErrorMessage", "DeliverLogsPermissionArn", "DeliverCrossAccountRole",
     "FlowLogStatus", "LogGroupName", "CreationTime", "Tags"};
+// Type says which of NetworkInterfaceId, NetworkLoadBalancerArn, GatewayLoadBalancerEndpointId
+// is set; OwnerId and Tags are bookkeeping.
+const std::set<std::string, std::less<>> kMirrorTargetKeys = {
+    "TrafficMirrorTargetId", "NetworkInterfaceId", "NetworkLoadBalancerArn",
+    "GatewayLoadBalancerEndpointId", "Type", "Description", "OwnerId", "Tags"};
+const std::set<std::string, std::less<>> kMirrorFilterKeys = {
+    "TrafficMirrorFilterId", "IngressFilterRules", "EgressFilterRules", "NetworkServices",
+    "Description", "Tags"};
+// TrafficDirection repeats which list the rule is in; the rule and filter ids are AWS's own.
+const std::set<std::string, std::less<>> kMirrorRuleKeys = {
+    "TrafficMirrorFilterRuleId", "TrafficMirrorFilterId", "TrafficDirection", "RuleNumber",
+    "RuleAction", "Protocol", "SourceCidrBlock", "DestinationCidrBlock", "SourcePortRange",
+    "DestinationPortRange", "Description", "Tags"};
+const std::set<std::string, std::less<>> kMirrorSessionKeys = {
+    "TrafficMirrorSessionId", "NetworkInterfaceId", "TrafficMirrorTargetId",
+    "TrafficMirrorFilterId", "SessionNumber", "PacketLength", "VirtualNetworkId", "Description",
+    "OwnerId", "Tags"};
 const std::set<std::string, std::less<>> kPrefixListKeys = {
     "PrefixListId", "PrefixListName", "MaxEntries", "Entries", "AddressFamily", "State",
     "StateMessage", "PrefixListArn", "Version", "Tags", "OwnerId"};
@@ -284,6 +347,16 @@ std::optional<std::string> protocolName(std::string_view aws) {
   if (n > 255) return std::nullopt;
   return std::to_string(n);  // "050" -> "50"
 }
+
+// A CIDR's family as its text shows it; Cidr::parse then checks the rest.
+IpFamily familyOf(std::string_view cidr) {
+  return cidr.find(':') != std::string_view::npos ? IpFamily::kV6 : IpFamily::kV4;
+}
+
+// What Open vSwitch can truncate a mirrored packet to, and AWS's PacketLength and VNI limits.
+constexpr int64_t kMinPacketLength = 14;  // the Ethernet header
+constexpr int64_t kMaxPacketLength = 8500;
+constexpr int64_t kMaxVirtualNetworkId = (int64_t{1} << 24) - 1;
 
 constexpr int64_t kImplicitDenyV4 = 32767;
 constexpr int64_t kImplicitDenyV6 = 32768;
@@ -339,6 +412,9 @@ class Importer {
     convertSubnets();
     convertInterfaces();
     convertFlowLogs();
+    convertMirrorTargets();
+    convertMirrorFilters();
+    convertMirrorSessions();
     reportMissingKinds();
     reportQuotas();
     return ImportAwsOutput{write(), std::move(warnings_)};
@@ -499,7 +575,8 @@ class Importer {
         } else {
           warn(source, "", "unknown top-level key '" + key + "': ignored (expected Vpcs, "
                            "Subnets, SecurityGroups, NetworkAcls, NetworkInterfaces, "
-                           "PrefixLists, FlowLogs or Entries)");
+                           "PrefixLists, FlowLogs, TrafficMirrorTargets, TrafficMirrorFilters, "
+                           "TrafficMirrorSessions or Entries)");
         }
       }
     }
@@ -778,9 +855,7 @@ class Importer {
         warn(item, id, "prefix list entry without 'Cidr': dropped");
         continue;
       }
-      const IpFamily family =
-          text->find(':') != std::string::npos ? IpFamily::kV6 : IpFamily::kV4;
-      if (auto c = cidr(item, id, *text, family, "prefix list entry")) out.push_back(*c);
+      if (auto c = cidr(item, id, *text, familyOf(*text), "prefix list entry")) out.push_back(*c);
     }
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());
@@ -1186,8 +1261,7 @@ class Importer {
   // describe-flow-logs. What a flow log records (resource, traffic type, format, interval) is
   // kept; where AWS delivers it cannot be, so each imported flow log is reported once.
   void convertFlowLogs() {
-    std::set<std::string> interface_ids;
-    for (const InterfaceOut& i : interfaces_) interface_ids.insert(i.id);
+    const std::set<std::string> interface_ids = importedInterfaceIds();
     for (const auto& [id, item] : items(kFlowLogs)) {
       const json& o = *item.object;
       checkKeys(item, id, o, kFlowLogKeys, "flow log");
@@ -1242,6 +1316,220 @@ class Importer {
                          std::string(kFlowLogDestination) + "\" instead");
       flow_logs_.push_back(std::move(out));
     }
+  }
+
+  [[nodiscard]] std::set<std::string> importedInterfaceIds() const {
+    std::set<std::string> ids;
+    for (const InterfaceOut& i : interfaces_) ids.insert(i.id);
+    return ids;
+  }
+
+  // describe-traffic-mirror-targets. An interface target is kept when its interface is imported.
+  // AWS's load balancer targets (NLB, GWLB endpoint) have no local equivalent: they are written
+  // without an address, which the loader refuses until the user sets vxlan_remote_ip to the
+  // appliance's address, so the sessions that use them are kept whole meanwhile.
+  void convertMirrorTargets() {
+    const std::set<std::string> interface_ids = importedInterfaceIds();
+    for (const auto& [id, item] : items(kMirrorTargets)) {
+      const json& o = *item.object;
+      checkKeys(item, id, o, kMirrorTargetKeys, "traffic mirror target");
+      if (!id.starts_with("tmt-")) {
+        warn(item, id, "traffic mirror target id does not start with tmt-: not imported");
+        continue;
+      }
+      MirrorTargetOut out;
+      out.id = id;
+      out.description = getString(item, id, o, "Description").value_or("");
+      if (const auto eni = getString(item, id, o, "NetworkInterfaceId")) {
+        if (interface_ids.count(*eni) == 0) {
+          warn(item, id, "target interface " + *eni + " is not one of the imported interfaces: "
+                         "not imported (nor are the sessions that use this target)");
+          continue;
+        }
+        out.network_interface_id = *eni;
+      } else {
+        out.aws_target = loadBalancerTarget(item, id, o);
+        warn(item, id, "AWS sends the copies to " + out.aws_target + ", which has no local "
+                       "equivalent: set vxlan_remote_ip to the appliance's IPv4 address in the "
+                       "config (written without an address, so the config does not load until "
+                       "then)");
+      }
+      mirror_targets_.push_back(std::move(out));
+    }
+  }
+
+  std::string loadBalancerTarget(const Item& item, const std::string& id, const json& o) {
+    if (const auto arn = getString(item, id, o, "NetworkLoadBalancerArn")) {
+      return "Network Load Balancer " + *arn;
+    }
+    if (const auto endpoint = getString(item, id, o, "GatewayLoadBalancerEndpointId")) {
+      return "Gateway Load Balancer endpoint " + *endpoint;
+    }
+    return "a target of type '" + getString(item, id, o, "Type").value_or("?") +
+           "' without NetworkInterfaceId";
+  }
+
+  // describe-traffic-mirror-filters. Filters belong to no VPC: every one is imported. A rule
+  // vpcguard cannot represent is dropped (reported): the session then mirrors less, never more.
+  void convertMirrorFilters() {
+    for (const auto& [id, item] : items(kMirrorFilters)) {
+      const json& o = *item.object;
+      checkKeys(item, id, o, kMirrorFilterKeys, "traffic mirror filter");
+      if (!id.starts_with("tmf-")) {
+        warn(item, id, "traffic mirror filter id does not start with tmf-: not imported");
+        continue;
+      }
+      MirrorFilterOut out;
+      out.id = id;
+      out.description = getString(item, id, o, "Description").value_or("");
+      for (const json& service : getArray(item, id, o, "NetworkServices")) {
+        if (service == "amazon-dns") {
+          out.network_services.emplace_back("amazon-dns");  // kept; no effect (docs/config.md)
+        } else {
+          warn(item, id, "network service " + service.dump() + " not understood: dropped");
+        }
+      }
+      for (const bool egress : {false, true}) {
+        auto& rules = egress ? out.egress_rules : out.ingress_rules;
+        for (const json& rule :
+             getArray(item, id, o, egress ? "EgressFilterRules" : "IngressFilterRules")) {
+          if (auto r = convertMirrorRule(item, id, rule, egress)) rules.push_back(std::move(*r));
+        }
+        std::stable_sort(rules.begin(), rules.end(), [](const auto& a, const auto& b) {
+          return a.rule_number < b.rule_number;
+        });
+      }
+      mirror_filters_.push_back(std::move(out));
+    }
+  }
+
+  std::optional<MirrorRuleOut> convertMirrorRule(const Item& item, const std::string& id,
+                                                 const json& r, bool egress) {
+    const std::string direction = egress ? "egress rule" : "ingress rule";
+    checkKeys(item, id, r, kMirrorRuleKeys, "traffic mirror filter " + direction);
+    MirrorRuleOut out;
+    const auto number = getInt(item, id, r, "RuleNumber");
+    if (!number || *number < 1 || *number > 32766) {
+      warn(item, id, direction + " without a RuleNumber in 1..32766: dropped");
+      return std::nullopt;
+    }
+    out.rule_number = *number;
+    const std::string rule = direction + " " + std::to_string(out.rule_number);
+    const auto action = getString(item, id, r, "RuleAction");
+    if (action != "accept" && action != "reject") {
+      warn(item, id, rule + ": RuleAction '" + action.value_or("") +
+                         "' is neither accept nor reject: dropped");
+      return std::nullopt;
+    }
+    out.rule_action = *action;
+    if (const json* protocol = member(r, "Protocol")) {
+      const int64_t p = protocol->is_number_integer() ? protocol->get<int64_t>() : -2;
+      if (p < -1 || p > 255) {
+        warn(item, id, rule + ": Protocol " + protocol->dump() + " is not a protocol number: "
+                                                                 "dropped");
+        return std::nullopt;
+      }
+      if (p != -1) out.protocol = p;
+    }
+    const auto source = getString(item, id, r, "SourceCidrBlock");
+    const auto destination = getString(item, id, r, "DestinationCidrBlock");
+    if (!source || !destination) {
+      warn(item, id, rule + ": needs SourceCidrBlock and DestinationCidrBlock: dropped");
+      return std::nullopt;
+    }
+    const IpFamily family = familyOf(*source);
+    const auto s = cidr(item, id, *source, family, rule + " SourceCidrBlock");
+    const auto d = cidr(item, id, *destination, family, rule + " DestinationCidrBlock");
+    if (!s || !d) return std::nullopt;
+    out.source_cidr_block = *s;
+    out.destination_cidr_block = *d;
+    if (!mirrorPorts(item, id, r, rule, "SourcePortRange", out.protocol, out.source_port_range) ||
+        !mirrorPorts(item, id, r, rule, "DestinationPortRange", out.protocol,
+                     out.destination_port_range)) {
+      return std::nullopt;
+    }
+    out.description = getString(item, id, r, "Description").value_or("");
+    return out;
+  }
+
+  // False (reported) when the port range under `key` cannot be represented.
+  bool mirrorPorts(const Item& item, const std::string& id, const json& r, const std::string& rule,
+                   const char* key, const std::optional<int64_t>& protocol, PortPair& out) {
+    const json* range = member(r, key);
+    if (range == nullptr) return true;
+    if (protocol != model::kProtoTcp && protocol != model::kProtoUdp) {
+      warn(item, id, rule + ": " + key + " on a protocol other than tcp (6) or udp (17): dropped");
+      return false;
+    }
+    const auto from = getInt(item, id, *range, "FromPort");
+    const auto to = getInt(item, id, *range, "ToPort");
+    if (!from || !to || *from < 0 || *to > 65535 || *from > *to) {
+      warn(item, id, rule + ": invalid " + key + ": dropped");
+      return false;
+    }
+    out = std::pair(*from, *to);
+    return true;
+  }
+
+  // describe-traffic-mirror-sessions: the sessions of imported interfaces whose target and
+  // filter are imported.
+  void convertMirrorSessions() {
+    const std::set<std::string> interface_ids = importedInterfaceIds();
+    std::set<std::string> target_ids;
+    std::set<std::string> filter_ids;
+    for (const MirrorTargetOut& t : mirror_targets_) target_ids.insert(t.id);
+    for (const MirrorFilterOut& f : mirror_filters_) filter_ids.insert(f.id);
+    for (const auto& [id, item] : items(kMirrorSessions)) {
+      const json& o = *item.object;
+      checkKeys(item, id, o, kMirrorSessionKeys, "traffic mirror session");
+      MirrorSessionOut out;
+      out.id = id;
+      out.network_interface_id = getString(item, id, o, "NetworkInterfaceId").value_or("");
+      out.traffic_mirror_target_id = getString(item, id, o, "TrafficMirrorTargetId").value_or("");
+      out.traffic_mirror_filter_id = getString(item, id, o, "TrafficMirrorFilterId").value_or("");
+      const auto number = getInt(item, id, o, "SessionNumber");
+      std::string why;
+      if (!id.starts_with("tms-")) {
+        why = "traffic mirror session id does not start with tms-";
+      } else if (interface_ids.count(out.network_interface_id) == 0) {
+        why = "session of '" + out.network_interface_id +
+              "', which is not one of the imported interfaces";
+      } else if (target_ids.count(out.traffic_mirror_target_id) == 0) {
+        why = "its target '" + out.traffic_mirror_target_id + "' is not imported";
+      } else if (filter_ids.count(out.traffic_mirror_filter_id) == 0) {
+        why = "its filter '" + out.traffic_mirror_filter_id + "' is not imported";
+      } else if (!number || *number < 1 || *number > 32766) {
+        why = "no SessionNumber in 1..32766";
+      }
+      if (!why.empty()) {
+        warn(item, id, why + ": not imported");
+        continue;
+      }
+      out.session_number = *number;
+      out.packet_length = packetLength(item, id, o);
+      out.virtual_network_id = getInt(item, id, o, "VirtualNetworkId");
+      if (out.virtual_network_id &&
+          (*out.virtual_network_id < 0 || *out.virtual_network_id > kMaxVirtualNetworkId)) {
+        warn(item, id, "VirtualNetworkId " + std::to_string(*out.virtual_network_id) +
+                           " is not a 24-bit VNI: left out, so a unique one is chosen");
+        out.virtual_network_id.reset();
+      }
+      out.description = getString(item, id, o, "Description").value_or("");
+      mirror_sessions_.push_back(std::move(out));
+    }
+  }
+
+  std::optional<int64_t> packetLength(const Item& item, const std::string& id, const json& o) {
+    const auto length = getInt(item, id, o, "PacketLength");
+    if (!length || (*length >= kMinPacketLength && *length <= kMaxPacketLength)) return length;
+    if (*length >= 1 && *length < kMinPacketLength) {
+      warn(item, id, "PacketLength " + std::to_string(*length) + " is below the 14-byte Ethernet "
+                     "header, which Open vSwitch cannot truncate below: packet_length = 14");
+      return kMinPacketLength;
+    }
+    warn(item, id, "PacketLength " + std::to_string(*length) + " is outside 1..8500: left out, so "
+                   "whole packets are mirrored");
+    return std::nullopt;
   }
 
   // Interface features that change what the VM can send or receive but have no vpcguard field.
@@ -1335,6 +1623,17 @@ class Importer {
     for (const InterfaceOut& i : interfaces_) {
       over(i.id, "security groups", i.security_group_ids.size(),
            defaults.security_groups_per_interface, "security_groups_per_interface");
+      const auto sessions = static_cast<size_t>(
+          std::count_if(mirror_sessions_.begin(), mirror_sessions_.end(),
+                        [&](const MirrorSessionOut& s) { return s.network_interface_id == i.id; }));
+      over(i.id, "traffic mirror sessions", sessions, defaults.traffic_mirror_sessions_per_interface,
+           "traffic_mirror_sessions_per_interface");
+    }
+    for (const MirrorFilterOut& f : mirror_filters_) {
+      over(f.id, "ingress rules", f.ingress_rules.size(), defaults.traffic_mirror_filter_rules,
+           "traffic_mirror_filter_rules");
+      over(f.id, "egress rules", f.egress_rules.size(), defaults.traffic_mirror_filter_rules,
+           "traffic_mirror_filter_rules");
     }
   }
 
@@ -1455,7 +1754,69 @@ class Importer {
         w.keyValue("max_aggregation_interval", *f.max_aggregation_interval);
       }
     }
+    writeMirroring(w);
     return w.take();
+  }
+
+  void writeMirroring(TomlWriter& w) const {
+    for (const MirrorTargetOut& t : mirror_targets_) {
+      w.blankLine();
+      if (!t.aws_target.empty()) {
+        w.comment("AWS sent the copies to " + t.aws_target + ": no local equivalent.");
+        w.comment("Set vxlan_remote_ip to the appliance's IPv4 address; the config does not "
+                  "load until then.");
+      }
+      w.arrayTable("traffic_mirror_targets");
+      w.keyValue("id", t.id);
+      if (t.network_interface_id) {
+        w.keyValue("network_interface_id", *t.network_interface_id);
+      } else {
+        w.comment("vxlan_remote_ip = \"<the appliance's IPv4 address>\"");
+      }
+      if (!t.description.empty()) w.keyValue("description", t.description);
+    }
+    for (const MirrorFilterOut& f : mirror_filters_) {
+      w.blankLine();
+      w.arrayTable("traffic_mirror_filters");
+      w.keyValue("id", f.id);
+      if (!f.description.empty()) w.keyValue("description", f.description);
+      if (!f.network_services.empty()) w.keyArray("network_services", f.network_services);
+      for (const bool egress : {false, true}) {
+        for (const MirrorRuleOut& r : egress ? f.egress_rules : f.ingress_rules) {
+          w.arrayTable(egress ? "traffic_mirror_filters.egress_rules"
+                              : "traffic_mirror_filters.ingress_rules");
+          writeMirrorRule(w, r);
+        }
+      }
+    }
+    for (const MirrorSessionOut& s : mirror_sessions_) {
+      w.blankLine();
+      w.arrayTable("traffic_mirror_sessions");
+      w.keyValue("id", s.id);
+      w.keyValue("network_interface_id", s.network_interface_id);
+      w.keyValue("traffic_mirror_target_id", s.traffic_mirror_target_id);
+      w.keyValue("traffic_mirror_filter_id", s.traffic_mirror_filter_id);
+      w.keyValue("session_number", s.session_number);
+      if (s.packet_length) w.keyValue("packet_length", *s.packet_length);
+      if (s.virtual_network_id) w.keyValue("virtual_network_id", *s.virtual_network_id);
+      if (!s.description.empty()) w.keyValue("description", s.description);
+    }
+  }
+
+  static void writeMirrorRule(TomlWriter& w, const MirrorRuleOut& r) {
+    w.keyValue("rule_number", r.rule_number);
+    w.keyValue("rule_action", r.rule_action);
+    if (r.protocol) w.keyValue("protocol", *r.protocol);
+    w.keyValue("source_cidr_block", r.source_cidr_block);
+    w.keyValue("destination_cidr_block", r.destination_cidr_block);
+    for (const auto& [key, range] : {std::pair("source_port_range", &r.source_port_range),
+                                     std::pair("destination_port_range",
+                                               &r.destination_port_range)}) {
+      if (*range) {
+        w.keyInline(key, {{"from_port", (*range)->first}, {"to_port", (*range)->second}});
+      }
+    }
+    if (!r.description.empty()) w.keyValue("description", r.description);
   }
 
   const std::vector<AwsDocument>& documents_;
@@ -1478,6 +1839,9 @@ class Importer {
   std::vector<PrefixListOut> prefix_lists_;
   std::vector<NetworkAclOut> network_acls_;
   std::vector<FlowLogOut> flow_logs_;
+  std::vector<MirrorTargetOut> mirror_targets_;
+  std::vector<MirrorFilterOut> mirror_filters_;
+  std::vector<MirrorSessionOut> mirror_sessions_;
 };
 
 // --- file I/O for the command --------------------------------------------------------------

@@ -1,8 +1,8 @@
 #pragma once
 // `vpcguardctl import-aws`: turns the JSON that `aws ec2 describe-vpcs`, `describe-subnets`,
 // `describe-security-groups`, `describe-network-acls`, `describe-network-interfaces`,
-// `describe-managed-prefix-lists` and `describe-flow-logs` print into a vpcguard TOML config
-// (docs/import-aws.md).
+// `describe-managed-prefix-lists`, `describe-flow-logs` and `describe-traffic-mirror-targets`,
+// `-filters` and `-sessions` print into a vpcguard TOML config (docs/import-aws.md).
 //
 // Design: reading files (I/O) and converting (pure) are apart, so the conversion is tested on
 // in-memory JSON. importAws() never drops an AWS object or rule silently: whatever vpcguard

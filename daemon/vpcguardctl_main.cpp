@@ -35,7 +35,9 @@ int main(int argc, char** argv) {
   import_cmd->add_option("files", import_aws.files,
                          "JSON printed by aws ec2 describe-vpcs, describe-subnets, "
                          "describe-security-groups, describe-network-acls, "
-                         "describe-network-interfaces, describe-managed-prefix-lists "
+                         "describe-network-interfaces, describe-managed-prefix-lists, "
+                         "describe-flow-logs, describe-traffic-mirror-targets, "
+                         "describe-traffic-mirror-filters, describe-traffic-mirror-sessions "
                          "(- = standard input)")
       ->required();
   import_cmd->add_option("-o,--output", import_aws.output, "Write the config here (default: stdout)");

@@ -1,7 +1,12 @@
 #include "translator/defaults.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <set>
 #include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 namespace vpcguard {
 namespace {
@@ -25,7 +30,47 @@ model::NetworkAclEntry allowAll(int rule_number, bool egress, Cidr cidr,
   return e;
 }
 
+constexpr uint32_t kVniMask = (1u << 24) - 1;
+
+// Gives every session without a virtual_network_id one no other session uses (header comment).
+Result<void> assignVirtualNetworkIds(std::vector<model::TrafficMirrorSession>& sessions) {
+  std::set<uint32_t> used;
+  std::vector<size_t> unassigned;
+  for (size_t i = 0; i < sessions.size(); ++i) {
+    if (sessions[i].virtual_network_id) {
+      used.insert(*sessions[i].virtual_network_id);
+    } else {
+      unassigned.push_back(i);
+    }
+  }
+  std::stable_sort(unassigned.begin(), unassigned.end(),
+                   [&](size_t a, size_t b) { return sessions[a].id < sessions[b].id; });
+  for (const size_t i : unassigned) {
+    if (used.size() > kVniMask) {
+      return makeError("resolve defaults: no virtual network id left for traffic mirror session '" +
+                       sessions[i].id + "'");
+    }
+    uint32_t vni = virtualNetworkIdHash(sessions[i].id);
+    while (used.count(vni) != 0) {
+      vni = (vni + 1) & kVniMask;
+    }
+    used.insert(vni);
+    sessions[i].virtual_network_id = vni;
+  }
+  return {};
+}
+
 }  // namespace
+
+uint32_t virtualNetworkIdHash(std::string_view session_id) {
+  // FNV-1a, 32 bits, xor-folded to 24 as its authors recommend for widths it has no prime for.
+  uint32_t hash = 2166136261u;
+  for (const char c : session_id) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 16777619u;
+  }
+  return (hash >> 24) ^ (hash & kVniMask);
+}
 
 std::vector<model::SecurityGroupRule> allowAllEgressRules(const model::SourceLocation& location) {
   std::vector<model::SecurityGroupRule> rules;
@@ -121,6 +166,9 @@ Result<model::Policy> resolveDefaults(model::Policy policy) {
     if (subnet.network_acl_id.empty()) {
       subnet.network_acl_id = acl_id;
     }
+  }
+  if (auto assigned = assignVirtualNetworkIds(policy.traffic_mirror_sessions); !assigned) {
+    return tl::unexpected(assigned.error());
   }
   return policy;
 }

@@ -12,6 +12,7 @@
 
 #include "translator/flow_log_format.h"
 #include "translator/ip.h"
+#include "translator/pipeline.h"
 
 namespace vpcguard {
 namespace {
@@ -43,6 +44,39 @@ std::string protocolName(int protocol) {
   }
 }
 
+// "6 (tcp)", "-1 (all)", "47": a protocol number as the config writes it, named when it has a name.
+std::string protocolNumber(int protocol) {
+  const std::string name = protocolName(protocol);
+  return std::to_string(protocol) + (name.starts_with("protocol") ? "" : " (" + name + ")");
+}
+
+// Numbers AWS keeps in 1..32766 and unique within a scope (NACL entries and mirror filter rules
+// per direction, mirror sessions per source interface); how messages name them.
+struct NumberRule {
+  const char* what;         // "rule number"
+  const char* range_hint;   // why 1..32766
+  const char* unique_hint;  // what the scope of uniqueness is
+};
+constexpr NumberRule kNaclRuleNumber{"rule number", "AWS numbers NACL entries 1 to 32766",
+                                     "rule numbers are unique per direction"};
+constexpr NumberRule kMirrorRuleNumber{"rule number",
+                                       "AWS numbers traffic mirror filter rules 1 to 32766",
+                                       "rule numbers are unique per filter direction, as in AWS"};
+constexpr NumberRule kSessionNumber{
+    "session number", "AWS numbers sessions 1 to 32766; an interface's lowest is evaluated first",
+    "session numbers are unique per source interface, as in AWS"};
+
+// The numbers used so far in one scope.
+struct NumberScope {
+  std::string qualifier;            // in "already used" messages: "inbound ", "egress ", ""
+  std::map<int, std::string> seen;  // number -> the object that has it
+};
+
+// AWS's limits on a mirror session (CreateTrafficMirrorSession).
+constexpr int kMaxPacketLength = 8500;
+constexpr int kEthernetHeaderLength = 14;  // OVS's truncate action keeps at least this much
+constexpr uint32_t kMaxVirtualNetworkId = (1u << 24) - 1;
+
 // Rules counted against a quota, per address family (AWS counts IPv4 and IPv6 rules apart).
 struct RuleCount {
   int64_t v4 = 0;
@@ -64,6 +98,10 @@ class Validator {
     checkNetworkAcls();
     checkInterfaces();
     checkFlowLogs();
+    checkMirrorTargets();
+    checkMirrorFilters();
+    checkMirrorSessions();
+    checkPortMirrors();
     sortDiagnostics(out_);
     return std::move(out_);
   }
@@ -121,6 +159,21 @@ class Validator {
     for (const auto& eni : p_.network_interfaces) {
       interfaces_.insert(eni.id);
     }
+    for (size_t i = 0; i < p_.traffic_mirror_targets.size(); ++i) {
+      mirror_targets_.emplace(p_.traffic_mirror_targets[i].id, i);
+    }
+    for (const auto& f : p_.traffic_mirror_filters) {
+      mirror_filters_.insert(f.id);
+    }
+  }
+
+  // A reference to an object of another table; `what` names the kind ("network interface").
+  void checkRef(bool exists, const std::string& id, const std::string& path,
+                const SourceLocation& fallback, const std::string& what, const std::string& table) {
+    if (!exists) {
+      error(path, fallback, what + " '" + id + "' does not exist",
+            "define it under [[" + table + "]]");
+    }
   }
 
   [[nodiscard]] bool groupExists(const std::string& id) const {
@@ -131,9 +184,13 @@ class Validator {
     return acls_.count(id) != 0 || (default_acls_.empty() && id == model::kDefaultNetworkAclId);
   }
 
-  // Reports empty and duplicate ids of one kind of object; `what` is e.g. "subnet".
+  // Reports empty and duplicate ids of one kind of object; `what` is e.g. "subnet". With an
+  // `id_prefix` ("fl-"), ids must start with it: readable ids are fine, but the prefix is what
+  // tells the kinds apart in records, paths and `vpcguardctl status`. `origin` says where the
+  // prefix comes from.
   template <typename T>
-  void checkIds(const std::vector<T>& objects, const std::string& prefix, const std::string& what) {
+  void checkIds(const std::vector<T>& objects, const std::string& prefix, const std::string& what,
+                const std::string& id_prefix = "", const std::string& origin = ", as in AWS") {
     std::map<std::string, size_t, std::less<>> seen;
     for (size_t i = 0; i < objects.size(); ++i) {
       const std::string path = at(prefix, i) + ".id";
@@ -141,6 +198,11 @@ class Validator {
       if (obj.id.empty()) {
         error(path, obj.location, what + " has an empty id", "give every " + what + " a unique id");
         continue;
+      }
+      if (!obj.id.starts_with(id_prefix)) {
+        error(path, obj.location,
+              what + " id '" + obj.id + "' does not start with \"" + id_prefix + "\"",
+              what + " ids start with " + id_prefix + origin + ": e.g. " + id_prefix + obj.id);
       }
       auto [it, inserted] = seen.emplace(obj.id, i);
       if (!inserted) {
@@ -166,6 +228,8 @@ class Validator {
         {"network_acls_per_vpc", q.network_acls_per_vpc},
         {"security_groups_per_vpc", q.security_groups_per_vpc},
         {"prefix_list_max_entries", q.prefix_list_max_entries},
+        {"traffic_mirror_sessions_per_interface", q.traffic_mirror_sessions_per_interface},
+        {"traffic_mirror_filter_rules", q.traffic_mirror_filter_rules},
     };
     for (const auto& [name, value] : values) {
       if (value < 1) {
@@ -454,10 +518,7 @@ class Validator {
       if (skipped(proto_path)) {
         continue;
       }
-      if (r.ip_protocol < -1 || r.ip_protocol > 255) {
-        error(proto_path, r.location,
-              "protocol " + std::to_string(r.ip_protocol) + " is out of range",
-              "use tcp, udp, icmp, icmpv6, all (-1) or a number 0-255");
+      if (!protocolInRange(r.ip_protocol, proto_path, r.location)) {
         continue;
       }
       if (hasPorts(r.ip_protocol)) {
@@ -516,6 +577,34 @@ class Validator {
       quotaError(prefix, rules.back().location,
                  std::string(v4 ? "IPv4" : "IPv6") + " rules in this direction", v4 ? n.v4 : n.v6,
                  "rules_per_security_group", limit, "a prefix list counts as its max_entries; ");
+    }
+  }
+
+  // False (reported) when a protocol number is outside -1..255.
+  bool protocolInRange(int protocol, const std::string& path, const SourceLocation& loc) {
+    if (protocol >= -1 && protocol <= 255) {
+      return true;
+    }
+    error(path, loc, "protocol " + std::to_string(protocol) + " is out of range",
+          "use tcp, udp, icmp, icmpv6, all (-1) or a number 0-255");
+    return false;
+  }
+
+  // A number in 1..32766, unique in `scope`; `owner` names the object it belongs to.
+  void checkNumber(const NumberRule& rule, int number, const std::string& path,
+                   const SourceLocation& loc, NumberScope& scope, const std::string& owner) {
+    const std::string text = std::string(rule.what) + " " + std::to_string(number);
+    if (number < 1 || number > 32766) {
+      error(path, loc, text + " is outside 1..32766", rule.range_hint);
+      return;
+    }
+    if (skipped(path)) {
+      return;
+    }
+    auto [it, inserted] = scope.seen.emplace(number, owner);
+    if (!inserted) {
+      error(path, loc, scope.qualifier + text + " is already used by " + it->second,
+            rule.unique_hint);
     }
   }
 
@@ -595,34 +684,19 @@ class Validator {
               "id '" + acl.id + "' is reserved for the VPC's implicit default network ACL",
               "set is_default = true to override the default NACL, or choose another id");
       }
-      std::map<std::pair<bool, int>, size_t> numbers;
+      NumberScope numbers[2] = {{"inbound ", {}}, {"outbound ", {}}};
       int64_t per_direction[2] = {0, 0};
       for (size_t j = 0; j < acl.entries.size(); ++j) {
         const auto& e = acl.entries[j];
         const std::string epath = at(path + ".entries", j);
         per_direction[e.egress ? 1 : 0] += 1;
-        const std::string npath = epath + ".rule_number";
-        if (e.rule_number < 1 || e.rule_number > 32766) {
-          error(npath, e.location,
-                "rule number " + std::to_string(e.rule_number) + " is outside 1..32766",
-                "AWS numbers NACL entries 1 to 32766");
-        } else if (!skipped(npath)) {
-          auto [it, inserted] = numbers.emplace(std::pair{e.egress, e.rule_number}, j);
-          if (!inserted) {
-            error(npath, e.location,
-                  std::string(e.egress ? "outbound" : "inbound") + " rule number " +
-                      std::to_string(e.rule_number) + " is already used by " +
-                      at(path + ".entries", it->second),
-                  "rule numbers are unique per direction");
-          }
-        }
+        checkNumber(kNaclRuleNumber, e.rule_number, epath + ".rule_number", e.location,
+                    numbers[e.egress ? 1 : 0], epath);
         const std::string ppath = epath + ".protocol";
         if (skipped(ppath)) {
           continue;
         }
-        if (e.protocol < -1 || e.protocol > 255) {
-          error(ppath, e.location, "protocol " + std::to_string(e.protocol) + " is out of range",
-                "use tcp, udp, icmp, icmpv6, all (-1) or a number 0-255");
+        if (!protocolInRange(e.protocol, ppath, e.location)) {
           continue;
         }
         // icmp is IPv4's and icmpv6 IPv6's: the other pairing would match nothing, and a deny
@@ -864,16 +938,10 @@ class Validator {
 
   // Flow logs -----------------------------------------------------------------------------------
   void checkFlowLogs() {
-    checkIds(p_.flow_logs, "flow_logs", "flow log");
+    checkIds(p_.flow_logs, "flow_logs", "flow log", "fl-");
     for (size_t i = 0; i < p_.flow_logs.size(); ++i) {
       const auto& fl = p_.flow_logs[i];
       const std::string path = at("flow_logs", i);
-      // AWS's ids are "fl-" and hex; readable ids are fine, but the prefix is what tells a flow
-      // log apart in records, paths and `vpcguardctl status`.
-      if (!fl.id.empty() && !fl.id.starts_with("fl-")) {
-        error(path + ".id", fl.location, "flow log id '" + fl.id + "' does not start with \"fl-\"",
-              "flow log ids start with fl-, as in AWS: e.g. fl-" + fl.id);
-      }
       // A flow log covers every interface inside its resource, so two may cover the same
       // interface (AWS allows it; each writes its own records).
       const std::string rpath = path + ".resource_id";
@@ -1030,6 +1098,288 @@ class Validator {
     return true;
   }
 
+  // Traffic mirroring --------------------------------------------------------------------------
+  [[nodiscard]] bool interfaceExists(const std::string& id) const {
+    return interfaces_.count(id) != 0;
+  }
+
+  [[nodiscard]] const model::TrafficMirrorTarget* mirrorTarget(const std::string& id) const {
+    auto it = mirror_targets_.find(id);
+    return it == mirror_targets_.end() ? nullptr : &p_.traffic_mirror_targets[it->second];
+  }
+
+  void checkMirrorTargets() {
+    checkIds(p_.traffic_mirror_targets, "traffic_mirror_targets", "traffic mirror target", "tmt-");
+    for (size_t i = 0; i < p_.traffic_mirror_targets.size(); ++i) {
+      const auto& t = p_.traffic_mirror_targets[i];
+      const std::string path = at("traffic_mirror_targets", i);
+      if (t.network_interface_id.has_value() == t.vxlan_remote_ip.has_value()) {
+        const bool both = t.network_interface_id.has_value();
+        error(both ? path + ".vxlan_remote_ip" : path, t.location,
+              std::string("traffic mirror target has ") +
+                  (both ? "both network_interface_id and vxlan_remote_ip"
+                        : "neither network_interface_id nor vxlan_remote_ip"),
+              "give exactly one: network_interface_id (a local interface receives the copies) "
+              "or vxlan_remote_ip (the IPv4 address of a VXLAN appliance, which is what an AWS "
+              "Network Load Balancer or Gateway Load Balancer endpoint target becomes here)");
+        continue;
+      }
+      if (t.network_interface_id) {
+        // Copies go to the interface's primary private IPv4 address, which checkInterfaces()
+        // requires every interface to have.
+        checkRef(interfaceExists(*t.network_interface_id), *t.network_interface_id,
+                 path + ".network_interface_id", t.location, "network interface",
+                 "network_interfaces");
+      } else if (!t.vxlan_remote_ip->isV4()) {
+        error(path + ".vxlan_remote_ip", t.location,
+              "vxlan_remote_ip '" + t.vxlan_remote_ip->toString() +
+                  "' is an IPv6 address: an IPv6 underlay is not supported here",
+              "give the appliance's IPv4 address; vpcguard's VXLAN tunnel port sends over IPv4 "
+              "only (the mirrored packets themselves may be IPv6)");
+      }
+    }
+  }
+
+  void checkMirrorFilters() {
+    checkIds(p_.traffic_mirror_filters, "traffic_mirror_filters", "traffic mirror filter", "tmf-");
+    for (size_t i = 0; i < p_.traffic_mirror_filters.size(); ++i) {
+      const auto& f = p_.traffic_mirror_filters[i];
+      const std::string path = at("traffic_mirror_filters", i);
+      checkMirrorRules(f.ingress_rules, path + ".ingress_rules", "ingress");
+      checkMirrorRules(f.egress_rules, path + ".egress_rules", "egress");
+      for (size_t k = 0; k < f.network_services.size(); ++k) {
+        if (f.network_services[k] != "amazon-dns") {
+          error(at(path + ".network_services", k), f.location,
+                "network service '" + f.network_services[k] + "' is not amazon-dns",
+                "AWS's only network service is \"amazon-dns\" (accepted here, without effect: "
+                "there is no Amazon DNS resolver behind this switch)");
+        }
+      }
+    }
+  }
+
+  // One direction of a filter; `direction` is "ingress" or "egress".
+  void checkMirrorRules(const std::vector<model::TrafficMirrorFilterRule>& rules,
+                        const std::string& prefix, const std::string& direction) {
+    NumberScope numbers{direction + " ", {}};
+    for (size_t j = 0; j < rules.size(); ++j) {
+      const auto& r = rules[j];
+      const std::string path = at(prefix, j);
+      checkNumber(kMirrorRuleNumber, r.rule_number, path + ".rule_number", r.location, numbers,
+                  path);
+      checkMirrorRuleFamilies(r, path);
+      const std::string ppath = path + ".protocol";
+      if (!skipped(ppath) && protocolInRange(r.protocol, ppath, r.location)) {
+        checkMirrorPorts(r.source_port_range, r.protocol, path, "source_port_range", r.location);
+        checkMirrorPorts(r.destination_port_range, r.protocol, path, "destination_port_range",
+                         r.location);
+      }
+    }
+    const int limit = p_.quotas.traffic_mirror_filter_rules;
+    const auto first_over = static_cast<size_t>(std::max(limit, 0));
+    if (rules.size() > first_over) {
+      quotaError(at(prefix, first_over), rules[first_over].location, direction + " rules",
+                 std::ssize(rules), "traffic_mirror_filter_rules", limit);
+    }
+  }
+
+  void checkMirrorRuleFamilies(const model::TrafficMirrorFilterRule& r, const std::string& path) {
+    const std::string source = path + ".source_cidr_block";
+    const std::string destination = path + ".destination_cidr_block";
+    if (skipped(source) || skipped(destination) ||
+        r.source_cidr_block.family() == r.destination_cidr_block.family()) {
+      return;
+    }
+    const auto family = [](const Cidr& c) { return c.family() == IpFamily::kV4 ? "IPv4" : "IPv6"; };
+    error(destination, r.location,
+          "destination_cidr_block '" + r.destination_cidr_block.toString() + "' is " +
+              family(r.destination_cidr_block) + " but source_cidr_block '" +
+              r.source_cidr_block.toString() + "' is " + family(r.source_cidr_block),
+          "both blocks of a rule are of one address family, as in AWS: write one rule per "
+          "family (0.0.0.0/0 and ::/0 for all addresses)");
+  }
+
+  void checkMirrorPorts(const std::optional<model::PortRange>& range, int protocol,
+                        const std::string& rule_path, const std::string& field,
+                        const SourceLocation& loc) {
+    const std::string path = rule_path + "." + field;
+    if (!range || skipped(path)) {
+      return;
+    }
+    if (!hasPorts(protocol)) {
+      error(path, loc,
+            field + " is given for protocol " + protocolNumber(protocol) +
+                ": port ranges apply to tcp (6) and udp (17) only",
+            "AWS refuses port ranges on other protocols: remove it, or set protocol = 6 or 17");
+      return;
+    }
+    checkPortRange(*range, path + ".from_port", path + ".to_port", loc);
+  }
+
+  void checkMirrorSessions() {
+    checkIds(p_.traffic_mirror_sessions, "traffic_mirror_sessions", "traffic mirror session",
+             "tms-");
+    const auto over_quota = sessionsOverQuota();
+    const auto targets = targetInterfaces();
+    std::map<std::string, NumberScope> numbers;  // per source interface
+    for (size_t i = 0; i < p_.traffic_mirror_sessions.size(); ++i) {
+      const auto& s = p_.traffic_mirror_sessions[i];
+      const std::string path = at("traffic_mirror_sessions", i);
+      const std::string source = path + ".network_interface_id";
+      const model::TrafficMirrorTarget* target = mirrorTarget(s.traffic_mirror_target_id);
+      checkRef(interfaceExists(s.network_interface_id), s.network_interface_id, source, s.location,
+               "network interface", "network_interfaces");
+      checkRef(target != nullptr, s.traffic_mirror_target_id, path + ".traffic_mirror_target_id",
+               s.location, "traffic mirror target", "traffic_mirror_targets");
+      checkRef(mirror_filters_.count(s.traffic_mirror_filter_id) != 0, s.traffic_mirror_filter_id,
+               path + ".traffic_mirror_filter_id", s.location, "traffic mirror filter",
+               "traffic_mirror_filters");
+      checkNumber(kSessionNumber, s.session_number, path + ".session_number", s.location,
+                  numbers[s.network_interface_id],
+                  path + " ('" + s.id + "') on interface '" + s.network_interface_id + "'");
+      if (auto it = over_quota.find(i); it != over_quota.end()) {
+        quotaError(source, s.location,
+                   "traffic mirror sessions of interface '" + s.network_interface_id + "'",
+                   it->second, "traffic_mirror_sessions_per_interface",
+                   p_.quotas.traffic_mirror_sessions_per_interface);
+      }
+      checkPacketLength(s.packet_length, path + ".packet_length", s.location);
+      if (s.virtual_network_id && *s.virtual_network_id > kMaxVirtualNetworkId) {
+        error(path + ".virtual_network_id", s.location,
+              "virtual_network_id " + std::to_string(*s.virtual_network_id) +
+                  " is outside 0..16777215",
+              "a VXLAN network identifier has 24 bits; leave it out to have a unique one chosen");
+      }
+      if (interfaceExists(s.network_interface_id)) {
+        checkNotATarget(s, target, targets, source);
+      }
+    }
+  }
+
+  // For each source interface with more sessions than the quota: the index of its first session
+  // over the quota (where the error goes) -> its number of sessions.
+  [[nodiscard]] std::map<size_t, int64_t> sessionsOverQuota() const {
+    const auto limit =
+        static_cast<int64_t>(std::max(p_.quotas.traffic_mirror_sessions_per_interface, 0));
+    std::map<std::string, std::vector<size_t>> by_interface;
+    for (size_t i = 0; i < p_.traffic_mirror_sessions.size(); ++i) {
+      by_interface[p_.traffic_mirror_sessions[i].network_interface_id].push_back(i);
+    }
+    std::map<size_t, int64_t> out;
+    for (const auto& [eni, sessions] : by_interface) {
+      if (std::ssize(sessions) > limit) {
+        out.emplace(sessions[static_cast<size_t>(limit)], std::ssize(sessions));
+      }
+    }
+    return out;
+  }
+
+  // Interfaces that sessions send copies to -> one such session's id.
+  [[nodiscard]] std::map<std::string, std::string> targetInterfaces() const {
+    std::map<std::string, std::string> out;
+    for (const auto& s : p_.traffic_mirror_sessions) {
+      const model::TrafficMirrorTarget* t = mirrorTarget(s.traffic_mirror_target_id);
+      if (t != nullptr && t->network_interface_id) {
+        out.emplace(*t->network_interface_id, s.id);
+      }
+    }
+    return out;
+  }
+
+  // AWS: an interface that is a mirror target cannot be a mirror source (here the copies it
+  // receives would be mirrored again).
+  void checkNotATarget(const model::TrafficMirrorSession& s, const model::TrafficMirrorTarget* own,
+                       const std::map<std::string, std::string>& targets, const std::string& path) {
+    const std::string& eni = s.network_interface_id;
+    if (own != nullptr && own->network_interface_id == eni) {
+      error(path, s.location,
+            "interface '" + eni + "' is the target of its own session (through target '" + own->id +
+                "')",
+            "a session copies an interface's traffic to another interface or to a VXLAN "
+            "appliance (vxlan_remote_ip)");
+      return;
+    }
+    auto it = targets.find(eni);
+    if (it != targets.end()) {
+      error(path, s.location,
+            "interface '" + eni + "' is the mirror target of session '" + it->second +
+                "', so it cannot be a mirror source",
+            "as in AWS, an interface that is a traffic mirror target cannot be a traffic mirror "
+            "source; mirror another interface or send the copies elsewhere");
+    }
+  }
+
+  void checkPacketLength(const std::optional<int>& length, const std::string& path,
+                         const SourceLocation& loc) {
+    if (!length) {
+      return;
+    }
+    const std::string text = "packet_length " + std::to_string(*length);
+    if (*length < 1 || *length > kMaxPacketLength) {
+      error(path, loc, text + " is outside 1..8500",
+            "the number of bytes of each packet to mirror, 1 to 8500 as in AWS; leave "
+            "packet_length out to mirror whole packets");
+    } else if (*length < kEthernetHeaderLength) {
+      error(path, loc,
+            text +
+                " is below 14: Open vSwitch cannot truncate a packet below its 14-byte "
+                "Ethernet header",
+            "use 14 or more (AWS accepts 1 to 8500), or leave packet_length out to mirror "
+            "whole packets");
+    }
+  }
+
+  void checkPortMirrors() {
+    checkIds(p_.port_mirrors, "port_mirrors", "port mirror", "pm-", " (vpcguard's own)");
+    std::map<std::string, std::string> by_interface;  // source interface -> first port mirror
+    for (size_t i = 0; i < p_.port_mirrors.size(); ++i) {
+      const auto& pm = p_.port_mirrors[i];
+      const std::string path = at("port_mirrors", i);
+      const std::string source = path + ".network_interface_id";
+      checkRef(interfaceExists(pm.network_interface_id), pm.network_interface_id, source,
+               pm.location, "network interface", "network_interfaces");
+      checkOutputPort(pm.output_port, path + ".output_port", pm.location);
+      if (skipped(source)) {
+        continue;
+      }
+      auto [it, inserted] = by_interface.emplace(pm.network_interface_id, pm.id);
+      if (!inserted) {
+        error(source, pm.location,
+              "interface '" + pm.network_interface_id + "' already has port mirror '" + it->second +
+                  "'",
+              "an interface has at most one port mirror");
+      }
+    }
+  }
+
+  // The output port is a Linux network device (OVS port), so its name follows the kernel's
+  // rules (dev_valid_name): 1..15 characters, not "." or "..", no '/', ':' or white space.
+  void checkOutputPort(const std::string& name, const std::string& path,
+                       const SourceLocation& loc) {
+    constexpr const char* kHint = "name the OVS port that receives the copies, e.g. \"mirror0\"";
+    if (name.empty()) {
+      error(path, loc, "output_port is empty", kHint);
+    } else if (name.size() > 15) {
+      error(path, loc,
+            "output_port '" + name + "' is longer than 15 characters (a Linux interface name)",
+            kHint);
+    } else if (!validInterfaceName(name)) {
+      error(path, loc, "output_port '" + name + "' is not a valid Linux interface name",
+            "no '/', ':', spaces or control characters, and not \".\" or \"..\"");
+    } else if (name == pipeline::kMirrorTunnelPort) {
+      error(path, loc,
+            "output_port '" + name + "' is the VXLAN port vpcguardd sends mirror copies through",
+            kHint);
+    }
+  }
+
+  [[nodiscard]] static bool validInterfaceName(const std::string& name) {
+    return name != "." && name != ".." && std::none_of(name.begin(), name.end(), [](char c) {
+             return c == '/' || c == ':' || c == ' ' || static_cast<unsigned char>(c) < 0x20 ||
+                    c == 0x7f;
+           });
+  }
+
   const model::Policy& p_;
   const std::set<std::string>& skip_;
   std::vector<Diagnostic> out_;
@@ -1038,6 +1388,8 @@ class Validator {
   std::map<std::string, size_t, std::less<>> prefix_lists_;
   std::map<std::string, size_t, std::less<>> subnets_;
   std::set<std::string, std::less<>> interfaces_;
+  std::map<std::string, size_t, std::less<>> mirror_targets_;
+  std::set<std::string, std::less<>> mirror_filters_;
   std::vector<size_t> default_groups_;
   std::vector<size_t> default_acls_;
 };

@@ -35,25 +35,93 @@ std::string eni(const std::string& id, const std::string& extra) {
   return "\n[[network_interfaces]]\nid = \"" + id + "\"\nsubnet_id = \"subnet-a\"\n" + extra;
 }
 
-// A valid flow log on the VPC. `key`'s line is replaced by `line` (left out when `line` is
-// empty), and `extra` lines are added.
-std::string flowLog(const std::string& extra, const std::string& key = "",
-                    const std::string& line = "") {
-  const std::pair<std::string, std::string> fields[] = {
-      {"id", "id = \"fl-1\"\n"},
-      {"resource_id", "resource_id = \"vpc-1\"\n"},
-      {"traffic_type", "traffic_type = \"ALL\"\n"},
-      {"log_destination", "log_destination = \"file:///var/log/vpcguard/flowlogs\"\n"},
-  };
-  std::string out = "\n[[flow_logs]]\n";
-  for (const auto& [k, text] : fields) {
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+// A table `header` with valid `fields` (key, value). `key`'s line is replaced by `line` (left out
+// when `line` is empty), and `extra` lines are added.
+std::string table(const std::string& header, const Fields& fields, const std::string& extra,
+                  const std::string& key, const std::string& line) {
+  std::string out = "\n" + header + "\n";
+  for (const auto& [k, value] : fields) {
     if (k != key) {
-      out += text;
+      out += k + " = " + value + "\n";
     } else if (!line.empty()) {
       out += line + "\n";
     }
   }
   return out + extra;
+}
+
+// A valid flow log on the VPC.
+std::string flowLog(const std::string& extra, const std::string& key = "",
+                    const std::string& line = "") {
+  return table("[[flow_logs]]",
+               {{"id", "\"fl-1\""},
+                {"resource_id", "\"vpc-1\""},
+                {"traffic_type", "\"ALL\""},
+                {"log_destination", "\"file:///var/log/vpcguard/flowlogs\""}},
+               extra, key, line);
+}
+
+// Traffic mirroring: kBase with two interfaces, eni-src and eni-dst, a target on eni-dst
+// (tmt-1), a VXLAN target (tmt-2) and a filter without rules (tmf-1), last, so that rule tables
+// may follow. MirrorBaseIsValid checks it stays valid.
+const std::string kMirrorBase =
+    kBase +
+    eni("eni-src",
+        "mac_address = \"02:00:00:00:00:01\"\nprivate_ip_addresses = [\"10.0.1.10\"]\n") +
+    eni("eni-dst",
+        "mac_address = \"02:00:00:00:00:02\"\nprivate_ip_addresses = [\"10.0.1.20\"]\n") +
+    "\n[[traffic_mirror_targets]]\nid = \"tmt-1\"\nnetwork_interface_id = \"eni-dst\"\n"
+    "\n[[traffic_mirror_targets]]\nid = \"tmt-2\"\nvxlan_remote_ip = \"192.0.2.10\"\n"
+    "\n[[traffic_mirror_filters]]\nid = \"tmf-1\"\n";
+
+// A valid rule of tmf-1 in `direction` ("ingress" or "egress").
+std::string mirrorRule(const std::string& direction, const std::string& extra,
+                       const std::string& key = "", const std::string& line = "") {
+  return table("[[traffic_mirror_filters." + direction + "_rules]]",
+               {{"rule_number", "100"},
+                {"rule_action", "\"accept\""},
+                {"source_cidr_block", "\"0.0.0.0/0\""},
+                {"destination_cidr_block", "\"10.0.1.0/24\""}},
+               extra, key, line);
+}
+
+// A valid session: eni-src to tmt-1 through tmf-1.
+std::string mirrorSession(const std::string& extra, const std::string& key = "",
+                          const std::string& line = "") {
+  return table("[[traffic_mirror_sessions]]",
+               {{"id", "\"tms-1\""},
+                {"network_interface_id", "\"eni-src\""},
+                {"traffic_mirror_target_id", "\"tmt-1\""},
+                {"traffic_mirror_filter_id", "\"tmf-1\""},
+                {"session_number", "1"}},
+               extra, key, line);
+}
+
+// Marks the header line of a table made by table() as the expected place of the error.
+std::string markHeader(std::string text) {
+  text.insert(text.find('\n', 1), " #<");
+  return text;
+}
+
+// tms-2 to the VXLAN target tmt-2, from `source` with `number` (TOML values).
+std::string secondSession(const std::string& source, const std::string& number) {
+  return table("[[traffic_mirror_sessions]]",
+               {{"id", "\"tms-2\""},
+                {"network_interface_id", source},
+                {"traffic_mirror_target_id", "\"tmt-2\""},
+                {"traffic_mirror_filter_id", "\"tmf-1\""},
+                {"session_number", number}},
+               "", "", "");
+}
+
+std::string portMirror(const std::string& extra, const std::string& key = "",
+                       const std::string& line = "") {
+  return table(
+      "[[port_mirrors]]",
+      {{"id", "\"pm-1\""}, {"network_interface_id", "\"eni-src\""}, {"output_port", "\"mirror0\""}},
+      extra, key, line);
 }
 
 struct BrokenCase {
@@ -493,6 +561,213 @@ std::vector<BrokenCase> cases() {
        "[2001:db8::10]:4739"},
       {"FlowLogCollectorBadIpv6", kBase + flowLog("ipfix_collector = \"[2001:db8::zz]:4739\" #<\n"),
        "flow_logs[0].ipfix_collector", "host '2001:db8::zz' is not an IPv6 address", 19},
+      // --- traffic mirroring: targets -----------------------------------------------------------
+      {"MirrorTargetIdWithoutPrefix",
+       kMirrorBase + "\n[[traffic_mirror_targets]]\nid = \"target-3\" #<\n"
+                     "vxlan_remote_ip = \"192.0.2.11\"\n",
+       "traffic_mirror_targets[2].id",
+       "traffic mirror target id 'target-3' does not start with \"tmt-\"", 6, "tmt-target-3"},
+      {"MirrorTargetUnknownField",
+       kMirrorBase +
+           "\n[[traffic_mirror_targets]]\nid = \"tmt-3\"\nvxlan_remote_ip = \"192.0.2.11\"\n"
+           "network_load_balancer_arn = \"arn:aws:x\" #<\n",
+       "traffic_mirror_targets[2].network_load_balancer_arn",
+       "unknown field 'network_load_balancer_arn'", 1},
+      {"MirrorTargetNeitherInterfaceNorRemote",
+       kMirrorBase + "\n[[traffic_mirror_targets]] #<\nid = \"tmt-3\"\ndescription = \"x\"\n",
+       "traffic_mirror_targets[2]", "has neither network_interface_id nor vxlan_remote_ip", 1,
+       "vxlan_remote_ip"},
+      {"MirrorTargetBothInterfaceAndRemote",
+       kMirrorBase +
+           "\n[[traffic_mirror_targets]]\nid = \"tmt-3\"\nnetwork_interface_id = \"eni-dst\"\n"
+           "vxlan_remote_ip = \"192.0.2.11\" #<\n",
+       "traffic_mirror_targets[2].vxlan_remote_ip",
+       "has both network_interface_id and vxlan_remote_ip", 19},
+      {"MirrorTargetIpv6Remote",
+       kMirrorBase + "\n[[traffic_mirror_targets]]\nid = \"tmt-3\"\n"
+                     "vxlan_remote_ip = \"2001:db8::10\" #<\n",
+       "traffic_mirror_targets[2].vxlan_remote_ip",
+       "'2001:db8::10' is an IPv6 address: an IPv6 underlay is not supported here", 19, "IPv4"},
+      {"MirrorTargetMalformedRemote",
+       kMirrorBase +
+           "\n[[traffic_mirror_targets]]\nid = \"tmt-3\"\nvxlan_remote_ip = \"192.0.2\" #<\n",
+       "traffic_mirror_targets[2].vxlan_remote_ip", "'192.0.2' is not a valid IPv4 address", 19},
+      {"MirrorTargetDanglingInterface",
+       kMirrorBase + "\n[[traffic_mirror_targets]]\nid = \"tmt-3\"\n"
+                     "network_interface_id = \"eni-x\" #<\n",
+       "traffic_mirror_targets[2].network_interface_id", "network interface 'eni-x' does not exist",
+       24, "[[network_interfaces]]"},
+      {"DuplicateMirrorTargetId",
+       kMirrorBase +
+           "\n[[traffic_mirror_targets]]\nid = \"tmt-2\" #<\nvxlan_remote_ip = \"192.0.2.11\"\n",
+       "traffic_mirror_targets[2].id", "duplicate traffic mirror target id 'tmt-2'", 6},
+      // --- traffic mirroring: filters -----------------------------------------------------------
+      {"MirrorFilterIdWithoutPrefix",
+       kMirrorBase + "\n[[traffic_mirror_filters]]\nid = \"filter-2\" #<\n",
+       "traffic_mirror_filters[1].id",
+       "traffic mirror filter id 'filter-2' does not start with \"tmf-\"", 6},
+      {"MirrorFilterUnknownNetworkService",
+       kMirrorBase + "network_services = [\"amazon-dns\", \"dns\"] #<\n",
+       "traffic_mirror_filters[0].network_services[1]", "network service 'dns' is not amazon-dns",
+       35, "amazon-dns"},
+      {"MirrorRuleNumberOutOfRange",
+       kMirrorBase + mirrorRule("ingress", "", "rule_number", "rule_number = 32767 #<"),
+       "traffic_mirror_filters[0].ingress_rules[0].rule_number",
+       "rule number 32767 is outside 1..32766", 15},
+      {"MirrorRuleNumberTwiceInOneDirection",
+       kMirrorBase + mirrorRule("egress", "") +
+           mirrorRule("egress", "", "rule_number", "rule_number = 100 #<"),
+       "traffic_mirror_filters[0].egress_rules[1].rule_number",
+       "egress rule number 100 is already used by traffic_mirror_filters[0].egress_rules[0]", 15,
+       "unique per filter direction"},
+      {"MirrorRuleBadAction",
+       kMirrorBase + mirrorRule("ingress", "", "rule_action", "rule_action = \"allow\" #<"),
+       "traffic_mirror_filters[0].ingress_rules[0].rule_action",
+       "rule_action must be accept or reject, not 'allow'", 15},
+      {"MirrorRuleProtocolOutOfRange", kMirrorBase + mirrorRule("ingress", "protocol = 256 #<\n"),
+       "traffic_mirror_filters[0].ingress_rules[0].protocol", "protocol 256 is out of range", 12},
+      {"MirrorRuleMissingCidr",
+       kMirrorBase + "\n[[traffic_mirror_filters.ingress_rules]] #<\nrule_number = 1\n"
+                     "rule_action = \"reject\"\ndestination_cidr_block = \"0.0.0.0/0\"\n",
+       "traffic_mirror_filters[0].ingress_rules[0].source_cidr_block",
+       "missing required field 'source_cidr_block'", 1},
+      {"MirrorRuleNonCanonicalCidr",
+       kMirrorBase +
+           mirrorRule("ingress", "", "source_cidr_block", "source_cidr_block = \"10.0.1.5/24\" #<"),
+       "traffic_mirror_filters[0].ingress_rules[0].source_cidr_block", "not a canonical CIDR", 21},
+      {"MirrorRuleMixedFamilies",
+       kMirrorBase + mirrorRule("ingress", "", "destination_cidr_block",
+                                "destination_cidr_block = \"::/0\" #<"),
+       "traffic_mirror_filters[0].ingress_rules[0].destination_cidr_block",
+       "destination_cidr_block '::/0' is IPv6 but source_cidr_block '0.0.0.0/0' is IPv4", 26},
+      {"MirrorRulePortsOnIcmp",
+       kMirrorBase + mirrorRule("ingress",
+                                "protocol = 1\n"
+                                "destination_port_range = { from_port = 0, to_port = 8 } #<\n"),
+       "traffic_mirror_filters[0].ingress_rules[0].destination_port_range",
+       "destination_port_range is given for protocol 1 (icmp): port ranges apply to tcp (6) and "
+       "udp (17) only",
+       26, "AWS refuses"},
+      {"MirrorRulePortsOnAllProtocols",
+       kMirrorBase +
+           mirrorRule("egress", "source_port_range = { from_port = 1, to_port = 2 } #<\n"),
+       "traffic_mirror_filters[0].egress_rules[0].source_port_range",
+       "source_port_range is given for protocol -1 (all)", 21},
+      {"MirrorRulePortsReversed",
+       kMirrorBase + mirrorRule("ingress",
+                                "protocol = 6\n"
+                                "destination_port_range = { from_port = 443, to_port = 80 } #<\n"),
+       "traffic_mirror_filters[0].ingress_rules[0].destination_port_range.from_port",
+       "from port 443 is greater than to port 80", 40},
+      {"MirrorRulePortRangeMissingToPort",
+       kMirrorBase +
+           mirrorRule("ingress", "protocol = 17\nsource_port_range = { from_port = 53 } #<\n"),
+       "traffic_mirror_filters[0].ingress_rules[0].source_port_range.to_port",
+       "missing required field 'to_port'", 21},
+      {"MirrorFilterRuleQuota",
+       "[quotas]\ntraffic_mirror_filter_rules = 1\n" + kMirrorBase + mirrorRule("ingress", "") +
+           markHeader(mirrorRule("ingress", "", "rule_number", "rule_number = 200")),
+       "traffic_mirror_filters[0].ingress_rules[1]",
+       "ingress rules (2) exceeds quota traffic_mirror_filter_rules = 1", 1,
+       "raise traffic_mirror_filter_rules in [quotas]"},
+      {"MirrorQuotaBelowOne", kBase + "\n[quotas]\ntraffic_mirror_sessions_per_interface = 0 #<\n",
+       "quotas.traffic_mirror_sessions_per_interface", "quota must be at least 1, not 0", 41},
+      // --- traffic mirroring: sessions ----------------------------------------------------------
+      {"MirrorSessionIdWithoutPrefix",
+       kMirrorBase + mirrorSession("", "id", "id = \"session-1\" #<"),
+       "traffic_mirror_sessions[0].id",
+       "traffic mirror session id 'session-1' does not start with \"tms-\"", 6},
+      {"MirrorSessionDanglingInterface",
+       kMirrorBase +
+           mirrorSession("", "network_interface_id", "network_interface_id = \"eni-x\" #<"),
+       "traffic_mirror_sessions[0].network_interface_id",
+       "network interface 'eni-x' does not exist", 24},
+      {"MirrorSessionDanglingTarget",
+       kMirrorBase +
+           mirrorSession("", "traffic_mirror_target_id", "traffic_mirror_target_id = \"tmt-x\" #<"),
+       "traffic_mirror_sessions[0].traffic_mirror_target_id",
+       "traffic mirror target 'tmt-x' does not exist", 28, "[[traffic_mirror_targets]]"},
+      {"MirrorSessionDanglingFilter",
+       kMirrorBase +
+           mirrorSession("", "traffic_mirror_filter_id", "traffic_mirror_filter_id = \"tmf-x\" #<"),
+       "traffic_mirror_sessions[0].traffic_mirror_filter_id",
+       "traffic mirror filter 'tmf-x' does not exist", 28, "[[traffic_mirror_filters]]"},
+      {"MirrorSessionMissingNumber", kMirrorBase + markHeader(mirrorSession("", "session_number")),
+       "traffic_mirror_sessions[0].session_number", "missing required field 'session_number'", 1},
+      {"MirrorSessionNumberOutOfRange",
+       kMirrorBase + mirrorSession("", "session_number", "session_number = 0 #<"),
+       "traffic_mirror_sessions[0].session_number", "session number 0 is outside 1..32766", 18},
+      {"MirrorSessionNumberTwicePerInterface",
+       kMirrorBase + mirrorSession("") + secondSession("\"eni-src\"", "1 #<"),
+       "traffic_mirror_sessions[1].session_number",
+       "session number 1 is already used by traffic_mirror_sessions[0] ('tms-1') on interface "
+       "'eni-src'",
+       18, "unique per source interface"},
+      {"MirrorSessionQuota",
+       "[quotas]\ntraffic_mirror_sessions_per_interface = 1\n" + kMirrorBase + mirrorSession("") +
+           secondSession("\"eni-src\" #<", "2"),
+       "traffic_mirror_sessions[1].network_interface_id",
+       "traffic mirror sessions of interface 'eni-src' (2) exceeds quota "
+       "traffic_mirror_sessions_per_interface = 1",
+       24},
+      {"MirrorSessionPacketLengthBelowEthernetHeader",
+       kMirrorBase + mirrorSession("packet_length = 13 #<\n"),
+       "traffic_mirror_sessions[0].packet_length",
+       "packet_length 13 is below 14: Open vSwitch cannot truncate a packet below its 14-byte "
+       "Ethernet header",
+       17, "leave packet_length out"},
+      {"MirrorSessionPacketLengthTooLong", kMirrorBase + mirrorSession("packet_length = 8501 #<\n"),
+       "traffic_mirror_sessions[0].packet_length", "packet_length 8501 is outside 1..8500", 17},
+      {"MirrorSessionVniTooLarge",
+       kMirrorBase + mirrorSession("virtual_network_id = 16777216 #<\n"),
+       "traffic_mirror_sessions[0].virtual_network_id",
+       "virtual_network_id 16777216 is outside 0..16777215", 22},
+      {"MirrorSessionVniNegative", kMirrorBase + mirrorSession("virtual_network_id = -1 #<\n"),
+       "traffic_mirror_sessions[0].virtual_network_id",
+       "virtual_network_id -1 is outside 0..16777215", 22},
+      {"MirrorSessionSourceIsItsOwnTarget",
+       kMirrorBase +
+           mirrorSession("", "network_interface_id", "network_interface_id = \"eni-dst\" #<"),
+       "traffic_mirror_sessions[0].network_interface_id",
+       "interface 'eni-dst' is the target of its own session (through target 'tmt-1')", 24},
+      {"MirrorSessionSourceIsAnotherSessionsTarget",
+       kMirrorBase + mirrorSession("") + secondSession("\"eni-dst\" #<", "1"),
+       "traffic_mirror_sessions[1].network_interface_id",
+       "interface 'eni-dst' is the mirror target of session 'tms-1', so it cannot be a mirror "
+       "source",
+       24, "cannot be a traffic mirror source"},
+      {"MirrorSessionUnknownField", kMirrorBase + mirrorSession("vni = 7 #<\n"),
+       "traffic_mirror_sessions[0].vni", "unknown field 'vni'", 1},
+      // --- port mirrors -----------------------------------------------------------------------
+      {"PortMirrorIdWithoutPrefix", kMirrorBase + portMirror("", "id", "id = \"mirror-1\" #<"),
+       "port_mirrors[0].id", "port mirror id 'mirror-1' does not start with \"pm-\"", 6,
+       "pm-mirror-1"},
+      {"PortMirrorDanglingInterface",
+       kMirrorBase + portMirror("", "network_interface_id", "network_interface_id = \"eni-x\" #<"),
+       "port_mirrors[0].network_interface_id", "network interface 'eni-x' does not exist", 24},
+      {"PortMirrorEmptyOutputPort",
+       kMirrorBase + portMirror("", "output_port", "output_port = \"\" #<"),
+       "port_mirrors[0].output_port", "output_port is empty", 15},
+      {"PortMirrorOutputPortTooLong",
+       kMirrorBase + portMirror("", "output_port", "output_port = \"mirror-of-eni-src\" #<"),
+       "port_mirrors[0].output_port",
+       "output_port 'mirror-of-eni-src' is longer than 15 characters (a Linux interface name)", 15},
+      {"PortMirrorOutputPortIsTheTunnel",
+       kMirrorBase + portMirror("", "output_port", "output_port = \"vg-mirror\" #<"),
+       "port_mirrors[0].output_port", "is the VXLAN port vpcguardd sends mirror copies through",
+       15},
+      {"PortMirrorOutputPortWithSlash",
+       kMirrorBase + portMirror("", "output_port", "output_port = \"mirror/0\" #<"),
+       "port_mirrors[0].output_port", "'mirror/0' is not a valid Linux interface name", 15},
+      {"PortMirrorTwicePerInterface",
+       kMirrorBase + portMirror("") +
+           table("[[port_mirrors]]",
+                 {{"id", "\"pm-2\""},
+                  {"network_interface_id", "\"eni-src\" #<"},
+                  {"output_port", "\"mirror1\""}},
+                 "", "", ""),
+       "port_mirrors[1].network_interface_id", "interface 'eni-src' already has port mirror 'pm-1'",
+       24, "at most one port mirror"},
   };
 }
 
@@ -551,6 +826,14 @@ TEST(BrokenConfigTable, HasAtLeastFortyCases) { EXPECT_GE(cases().size(), 40u); 
 
 TEST(BrokenConfigTable, BaseIsValid) {
   auto result = loadPolicyFromDocuments({Document{"base.toml", kBase}});
+  ASSERT_TRUE(result.has_value()) << dump(result.error().diagnostics);
+}
+
+// What the mirroring cases extend, with each valid piece they modify.
+TEST(BrokenConfigTable, MirrorBaseIsValid) {
+  const std::string text = kMirrorBase + mirrorRule("ingress", "protocol = 6\n") +
+                           mirrorRule("egress", "") + mirrorSession("") + portMirror("");
+  auto result = loadPolicyFromDocuments({Document{"base.toml", text}});
   ASSERT_TRUE(result.has_value()) << dump(result.error().diagnostics);
 }
 

@@ -8,9 +8,11 @@
 #include <fstream>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include <gtest/gtest.h>
 
+#include "daemon/check_command.h"
 #include "daemon/config_loader.h"
 #include "tests/harness/paths.h"
 
@@ -330,6 +332,180 @@ log_destination = "file:///tmp/fl"
   EXPECT_EQ(locs.at("flow_logs[0]").line, 8);
 }
 
+// Traffic mirroring: a monitoring VM (eni-ids) gets the web server's HTTPS traffic in and all
+// its IPv6 traffic out, an appliance on the underlay a truncated copy; plus a port mirror.
+const char* kMirroring = R"(
+[[subnets]]
+id = "s1"
+cidr_block = "10.0.1.0/24"
+
+[[network_interfaces]]
+id = "eni-web"
+subnet_id = "s1"
+mac_address = "02:00:00:00:00:01"
+private_ip_addresses = ["10.0.1.10"]
+
+[[network_interfaces]]
+id = "eni-ids"
+subnet_id = "s1"
+mac_address = "02:00:00:00:00:02"
+private_ip_addresses = ["10.0.1.20"]
+
+[[traffic_mirror_targets]]
+id = "tmt-ids"
+network_interface_id = "eni-ids"
+description = "IDS VM"
+
+[[traffic_mirror_targets]]
+id = "tmt-appliance"
+vxlan_remote_ip = "192.0.2.50"
+
+[[traffic_mirror_filters]]
+id = "tmf-web"
+description = "HTTPS in, IPv6 out"
+network_services = ["amazon-dns"]
+
+  [[traffic_mirror_filters.ingress_rules]]
+  rule_number = 200
+  rule_action = "REJECT"          # any case, as rule_action elsewhere
+  protocol = 6
+  source_cidr_block = "10.0.0.0/16"
+  destination_cidr_block = "0.0.0.0/0"
+
+  [[traffic_mirror_filters.ingress_rules]]
+  rule_number = 100
+  rule_action = "accept"
+  protocol = 6
+  source_cidr_block = "0.0.0.0/0"
+  destination_cidr_block = "10.0.1.10/32"
+  source_port_range = { from_port = 1024, to_port = 65535 }
+  destination_port_range = { from_port = 443, to_port = 443 }
+  description = "HTTPS"
+
+  [[traffic_mirror_filters.egress_rules]]
+  rule_number = 100                 # the same number in the other direction: fine
+  rule_action = "accept"
+  protocol = -1
+  source_cidr_block = "::/0"
+  destination_cidr_block = "2600:1f18:abcd:1201::/64"
+
+[[traffic_mirror_filters]]
+id = "tmf-none"                     # no rules: mirrors nothing
+
+[[traffic_mirror_sessions]]
+id = "tms-web-ids"
+network_interface_id = "eni-web"
+traffic_mirror_target_id = "tmt-ids"
+traffic_mirror_filter_id = "tmf-web"
+session_number = 1
+description = "to the IDS"
+
+[[traffic_mirror_sessions]]
+id = "tms-web-appliance"
+network_interface_id = "eni-web"
+traffic_mirror_target_id = "tmt-appliance"
+traffic_mirror_filter_id = "tmf-web"
+session_number = 2
+packet_length = 128
+virtual_network_id = 4242
+
+[[port_mirrors]]
+id = "pm-web"
+network_interface_id = "eni-web"
+output_port = "span0"
+
+[quotas]
+traffic_mirror_sessions_per_interface = 2
+traffic_mirror_filter_rules = 5
+)";
+
+TEST(ConfigLoader, TrafficMirroringMapsEveryField) {
+  const auto p = mustLoad(std::string(kVpc) + kMirroring);
+  ASSERT_EQ(p.traffic_mirror_targets.size(), 2u);
+  const auto& ids = p.traffic_mirror_targets[0];
+  EXPECT_EQ(ids.id, "tmt-ids");
+  EXPECT_EQ(ids.network_interface_id, "eni-ids");
+  EXPECT_FALSE(ids.vxlan_remote_ip.has_value());
+  EXPECT_EQ(ids.description, "IDS VM");
+  EXPECT_EQ(ids.location.line, 24);
+  const auto& appliance = p.traffic_mirror_targets[1];
+  EXPECT_FALSE(appliance.network_interface_id.has_value());
+  ASSERT_TRUE(appliance.vxlan_remote_ip.has_value());
+  EXPECT_EQ(appliance.vxlan_remote_ip->toString(), "192.0.2.50");
+
+  ASSERT_EQ(p.traffic_mirror_filters.size(), 2u);
+  const auto& f = p.traffic_mirror_filters[0];
+  EXPECT_EQ(f.id, "tmf-web");
+  EXPECT_EQ(f.description, "HTTPS in, IPv6 out");
+  EXPECT_EQ(f.network_services, std::vector<std::string>{"amazon-dns"});
+  ASSERT_EQ(f.ingress_rules.size(), 2u);  // as written; evaluation order is the translator's
+  const auto& reject = f.ingress_rules[0];
+  EXPECT_EQ(reject.rule_number, 200);
+  EXPECT_FALSE(reject.accept);
+  EXPECT_EQ(reject.protocol, model::kProtoTcp);
+  EXPECT_EQ(reject.source_cidr_block.toString(), "10.0.0.0/16");
+  EXPECT_FALSE(reject.source_port_range.has_value());
+  EXPECT_FALSE(reject.destination_port_range.has_value());
+  const auto& https = f.ingress_rules[1];
+  EXPECT_EQ(https.rule_number, 100);
+  EXPECT_TRUE(https.accept);
+  EXPECT_EQ(https.destination_cidr_block.toString(), "10.0.1.10/32");
+  EXPECT_EQ(https.source_port_range, (model::PortRange{1024, 65535}));
+  EXPECT_EQ(https.destination_port_range, (model::PortRange{443, 443}));
+  EXPECT_EQ(https.description, "HTTPS");
+  EXPECT_EQ(https.location.line, 45);
+  ASSERT_EQ(f.egress_rules.size(), 1u);
+  EXPECT_EQ(f.egress_rules[0].protocol, model::kProtoAll);
+  EXPECT_EQ(f.egress_rules[0].source_cidr_block.toString(), "::/0");
+  EXPECT_EQ(f.egress_rules[0].destination_cidr_block.family(), IpFamily::kV6);
+  EXPECT_TRUE(p.traffic_mirror_filters[1].ingress_rules.empty());
+  EXPECT_TRUE(p.traffic_mirror_filters[1].network_services.empty());
+
+  ASSERT_EQ(p.traffic_mirror_sessions.size(), 2u);
+  const auto& s1 = p.traffic_mirror_sessions[0];
+  EXPECT_EQ(s1.id, "tms-web-ids");
+  EXPECT_EQ(s1.network_interface_id, "eni-web");
+  EXPECT_EQ(s1.traffic_mirror_target_id, "tmt-ids");
+  EXPECT_EQ(s1.traffic_mirror_filter_id, "tmf-web");
+  EXPECT_EQ(s1.session_number, 1);
+  EXPECT_FALSE(s1.packet_length.has_value());      // whole packets
+  EXPECT_TRUE(s1.virtual_network_id.has_value());  // chosen by resolveDefaults()
+  EXPECT_EQ(s1.description, "to the IDS");
+  const auto& s2 = p.traffic_mirror_sessions[1];
+  EXPECT_EQ(s2.session_number, 2);
+  EXPECT_EQ(s2.packet_length, 128);
+  EXPECT_EQ(s2.virtual_network_id, 4242u);
+  EXPECT_NE(s1.virtual_network_id, s2.virtual_network_id);
+
+  ASSERT_EQ(p.port_mirrors.size(), 1u);
+  EXPECT_EQ(p.port_mirrors[0].id, "pm-web");
+  EXPECT_EQ(p.port_mirrors[0].network_interface_id, "eni-web");
+  EXPECT_EQ(p.port_mirrors[0].output_port, "span0");
+
+  EXPECT_EQ(p.quotas.traffic_mirror_sessions_per_interface, 2);
+  EXPECT_EQ(p.quotas.traffic_mirror_filter_rules, 5);
+  EXPECT_EQ(config::summarize(p),
+            "1 subnet, 2 network interfaces, 1 security group (3 rules), 0 prefix lists, "
+            "1 network ACL (2 entries), 2 traffic mirror sessions, 1 port mirror");
+}
+
+TEST(ConfigLoader, TrafficMirroringDefaultsAndFieldLocations) {
+  const auto p = mustLoad(std::string(kVpc) + kMirroring);
+  EXPECT_EQ(p.quotas.rules_per_network_acl, 20);
+  // AWS's quotas when [quotas] does not name them.
+  EXPECT_EQ(model::Quotas{}.traffic_mirror_sessions_per_interface, 3);
+  EXPECT_EQ(model::Quotas{}.traffic_mirror_filter_rules, 10);
+  const auto& locs = p.field_locations;
+  ASSERT_EQ(locs.count("traffic_mirror_filters[0].ingress_rules[1].destination_port_range"), 1u);
+  EXPECT_EQ(locs.at("traffic_mirror_filters[0].ingress_rules[1].destination_port_range").line, 52);
+  ASSERT_EQ(locs.count("traffic_mirror_filters[0].ingress_rules[1].destination_port_range.to_port"),
+            1u);
+  ASSERT_EQ(locs.count("traffic_mirror_sessions[1].packet_length"), 1u);
+  EXPECT_EQ(locs.at("traffic_mirror_sessions[1].packet_length").line, 79);
+  EXPECT_EQ(locs.at("traffic_mirror_sessions[1].packet_length").column, 17);
+  EXPECT_EQ(locs.at("port_mirrors[0].output_port").line, 85);
+}
+
 TEST(ConfigLoader, QuotasOverrideDefaults) {
   const auto p = mustLoad(std::string(kVpc) + "[quotas]\nrules_per_network_acl = 40\n");
   EXPECT_EQ(p.quotas.rules_per_network_acl, 40);
@@ -356,7 +532,13 @@ TEST(ConfigLoader, NeverThrowsOnGarbage) {
        {std::string("\x00\xff\xfe", 3), std::string("[[[["), std::string("\x80\x80 = 1"),
         std::string("a = \"\\u0000\""), std::string("vpc = 1\nsubnets = 2\nquotas = []"),
         std::string("[vpc]\ncidr_blocks = [1, true, \"x\"]\n[[subnets]]\n[[security_groups]]\n"
-                    "ingress = [1, {}]\n[[network_acls]]\nentries = [{port_range = 3}]")}) {
+                    "ingress = [1, {}]\n[[network_acls]]\nentries = [{port_range = 3}]"),
+        std::string("[[traffic_mirror_filters]]\ningress_rules = [1, {source_port_range = 3, "
+                    "protocol = []}]\negress_rules = 2\nnetwork_services = [1]\n"
+                    "[[traffic_mirror_sessions]]\nvirtual_network_id = -99999999999\n"
+                    "packet_length = \"x\"\n[[traffic_mirror_targets]]\nvxlan_remote_ip = 5\n"
+                    "network_interface_id = []\n[[port_mirrors]]\noutput_port = 1\n"
+                    "traffic_mirror_sessions = 3")}) {
     auto result = loadPolicyFromDocuments({Document{"g.toml", text}});
     EXPECT_FALSE(result.has_value());
     if (!result) {
@@ -450,6 +632,53 @@ TEST(ConfigFiles, DirectoryMergesArraysInNameOrder) {
   // Each object remembers its own file.
   EXPECT_EQ(fs::path(result->subnets[2].location.file).filename(), "20-more.toml");
   EXPECT_EQ(result->subnets[2].location.line, 1);
+}
+
+// Mirroring objects may be spread over files and reference each other across them, as the
+// other tables do; their errors name the right file.
+TEST(ConfigFiles, TrafficMirroringMergesAcrossFiles) {
+  TempDir dir;
+  dir.write("00-vpc.toml", std::string(kVpc) +
+                               "[[subnets]]\nid = \"s1\"\ncidr_block = \"10.0.1.0/24\"\n"
+                               "[[network_interfaces]]\nid = \"eni-1\"\nsubnet_id = \"s1\"\n"
+                               "mac_address = \"02:00:00:00:00:01\"\n"
+                               "private_ip_addresses = [\"10.0.1.10\"]\n");
+  dir.write("10-targets.toml",
+            "[[traffic_mirror_targets]]\nid = \"tmt-a\"\nvxlan_remote_ip = \"192.0.2.1\"\n"
+            "[[traffic_mirror_filters]]\nid = \"tmf-a\"\n"
+            "[[traffic_mirror_filters.egress_rules]]\nrule_number = 1\nrule_action = \"accept\"\n"
+            "source_cidr_block = \"0.0.0.0/0\"\ndestination_cidr_block = \"0.0.0.0/0\"\n");
+  dir.write("20-sessions.toml",
+            "[[traffic_mirror_filters]]\nid = \"tmf-b\"\n"
+            "[[traffic_mirror_sessions]]\nid = \"tms-a\"\nnetwork_interface_id = \"eni-1\"\n"
+            "traffic_mirror_target_id = \"tmt-a\"\ntraffic_mirror_filter_id = \"tmf-a\"\n"
+            "session_number = 1\n"
+            "[[port_mirrors]]\nid = \"pm-a\"\nnetwork_interface_id = \"eni-1\"\n"
+            "output_port = \"span0\"\n");
+  auto result = loadPolicy(dir.path());
+  ASSERT_TRUE(result.has_value()) << result.error().toError().message;
+  ASSERT_EQ(result->traffic_mirror_filters.size(), 2u);
+  EXPECT_EQ(result->traffic_mirror_filters[0].egress_rules.size(), 1u);
+  EXPECT_EQ(result->traffic_mirror_filters[1].id, "tmf-b");
+  ASSERT_EQ(result->traffic_mirror_sessions.size(), 1u);
+  EXPECT_EQ(fs::path(result->traffic_mirror_sessions[0].location.file).filename(),
+            "20-sessions.toml");
+  EXPECT_EQ(result->port_mirrors.size(), 1u);
+
+  // A session in a third file naming a filter that no file defines.
+  dir.write("30-more.toml",
+            "\n[[traffic_mirror_sessions]]\nid = \"tms-b\"\nnetwork_interface_id = \"eni-1\"\n"
+            "traffic_mirror_target_id = \"tmt-a\"\ntraffic_mirror_filter_id = \"tmf-x\"\n"
+            "session_number = 2\n");
+  auto broken = loadPolicy(dir.path());
+  ASSERT_FALSE(broken.has_value());
+  const auto& diags = broken.error().diagnostics;
+  ASSERT_EQ(diags.size(), 1u);
+  EXPECT_EQ(diags[0].path, "traffic_mirror_sessions[1].traffic_mirror_filter_id");
+  EXPECT_EQ(fs::path(diags[0].location.file).filename(), "30-more.toml");
+  EXPECT_EQ(diags[0].location.line, 6);
+  EXPECT_NE(diags[0].message.find("traffic mirror filter 'tmf-x' does not exist"),
+            std::string::npos);
 }
 
 TEST(ConfigFiles, MergedErrorsPointIntoTheRightFile) {

@@ -1,8 +1,14 @@
 // resolveDefaults(): AWS's implicit default group and NACL become explicit objects.
 
 #include <algorithm>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <variant>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -185,6 +191,112 @@ ingress = [{ ip_protocol = "tcp", from_port = 8080, to_port = 8080, referenced_g
 )"}});
   ASSERT_TRUE(result.has_value());
   EXPECT_NE(findGroup(*result, model::kDefaultSecurityGroupId), nullptr);
+}
+
+// --- traffic mirror sessions: virtual network ids ------------------------------------------
+
+model::TrafficMirrorSession session(const std::string& id,
+                                    std::optional<uint32_t> vni = std::nullopt) {
+  model::TrafficMirrorSession s;
+  s.id = id;
+  s.virtual_network_id = vni;
+  return s;
+}
+
+// id -> assigned VNI, after resolveDefaults().
+std::map<std::string, uint32_t> vnis(std::vector<model::TrafficMirrorSession> sessions) {
+  model::Policy p = minimal(false);
+  p.traffic_mirror_sessions = std::move(sessions);
+  auto resolved = resolveDefaults(std::move(p));
+  EXPECT_TRUE(resolved.has_value()) << resolved.error().message;
+  std::map<std::string, uint32_t> out;
+  if (resolved) {
+    for (const auto& s : resolved->traffic_mirror_sessions) {
+      EXPECT_TRUE(s.virtual_network_id.has_value()) << s.id;
+      out[s.id] = s.virtual_network_id.value_or(0);
+    }
+  }
+  return out;
+}
+
+// Two ids whose hashes are equal (a birthday search: 24 bits collide within a few thousand).
+std::pair<std::string, std::string> collidingIds() {
+  std::map<uint32_t, std::string> seen;
+  for (int i = 0;; ++i) {
+    const std::string id = "tms-" + std::to_string(i);
+    auto [it, inserted] = seen.emplace(virtualNetworkIdHash(id), id);
+    if (!inserted) {
+      return {it->second, id};
+    }
+  }
+}
+
+TEST(ResolveDefaults, VniHashIs24BitFnv1a) {
+  // FNV-1a 32 of "" is 0x811c9dc5 and of "a" 0xe40c292c; xor-folded: high byte ^ low 24 bits.
+  EXPECT_EQ(virtualNetworkIdHash(""), 0x1c9dc5u ^ 0x81u);
+  EXPECT_EQ(virtualNetworkIdHash("a"), 0x0c292cu ^ 0xe4u);
+  for (const char* id : {"tms-1", "tms-0123456789abcdef0", "x"}) {
+    EXPECT_LE(virtualNetworkIdHash(id), 0xffffffu) << id;
+  }
+}
+
+TEST(ResolveDefaults, SessionsWithoutVniGetUniqueOnes) {
+  std::vector<model::TrafficMirrorSession> sessions;
+  for (int i = 0; i < 500; ++i) {
+    sessions.push_back(session("tms-" + std::to_string(i)));
+  }
+  const auto assigned = vnis(sessions);
+  ASSERT_EQ(assigned.size(), 500u);
+  std::set<uint32_t> distinct;
+  for (const auto& [id, vni] : assigned) {
+    EXPECT_LE(vni, 0xffffffu) << id;
+    distinct.insert(vni);
+  }
+  EXPECT_EQ(distinct.size(), 500u);
+  // Without collisions, each is its id's hash.
+  EXPECT_EQ(vnis({session("tms-only")}).at("tms-only"), virtualNetworkIdHash("tms-only"));
+}
+
+TEST(ResolveDefaults, VniDoesNotDependOnSessionOrder) {
+  const auto [first, second] = collidingIds();
+  std::vector<model::TrafficMirrorSession> sessions = {session("tms-b"), session(second),
+                                                       session("tms-a"), session(first)};
+  const auto forward = vnis(sessions);
+  std::reverse(sessions.begin(), sessions.end());
+  EXPECT_EQ(vnis(sessions), forward);
+  // Colliding hashes: the id that sorts first keeps the hash, the other takes the next value.
+  const uint32_t hash = virtualNetworkIdHash(first);
+  const auto& [low, high] = first < second ? std::pair(first, second) : std::pair(second, first);
+  EXPECT_EQ(forward.at(low), hash);
+  EXPECT_EQ(forward.at(high), (hash + 1) & 0xffffffu);
+}
+
+TEST(ResolveDefaults, VniSkipsExplicitOnesAndKeepsThem) {
+  const uint32_t hash = virtualNetworkIdHash("tms-auto");
+  // The hash and the value after it are taken by explicit VNIs (of sessions sorting before and
+  // after tms-auto): the search goes on to the next free value.
+  const auto assigned = vnis({session("tms-x", hash), session("tms-auto"),
+                              session("tms-a", (hash + 1) & 0xffffffu), session("tms-z", 7)});
+  EXPECT_EQ(assigned.at("tms-x"), hash);
+  EXPECT_EQ(assigned.at("tms-a"), (hash + 1) & 0xffffffu);
+  EXPECT_EQ(assigned.at("tms-z"), 7u);
+  EXPECT_EQ(assigned.at("tms-auto"), (hash + 2) & 0xffffffu);
+  // Two explicit equal VNIs stay as written (AWS allows them).
+  const auto twice = vnis({session("tms-1", 9), session("tms-2", 9)});
+  EXPECT_EQ(twice.at("tms-1"), 9u);
+  EXPECT_EQ(twice.at("tms-2"), 9u);
+}
+
+TEST(ResolveDefaults, VniSearchWrapsAroundAt24Bits) {
+  const std::string id = "tms-1060597";  // found by search: its hash is near the top
+  const uint32_t hash = virtualNetworkIdHash(id);
+  ASSERT_EQ(hash, 0xfffffdu);
+  // Every value from the hash to the top is taken: the next free one is 0.
+  std::vector<model::TrafficMirrorSession> sessions = {session(id)};
+  for (uint32_t v = hash; v <= 0xffffffu; ++v) {
+    sessions.push_back(session("tms-taken-" + std::to_string(v), v));
+  }
+  EXPECT_EQ(vnis(sessions).at(id), 0u);
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 #include <toml++/toml.h>
 
+#include "daemon/config_loader.h"
 #include "tests/harness/paths.h"
 #include "translator/flow_log_format.h"
 
@@ -566,6 +567,301 @@ TEST(ImportAws, OneFileMayHoldSeveralKinds) {
   EXPECT_EQ(arraySize(root["prefix_lists"]), 2u);
 }
 
+// describe-traffic-mirror-* beside the realistic VPC: an IDS on the bastion host (a target on its
+// interface) gets the web interface's HTTPS and DNS traffic and the db interface's traffic from
+// the web subnet, truncated; the NAT gateway's interface has a session too, not imported.
+// traffic-mirror-load-balancer-targets.json adds AWS's other kinds of target and a session to one.
+constexpr const char* kIdsTarget = "tmt-0a1b2c3d4e5f6a7b8";
+constexpr const char* kWebFilter = "tmf-0a1b2c3d4e5f6a7b8";
+constexpr const char* kDbFilter = "tmf-0b2c3d4e5f6a7b8c9";
+constexpr const char* kWebSession = "tms-0a1b2c3d4e5f6a7b8";
+constexpr const char* kDbSession = "tms-0b2c3d4e5f6a7b8c9";
+constexpr const char* kNatSession = "tms-0c3d4e5f6a7b8c9d0";
+constexpr const char* kNlbTarget = "tmt-0c3d4e5f6a7b8c9d0";
+constexpr const char* kGwlbTarget = "tmt-0d4e5f6a7b8c9d0e1";
+constexpr const char* kNlbSession = "tms-0d4e5f6a7b8c9d0e1";
+
+std::vector<AwsDocument> withMirroring() {
+  auto docs = realisticDocs();
+  for (const char* name :
+       {"describe-traffic-mirror-targets.json", "describe-traffic-mirror-filters.json",
+        "describe-traffic-mirror-sessions.json"}) {
+    docs.push_back(fixture(name));
+  }
+  return docs;
+}
+
+// The loader's verdict on an imported config: the policy, or every diagnostic as text.
+tl::expected<model::Policy, std::string> load(const std::string& toml) {
+  auto policy = config::loadPolicyFromDocuments({config::Document{"imported.toml", toml}});
+  if (policy) return std::move(*policy);
+  std::string all;
+  for (const auto& d : policy.error().diagnostics) all += formatDiagnostic(d) + "\n";
+  return tl::unexpected(all);
+}
+
+TEST(ImportAwsMirroring, KeepsTargetsFiltersAndSessions) {
+  const auto root = parseToml(importOk(withMirroring()).toml);
+  ASSERT_EQ(arraySize(root["traffic_mirror_targets"]), 1u);
+  const toml::table* target = findById(root, "traffic_mirror_targets", kIdsTarget);
+  ASSERT_NE(target, nullptr);
+  EXPECT_EQ((*target)["network_interface_id"].value<std::string>(), kBastionEni);
+  EXPECT_EQ((*target)["description"].value<std::string>(), "Suricata on the bastion host");
+  EXPECT_FALSE((*target)["vxlan_remote_ip"]);
+
+  ASSERT_EQ(arraySize(root["traffic_mirror_filters"]), 2u);
+  const toml::table* web = findById(root, "traffic_mirror_filters", kWebFilter);
+  ASSERT_NE(web, nullptr);
+  EXPECT_EQ(strings((*web)["network_services"]), std::vector<std::string>{"amazon-dns"});
+  EXPECT_EQ((*web)["description"].value<std::string>(), "web: HTTPS in, DNS out");
+  ASSERT_EQ(arraySize((*web)["ingress_rules"]), 3u);
+  // Sorted by rule number, as AWS evaluates them.
+  const auto in = [&](size_t i) { return (*web)["ingress_rules"][i]; };
+  EXPECT_EQ(in(0)["rule_number"].value<int64_t>(), 50);
+  EXPECT_EQ(in(0)["rule_action"].value<std::string>(), "reject");
+  EXPECT_EQ(in(0)["protocol"].value<int64_t>(), 6);
+  EXPECT_EQ(in(0)["source_cidr_block"].value<std::string>(), "10.0.0.0/16");
+  EXPECT_EQ(in(0)["destination_port_range"]["from_port"].value<int64_t>(), 443);
+  EXPECT_EQ(in(0)["destination_port_range"]["to_port"].value<int64_t>(), 443);
+  EXPECT_FALSE(in(0)["source_port_range"]);
+  EXPECT_EQ(in(1)["rule_number"].value<int64_t>(), 100);
+  EXPECT_EQ(in(1)["description"].value<std::string>(), "HTTPS from anywhere");
+  EXPECT_EQ(in(2)["source_cidr_block"].value<std::string>(), "::/0");
+  EXPECT_EQ(in(2)["destination_cidr_block"].value<std::string>(), "2600:1f18:4a3:6e01::/64");
+  ASSERT_EQ(arraySize((*web)["egress_rules"]), 1u);
+  const auto out = (*web)["egress_rules"][0];
+  EXPECT_EQ(out["protocol"].value<int64_t>(), 17);
+  EXPECT_EQ(out["source_port_range"]["from_port"].value<int64_t>(), 1024);
+  EXPECT_EQ(out["source_port_range"]["to_port"].value<int64_t>(), 65535);
+  EXPECT_EQ(out["destination_port_range"]["to_port"].value<int64_t>(), 53);
+
+  const toml::table* db = findById(root, "traffic_mirror_filters", kDbFilter);
+  ASSERT_NE(db, nullptr);
+  EXPECT_FALSE((*db)["network_services"]);
+  EXPECT_FALSE((*db)["egress_rules"]);
+  EXPECT_FALSE((*db)["ingress_rules"][0]["protocol"]);  // no Protocol: all protocols
+
+  ASSERT_EQ(arraySize(root["traffic_mirror_sessions"]), 2u);
+  EXPECT_EQ(findById(root, "traffic_mirror_sessions", kNatSession), nullptr);
+  const toml::table* ws = findById(root, "traffic_mirror_sessions", kWebSession);
+  ASSERT_NE(ws, nullptr);
+  EXPECT_EQ((*ws)["network_interface_id"].value<std::string>(), kWebEni);
+  EXPECT_EQ((*ws)["traffic_mirror_target_id"].value<std::string>(), kIdsTarget);
+  EXPECT_EQ((*ws)["traffic_mirror_filter_id"].value<std::string>(), kWebFilter);
+  EXPECT_EQ((*ws)["session_number"].value<int64_t>(), 1);
+  EXPECT_EQ((*ws)["virtual_network_id"].value<int64_t>(), 7159709);
+  EXPECT_FALSE((*ws)["packet_length"]);
+  EXPECT_EQ((*ws)["description"].value<std::string>(), "web to the IDS");
+  const toml::table* ds = findById(root, "traffic_mirror_sessions", kDbSession);
+  ASSERT_NE(ds, nullptr);
+  EXPECT_EQ((*ds)["packet_length"].value<int64_t>(), 128);
+  EXPECT_EQ((*ds)["traffic_mirror_filter_id"].value<std::string>(), kDbFilter);
+}
+
+TEST(ImportAwsMirroring, ImportedConfigLoads) {
+  const auto policy = load(importOk(withMirroring()).toml);
+  ASSERT_TRUE(policy.has_value()) << policy.error();
+  EXPECT_EQ(policy->traffic_mirror_targets.size(), 1u);
+  EXPECT_EQ(policy->traffic_mirror_filters.size(), 2u);
+  ASSERT_EQ(policy->traffic_mirror_sessions.size(), 2u);
+  for (const auto& s : policy->traffic_mirror_sessions) {
+    EXPECT_TRUE(s.virtual_network_id.has_value()) << s.id;
+  }
+}
+
+// Nothing new is reported but the NAT gateway's session: its interface is not imported.
+TEST(ImportAwsMirroring, OnlyTheNatGatewaysSessionIsReported) {
+  const auto base = importOk(realisticDocs());
+  const auto out = importOk(withMirroring());
+  EXPECT_EQ(out.warnings.size(), base.warnings.size() + 1) << dumpWarnings(out.warnings);
+  EXPECT_TRUE(hasWarning(out.warnings, kNatSession,
+                         "session of '" + std::string(kNatEni) +
+                             "', which is not one of the imported interfaces: not imported"))
+      << dumpWarnings(out.warnings);
+}
+
+TEST(ImportAwsMirroring, OutputDoesNotDependOnObjectOrder) {
+  EXPECT_EQ(importOk(withMirroring()).toml, importOk(reversed(withMirroring())).toml);
+}
+
+// AWS's load balancer targets have no local equivalent: each is reported by id and written
+// without an address, so the config does not load until the user gives vxlan_remote_ip; the
+// session that uses one is kept whole.
+TEST(ImportAwsMirroring, LoadBalancerTargetsNeedTheAppliancesAddress) {
+  auto docs = withMirroring();
+  docs.push_back(fixture("traffic-mirror-load-balancer-targets.json"));
+  const auto out = importOk(docs);
+  const std::string fix =
+      "which has no local equivalent: set vxlan_remote_ip to the appliance's "
+      "IPv4 address";
+  EXPECT_TRUE(hasWarning(out.warnings, kNlbTarget,
+                         "AWS sends the copies to Network Load Balancer arn:aws:"
+                         "elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/"
+                         "shop-monitoring/0a1b2c3d4e5f6a7b, " +
+                             fix))
+      << dumpWarnings(out.warnings);
+  EXPECT_TRUE(hasWarning(out.warnings, kGwlbTarget,
+                         "AWS sends the copies to Gateway Load Balancer endpoint "
+                         "vpce-0a1b2c3d4e5f6a7b8, " +
+                             fix))
+      << dumpWarnings(out.warnings);
+  const auto root = parseToml(out.toml);
+  const toml::table* nlb = findById(root, "traffic_mirror_targets", kNlbTarget);
+  ASSERT_NE(nlb, nullptr);
+  EXPECT_FALSE((*nlb)["vxlan_remote_ip"]);
+  EXPECT_FALSE((*nlb)["network_interface_id"]);
+  EXPECT_NE(findById(root, "traffic_mirror_sessions", kNlbSession), nullptr);
+
+  // The loader names both targets and says what to add.
+  const auto refused = load(out.toml);
+  ASSERT_FALSE(refused.has_value());
+  // Targets are written in id order: the IDS, then the NLB and the GWLB endpoint.
+  for (const char* path : {"traffic_mirror_targets[1]: ", "traffic_mirror_targets[2]: "}) {
+    EXPECT_NE(refused.error().find(std::string(path) +
+                                   "traffic mirror target has neither network_interface_id nor "
+                                   "vxlan_remote_ip"),
+              std::string::npos)
+        << refused.error();
+  }
+  EXPECT_EQ(std::count(refused.error().begin(), refused.error().end(), '\n'), 2) << refused.error();
+
+  // With the appliance's address filled in where the comment says, it loads.
+  std::string fixed = out.toml;
+  const std::string placeholder = "# vxlan_remote_ip = \"<the appliance's IPv4 address>\"";
+  for (size_t at = fixed.find(placeholder); at != std::string::npos; at = fixed.find(placeholder)) {
+    fixed.replace(at, placeholder.size(), "vxlan_remote_ip = \"192.0.2.10\"");
+  }
+  const auto loaded = load(fixed);
+  ASSERT_TRUE(loaded.has_value()) << loaded.error();
+  EXPECT_EQ(loaded->traffic_mirror_sessions.size(), 3u);
+}
+
+TEST(ImportAwsMirroring, WhatCannotBeImportedIsReported) {
+  json doc = {
+      {"Vpcs", {{{"VpcId", "vpc-1"}, {"OwnerId", "123456789012"}, {"CidrBlock", "10.0.0.0/16"}}}},
+      {"Subnets", {{{"SubnetId", "subnet-1"}, {"VpcId", "vpc-1"}, {"CidrBlock", "10.0.1.0/24"}}}},
+      {"NetworkInterfaces",
+       {{{"NetworkInterfaceId", "eni-1"},
+         {"SubnetId", "subnet-1"},
+         {"VpcId", "vpc-1"},
+         {"MacAddress", "02:00:00:00:00:01"},
+         {"PrivateIpAddress", "10.0.1.10"}},
+        {{"NetworkInterfaceId", "eni-2"},
+         {"SubnetId", "subnet-1"},
+         {"VpcId", "vpc-1"},
+         {"MacAddress", "02:00:00:00:00:02"},
+         {"PrivateIpAddress", "10.0.1.20"}}}}};
+  doc["TrafficMirrorTargets"] = {
+      {{"TrafficMirrorTargetId", "tmt-ok"}, {"NetworkInterfaceId", "eni-2"}},
+      {{"TrafficMirrorTargetId", "tmt-elsewhere"}, {"NetworkInterfaceId", "eni-9"}},
+      {{"TrafficMirrorTargetId", "target-1"}, {"NetworkInterfaceId", "eni-2"}}};
+  auto rule = [](int number) {
+    return json{{"RuleNumber", number},
+                {"RuleAction", "accept"},
+                {"SourceCidrBlock", "0.0.0.0/0"},
+                {"DestinationCidrBlock", "0.0.0.0/0"}};
+  };
+  json rules = json::array();
+  rules.push_back(rule(1));
+  rules.back()["RuleAction"] = "allow";
+  rules.push_back(rule(2));
+  rules.back()["Protocol"] = "tcp";
+  rules.push_back(rule(3));
+  rules.back()["Protocol"] = 1;
+  rules.back()["DestinationPortRange"] = {{"FromPort", 0}, {"ToPort", 8}};
+  rules.push_back(rule(4));
+  rules.back()["DestinationCidrBlock"] = "::/0";
+  rules.push_back(rule(5));
+  rules.back()["Protocol"] = 6;
+  rules.back()["SourcePortRange"] = {{"FromPort", 9}, {"ToPort", 1}};
+  rules.push_back(rule(40000));
+  rules.push_back(rule(6));
+  rules.back().erase("SourceCidrBlock");
+  rules.push_back(rule(7));  // the only one kept
+  rules.back()["Protocol"] = -1;
+  rules.back()["FancyNewField"] = true;
+  doc["TrafficMirrorFilters"] = {{{"TrafficMirrorFilterId", "tmf-1"},
+                                  {"IngressFilterRules", rules},
+                                  {"NetworkServices", {"amazon-dns", "amazon-ntp"}}}};
+  auto session = [](const char* id, const char* target, const char* filter) {
+    return json{{"TrafficMirrorSessionId", id},
+                {"NetworkInterfaceId", "eni-1"},
+                {"TrafficMirrorTargetId", target},
+                {"TrafficMirrorFilterId", filter},
+                {"SessionNumber", 1}};
+  };
+  json sessions = json::array();
+  sessions.push_back(session("tms-short", "tmt-ok", "tmf-1"));
+  sessions.back()["PacketLength"] = 5;
+  sessions.back()["SessionNumber"] = 1;
+  sessions.push_back(session("tms-long", "tmt-ok", "tmf-1"));
+  sessions.back()["PacketLength"] = 9001;
+  sessions.back()["VirtualNetworkId"] = 16777216;
+  sessions.back()["SessionNumber"] = 2;
+  sessions.push_back(session("tms-no-target", "tmt-elsewhere", "tmf-1"));
+  sessions.push_back(session("tms-no-filter", "tmt-ok", "tmf-missing"));
+  sessions.push_back(session("tms-no-number", "tmt-ok", "tmf-1"));
+  sessions.back().erase("SessionNumber");
+  doc["TrafficMirrorSessions"] = sessions;
+
+  const auto out = importOk({AwsDocument{"inline", doc}});
+  const std::pair<const char*, const char*> expected[] = {
+      {"tmt-elsewhere", "target interface eni-9 is not one of the imported interfaces"},
+      {"target-1", "does not start with tmt-: not imported"},
+      {"tmf-1", "ingress rule 1: RuleAction 'allow' is neither accept nor reject: dropped"},
+      {"tmf-1", "ingress rule 2: Protocol \"tcp\" is not a protocol number: dropped"},
+      {"tmf-1",
+       "ingress rule 3: DestinationPortRange on a protocol other than tcp (6) or udp "
+       "(17): dropped"},
+      {"tmf-1", "ingress rule 4 DestinationCidrBlock: '::/0' is not an IPv4 CIDR: dropped"},
+      {"tmf-1", "ingress rule 5: invalid SourcePortRange: dropped"},
+      {"tmf-1", "ingress rule without a RuleNumber in 1..32766: dropped"},
+      {"tmf-1", "ingress rule 6: needs SourceCidrBlock and DestinationCidrBlock: dropped"},
+      {"tmf-1", "unknown key 'FancyNewField'"},
+      {"tmf-1", "network service \"amazon-ntp\" not understood: dropped"},
+      {"tms-short",
+       "PacketLength 5 is below the 14-byte Ethernet header, which Open vSwitch "
+       "cannot truncate below: packet_length = 14"},
+      {"tms-long",
+       "PacketLength 9001 is outside 1..8500: left out, so whole packets are "
+       "mirrored"},
+      {"tms-long", "VirtualNetworkId 16777216 is not a 24-bit VNI: left out"},
+      {"tms-no-target", "its target 'tmt-elsewhere' is not imported: not imported"},
+      {"tms-no-filter", "its filter 'tmf-missing' is not imported: not imported"},
+      {"tms-no-number", "no SessionNumber in 1..32766: not imported"},
+  };
+  size_t mirror_warnings = 0;
+  for (const auto& w : out.warnings) {
+    if (w.object_id.starts_with("tm") || w.object_id.starts_with("target")) ++mirror_warnings;
+  }
+  for (const auto& [id, fragment] : expected) {
+    EXPECT_TRUE(hasWarning(out.warnings, id, fragment)) << id << ": " << fragment << "\n"
+                                                        << dumpWarnings(out.warnings);
+  }
+  EXPECT_EQ(mirror_warnings, std::size(expected)) << dumpWarnings(out.warnings);
+
+  const auto root = parseToml(out.toml);
+  const toml::table* filter = findById(root, "traffic_mirror_filters", "tmf-1");
+  ASSERT_NE(filter, nullptr);
+  ASSERT_EQ(arraySize((*filter)["ingress_rules"]), 1u);
+  EXPECT_EQ((*filter)["ingress_rules"][0]["rule_number"].value<int64_t>(), 7);
+  EXPECT_FALSE((*filter)["ingress_rules"][0]["protocol"]);  // -1: all, written as absent
+  EXPECT_EQ(strings((*filter)["network_services"]), std::vector<std::string>{"amazon-dns"});
+  EXPECT_EQ(arraySize(root["traffic_mirror_targets"]), 1u);
+  EXPECT_EQ(findById(root, "traffic_mirror_sessions", "tms-short")
+                ->at_path("packet_length")
+                .value<int64_t>(),
+            14);
+  const toml::table* long_session = findById(root, "traffic_mirror_sessions", "tms-long");
+  ASSERT_NE(long_session, nullptr);
+  EXPECT_FALSE((*long_session)["packet_length"]);
+  EXPECT_FALSE((*long_session)["virtual_network_id"]);
+  EXPECT_EQ(arraySize(root["traffic_mirror_sessions"]), 2u);
+  // What is written loads (eni-1 has two sessions, within AWS's 3).
+  const auto policy = load(out.toml);
+  EXPECT_TRUE(policy.has_value()) << policy.error();
+}
+
 // Every unrepresentable case in unrepresentable.json is reported, naming its object.
 TEST(ImportAws, EachUnrepresentableCaseIsReported) {
   const auto out = importOk({fixture("unrepresentable.json")});
@@ -1031,6 +1327,24 @@ TEST_F(ImportAwsCli, ImportedFlowLogsPassCheck) {
   ASSERT_EQ(run(args), kImportOk) << errText();
   EXPECT_EQ(arraySize(parseToml(readText(out))["flow_logs"]), 3u);
   EXPECT_EQ(run({"check", out}), 0) << errText() << readText(stdoutPath());
+}
+
+// Imported traffic mirroring passes `vpcguardctl check`, which counts the sessions.
+TEST_F(ImportAwsCli, ImportedMirroringPassesCheck) {
+  const std::string out = (dir_ / "vpc.toml").string();
+  auto args = realisticArgs();
+  for (const char* name :
+       {"describe-traffic-mirror-targets.json", "describe-traffic-mirror-filters.json",
+        "describe-traffic-mirror-sessions.json"}) {
+    args.push_back(fixturePath(name));
+  }
+  args.insert(args.end(), {"-o", out});
+  ASSERT_EQ(run(args), kImportOk) << errText();
+  EXPECT_NE(errText().find(std::string(kNatSession) + ": session of"), std::string::npos)
+      << errText();
+  EXPECT_EQ(run({"check", out}), 0) << errText() << readText(stdoutPath());
+  EXPECT_NE(readText(stdoutPath()).find(", 2 traffic mirror sessions"), std::string::npos)
+      << readText(stdoutPath());
 }
 
 // An imported config is accepted by the loader and validator (`vpcguardctl check`).
