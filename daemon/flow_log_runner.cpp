@@ -1,20 +1,17 @@
 #include "daemon/flow_log_runner.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <sched.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <fstream>
 
 #include "daemon/logging.h"
+#include "ovs-plugin/netns.h"
 #include "translator/pipeline.h"
 
 namespace vpcguard {
@@ -22,46 +19,16 @@ namespace {
 
 int64_t unixNow() { return static_cast<int64_t>(std::time(nullptr)); }
 
-// The network namespace of ovs-vswitchd (from its pid file), when it is not ours.
-std::optional<std::string> vswitchdNetns(const std::string& rundir) {
-  std::ifstream pidfile(rundir + "/ovs-vswitchd.pid");
-  long pid = 0;
-  if (!(pidfile >> pid) || pid <= 0) {
-    return std::nullopt;
-  }
-  const std::string theirs = "/proc/" + std::to_string(pid) + "/ns/net";
-  struct stat a{};
-  struct stat b{};
-  if (::stat(theirs.c_str(), &a) != 0 || ::stat("/proc/self/ns/net", &b) != 0 ||
-      (a.st_dev == b.st_dev && a.st_ino == b.st_ino)) {
-    return std::nullopt;
-  }
-  return theirs;
-}
-
 // A UDP socket on 127.0.0.1 (any port) in the namespace `netns` (nullopt: ours).
 Result<int> bindLoopback(const std::optional<std::string>& netns) {
-  int ours = -1;
-  int theirs = -1;
-  if (netns) {
-    ours = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    theirs = ::open(netns->c_str(), O_RDONLY | O_CLOEXEC);
-    if (ours < 0 || theirs < 0 || ::setns(theirs, CLONE_NEWNET) != 0) {
-      const std::string why = std::strerror(errno);
-      if (ours >= 0) {
-        ::close(ours);
-      }
-      if (theirs >= 0) {
-        ::close(theirs);
-      }
-      return makeError("enter ovs-vswitchd's network namespace " + *netns + ": " + why);
-    }
-  }
-  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = -1;
   std::string error;
-  if (fd < 0) {
-    error = std::string("socket: ") + std::strerror(errno);
-  } else {
+  auto entered = ovs::inNetns(netns, [&] {
+    fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      error = std::string("socket: ") + std::strerror(errno);
+      return;
+    }
     // Room for bursts: a datagram dropped here is a sequence gap (SKIPDATA), never silent.
     const int size = 8 << 20;
     (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
@@ -71,16 +38,9 @@ Result<int> bindLoopback(const std::optional<std::string>& netns) {
     if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
       error = std::string("bind 127.0.0.1: ") + std::strerror(errno);
     }
-  }
-  if (netns) {
-    const int back = ::setns(ours, CLONE_NEWNET);
-    ::close(ours);
-    ::close(theirs);
-    if (back != 0) {
-      // Staying in the wrong namespace would be worse than stopping.
-      logger("flowlog")->critical("cannot return to own network namespace: {}", std::strerror(errno));
-      std::abort();
-    }
+  });
+  if (!entered) {
+    return tl::unexpected(entered.error());
   }
   if (!error.empty()) {
     if (fd >= 0) {
@@ -105,7 +65,7 @@ void FlowLogRunner::closeSocket() {
 
 bool FlowLogRunner::openSocket() {
   auto log = logger("flowlog");
-  const auto netns = vswitchdNetns(ovs_rundir_);
+  const auto netns = ovs::vswitchdNetns(ovs_rundir_);
   auto fd = bindLoopback(netns);
   if (!fd) {
     log->error("collector_unavailable error=\"{}\" (flow logs get no records)", fd.error().message);

@@ -9,6 +9,88 @@ constexpr const char* kInterfaceMonitorId = "vpcguard-interfaces";
 
 Json whereName(const std::string& name) { return Json::array({Json::array({"name", "==", name})}); }
 
+Json uuidRef(const std::string& uuid) { return Json::array({"uuid", uuid}); }
+
+Json whereUuid(const std::string& uuid) {
+  return Json::array({Json::array({"_uuid", "==", uuidRef(uuid)})});
+}
+
+Json uuidSetValue(const std::set<std::string>& uuids) {
+  Json members = Json::array();
+  for (const auto& u : uuids) {
+    members.push_back(uuidRef(u));
+  }
+  return Json::array({"set", members});
+}
+
+Json stringMapValue(const std::map<std::string, std::string>& map) {
+  Json pairs = Json::array();
+  for (const auto& [k, v] : map) {
+    pairs.push_back(Json::array({k, v}));
+  }
+  return Json::array({"map", pairs});
+}
+
+// The _uuid column of a selected row ("" when missing).
+std::string rowUuid(const Json& row) {
+  if (row.is_object() && row.contains("_uuid") && row["_uuid"].is_array() &&
+      row["_uuid"].size() == 2 && row["_uuid"][1].is_string()) {
+    return row["_uuid"][1].get<std::string>();
+  }
+  return "";
+}
+
+std::string stringColumn(const Json& row, const char* column) {
+  return row.is_object() && row.contains(column) && row[column].is_string()
+             ? row[column].get<std::string>()
+             : "";
+}
+
+// An empty optional/set column (["set", []]); a column the row does not have counts as empty.
+bool isEmptySet(const Json& row, const char* column) {
+  if (!row.is_object() || !row.contains(column)) {
+    return true;
+  }
+  const Json& v = row[column];
+  return v.is_array() && v.size() == 2 && v[0] == "set" && v[1].is_array() && v[1].empty();
+}
+
+// A column of a selected row; null when the row does not have it (a const nlohmann::json's
+// operator[] must not be asked for a missing key).
+const Json& columnOf(const Json& row, const char* column) {
+  static const Json kNull;
+  if (!row.is_object()) {
+    return kNull;
+  }
+  const auto it = row.find(column);
+  return it == row.end() ? kNull : *it;
+}
+
+Json rowsOf(const Json& results, size_t index) {
+  if (!results.is_array() || results.size() <= index || !results[index].is_object()) {
+    return Json::array();
+  }
+  return results[index].value("rows", Json::array());
+}
+
+// Marks vpcguard's own interfaces (external_ids) by what they are for.
+constexpr const char* kRoleKey = "vpcguard-role";
+
+// What the mirror tunnel's Interface row must say (translator/pipeline.h).
+const std::map<std::string, std::string>& tunnelOptions() {
+  static const std::map<std::string, std::string> options{{"key", "flow"}, {"remote_ip", "flow"}};
+  return options;
+}
+const std::map<std::string, std::string>& tunnelExternalIds() {
+  static const std::map<std::string, std::string> ids{{kRoleKey, pipeline::kMirrorTunnelRole}};
+  return ids;
+}
+Json tunnelInterfaceSettings() {
+  return Json{{"type", "vxlan"},
+              {"options", stringMapValue(tunnelOptions())},
+              {"external_ids", stringMapValue(tunnelExternalIds())}};
+}
+
 // The columns ensureBridge() owns on a Bridge row.
 Json bridgeSettings(const std::string& datapath_type) {
   return Json{{"datapath_type", datapath_type},
@@ -90,9 +172,31 @@ InterfaceInfo interfaceFromRow(const std::string& uuid, const Json& row) {
     const auto ids = stringMap(row["external_ids"]);
     if (auto it = ids.find("iface-id"); it != ids.end()) {
       info.iface_id = it->second;
+    } else if (auto role = ids.find(kRoleKey);
+               role != ids.end() && role->second == pipeline::kMirrorTunnelRole) {
+      // Reported like a VM interface so its ofport reaches the translator through the same
+      // monitor (TranslateInput::ofports[kMirrorTunnelKey]).
+      info.iface_id = pipeline::kMirrorTunnelKey;
     }
   }
   return info;
+}
+
+std::set<std::string> uuidSet(const Json& value) {
+  std::set<std::string> out;
+  if (!value.is_array() || value.size() != 2) {
+    return out;
+  }
+  if (value[0] == "uuid" && value[1].is_string()) {
+    out.insert(value[1].get<std::string>());
+  } else if (value[0] == "set" && value[1].is_array()) {
+    for (const auto& u : value[1]) {
+      if (u.is_array() && u.size() == 2 && u[0] == "uuid" && u[1].is_string()) {
+        out.insert(u[1].get<std::string>());
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace ovsdb_value
@@ -237,6 +341,332 @@ Result<void> VswitchDb::setFlowSampling(const std::string& bridge, uint32_t set_
     return tl::unexpected(r.error().withContext(what));
   }
   return {};
+}
+
+Result<void> VswitchDb::setMirrorTunnel(const std::string& bridge, bool present) {
+  const std::string port_name = pipeline::kMirrorTunnelPort;
+  const std::string what = std::string(present ? "add" : "remove") + " mirror tunnel port " +
+                           port_name + " on bridge " + bridge;
+  // Two attempts: a concurrent writer (another port named like ours appearing, the bridge's
+  // ports changing) makes the write fail; the second attempt decides on fresh rows.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto read = client_->transact(
+        kDb, Json::array(
+                 {Json{{"op", "select"},
+                       {"table", "Bridge"},
+                       {"where", Json::array()},
+                       {"columns", Json::array({"_uuid", "name", "ports"})}},
+                  Json{{"op", "select"},
+                       {"table", "Port"},
+                       {"where", whereName(port_name)},
+                       {"columns", Json::array({"_uuid", "interfaces"})}},
+                  Json{{"op", "select"},
+                       {"table", "Interface"},
+                       {"where", whereName(port_name)},
+                       {"columns", Json::array({"_uuid", "type", "options", "external_ids"})}}}));
+    if (!read) {
+      return tl::unexpected(read.error().withContext(what));
+    }
+    std::string bridge_uuid;
+    std::string port_uuid;
+    std::string port_owner;  // name of the bridge holding the port, if any
+    const Json ports = rowsOf(*read, 1);
+    if (!ports.empty()) {
+      port_uuid = rowUuid(ports[0]);
+    }
+    for (const auto& row : rowsOf(*read, 0)) {
+      if (stringColumn(row, "name") == bridge) {
+        bridge_uuid = rowUuid(row);
+      }
+      if (!port_uuid.empty() &&
+          ovsdb_value::uuidSet(columnOf(row, "ports")).count(port_uuid) != 0) {
+        port_owner = stringColumn(row, "name");
+      }
+    }
+    if (bridge_uuid.empty()) {
+      return makeError(what + ": no such bridge");
+    }
+    const Json ifaces = rowsOf(*read, 2);
+    const Json iface = ifaces.empty() ? Json() : ifaces[0];
+    const std::string iface_uuid = ifaces.empty() ? "" : rowUuid(iface);
+
+    Json ops = Json::array();
+    if (!present) {
+      if (port_uuid.empty() || port_owner != bridge) {
+        return {};  // not on our bridge (another bridge's port of that name is not ours)
+      }
+      // Unreferenced, the Port and its Interface are garbage-collected.
+      ops.push_back(
+          Json{{"op", "mutate"},
+               {"table", "Bridge"},
+               {"where", whereUuid(bridge_uuid)},
+               {"mutations",
+                Json::array({Json::array({"ports", "delete", uuidSetValue({port_uuid})})})}});
+    } else if (!port_uuid.empty() && port_owner != bridge) {
+      return makeError(
+          what + ": a port of that name is on " +
+          (port_owner.empty() ? std::string("another bridge") : "bridge " + port_owner));
+    } else if (!port_uuid.empty()) {
+      // Ours already: repair what differs, if anything.
+      const auto members = ovsdb_value::uuidSet(columnOf(ports[0], "interfaces"));
+      if (!iface_uuid.empty() && members.count(iface_uuid) == 0) {
+        return makeError(what + ": its interface name is taken by another port");
+      }
+      const bool settings_ok =
+          !iface_uuid.empty() && stringColumn(iface, "type") == "vxlan" &&
+          ovsdb_value::stringMap(columnOf(iface, "options")) == tunnelOptions() &&
+          ovsdb_value::stringMap(columnOf(iface, "external_ids")) == tunnelExternalIds();
+      if (settings_ok && members.size() == 1) {
+        return {};
+      }
+      if (iface_uuid.empty()) {
+        Json row = tunnelInterfaceSettings();
+        row["name"] = port_name;
+        ops.push_back(Json{
+            {"op", "insert"}, {"table", "Interface"}, {"row", row}, {"uuid-name", "vg_iface"}});
+      } else if (!settings_ok) {
+        ops.push_back(Json{{"op", "update"},
+                           {"table", "Interface"},
+                           {"where", whereUuid(iface_uuid)},
+                           {"row", tunnelInterfaceSettings()}});
+      }
+      if (members.size() != 1 || iface_uuid.empty()) {
+        // Any other interface on the port goes (garbage-collected).
+        ops.push_back(Json{
+            {"op", "update"},
+            {"table", "Port"},
+            {"where", whereUuid(port_uuid)},
+            {"row", Json{{"interfaces", iface_uuid.empty() ? Json::array({"named-uuid", "vg_iface"})
+                                                           : uuidRef(iface_uuid)}}}});
+      }
+    } else if (!iface_uuid.empty()) {
+      return makeError(what + ": its interface name is taken by another port");
+    } else {
+      // What `ovs-vsctl add-port BRIDGE vg-mirror -- set interface vg-mirror type=vxlan ...`
+      // writes. The name indexes of Port and Interface make a concurrent creator's commit or
+      // ours fail, so there is never a second one.
+      Json iface_row = tunnelInterfaceSettings();
+      iface_row["name"] = port_name;
+      ops.push_back(Json{
+          {"op", "insert"}, {"table", "Interface"}, {"row", iface_row}, {"uuid-name", "vg_iface"}});
+      ops.push_back(Json{{"op", "insert"},
+                         {"table", "Port"},
+                         {"row", Json{{"name", port_name},
+                                      {"interfaces", Json::array({"named-uuid", "vg_iface"})}}},
+                         {"uuid-name", "vg_port"}});
+      ops.push_back(Json{
+          {"op", "mutate"},
+          {"table", "Bridge"},
+          {"where", whereUuid(bridge_uuid)},
+          {"mutations",
+           Json::array({Json::array(
+               {"ports", "insert",
+                Json::array({"set", Json::array({Json::array({"named-uuid", "vg_port"})})})})})}});
+    }
+    auto done = client_->transact(kDb, ops);
+    if (done) {
+      // Adding to a bridge deleted meanwhile matches nothing (the new rows would be
+      // garbage-collected): not done.
+      const Json last = done->is_array() && !done->empty() ? done->back() : Json();
+      if (present && ops.back()["table"] == "Bridge" && last.is_object() &&
+          last.value("count", 1) == 0) {
+        if (attempt == 1) {
+          return makeError(what + ": the bridge disappeared");
+        }
+        continue;
+      }
+      return {};
+    }
+    if (attempt == 1) {
+      return tl::unexpected(done.error().withContext(what));
+    }
+  }
+  return makeError(what + ": unreachable");
+}
+
+Result<std::vector<std::string>> VswitchDb::setPortMirrors(
+    const std::string& bridge, const std::vector<PortMirrorSpec>& mirrors) {
+  const std::string what = "set port mirrors on bridge " + bridge;
+  const std::string prefix = kPortMirrorPrefix;
+  // Two attempts: the write is guarded by a `wait` on the bridge's ports and mirrors as read,
+  // so a port or mirror added or removed meanwhile makes it fail, and the second attempt
+  // decides again on fresh rows.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto read = client_->transact(
+        kDb, Json::array({Json{{"op", "select"},
+                               {"table", "Bridge"},
+                               {"where", whereName(bridge)},
+                               {"columns", Json::array({"_uuid", "ports", "mirrors"})}},
+                          Json{{"op", "select"},
+                               {"table", "Port"},
+                               {"where", Json::array()},
+                               {"columns", Json::array({"_uuid", "name", "interfaces"})}},
+                          Json{{"op", "select"},
+                               {"table", "Interface"},
+                               {"where", Json::array()},
+                               {"columns", Json::array({"_uuid", "name", "external_ids"})}},
+                          // Every column, so that whatever this OVS version's schema has is
+                          // compared (e.g. snaplen).
+                          Json{{"op", "select"}, {"table", "Mirror"}, {"where", Json::array()}}}));
+    if (!read) {
+      return tl::unexpected(read.error().withContext(what));
+    }
+    const Json bridges = rowsOf(*read, 0);
+    if (bridges.empty()) {
+      return makeError(what + ": no such bridge");
+    }
+    const Json& bridge_row = bridges[0];
+    const std::string bridge_uuid = rowUuid(bridge_row);
+    const auto bridge_ports = ovsdb_value::uuidSet(columnOf(bridge_row, "ports"));
+    const auto bridge_mirrors = ovsdb_value::uuidSet(columnOf(bridge_row, "mirrors"));
+
+    struct IfaceRow {
+      std::string name;
+      std::string iface_id;
+    };
+    std::map<std::string, IfaceRow> ifaces;  // by uuid
+    for (const auto& row : rowsOf(*read, 2)) {
+      const auto ids = ovsdb_value::stringMap(columnOf(row, "external_ids"));
+      const auto it = ids.find("iface-id");
+      ifaces[rowUuid(row)] = {stringColumn(row, "name"), it == ids.end() ? "" : it->second};
+    }
+    std::map<std::string, std::string> port_by_name;                 // on the bridge
+    std::map<std::string, std::set<std::string>> ports_by_iface_id;  // on the bridge
+    std::map<std::string, std::string> vm_iface_of_port;             // port uuid -> iface
+    for (const auto& row : rowsOf(*read, 1)) {
+      const std::string uuid = rowUuid(row);
+      if (bridge_ports.count(uuid) == 0) {
+        continue;
+      }
+      port_by_name[stringColumn(row, "name")] = uuid;
+      for (const auto& member : ovsdb_value::uuidSet(columnOf(row, "interfaces"))) {
+        const auto it = ifaces.find(member);
+        if (it != ifaces.end() && !it->second.iface_id.empty()) {
+          ports_by_iface_id[it->second.iface_id].insert(uuid);
+          vm_iface_of_port[uuid] =
+              "interface " + it->second.name + " has iface-id " + it->second.iface_id;
+        }
+      }
+    }
+
+    // What the specs ask for, by Mirror.name; the problems of those that cannot be applied.
+    std::vector<std::string> problems;
+    std::map<std::string, Json> desired;
+    for (const auto& spec : mirrors) {
+      const std::string label = "port mirror " + (spec.name.empty() ? "\"\"" : spec.name) + ": ";
+      std::vector<std::string> why;
+      if (spec.name.empty()) {
+        why.push_back("a name is required");
+      } else if (desired.count(prefix + spec.name) != 0) {
+        why.push_back("listed more than once (the first one is applied)");
+      }
+      const auto src = ports_by_iface_id.find(spec.source_iface_id);
+      if (src == ports_by_iface_id.end()) {
+        why.push_back("source interface \"" + spec.source_iface_id +
+                      "\" (external_ids:iface-id) is not on bridge " + bridge);
+      }
+      const auto out = port_by_name.find(spec.output_port);
+      if (out == port_by_name.end()) {
+        why.push_back("output port \"" + spec.output_port + "\" is not on bridge " + bridge);
+      } else if (auto vm = vm_iface_of_port.find(out->second); vm != vm_iface_of_port.end()) {
+        why.push_back("output port \"" + spec.output_port + "\" is a VM port (" + vm->second +
+                      "): OVS would stop delivering its own traffic");
+      }
+      if (!why.empty()) {
+        std::string line = label;
+        for (size_t i = 0; i < why.size(); ++i) {
+          line += (i == 0 ? "" : "; ") + why[i];
+        }
+        problems.push_back(line);
+        continue;
+      }
+      desired[prefix + spec.name] = Json{{"name", prefix + spec.name},
+                                         {"select_all", false},
+                                         {"select_src_port", uuidSetValue(src->second)},
+                                         {"select_dst_port", uuidSetValue(src->second)},
+                                         {"select_vlan", Json::array({"set", Json::array()})},
+                                         {"output_port", uuidRef(out->second)},
+                                         {"output_vlan", Json::array({"set", Json::array()})}};
+    }
+
+    // Our rows on this bridge: kept when right, updated in place when not, dropped when not
+    // wanted (or a second row of one name). Unreferenced Mirror rows are garbage-collected.
+    std::set<std::string> matched;
+    std::set<std::string> drop;
+    Json ops = Json::array(
+        {Json{{"op", "wait"},
+              {"table", "Bridge"},
+              {"where", whereUuid(bridge_uuid)},
+              {"columns", Json::array({"ports", "mirrors"})},
+              {"until", "=="},
+              {"rows", Json::array({Json{{"ports", columnOf(bridge_row, "ports")},
+                                         {"mirrors", columnOf(bridge_row, "mirrors")}}})},
+              {"timeout", 0}}});
+    for (const auto& row : rowsOf(*read, 3)) {
+      const std::string uuid = rowUuid(row);
+      const std::string name = stringColumn(row, "name");
+      if (bridge_mirrors.count(uuid) == 0 || name.rfind(prefix, 0) != 0) {
+        continue;  // another bridge's, or not ours
+      }
+      const auto want = desired.find(name);
+      if (want == desired.end() || matched.count(name) != 0) {
+        drop.insert(uuid);
+        continue;
+      }
+      matched.insert(name);
+      const Json& w = want->second;
+      const bool same = row.value("select_all", false) == false &&
+                        ovsdb_value::uuidSet(columnOf(row, "select_src_port")) ==
+                            ovsdb_value::uuidSet(w["select_src_port"]) &&
+                        ovsdb_value::uuidSet(columnOf(row, "select_dst_port")) ==
+                            ovsdb_value::uuidSet(w["select_dst_port"]) &&
+                        ovsdb_value::uuidSet(columnOf(row, "output_port")) ==
+                            ovsdb_value::uuidSet(w["output_port"]) &&
+                        isEmptySet(row, "select_vlan") && isEmptySet(row, "output_vlan") &&
+                        isEmptySet(row, "snaplen");
+      if (!same) {
+        Json update = w;
+        if (row.contains("snaplen")) {
+          update["snaplen"] = Json::array({"set", Json::array()});
+        }
+        ops.push_back(Json{
+            {"op", "update"}, {"table", "Mirror"}, {"where", whereUuid(uuid)}, {"row", update}});
+      }
+    }
+    Json added = Json::array();
+    for (const auto& [name, row] : desired) {
+      if (matched.count(name) != 0) {
+        continue;
+      }
+      const std::string id = "vg_mirror" + std::to_string(added.size());
+      ops.push_back(Json{{"op", "insert"}, {"table", "Mirror"}, {"row", row}, {"uuid-name", id}});
+      added.push_back(Json::array({"named-uuid", id}));
+    }
+    Json mutations = Json::array();
+    if (!drop.empty()) {
+      mutations.push_back(Json::array({"mirrors", "delete", uuidSetValue(drop)}));
+    }
+    if (!added.empty()) {
+      mutations.push_back(Json::array({"mirrors", "insert", Json::array({"set", added})}));
+    }
+    if (!mutations.empty()) {
+      ops.push_back(Json{{"op", "mutate"},
+                         {"table", "Bridge"},
+                         {"where", whereUuid(bridge_uuid)},
+                         {"mutations", mutations}});
+    }
+    if (ops.size() == 1) {
+      return problems;  // already as asked: nothing to write
+    }
+    auto done = client_->transact(kDb, ops);
+    if (done) {
+      return problems;
+    }
+    if (attempt == 1) {
+      return tl::unexpected(done.error().withContext(what));
+    }
+  }
+  return makeError(what + ": unreachable");
 }
 
 Result<bool> VswitchDb::flowRestoreWait() {
@@ -405,29 +835,14 @@ Result<std::set<std::string>> VswitchDb::interfacesOnBridge(const std::string& b
   if (!r) {
     return tl::unexpected(r.error().withContext("interfaces of bridge " + bridge));
   }
-  // A set column is a bare ["uuid", U] when it has one member, ["set", [...]] otherwise.
-  const auto uuids = [](const Json& value) {
-    std::set<std::string> out;
-    if (value.is_array() && value.size() == 2 && value[0] == "uuid") {
-      out.insert(value[1].get<std::string>());
-    } else if (value.is_array() && value.size() == 2 && value[0] == "set") {
-      for (const auto& u : value[1]) {
-        if (u.is_array() && u.size() == 2 && u[0] == "uuid") {
-          out.insert(u[1].get<std::string>());
-        }
-      }
-    }
-    return out;
-  };
   std::set<std::string> ports;
-  for (const auto& row : (*r)[0].value("rows", Json::array())) {
-    ports = uuids(row["ports"]);
+  for (const auto& row : rowsOf(*r, 0)) {
+    ports = ovsdb_value::uuidSet(columnOf(row, "ports"));
   }
   std::set<std::string> out;
-  for (const auto& row : (*r)[1].value("rows", Json::array())) {
-    const Json& uuid = row["_uuid"];
-    if (uuid.is_array() && uuid.size() == 2 && ports.count(uuid[1].get<std::string>()) != 0) {
-      auto ifaces = uuids(row["interfaces"]);
+  for (const auto& row : rowsOf(*r, 1)) {
+    if (ports.count(rowUuid(row)) != 0) {
+      auto ifaces = ovsdb_value::uuidSet(columnOf(row, "interfaces"));
       out.insert(ifaces.begin(), ifaces.end());
     }
   }
