@@ -160,6 +160,9 @@ bool Daemon::connect() {
   if (flow_logs_) {
     flow_logs_->rejectMeterGone();
   }
+  if (mirrors_) {
+    mirrors_->reconnected();  // a restarted ovs-vswitchd lost its routes and neighbours
+  }
   // Started before the first read of the table, so no change can fall between the two. Only our
   // tables: the flow-log tables of learned flows change with every connection.
   static const std::vector<uint8_t> owned(std::begin(pipeline::kOwnedTables),
@@ -192,9 +195,10 @@ void Daemon::handleInterfaceEvents(const std::vector<ovs::InterfaceEvent>& event
         attached_.erase(e.iface.uuid);
         break;
     }
-    const bool known = policy_ && std::any_of(policy_->network_interfaces.begin(),
-                                              policy_->network_interfaces.end(),
-                                              [&](const auto& n) { return n.id == e.iface.iface_id; });
+    const bool known = e.iface.iface_id == pipeline::kMirrorTunnelKey ||
+                       (policy_ && std::any_of(policy_->network_interfaces.begin(),
+                                               policy_->network_interfaces.end(),
+                                               [&](const auto& n) { return n.id == e.iface.iface_id; }));
     log->info("interface_{} iface_id={} port={} ofport={} in_policy={}", ovs::toString(e.kind),
               e.iface.iface_id, e.iface.name, e.iface.ofport, known);
   }
@@ -222,7 +226,7 @@ void Daemon::handleInterfaceEvents(const std::vector<ovs::InterfaceEvent>& event
 
 void Daemon::writeStatus() {
   status_.updated = nowIso8601();
-  status_.interfaces_attached = ofports_.size();
+  status_.interfaces_attached = ofports_.size() - ofports_.count(pipeline::kMirrorTunnelKey);
   status_.generation = generation_;
   status_.drift_repairs = drift_repairs_;
   if (engine_.attached()) {
@@ -264,16 +268,35 @@ void Daemon::ensureRejectMeter() {
   flowLogs().rejectMeterCreated(drops ? *drops : 0);
 }
 
+std::string Daemon::ovsRundir() const {
+  // ovs-vswitchd's pid file and control socket sit next to the OVSDB socket (its run directory).
+  if (options_.ovsdb.starts_with("unix:")) {
+    return std::filesystem::path(options_.ovsdb.substr(5)).parent_path().string();
+  }
+  return "/var/run/openvswitch";
+}
+
 FlowLogRunner& Daemon::flowLogs() {
   if (!flow_logs_) {
-    // ovs-vswitchd's pid file sits next to the OVSDB socket (its run directory).
-    std::string rundir = "/var/run/openvswitch";
-    if (options_.ovsdb.starts_with("unix:")) {
-      rundir = std::filesystem::path(options_.ovsdb.substr(5)).parent_path().string();
-    }
-    flow_logs_ = std::make_unique<FlowLogRunner>(options_.bridge, rundir);
+    flow_logs_ = std::make_unique<FlowLogRunner>(options_.bridge, ovsRundir());
   }
   return *flow_logs_;
+}
+
+MirrorRunner& Daemon::mirrors() {
+  if (!mirrors_) {
+    mirrors_ = std::make_unique<MirrorRunner>(options_.bridge, ovsRundir());
+  }
+  return *mirrors_;
+}
+
+void Daemon::updateMirrors() {
+  // Nothing to do (and nothing created) until a config has mirrors; after that, every sync
+  // checks, so removing the last one cleans up.
+  if (!policy_ || (!mirrors_ && policy_->traffic_mirror_sessions.empty() && policy_->port_mirrors.empty())) {
+    return;
+  }
+  mirrors().update(*policy_, db_.get(), ofports_.count(pipeline::kMirrorTunnelKey) != 0);
 }
 
 void Daemon::updateFlowLogs() {
@@ -288,6 +311,7 @@ void Daemon::updateFlowLogs() {
 void Daemon::reportSync(const char* reason, double ms) {
   flushReassignedZones();
   updateFlowLogs();
+  updateMirrors();
   status_.last_sync = nowIso8601();
   status_.last_sync_ms = ms;
   status_.last_sync_reason = reason;
@@ -436,6 +460,8 @@ bool Daemon::apply(const char* reason) {
     return resync(reason);
   }
   ensureRejectMeter();
+  // Routes of new local mirror targets before the flows that send copies along them.
+  updateMirrors();
   const auto start = Clock::now();
   auto report = engine_.apply(engineInput());
   if (!report) {
@@ -457,6 +483,7 @@ bool Daemon::resync(const char* reason) {
   if (!policy_ || !engine_.attached()) {
     return true;
   }
+  updateMirrors();  // before the flows, as in apply()
   const auto start = Clock::now();
   // A failure with the connection still up (a dump error, a rejected bundle) is retried with
   // backoff instead of waiting for the periodic check.
@@ -695,6 +722,9 @@ int Daemon::run() {
     if (flow_logs_) {
       max_wait_ms = std::min<long>(max_wait_ms, flow_logs_->untilNextTick().count());
     }
+    if (mirrors_) {
+      max_wait_ms = std::min<long>(max_wait_ms, mirrors_->untilNextTick().count());
+    }
     const auto wait_ms = std::clamp<long>(
         std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now()).count(), 0,
         max_wait_ms);
@@ -713,6 +743,9 @@ int Daemon::run() {
         flow_logs_->onReadable();
       }
       flow_logs_->tick(reconnect ? nullptr : openflow_.get());
+    }
+    if (mirrors_) {
+      mirrors_->tick(reconnect ? nullptr : db_.get());
     }
 
     if (fds[0].revents & POLLIN) {

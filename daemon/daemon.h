@@ -20,6 +20,7 @@
 #include <string>
 
 #include "daemon/flow_log_runner.h"
+#include "daemon/mirror_runner.h"
 #include "daemon/policy_engine.h"
 #include "daemon/status.h"
 #include "ovs-plugin/openflow.h"
@@ -87,9 +88,14 @@ class Daemon {
   void handleInterfaceEvents(const std::vector<ovs::InterfaceEvent>& events);
   // After a successful sync: flow logs follow the policy (and the switch's IPFIX set-up).
   void updateFlowLogs();
+  // Traffic mirroring's host side (VXLAN port, local-target routes, port mirrors) after a sync.
+  void updateMirrors();
+  // ovs-vswitchd's run directory: where its pid file and control socket are (next to OVSDB's).
+  [[nodiscard]] std::string ovsRundir() const;
   // Creates the flow logs' reject meter on this connection before flows that name it go in.
   void ensureRejectMeter();
   FlowLogRunner& flowLogs();  // created on first use
+  MirrorRunner& mirrors();    // created on first use
 
   DaemonOptions options_;
   std::optional<model::Policy> policy_;
@@ -116,6 +122,7 @@ class Daemon {
   std::set<uint16_t> zones_to_flush_;
   bool last_error_is_config_ = false;  // last written to OVSDB (empty after a reconnect)
   std::unique_ptr<FlowLogRunner> flow_logs_;
+  std::unique_ptr<MirrorRunner> mirrors_;
   bool ipfix_reconfigure_ = true;  // a new OVSDB connection: write the IPFIX set-up again
   bool reject_meter_set_ = false;  // the reject meter exists on this OpenFlow connection
 };

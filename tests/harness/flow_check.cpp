@@ -66,6 +66,11 @@ Result<std::map<std::string, int>> bridgeOfports(const OvsSandbox& sandbox,
         if (kv.at(0) == "iface-id") {
           iface_id = kv.at(1).get<std::string>();
         }
+        // The mirror tunnel reaches the translator under its own key, as in vpcguardd.
+        if (kv.at(0) == "vpcguard-role" && kv.at(1) == pipeline::kMirrorTunnelRole &&
+            iface_id.empty()) {
+          iface_id = pipeline::kMirrorTunnelKey;
+        }
       }
       if (iface_id.empty() || ofport <= 0) {
         continue;
