@@ -2,7 +2,7 @@
 # vagrant/lab.sh: a multi-VM vpcguard lab on one Linux machine, no real VMs needed.
 #
 #   lab.sh up [--config FILE|DIR]       install what is missing, build, start the lab
-#   lab.sh exec <interface-id> -- CMD   run CMD inside that "VM"
+#   lab.sh exec <name> -- CMD           run CMD inside that "VM" (or appliance, SPAN port)
 #   lab.sh status                       what runs, the VMs, flow count, vpcguardd alive
 #   lab.sh down                         stop and delete everything the lab made
 #
@@ -13,6 +13,13 @@
 # ENI's MAC and addresses); the other end sits in the hypervisor namespace, on br-int, tagged
 # external_ids:iface-id=<interface id> as vpcguardd expects. vpcguardd runs in the hypervisor
 # namespace against that switch.
+#
+# Traffic mirroring (issue 10): a monitor VM is a network interface like any other. A config with
+# `vxlan_remote_ip` targets also gets an underlay: bridge br-underlay (netdev datapath, NORMAL
+# forwarding) whose internal device in the hypervisor namespace holds 192.0.2.1/24, which is how
+# ovs-vswitchd routes VXLAN copies off the host; each remote IP becomes an "appliance" namespace
+# with a veth on br-underlay holding that IP. Each `port_mirrors` output_port becomes a "span"
+# namespace whose veth's hypervisor end is that OVS port on br-int (no iface-id: not a VM).
 #
 # Everything the lab makes is named with LAB_PREFIX or lives in LAB_DIR, so `down` can find it
 # all again, even after an `up` that failed half way.
@@ -34,6 +41,9 @@ FALLBACK_COOKIE=0x1ab      # the forwarding flow earlier lab versions added (rem
 OVS_SCHEMA=${OVS_SCHEMA:-/usr/share/openvswitch/vswitch.ovsschema}
 MARKER=$LAB_DIR/.vpcguard-lab
 STATE=$LAB_DIR/vms         # one line per VM: id ns host-if subnet mac ipv4s gw4 ipv6s gw6
+# One line per appliance or SPAN namespace: kind name ns host-if bridge addresses|- next-hop|-
+EXTRAS=$LAB_DIR/extras
+UNDERLAY=br-underlay       # the bridge mirror copies to remote targets leave the host through
 # Every namespace this lab made, written BEFORE it is made: `down` deletes exactly these, even
 # after an interrupted `up`, and never another lab's namespaces that share the prefix.
 LEDGER=$LAB_DIR/namespaces
@@ -51,7 +61,8 @@ die() { printf 'lab.sh: error: %s\n' "$*" >&2; exit 1; }
 usage() {
   cat <<EOF
 Usage: $0 up [--config FILE|DIR]      start (or refresh) the lab; default config: configs/lab.toml
-       $0 exec <interface-id> -- CMD  run CMD in that VM's network namespace
+       $0 exec <name> -- CMD          run CMD in that VM's network namespace (name: an interface
+                                      id, or appliance-<ip> / span-<port> of traffic mirroring)
        $0 status                      daemons, VMs, flow count, vpcguardd alive
        $0 down                        stop everything and delete what the lab made
 
@@ -305,6 +316,162 @@ make_vms() {
   say "VMs: $made created, $kept kept unchanged, $removed removed"
 }
 
+# ---- traffic mirroring: the underlay, appliances, SPAN ports ---------------------------------
+# underlay_up ADDRESS/PREFIX: br-underlay, a plain learning switch, its internal device (made by
+# ovs-vswitchd in the hypervisor namespace) up with ADDRESS. ovs-vswitchd's route table follows
+# that namespace's kernel routes, so the connected route makes it send copies for remote
+# targets out of br-underlay (docs/mirroring.md).
+underlay_up() {
+  local addr=$1
+  vsctl -- --may-exist add-br "$UNDERLAY" \
+    -- set Bridge "$UNDERLAY" datapath_type=netdev fail_mode=standalone \
+    -- set Bridge "$UNDERLAY" external_ids:vpcguard-lab="$LAB_PREFIX"
+  # A new standalone bridge has this flow already; a reused one may have lost it.
+  ovs-ofctl --timeout=10 add-flow "unix:$LAB_DIR/$UNDERLAY.mgmt" "priority=0,actions=NORMAL"
+  ip -n "$HV_NS" link show "$UNDERLAY" >/dev/null 2>&1 ||
+    die "ovs-vswitchd made no device $UNDERLAY in $HV_NS: $(vsctl get Interface "$UNDERLAY" error 2>&1)"
+  # One address: a changed config replaces it rather than adding a second.
+  ip -n "$HV_NS" -4 addr flush dev "$UNDERLAY"
+  ip -n "$HV_NS" addr add "$addr" dev "$UNDERLAY"
+  ip -n "$HV_NS" link set "$UNDERLAY" up
+  info "underlay: bridge $UNDERLAY (netdev, NORMAL), $addr on its device in $HV_NS"
+}
+
+underlay_down() {
+  [[ -S $LAB_DIR/db.sock ]] || return 0
+  if vsctl br-exists "$UNDERLAY" 2>/dev/null; then
+    info "underlay: no remote mirror target in the config, removing $UNDERLAY"
+    vsctl --if-exists del-br "$UNDERLAY"
+  fi
+}
+
+# An appliance or SPAN namespace is kept when it was made from the same line and is all there.
+extra_intact() {
+  local ns=$1 host=$2 got
+  ns_exists "$ns" || return 1
+  ip -n "$ns" link show "$VM_IF" >/dev/null 2>&1 || return 1
+  ip -n "$HV_NS" link show "$host" >/dev/null 2>&1 || return 1
+  got=$(vsctl --if-exists get Interface "$host" ofport 2>/dev/null) || return 1
+  [[ $got =~ ^[0-9]+$ ]] && ((got > 0))
+}
+
+delete_extra() {
+  local ns=$1 host=$2 bridge=$3
+  if [[ -S $LAB_DIR/db.sock ]]; then
+    vsctl --if-exists del-port "$bridge" "$host" 2>/dev/null || true
+  fi
+  if ns_exists "$ns"; then
+    kill_ns_pids "$ns"
+    ip netns del "$ns"
+  fi
+  ledger_del "$ns"
+  if ns_exists "$HV_NS" && ip -n "$HV_NS" link show "$host" >/dev/null 2>&1; then
+    ip -n "$HV_NS" link del "$host"
+  fi
+}
+
+# create_extra NS HOST BRIDGE ADDRESSES|- NEXTHOP|-: a namespace with eth0 (the comma-separated
+# addresses), its peer HOST on BRIDGE; with a next hop, the hypervisor routes the first address
+# through it.
+create_extra() {
+  local ns=$1 host=$2 bridge=$3 addrs=$4 via=$5 a ofport
+  delete_extra "$ns" "$host" "$bridge"
+  ledger_add "$ns"
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+  # IPv4 only, and quiet: no IPv6 router solicitations or MLD reports from these ends.
+  ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_ipv6=1
+  ip link add "$host" netns "$HV_NS" type veth peer name "$VM_IF" netns "$ns"
+  ip netns exec "$ns" ethtool -K "$VM_IF" tx off >/dev/null
+  if [[ $addrs != - ]]; then
+    for a in ${addrs//,/ }; do ip -n "$ns" addr add "$a" dev "$VM_IF"; done
+  fi
+  ip -n "$ns" link set "$VM_IF" up
+  ip -n "$HV_NS" link set "$host" up
+  if [[ $via != - ]]; then
+    # An appliance outside the underlay subnet, reached through its own address on it.
+    ip -n "$HV_NS" route replace "${addrs%%,*}" via "$via" dev "$UNDERLAY"
+  fi
+  # No iface-id: vpcguardd must not take these for VMs.
+  vsctl -- --may-exist add-port "$bridge" "$host" \
+    -- set Interface "$host" "external_ids:vpcguard-lab=$LAB_PREFIX"
+  ofport=$(vsctl get Interface "$host" ofport)
+  if ! [[ $ofport =~ ^[0-9]+$ ]] || ((ofport <= 0)); then
+    die "OVS could not add $host to $bridge: $(vsctl get Interface "$host" error 2>&1)"
+  fi
+}
+
+# make_extras PLAN: what `lab_plan.py --mirrors` asked for (see its --help), made or kept; extras
+# of an earlier config that are gone from this one are removed.
+make_extras() {
+  local plan_file=$1 new=$LAB_DIR/extras.new kind a b c name ns host bridge addrs via line old
+  local underlay="" idx=0 kept=0 made=0 removed=0 vm_hosts
+  : >"$new"
+  underlay=$(awk '$1 == "underlay" {print $2}' "$plan_file")
+  if [[ -n $underlay ]]; then underlay_up "$underlay"; fi
+  vm_hosts=" $(awk '{print $3}' "$STATE" | paste -sd' ') "
+  while read -r kind a b c <&3; do
+    case $kind in
+      appliance)
+        idx=$((idx + 1))
+        name=appliance-$a ns=$LAB_PREFIX-appliance-$a host=$LAB_PREFIX-ul$idx bridge=$UNDERLAY
+        addrs=$b via=-
+        [[ -z $c ]] || addrs+=",$c" via=${c%/*} ;;
+      span)
+        name=span-$a ns=$LAB_PREFIX-span-$a host=$a bridge=$BRIDGE addrs=- via=-
+        [[ $vm_hosts != *" $host "* ]] ||
+          die "port mirror output_port $host is also the lab's port of a VM; rename the output_port" ;;
+      *) continue ;;
+    esac
+    line="$kind $name $ns $host $bridge $addrs $via"
+    old=$(awk -v n="$name" '$2 == n' "$EXTRAS" 2>/dev/null || true)
+    if [[ $old == "$line" ]] && extra_intact "$ns" "$host"; then
+      kept=$((kept + 1))
+    else
+      info "$kind $name: namespace $ns, veth $VM_IF$([[ $addrs == - ]] || printf ' (%s)' "${addrs//,/ }") <-> $host on $bridge"
+      create_extra "$ns" "$host" "$bridge" "$addrs" "$via"
+      made=$((made + 1))
+    fi
+    printf '%s\n' "$line" >>"$new"
+  done 3<"$plan_file"
+  if [[ -f $EXTRAS ]]; then
+    while read -r kind name ns host bridge _ <&3; do
+      awk -v n="$name" '$2 == n {found=1} END {exit !found}' "$new" && continue
+      info "$kind $name: no longer in the config, removing"
+      delete_extra "$ns" "$host" "$bridge"
+      removed=$((removed + 1))
+    done 3<"$EXTRAS"
+  fi
+  mv "$new" "$EXTRAS"
+  [[ -n $underlay ]] || underlay_down
+  ((made + kept + removed == 0)) ||
+    say "Mirroring: $made appliance/SPAN namespace(s) created, $kept kept, $removed removed"
+  prime_appliances
+}
+
+# ovs-vswitchd learns an appliance's MAC by snooping ARP replies to the underlay bridge's
+# address, but only while a tunnel port exists (vpcguardd makes it with the first session), and
+# drops the first copies while it asks. So the lab tells it the MAC (the entry lives on while
+# copies use it; after 15 idle minutes OVS asks by ARP itself), after a ping from the hypervisor
+# namespace has proved the underlay works.
+prime_appliances() {
+  local name ns a via mac
+  [[ -f $EXTRAS ]] || return 0
+  while read -r _ name ns _ _ a via <&3; do
+    [[ $name == appliance-* ]] || continue
+    a=${a%%/*}
+    if ip netns exec "$HV_NS" ping -c1 -W2 "$a" >/dev/null 2>&1; then
+      info "$name: reachable over $UNDERLAY from $HV_NS"
+    else
+      warn "$name: $a does not answer a ping from $HV_NS over $UNDERLAY: copies to it will be lost"
+    fi
+    mac=$(ip -n "$ns" -o link show "$VM_IF" | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
+    # The neighbour is the next hop: the appliance itself, or its address on the underlay.
+    [[ $via == - ]] || a=$via
+    ovs-appctl --timeout=10 -t "$LAB_DIR/ovs-vswitchd.ctl" tnl/neigh/set "$UNDERLAY" "$a" "$mac" >/dev/null
+  done 3<"$EXTRAS"
+}
+
 # ---- vpcguardd -------------------------------------------------------------------------------
 start_vpcguardd() {
   local config=$1 bin=$BUILD_DIR/daemon/vpcguardd log=$LAB_DIR/vpcguardd.log pid n rc
@@ -359,13 +526,37 @@ print_vms() {
   done 3<"$STATE"
 }
 
+# The appliance and SPAN namespaces, and the underlay (nothing without traffic mirroring).
+print_extras() {
+  local kind name ns host bridge addr via ofport addrs
+  [[ -s $EXTRAS ]] || return 0
+  if addrs=$(ip -n "$HV_NS" -4 -o addr show dev "$UNDERLAY" 2>/dev/null | awk '{print $4}' | paste -sd' ') &&
+    [[ -n $addrs ]]; then
+    printf '    underlay: bridge %s, %s on its device in %s\n' "$UNDERLAY" "$addrs" "$HV_NS"
+  fi
+  printf '    %-22s %-30s %-12s %-12s %-6s %s\n' MIRRORING NAMESPACE PORT BRIDGE OFPORT ADDRESS
+  while read -r kind name ns host bridge addr via <&3; do
+    ofport=$(vsctl --if-exists get Interface "$host" ofport 2>/dev/null || echo "?")
+    ns_exists "$ns" || ns="$ns(MISSING)"
+    if [[ $addr == - ]]; then
+      addr="(SPAN: no address)"
+    else
+      addr=${addr//,/ }
+      [[ $via == - ]] || addr+=" (routed via $via)"
+    fi
+    printf '    %-22s %-30s %-12s %-12s %-6s %s\n' "$name" "$ns" "$host" "$bridge" "${ofport:-?}" "$addr"
+  done 3<"$EXTRAS"
+}
+
 print_hints() {
-  local me a b a_ip b_ip a_port a_mac b_mac
+  local me a b a_ip b_ip a_port a_mac b_mac monitors
   me=$(self_cmd)
   read -r a _ _ _ a_mac a_ip _ < <(sed -n 1p "$STATE")
-  # The first and the last VM: with the sample config, the web server and the database, which
-  # the policy lets talk (across subnets, through the router).
-  read -r b _ _ _ b_mac b_ip _ < <(sed -n '$p' "$STATE")
+  # The first and the last VM that is not a mirror target: with the sample configs, the web
+  # server and the database, which the policy lets talk (across subnets, through the router).
+  monitors=" $(awk '$1 == "monitor" {print $2}' "$LAB_DIR/plan.mirrors" 2>/dev/null | paste -sd' ') "
+  read -r b _ _ _ b_mac b_ip _ < <(awk -v m="$monitors" 'index(m, " " $1 " ") == 0 {last = $0}
+    END {print last}' "$STATE")
   a_ip=${a_ip%%/*} a_ip=${a_ip%%,*}
   b_ip=${b_ip%%,*} b_ip=${b_ip%%/*}
   a_port=$(vsctl --if-exists get Interface "$(awk -v id="$a" '$1 == id {print $3}' "$STATE")" ofport)
@@ -379,6 +570,7 @@ How to poke at it:
   ovs-ofctl -O OpenFlow15 dump-flows unix:$LAB_DIR/$BRIDGE.mgmt
   ovs-appctl -t $LAB_DIR/ovs-vswitchd.ctl ofproto/trace $BRIDGE in_port=$a_port,icmp,dl_src=$a_mac,dl_dst=02:76:67:00:00:01,nw_src=$a_ip,nw_dst=$b_ip,nw_ttl=64 --ct-next trk,new --ct-next trk,new
   ovs-appctl -t $LAB_DIR/ovs-vswitchd.ctl dpctl/dump-conntrack
+$(print_mirror_hints "$me")
   $BUILD_DIR/daemon/vpcguardctl status --status-file $LAB_DIR/vpcguardd.status.json
   (what passes is what the config's security groups and NACLs allow; docs/pipeline.md explains
    the tables, and reg4 in a trace of a dropped packet says which rule dropped it)
@@ -387,6 +579,26 @@ How to poke at it:
   $me status
   $me down
 EOF
+}
+
+# Where to watch mirror copies (nothing without traffic mirroring).
+print_mirror_hints() {
+  local me=$1 kind id name
+  [[ -f $LAB_DIR/plan.mirrors ]] || return 0
+  while read -r kind id _ <&3; do
+    [[ $kind == monitor ]] &&
+      printf '  %s exec %s -- tcpdump -ni eth0 udp port 4789   # mirror copies (VXLAN) at the monitor VM\n' "$me" "$id"
+  done 3<"$LAB_DIR/plan.mirrors"
+  [[ -f $EXTRAS ]] || return 0
+  while read -r kind name _ <&3; do
+    case $kind in
+      appliance) printf '  %s exec %s -- tcpdump -ni eth0 udp port 4789   # copies over the underlay\n' "$me" "$name" ;;
+      span) printf '  %s exec %s -- tcpdump -ni eth0   # the SPAN port: whole frames\n' "$me" "$name" ;;
+    esac
+  done 3<"$EXTRAS"
+  grep -q '^appliance' "$EXTRAS" &&
+    printf '  ovs-appctl -t %s/ovs-vswitchd.ctl tnl/neigh/show   # the appliance MACs ovs-vswitchd knows\n' "$LAB_DIR"
+  return 0
 }
 
 # On any failure of `up`: say where, and how to get back to a clean machine.
@@ -448,7 +660,7 @@ build() {
 }
 
 cmd_up() {
-  local config=$REPO/configs/lab.toml plan
+  local config=$REPO/configs/lab.toml plan mirrors
   while (($#)); do
     case $1 in
       --config) [[ $# -ge 2 ]] || die "--config needs a FILE or DIR"; config=$2; shift 2 ;;
@@ -466,6 +678,8 @@ cmd_up() {
   ensure_deps
   # Read the config before making anything: a bad config leaves the machine as it was.
   plan=$(python3 "$REPO/vagrant/lab_plan.py" "$config") || die "cannot use config $config (see above)"
+  mirrors=$(python3 "$REPO/vagrant/lab_plan.py" --mirrors "$config") ||
+    die "cannot use config $config (see above)"
 
   mkdir -p "$LAB_DIR"
   printf 'prefix=%s\n' "$LAB_PREFIX" >"$MARKER"
@@ -474,15 +688,19 @@ cmd_up() {
   trap 'exit 130' INT
   trap 'exit 143' TERM
   printf '%s\n' "$plan" >"$LAB_DIR/plan"
+  printf '%s\n' "$mirrors" >"$LAB_DIR/plan.mirrors"
   say "Config: $(wc -l <"$LAB_DIR/plan") network interface(s)"
   build
   start_ovs
   make_vms "$LAB_DIR/plan"
+  # Before vpcguardd: its port mirrors name the SPAN ports, its remote targets need the underlay.
+  make_extras "$LAB_DIR/plan.mirrors"
   start_vpcguardd "$config"
   trap - ERR EXIT
 
   say "Lab is up: $BRIDGE has $(flow_count) flow(s)"
   print_vms
+  print_extras
   print_hints
 }
 
@@ -515,18 +733,24 @@ cmd_status() {
   else
     echo "  VMs: none"
   fi
+  if [[ -s $EXTRAS ]]; then
+    echo "  Mirroring (appliances on the underlay, SPAN ports):"
+    if ((rc == 0)); then print_extras; else sed 's/^/    /' "$EXTRAS"; fi
+  fi
   return "$rc"
 }
 
 cmd_exec() {
   local id=${1:-} ns
-  [[ -n $id ]] || die "usage: $0 exec <interface-id> -- CMD..."
+  [[ -n $id ]] || die "usage: $0 exec <interface-id|appliance-IP|span-PORT> -- CMD..."
   shift
   [[ ${1:-} == -- ]] && shift
   (($#)) || die "usage: $0 exec $id -- CMD...  (no command given)"
   [[ -f $STATE ]] || die "no lab at $LAB_DIR (start one with: $(self_cmd) up)"
   ns=$(awk -v id="$id" '$1 == id {print $2}' "$STATE")
-  [[ -n $ns ]] || die "unknown interface id '$id'; known: $(awk '{print $1}' "$STATE" | paste -sd' ')"
+  [[ -n $ns || ! -f $EXTRAS ]] || ns=$(awk -v n="$id" '$2 == n {print $3}' "$EXTRAS")
+  [[ -n $ns ]] || die "unknown interface id '$id'; known: $(
+    { awk '{print $1}' "$STATE"; [[ ! -f $EXTRAS ]] || awk '{print $2}' "$EXTRAS"; } | paste -sd' ')"
   ns_exists "$ns" || die "namespace $ns of $id is gone; run '$(self_cmd) up' again"
   need_root exec
   exec ip netns exec "$ns" "$@"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""lab_plan.py CONFIG: what vagrant/lab.sh must build for a vpcguard config.
+"""lab_plan.py [--mirrors] CONFIG: what vagrant/lab.sh must build for a vpcguard config.
 
 CONFIG is a TOML file or a directory of *.toml files (read in name order and merged: arrays of
 tables such as [[subnets]] are concatenated, tables such as [vpc] are merged key by key, and the
@@ -11,6 +11,22 @@ Prints one line per network interface, fields separated by single spaces, `-` fo
 
 ipv4s / ipv6s are comma-separated addresses with the prefix length of their subnet, primary
 first; gateway4 is the subnet's .1 (the VPC router), gateway6 the subnet's ::1.
+
+With --mirrors: what traffic mirroring needs besides the VMs (nothing when the config has no
+mirror targets and no port mirrors), one line each:
+
+    underlay ADDRESS/PREFIX      the underlay bridge's own address (when there are appliances)
+    appliance IP ADDRESS/PREFIX [NEXTHOP/PREFIX]
+                                 an appliance namespace for a target's vxlan_remote_ip. Inside
+                                 the underlay subnet: IP/24. Outside it: IP/32, and a next hop
+                                 (a free underlay address, from .254 down) that the appliance
+                                 also holds and the hypervisor routes IP through: ovs-vswitchd
+                                 only uses routes whose destination or gateway is on a subnet of
+                                 the bridge's own addresses
+    span PORT                    a port_mirrors output_port: a veth whose hypervisor end is PORT
+
+    monitor ID                   a target's network_interface_id: a VM like any other (no
+                                 extra build), listed for the hints `up` prints
 
 Only the fields the lab needs are read; the daemon validates the full policy. Python 3.11+
 (tomllib) and nothing else, so a fresh machine can run it before anything is built.
@@ -31,6 +47,13 @@ except ImportError:  # Python < 3.11
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+# A Linux interface name the lab can make in the hypervisor namespace (IFNAMSIZ - 1 = 15).
+IFNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,14}$")
+# The hypervisor's underlay (RFC 5737 TEST-NET-1): the underlay bridge holds .1.
+UNDERLAY = ipaddress.IPv4Network("192.0.2.0/24")
+UNDERLAY_ADDRESS = UNDERLAY.network_address + 1
+# OVS port names the lab or vpcguardd use themselves.
+RESERVED_PORTS = {"br-int", "br-underlay", "vg-mirror"}
 
 
 class PlanError(Exception):
@@ -164,12 +187,80 @@ def plan(config: dict) -> list[str]:
     return lines
 
 
+def mirror_plan(config: dict) -> list[str]:
+    """The underlay, appliance and span lines of --mirrors (empty: nothing to add)."""
+    appliances: list[str] = []
+    monitors: list[str] = []
+    for i, t in enumerate(as_list(config, "traffic_mirror_targets", "config")):
+        what = f"traffic_mirror_targets[{i}] ({t.get('id')})"
+        raw = t.get("vxlan_remote_ip")
+        if raw is None:
+            # A local target: the monitor VM is one of the network interfaces.
+            eni = t.get("network_interface_id")
+            if isinstance(eni, str) and ID_RE.match(eni) and eni not in monitors:
+                monitors.append(eni)
+            continue
+        try:
+            ip = ipaddress.IPv4Address(raw)
+        except (ValueError, TypeError):
+            raise PlanError(f"{what}: vxlan_remote_ip {raw!r} is not an IPv4 address "
+                            "(the lab's underlay is IPv4)") from None
+        if (ip.is_multicast or ip.is_loopback or ip.is_link_local or ip.is_unspecified
+                or ip == ipaddress.IPv4Address("255.255.255.255")):
+            raise PlanError(f"{what}: vxlan_remote_ip {ip} is not a unicast address an "
+                            "appliance can hold")
+        if ip == UNDERLAY_ADDRESS or (ip in UNDERLAY and ip in (UNDERLAY.network_address,
+                                                                UNDERLAY.broadcast_address)):
+            raise PlanError(f"{what}: vxlan_remote_ip {ip} is the lab's underlay bridge or "
+                            f"reserved in {UNDERLAY}; use e.g. {UNDERLAY_ADDRESS + 1}")
+        if str(ip) not in appliances:  # two targets may share one appliance
+            appliances.append(str(ip))
+    spans: list[str] = []
+    for i, pm in enumerate(as_list(config, "port_mirrors", "config")):
+        what = f"port_mirrors[{i}] ({pm.get('id')})"
+        port = pm.get("output_port")
+        if not isinstance(port, str) or not IFNAME_RE.match(port):
+            raise PlanError(f"{what}: output_port {port!r} is not an interface name the lab can "
+                            "make (1-15 letters, digits, '.', '_', '-')")
+        if port in RESERVED_PORTS:
+            raise PlanError(f"{what}: output_port {port} is a port of the lab or vpcguardd; "
+                            "name a port of its own, e.g. vpcg-span0")
+        if port not in spans:  # several sources may mirror to one port
+            spans.append(port)
+    lines: list[str] = []
+    if appliances:
+        lines.append(f"underlay {UNDERLAY_ADDRESS}/{UNDERLAY.prefixlen}")
+        taken = {ipaddress.IPv4Address(a) for a in appliances} | {UNDERLAY_ADDRESS}
+        free = (h for h in reversed(list(UNDERLAY.hosts())) if h not in taken)
+        for a in appliances:
+            if ipaddress.IPv4Address(a) in UNDERLAY:
+                lines.append(f"appliance {a} {a}/{UNDERLAY.prefixlen}")
+                continue
+            hop = next(free, None)
+            if hop is None:
+                raise PlanError(f"too many appliances: no free address left in {UNDERLAY}")
+            lines.append(f"appliance {a} {a}/32 {hop}/{UNDERLAY.prefixlen}")
+    lines += [f"span {p}" for p in spans]
+    lines += [f"monitor {m}" for m in monitors]
+    return lines
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[1] in ("-h", "--help"):
-        print(__doc__.strip(), file=sys.stderr if len(argv) != 2 else sys.stdout)
-        return 0 if len(argv) == 2 else 2
+    args = argv[1:]
+    mirrors = bool(args) and args[0] == "--mirrors"
+    if mirrors:
+        args = args[1:]
+    if len(args) != 1 or args[0] in ("-h", "--help"):
+        print(__doc__.strip(), file=sys.stdout if args in (["-h"], ["--help"]) else sys.stderr)
+        return 0 if args in (["-h"], ["--help"]) else 2
     try:
-        print("\n".join(plan(load(pathlib.Path(argv[1])))))
+        config = load(pathlib.Path(args[0]))
+        # The interfaces are checked with --mirrors too: both views come from one valid plan.
+        lines = plan(config)
+        if mirrors:
+            lines = mirror_plan(config)
+        if lines:
+            print("\n".join(lines))
     except PlanError as e:
         print(f"lab_plan: {e}", file=sys.stderr)
         return 2

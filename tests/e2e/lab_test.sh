@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # e2e_lab: vagrant/lab.sh gives a lab whose VMs talk, `up` is idempotent, `status` works, and
-# `down` leaves no process, namespace, veth or directory behind.
+# `down` leaves no process, namespace, veth or directory behind. Then the same lab with
+# configs/lab-mirror (traffic mirroring): the monitor VM, the underlay with an appliance and a
+# SPAN port appear, and each receives the copies of eni-web1's traffic the config sends it.
 #
 # Runs its own lab (unique LAB_DIR and LAB_PREFIX), so it never touches a user's lab. A trap runs
 # `down` whatever happens. Exit 77 (ctest: skipped) only when namespaces cannot be made here.
@@ -15,7 +17,7 @@ fail() { printf '\nFAIL e2e_lab: %s\n' "$*" >&2; exit 1; }
 skip() { printf 'SKIP e2e_lab: %s\n' "$*"; exit "$SKIP"; }
 
 ((EUID == 0)) || skip "needs root (network namespaces, veths, Open vSwitch)"
-for c in ip ovsdb-server ovs-vswitchd ovs-vsctl python3 ethtool ping nc; do
+for c in ip ovsdb-server ovs-vswitchd ovs-vsctl python3 ethtool ping nc tcpdump; do
   command -v "$c" >/dev/null 2>&1 || fail "command '$c' not found: run scripts/deps.sh"
 done
 
@@ -105,6 +107,81 @@ status=$("$LAB" status) || fail "lab.sh status failed: $status"
 echo "$status"
 grep -q "ovs-vswitchd: running" <<<"$status" || fail "status does not show ovs-vswitchd running"
 grep -q "eni-web1" <<<"$status" || fail "status does not list eni-web1"
+
+step "up with configs/lab-mirror: monitor VM, underlay and appliance, SPAN port"
+MIRROR_CONFIG=$REPO/configs/lab-mirror
+"$LAB" up --config "$MIRROR_CONFIG" || fail "lab.sh up --config configs/lab-mirror failed"
+mirror_vms=$(python3 "$REPO/vagrant/lab_plan.py" "$MIRROR_CONFIG" | wc -l)
+extras=$(python3 "$REPO/vagrant/lab_plan.py" --mirrors "$MIRROR_CONFIG" | grep -cE '^(appliance|span) ' || true)
+((extras == 2)) || fail "configs/lab-mirror should need one appliance and one SPAN port, plan has $extras"
+ns_m=$(lab_namespaces)
+[[ $(count "$ns_m") == $((mirror_vms + 1 + extras)) ]] ||
+  fail "expected $((mirror_vms + 1 + extras)) namespaces ($mirror_vms VMs + hypervisor + $extras appliance/SPAN), found: $ns_m"
+grep -qx -- "$LAB_PREFIX-eni-mon1" <<<"$ns_m" || fail "no namespace for the monitor VM eni-mon1"
+ip -n "$LAB_PREFIX-hv" -4 addr show dev br-underlay | grep -q 'inet 192.0.2.1/24' ||
+  fail "br-underlay has no 192.0.2.1/24 in the hypervisor namespace"
+ip netns exec "$LAB_PREFIX-hv" ping -c1 -W2 192.0.2.2 >/dev/null ||
+  fail "the appliance 192.0.2.2 does not answer over br-underlay"
+"$LAB" exec appliance-192.0.2.2 -- ip -4 addr show dev eth0 | grep -q 'inet 192.0.2.2/24' ||
+  fail "exec appliance-192.0.2.2: no 192.0.2.2/24 on eth0"
+iface_id=$(ovs-vsctl --db="unix:$LAB_DIR/db.sock" --if-exists get Interface vpcg-span0 external_ids:iface-id 2>/dev/null || true)
+[[ -z $iface_id ]] || fail "the SPAN port vpcg-span0 has an iface-id ($iface_id): vpcguardd would take it for a VM"
+status=$("$LAB" status) || fail "lab.sh status failed: $status"
+for name in eni-mon1 appliance-192.0.2.2 span-vpcg-span0; do
+  grep -q -- "$name" <<<"$status" || fail "status does not list $name: $status"
+done
+
+step "mirror copies of eni-web1's traffic: TCP to eni-mon1 (VNI 4242), ICMP to the appliance, all to SPAN"
+# One capture per receiver, line-buffered text (tcpdump decodes UDP 4789 as VXLAN and the
+# inner frame). `timeout` bounds each; down kills whatever is left in the namespaces.
+cap=$LAB_DIR/captures
+mkdir -p "$cap"
+capture_pids=()
+capture() {  # capture NAME FILTER...: tcpdump in lab VM/namespace NAME into $cap/NAME
+  local name=$1
+  shift
+  timeout 60 "$LAB" exec "$name" -- tcpdump -lni eth0 "$@" >"$cap/$name" 2>"$cap/$name.err" &
+  capture_pids+=("$!")
+}
+capture eni-mon1 udp port 4789
+capture appliance-192.0.2.2 udp port 4789
+capture span-vpcg-span0 icmp or tcp port 5432
+deadline=$((SECONDS + 10))
+for name in eni-mon1 appliance-192.0.2.2 span-vpcg-span0; do
+  until grep -q "listening on" "$cap/$name.err" 2>/dev/null; do
+    ((SECONDS < deadline)) || fail "tcpdump in $name did not start: $(cat "$cap/$name.err")"
+    sleep 0.1
+  done
+done
+# Traffic until every receiver has something (the first copies may race vpcguardd's set-up).
+deadline=$((SECONDS + 15))
+until [[ -s $cap/eni-mon1 && -s $cap/appliance-192.0.2.2 && -s $cap/span-vpcg-span0 ]]; do
+  if ((SECONDS >= deadline)); then
+    echo "--- vpcguardd.log (tail)"; tail -n 20 "$LAB_DIR/vpcguardd.log" || true
+    fail "no copies within 15 s: eni-mon1 $(count "$(cat "$cap/eni-mon1")") line(s), appliance $(count "$(cat "$cap/appliance-192.0.2.2")"), SPAN $(count "$(cat "$cap/span-vpcg-span0")")"
+  fi
+  "$LAB" exec eni-web1 -- nc -z -w1 10.0.2.10 5432 >/dev/null 2>&1 || true  # a SYN, a RST back
+  "$LAB" exec eni-web1 -- ping -c1 -W1 10.0.2.10 >/dev/null 2>&1 || true
+  sleep 0.2
+done
+sleep 0.5  # the copies of the last packets
+kill -TERM "${capture_pids[@]}" 2>/dev/null || true  # timeout passes it on to tcpdump
+wait "${capture_pids[@]}" 2>/dev/null || true
+mon=$(cat "$cap/eni-mon1") app=$(cat "$cap/appliance-192.0.2.2") span=$(cat "$cap/span-vpcg-span0")
+echo "eni-mon1: $(grep -c VXLAN <<<"$mon") VXLAN packet(s); appliance: $(grep -c VXLAN <<<"$app"); SPAN: $(count "$span") frame(s)"
+printf '%s\n' "$mon" | head -n 2
+# Session 1 (tmf-tcp -> the monitor VM, VNI 4242): the TCP between eni-web1 and eni-db1.
+grep -q 'vni 4242' <<<"$mon" || fail "eni-mon1 got no VXLAN with VNI 4242: $mon"
+grep -q '10\.0\.1\.10\.[0-9]* > 10\.0\.2\.10\.5432: Flags \[S\]' <<<"$mon" ||
+  fail "eni-mon1 got no copy of eni-web1's SYN to 10.0.2.10:5432: $mon"
+! grep -q 'ICMP' <<<"$mon" || fail "eni-mon1 got ICMP copies: session 1's filter accepts TCP only"
+# Session 2 (tmf-all -> the appliance): what session 1 did not take, here the pings.
+grep -q '10\.0\.1\.10 > 10\.0\.2\.10: ICMP echo request' <<<"$app" ||
+  fail "the appliance got no copy of eni-web1's ping: $app"
+! grep -q '\.5432' <<<"$app" || fail "the appliance got TCP copies: session 1 mirrors those, and a packet at most once"
+# The SPAN port: eni-web1's frames themselves, not encapsulated.
+grep -q '10\.0\.1\.10 > 10\.0\.2\.10: ICMP echo request' <<<"$span" ||
+  fail "the SPAN port got no copy of eni-web1's ping: $span"
 
 step "down"
 "$LAB" down || fail "lab.sh down failed"
