@@ -1,24 +1,34 @@
 #pragma once
 // Small pieces the benchmarks share: timing, percentiles, process memory, attaching a policy's
 // interfaces to a sandbox bridge and writing flows for ovs-ofctl (the baseline every benchmark
-// runs in the same process and switch).
+// runs in the same process and switch), and the namespace lab's traffic (iperf3 throughput, the
+// new-connection loop, upcall counts) that the datapath benchmarks measure the same way.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <span>
+#include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -228,7 +238,8 @@ inline Result<double> timedOfctl(const test::OvsSandbox& sb, const std::string& 
 inline Result<double> iperf3Gbps(test::PolicyLab& lab, const std::string& client,
                                  const std::string& server, const std::string& server_ip, int port,
                                  int seconds) {
-  auto srv = lab.exec(server, fmt::format("iperf3 -s -1 -D -p {} -I /tmp/iperf3-{}.pid", port, port));
+  auto srv =
+      lab.exec(server, fmt::format("iperf3 -s -1 -D -p {} -I /tmp/iperf3-{}.pid", port, port));
   if (!srv.ok()) {
     return makeError("iperf3 server: " + srv.output);
   }
@@ -269,6 +280,233 @@ void inNetns(const std::string& netns, Fn fn) {
     fn();
   });
   t.join();
+}
+
+// Writes `text` to `path` by rename, as an editor saves: a watcher (vpcguardd) never sees half.
+[[nodiscard]] inline bool replaceFile(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << text;
+    if (!out.flush()) {
+      return false;
+    }
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+// A whole file; empty if it cannot be read.
+inline std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The 1-minute load average: printed with figures measured on a shared machine.
+inline double loadAverage() {
+  double one = 0;
+  std::ifstream("/proc/loadavg") >> one;
+  return one;
+}
+
+// ============================ namespaces, sockets, traffic ===================================
+// The datapath benchmarks' traffic (flowlog_bench --datapath/--loss, mirror_bench): iperf3 for
+// throughput, a connect/reset loop against a listener that never sends a FIN for the
+// new-connection rate, and how many datapath misses went up to ovs-vswitchd meanwhile.
+
+// A TCP listener in `netns` whose acceptors take each connection and wait for the client to
+// reset it, then close: the server never sends a FIN, so every connection is exactly SYN,
+// SYN-ACK, ACK, RST on the wire (no packet races a closed conntrack entry).
+class Server {
+ public:
+  Server(const std::string& netns, int port, int acceptors) {
+    inNetns(netns, [&] {
+      fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      int one = 1;
+      ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(static_cast<uint16_t>(port));
+      a.sin_addr.s_addr = htonl(INADDR_ANY);
+      // iperf3's server may still hold the port for a moment after its test.
+      for (int i = 0; i < 100 && ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      if (::listen(fd_, 4096) != 0) {
+        std::perror("listen");
+      }
+    });
+    for (int i = 0; i < acceptors; ++i) {
+      threads_.emplace_back([this] {
+        while (!stop_) {
+          const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+          if (c < 0) {
+            continue;
+          }
+          pollfd p{c, POLLIN, 0};
+          (void)::poll(&p, 1, 2000);
+          ::close(c);
+        }
+      });
+    }
+  }
+  ~Server() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    for (auto& t : threads_) {
+      t.join();
+    }
+    ::close(fd_);
+  }
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+ private:
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+};
+
+struct Connections {
+  uint64_t made = 0;
+  uint64_t failed = 0;
+  std::vector<uint16_t> local_ports;  // of the connections made
+};
+
+// `clients` threads in `netns` connect to server:port and reset the connection at once, in a
+// loop, for `seconds`.
+// `reuse_ports` > 0: the clients bind their local ports from 40000 + [0, reuse_ports), round
+// robin, so 5-tuples are reused on purpose (a later connection meets the counting flow and the
+// datapath flows of an earlier one). < 0: every connection binds a port of its own (20000 and
+// up, the run ends when they are used up), so no 5-tuple is ever reused.
+inline Connections connectLoop(const std::string& netns, const std::string& server_ip, int port,
+                               int clients, double seconds, int reuse_ports = 0) {
+  std::mutex mu;
+  Connections out;
+  std::vector<std::thread> threads;
+  const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double>(seconds));
+  for (int k = 0; k < clients; ++k) {
+    threads.emplace_back([&, k] {
+      Connections mine;
+      int next = k;
+      inNetns(netns, [&] {
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(static_cast<uint16_t>(port));
+        ::inet_pton(AF_INET, server_ip.c_str(), &a.sin_addr);
+        while (Clock::now() < end) {
+          const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+          timeval tv{1, 0};
+          ::setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+          if (reuse_ports != 0) {
+            int one = 1;
+            ::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            sockaddr_in local{};
+            local.sin_family = AF_INET;
+            const int local_port = reuse_ports > 0 ? 40000 + next % reuse_ports : 20000 + next;
+            if (local_port > 65000) {
+              ::close(s);
+              break;  // unique ports used up
+            }
+            local.sin_port = htons(static_cast<uint16_t>(local_port));
+            next += clients;
+            if (::bind(s, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+              ::close(s);
+              continue;
+            }
+          }
+          if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+            sockaddr_in local{};
+            socklen_t len = sizeof local;
+            ::getsockname(s, reinterpret_cast<sockaddr*>(&local), &len);
+            mine.local_ports.push_back(ntohs(local.sin_port));
+            ++mine.made;
+          } else {
+            ++mine.failed;
+          }
+          // RST instead of FIN: no TIME_WAIT build-up over thousands of connections.
+          linger l{1, 0};
+          ::setsockopt(s, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+          ::close(s);
+        }
+      });
+      std::lock_guard lock(mu);
+      out.made += mine.made;
+      out.failed += mine.failed;
+      out.local_ports.insert(out.local_ports.end(), mine.local_ports.begin(),
+                             mine.local_ports.end());
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  return out;
+}
+
+struct Figures {
+  double gbps = 0;
+  double conn_per_s = 0;
+  double upcalls_per_conn = -1;  // datapath misses sent to ovs-vswitchd per connection
+};
+
+// Datapath misses handed to ovs-vswitchd's upcall handler so far (all userspace-datapath
+// threads: "miss with success/failed upcall" of dpif-netdev/pmd-stats-show); -1 if unknown.
+inline long upcalls(test::PolicyLab& lab) {
+  auto out = lab.sandbox().appctl("dpif-netdev/pmd-stats-show");
+  if (!out) {
+    return -1;
+  }
+  long total = 0;
+  std::istringstream in(*out);
+  for (std::string line; std::getline(in, line);) {
+    for (const char* what : {"miss with success upcall:", "miss with failed upcall:"}) {
+      if (const size_t at = line.find(what); at != std::string::npos) {
+        total += std::stol(line.substr(at + std::strlen(what)));
+      }
+    }
+  }
+  return total;
+}
+
+// TCP throughput (one iperf3 stream) and then the new-connection rate (one client, connect and
+// reset in a loop) from `client` to `server`:`port`, `seconds` each. `phase`, when given, is
+// called before each part ("tcp", "connections") and after the last ("end"): a caller counts
+// what happened during each.
+inline Result<Figures> measure(test::PolicyLab& lab, const std::string& client,
+                               const std::string& server, const std::string& server_ip, int port,
+                               int seconds,
+                               const std::function<void(std::string_view)>& phase = nullptr) {
+  const auto mark = [&](std::string_view what) {
+    if (phase) {
+      phase(what);
+    }
+  };
+  Figures f;
+  mark("tcp");
+  auto gbps = iperf3Gbps(lab, client, server, server_ip, port, seconds);
+  if (!gbps) {
+    return tl::unexpected(gbps.error());
+  }
+  f.gbps = *gbps;
+  // The same port, once iperf3's one-off server is gone (the policy allows only this port).
+  (void)test::waitFor(
+      [&] {
+        return !lab.exec(server, fmt::format("ss -ltnH 'sport = :{}' | grep -q .", port)).ok();
+      },
+      std::chrono::seconds(5));
+  Server listener(lab.vm(server)->netns, port, 1);
+  mark("connections");
+  const long up0 = upcalls(lab);
+  const auto c = connectLoop(lab.vm(client)->netns, server_ip, port, 1, seconds);
+  const long up1 = upcalls(lab);
+  f.conn_per_s = static_cast<double>(c.made) / seconds;
+  if (up0 >= 0 && up1 >= up0 && c.made > 0) {
+    f.upcalls_per_conn = static_cast<double>(up1 - up0) / static_cast<double>(c.made);
+  }
+  mark("end");
+  return f;
 }
 
 }  // namespace vpcguard::bench
