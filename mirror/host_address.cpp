@@ -71,39 +71,42 @@ Result<std::unique_ptr<rtnl_addr, AddrFree>> addressOn(nl_sock* sock, const std:
   return addr;
 }
 
+// Runs `change` with a socket in `netns` and the address object for `address` on `device`.
+template <typename Change>
+Result<void> changeAddress(const std::optional<std::string>& netns, const std::string& device,
+                           const std::string& address, Change change) {
+  auto sock = routeSocket(netns);
+  if (!sock) {
+    return tl::unexpected(sock.error());
+  }
+  auto addr = addressOn(sock->get(), device, address);
+  if (!addr) {
+    return tl::unexpected(addr.error());
+  }
+  return change(sock->get(), addr->get());
+}
+
 }  // namespace
 
 Result<void> addDeviceAddress(const std::optional<std::string>& netns, const std::string& device,
                               const std::string& address) {
-  auto sock = routeSocket(netns);
-  if (!sock) {
-    return tl::unexpected(sock.error());
-  }
-  auto addr = addressOn(sock->get(), device, address);
-  if (!addr) {
-    return tl::unexpected(addr.error());
-  }
-  if (int rc = rtnl_addr_add(sock->get(), addr->get(), NLM_F_REPLACE); rc < 0 && rc != -NLE_EXIST) {
-    return makeError("add " + address + " to " + device + ": " + nlError(rc));
-  }
-  return {};
+  return changeAddress(netns, device, address, [&](nl_sock* sock, rtnl_addr* addr) -> Result<void> {
+    if (int rc = rtnl_addr_add(sock, addr, NLM_F_REPLACE); rc < 0 && rc != -NLE_EXIST) {
+      return makeError("add " + address + " to " + device + ": " + nlError(rc));
+    }
+    return {};
+  });
 }
 
 Result<void> removeDeviceAddress(const std::optional<std::string>& netns, const std::string& device,
                                  const std::string& address) {
-  auto sock = routeSocket(netns);
-  if (!sock) {
-    return tl::unexpected(sock.error());
-  }
-  auto addr = addressOn(sock->get(), device, address);
-  if (!addr) {
-    return tl::unexpected(addr.error());
-  }
-  if (int rc = rtnl_addr_delete(sock->get(), addr->get(), 0);
-      rc < 0 && rc != -NLE_NOADDR && rc != -NLE_OBJ_NOTFOUND) {
-    return makeError("remove " + address + " from " + device + ": " + nlError(rc));
-  }
-  return {};
+  return changeAddress(netns, device, address, [&](nl_sock* sock, rtnl_addr* addr) -> Result<void> {
+    if (int rc = rtnl_addr_delete(sock, addr, 0);
+        rc < 0 && rc != -NLE_NOADDR && rc != -NLE_OBJ_NOTFOUND) {
+      return makeError("remove " + address + " from " + device + ": " + nlError(rc));
+    }
+    return {};
+  });
 }
 
 }  // namespace vpcguard::mirror

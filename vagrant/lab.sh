@@ -214,18 +214,7 @@ kill_ns_pids() {
 }
 
 delete_vm() {
-  local ns=$1 host=$2
-  if [[ -S $LAB_DIR/db.sock ]]; then
-    vsctl --if-exists del-port "$BRIDGE" "$host" 2>/dev/null || true
-  fi
-  if ns_exists "$ns"; then
-    kill_ns_pids "$ns"
-    ip netns del "$ns"
-  fi
-  ledger_del "$ns"
-  if ns_exists "$HV_NS" && ip -n "$HV_NS" link show "$host" >/dev/null 2>&1; then
-    ip -n "$HV_NS" link del "$host"
-  fi
+  delete_extra "$1" "$2" "$BRIDGE"
 }
 
 # host_ifname ID INDEX USED...: the hypervisor end's name, "<prefix>-<id without eni->", or
