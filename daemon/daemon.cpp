@@ -65,6 +65,26 @@ std::string defaultOpenFlowTarget(const std::string& ovsdb, const std::string& b
   return "unix:" + dir + "/" + bridge + ".mgmt";
 }
 
+std::optional<std::string> Daemon::mirrorsUnsupported(const model::Policy& policy) const {
+  // Copies to a local target are routed back into the bridge by ovs-vswitchd's own route table,
+  // which only its userspace tunnels use; a kernel datapath would route them by the host's
+  // routes, out of the machine.
+  if (options_.datapath_type == "netdev") {
+    return std::nullopt;
+  }
+  for (const auto& s : policy.traffic_mirror_sessions) {
+    for (const auto& t : policy.traffic_mirror_targets) {
+      if (t.id == s.traffic_mirror_target_id && t.network_interface_id) {
+        return "traffic mirror session " + s.id + ": its target " + t.id +
+               " is a local interface, which needs the userspace datapath (--datapath-type "
+               "netdev); this bridge uses '" + options_.datapath_type +
+               "'. Use a vxlan_remote_ip target (docs/mirroring.md)";
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 bool Daemon::loadConfig(bool initial) {
   auto log = logger("config");
   auto loaded = config::loadPolicy(options_.config);
@@ -80,6 +100,15 @@ bool Daemon::loadConfig(bool initial) {
       log->warn("config_kept reason=\"new config is invalid; the last good policy stays installed\"");
     }
     reportError(err.io ? err.io->message : err.toError().message, true);
+    return false;
+  }
+  if (auto why = mirrorsUnsupported(*loaded)) {
+    log->error("config_rejected error=\"{}\"", *why);
+    if (!initial) {
+      log->warn("config_kept reason=\"the new config cannot work on this switch; the last good "
+                "policy stays installed\"");
+    }
+    reportError(*why, true);
     return false;
   }
   auto indices = assignInterfaceIndices(*loaded, indices_);
@@ -290,13 +319,13 @@ MirrorRunner& Daemon::mirrors() {
   return *mirrors_;
 }
 
-void Daemon::updateMirrors() {
-  // Nothing to do (and nothing created) until a config has mirrors; after that, every sync
-  // checks, so removing the last one cleans up.
-  if (!policy_ || (!mirrors_ && policy_->traffic_mirror_sessions.empty() && policy_->port_mirrors.empty())) {
+void Daemon::updateMirrors(MirrorRunner::Phase phase) {
+  if (!policy_) {
     return;
   }
-  mirrors().update(*policy_, db_.get(), ofports_.count(pipeline::kMirrorTunnelKey) != 0);
+  // Also without mirrors in the config: the first pass on a connection removes what an earlier
+  // run left (docs/mirroring.md).
+  mirrors().update(*policy_, db_.get(), ofports_.count(pipeline::kMirrorTunnelKey) != 0, phase);
 }
 
 void Daemon::updateFlowLogs() {
@@ -311,7 +340,7 @@ void Daemon::updateFlowLogs() {
 void Daemon::reportSync(const char* reason, double ms) {
   flushReassignedZones();
   updateFlowLogs();
-  updateMirrors();
+  updateMirrors(MirrorRunner::Phase::kAfterFlows);
   status_.last_sync = nowIso8601();
   status_.last_sync_ms = ms;
   status_.last_sync_reason = reason;
@@ -461,7 +490,7 @@ bool Daemon::apply(const char* reason) {
   }
   ensureRejectMeter();
   // Routes of new local mirror targets before the flows that send copies along them.
-  updateMirrors();
+  updateMirrors(MirrorRunner::Phase::kBeforeFlows);
   const auto start = Clock::now();
   auto report = engine_.apply(engineInput());
   if (!report) {
@@ -483,7 +512,7 @@ bool Daemon::resync(const char* reason) {
   if (!policy_ || !engine_.attached()) {
     return true;
   }
-  updateMirrors();  // before the flows, as in apply()
+  updateMirrors(MirrorRunner::Phase::kBeforeFlows);  // as in apply()
   const auto start = Clock::now();
   // A failure with the connection still up (a dump error, a rejected bundle) is retried with
   // backoff instead of waiting for the periodic check.
@@ -819,6 +848,8 @@ int Daemon::run() {
             indices_ = std::move(last_indices);
             zones_to_flush_.clear();
             last_error_is_config_ = true;
+            // The mirror routes and tunnel the rejected policy prepared go too.
+            updateMirrors(MirrorRunner::Phase::kAfterFlows);
           }
         }
       }

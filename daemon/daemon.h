@@ -88,8 +88,11 @@ class Daemon {
   void handleInterfaceEvents(const std::vector<ovs::InterfaceEvent>& events);
   // After a successful sync: flow logs follow the policy (and the switch's IPFIX set-up).
   void updateFlowLogs();
-  // Traffic mirroring's host side (VXLAN port, local-target routes, port mirrors) after a sync.
-  void updateMirrors();
+  // Traffic mirroring's host side (VXLAN port, local-target routes, port mirrors), before and
+  // after the flows of a sync.
+  void updateMirrors(MirrorRunner::Phase phase);
+  // Why this switch cannot carry the policy's mirror sessions, if it cannot.
+  [[nodiscard]] std::optional<std::string> mirrorsUnsupported(const model::Policy& policy) const;
   // ovs-vswitchd's run directory: where its pid file and control socket are (next to OVSDB's).
   [[nodiscard]] std::string ovsRundir() const;
   // Creates the flow logs' reject meter on this connection before flows that name it go in.

@@ -1369,8 +1369,11 @@ class Importer {
            "' without NetworkInterfaceId";
   }
 
-  // describe-traffic-mirror-filters. Filters belong to no VPC: every one is imported. A rule
-  // vpcguard cannot represent is dropped (reported): the session then mirrors less, never more.
+  // describe-traffic-mirror-filters. Filters belong to no VPC: every one is imported. An accept
+  // rule vpcguard cannot represent is dropped (reported): the session then mirrors less, never
+  // more. A reject rule cannot be dropped alone (a later accept rule would then mirror what it
+  // rejects), so the whole direction's rule list goes with it (reported): no rule then matches,
+  // and that direction mirrors nothing.
   void convertMirrorFilters() {
     for (const auto& [id, item] : items(kMirrorFilters)) {
       const json& o = *item.object;
@@ -1391,9 +1394,28 @@ class Importer {
       }
       for (const bool egress : {false, true}) {
         auto& rules = egress ? out.egress_rules : out.ingress_rules;
+        std::optional<std::string> dropped_reject;  // the first reject rule not converted
         for (const json& rule :
              getArray(item, id, o, egress ? "EgressFilterRules" : "IngressFilterRules")) {
-          if (auto r = convertMirrorRule(item, id, rule, egress)) rules.push_back(std::move(*r));
+          if (auto r = convertMirrorRule(item, id, rule, egress)) {
+            rules.push_back(std::move(*r));
+          } else if (!dropped_reject && isRejectRule(rule)) {
+            const json* number = member(rule, "RuleNumber");
+            dropped_reject = number != nullptr && number->is_number_integer()
+                                 ? "rule " + number->dump()
+                                 : std::string("a rule without a valid RuleNumber");
+          }
+        }
+        if (dropped_reject) {
+          const std::string direction = egress ? "egress" : "ingress";
+          warn(item, id,
+               direction + " " + *dropped_reject +
+                   " is a reject rule that cannot be imported; dropping it alone would let a "
+                   "later accept rule mirror what it rejects, so all " +
+                   direction + " rules of the filter are dropped (" + std::to_string(rules.size()) +
+                   " more) and its sessions mirror no " + direction +
+                   " traffic: mirrors less, never more");
+          rules.clear();
         }
         std::stable_sort(rules.begin(), rules.end(), [](const auto& a, const auto& b) {
           return a.rule_number < b.rule_number;
@@ -1401,6 +1423,12 @@ class Importer {
       }
       mirror_filters_.push_back(std::move(out));
     }
+  }
+
+  // A rule whose RuleAction says reject, whatever else is wrong with it.
+  static bool isRejectRule(const json& r) {
+    const json* action = member(r, "RuleAction");
+    return action != nullptr && action->is_string() && action->get<std::string>() == "reject";
   }
 
   std::optional<MirrorRuleOut> convertMirrorRule(const Item& item, const std::string& id,

@@ -13,13 +13,15 @@ std::string hostAddressWithPrefix() {
   return std::string(pipeline::kMirrorHostAddress) + "/" + std::to_string(subnet->prefix_len);
 }
 
-Result<HostPlan> hostPlan(const model::Policy& policy) {
+Result<HostPlan> hostPlan(const model::Policy& policy,
+                          const std::vector<LocalTargetRoute>& previous) {
   HostPlan plan;
   plan.tunnel = !policy.traffic_mirror_sessions.empty();
   std::set<std::string> used;
   for (const auto& s : policy.traffic_mirror_sessions) {
     used.insert(s.traffic_mirror_target_id);
   }
+  std::set<IpAddress> local_seen;
   for (const auto& t : policy.traffic_mirror_targets) {
     if (used.count(t.id) == 0) {
       continue;
@@ -32,6 +34,9 @@ Result<HostPlan> hostPlan(const model::Policy& policy) {
       plan.remote.push_back(RemoteTarget{*address, t.id});
       continue;
     }
+    if (!local_seen.insert(*address).second) {
+      continue;  // two targets on one interface: one route
+    }
     const auto eni = std::find_if(policy.network_interfaces.begin(), policy.network_interfaces.end(),
                                   [&](const auto& n) { return n.id == *t.network_interface_id; });
     plan.local.push_back(LocalTargetRoute{*address, eni->mac_address, {}, t.id});
@@ -42,11 +47,33 @@ Result<HostPlan> hostPlan(const model::Policy& policy) {
   const int64_t room = (int64_t{1} << (32 - subnet->prefix_len)) - 3;  // network, .1, broadcast
   if (static_cast<int64_t>(plan.local.size()) > room) {
     return makeError("traffic mirroring: " + std::to_string(plan.local.size()) +
-                     " local targets, at most " + std::to_string(room) + " are possible (one next hop each in " +
-                     pipeline::kMirrorHostSubnet + ")");
+                     " local targets, at most " + std::to_string(room) +
+                     " are possible (one next hop each in " + pipeline::kMirrorHostSubnet + ")");
   }
+  // A target keeps its next hop while it exists (changing it means replacing its route, and
+  // copies in between have none); a new one takes the lowest free.
+  std::set<IpAddress> taken;
+  std::vector<bool> kept(plan.local.size(), false);
   for (size_t i = 0; i < plan.local.size(); ++i) {
-    plan.local[i].next_hop = subnet->first().plus(static_cast<int64_t>(i) + 2);
+    auto& r = plan.local[i];
+    auto prev = std::find_if(previous.begin(), previous.end(),
+                             [&](const LocalTargetRoute& p) { return p.address == r.address; });
+    if (prev != previous.end() && subnet->contains(prev->next_hop) &&
+        taken.insert(prev->next_hop).second) {
+      r.next_hop = prev->next_hop;
+      kept[i] = true;
+    }
+  }
+  int64_t next = 2;
+  for (size_t i = 0; i < plan.local.size(); ++i) {
+    if (kept[i]) {
+      continue;
+    }
+    while (taken.count(subnet->first().plus(next)) != 0) {
+      ++next;
+    }
+    plan.local[i].next_hop = subnet->first().plus(next);
+    taken.insert(plan.local[i].next_hop);
   }
   for (const auto& m : policy.port_mirrors) {
     plan.port_mirrors.push_back(PortMirrorPlan{m.id, m.network_interface_id, m.output_port});

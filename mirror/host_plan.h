@@ -48,10 +48,12 @@ struct HostPlan {
   auto operator<=>(const HostPlan&) const = default;
 };
 
-// The host plan of a validated policy. Only targets a session uses count. Next hops are given in
-// order of target address from kMirrorHostSubnet's .2 on; more local targets than the subnet
-// holds (253) is an error.
-[[nodiscard]] Result<HostPlan> hostPlan(const model::Policy& policy);
+// The host plan of a validated policy. Only targets a session uses count; two targets on one
+// interface share its route. A local target keeps the next hop it has in `previous` (the plan
+// in place); new ones take the lowest free address from kMirrorHostSubnet's .2 on. More local
+// targets than the subnet holds (253) is an error (validation refuses such a config first).
+[[nodiscard]] Result<HostPlan> hostPlan(const model::Policy& policy,
+                                        const std::vector<LocalTargetRoute>& previous = {});
 
 // The bridge's own address in kMirrorHostSubnet with its prefix ("169.254.118.1/24").
 [[nodiscard]] std::string hostAddressWithPrefix();

@@ -523,16 +523,20 @@ Result<std::vector<std::string>> VswitchDb::setPortMirrors(
     struct IfaceRow {
       std::string name;
       std::string iface_id;
+      std::string role;  // external_ids:vpcguard-role
     };
     std::map<std::string, IfaceRow> ifaces;  // by uuid
     for (const auto& row : rowsOf(*read, 2)) {
       const auto ids = ovsdb_value::stringMap(columnOf(row, "external_ids"));
       const auto it = ids.find("iface-id");
-      ifaces[rowUuid(row)] = {stringColumn(row, "name"), it == ids.end() ? "" : it->second};
+      const auto role = ids.find(kRoleKey);
+      ifaces[rowUuid(row)] = {stringColumn(row, "name"), it == ids.end() ? "" : it->second,
+                              role == ids.end() ? "" : role->second};
     }
     std::map<std::string, std::string> port_by_name;                 // on the bridge
     std::map<std::string, std::set<std::string>> ports_by_iface_id;  // on the bridge
     std::map<std::string, std::string> vm_iface_of_port;             // port uuid -> iface
+    std::map<std::string, std::string> role_iface_of_port;           // port uuid -> iface
     for (const auto& row : rowsOf(*read, 1)) {
       const std::string uuid = rowUuid(row);
       if (bridge_ports.count(uuid) == 0) {
@@ -541,10 +545,17 @@ Result<std::vector<std::string>> VswitchDb::setPortMirrors(
       port_by_name[stringColumn(row, "name")] = uuid;
       for (const auto& member : ovsdb_value::uuidSet(columnOf(row, "interfaces"))) {
         const auto it = ifaces.find(member);
-        if (it != ifaces.end() && !it->second.iface_id.empty()) {
+        if (it == ifaces.end()) {
+          continue;
+        }
+        if (!it->second.iface_id.empty()) {
           ports_by_iface_id[it->second.iface_id].insert(uuid);
           vm_iface_of_port[uuid] =
               "interface " + it->second.name + " has iface-id " + it->second.iface_id;
+        }
+        if (!it->second.role.empty()) {
+          role_iface_of_port[uuid] = "interface " + it->second.name +
+                                     " has external_ids:" + kRoleKey + "=" + it->second.role;
         }
       }
     }
@@ -568,6 +579,16 @@ Result<std::vector<std::string>> VswitchDb::setPortMirrors(
       const auto out = port_by_name.find(spec.output_port);
       if (out == port_by_name.end()) {
         why.push_back("output port \"" + spec.output_port + "\" is not on bridge " + bridge);
+      } else if (spec.output_port == bridge) {
+        // OVS drops everything received on a mirror output port: here all traffic from the host,
+        // local-target mirror copies included (they enter the bridge through LOCAL).
+        why.push_back("output port \"" + spec.output_port +
+                      "\" is the bridge's own internal port: OVS would drop all traffic from the "
+                      "host, local-target mirror copies included");
+      } else if (auto role = role_iface_of_port.find(out->second);
+                 role != role_iface_of_port.end()) {
+        why.push_back("output port \"" + spec.output_port + "\" is vpcguard's own (" +
+                      role->second + "), e.g. the mirror tunnel: not an output port");
       } else if (auto vm = vm_iface_of_port.find(out->second); vm != vm_iface_of_port.end()) {
         why.push_back("output port \"" + spec.output_port + "\" is a VM port (" + vm->second +
                       "): OVS would stop delivering its own traffic");

@@ -99,8 +99,11 @@ class VswitchDb {
   // named port), in one transaction; other Mirror rows are left alone. A spec that cannot be
   // applied is skipped and described in the result (one line each, naming the mirror): its
   // source interface or output port is not on the bridge, its output port is a VM port (OVS
-  // would stop delivering that VM's own traffic), or its name is empty or repeated. The rest are
-  // applied; an error only when the database could not be read or written.
+  // would stop delivering that VM's own traffic), the bridge's internal port (OVS drops what a
+  // mirror output port receives: all host->VM traffic and local-target mirror copies, which enter
+  // from LOCAL) or vpcguard's own (external_ids:vpcguard-role set, e.g. the mirror tunnel), or
+  // its name is empty or repeated. The rest are applied; an error only when the database could
+  // not be read or written.
   [[nodiscard]] Result<std::vector<std::string>> setPortMirrors(
       const std::string& bridge, const std::vector<PortMirrorSpec>& mirrors);
 

@@ -73,9 +73,9 @@ MirrorPlan mirrorPlan(const model::Policy& policy, const std::map<std::string, i
       if (filter == nullptr || !dst || !s->virtual_network_id) {
         continue;
       }
-      source.sessions.push_back(MirrorSessionPlan{s->id, *s->virtual_network_id, *dst,
-                                                  s->packet_length, rulesOf(filter->egress_rules),
-                                                  rulesOf(filter->ingress_rules)});
+      source.sessions.push_back(MirrorSessionPlan{
+          s->id, *s->virtual_network_id, *dst, !target->vxlan_remote_ip.has_value(),
+          s->packet_length, rulesOf(filter->egress_rules), rulesOf(filter->ingress_rules)});
     }
     if (!source.sessions.empty()) {
       plan.sources.push_back(std::move(source));

@@ -36,6 +36,7 @@ struct MirrorSessionPlan {
   std::string id;
   uint32_t vni = 0;
   IpAddress tunnel_destination;
+  bool local_target = false;  // routed back into the bridge (marked, see kMirrorPktMark)
   std::optional<int> packet_length;
   std::vector<MirrorRulePlan> egress;   // sorted by rule number
   std::vector<MirrorRulePlan> ingress;  // sorted by rule number

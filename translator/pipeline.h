@@ -254,6 +254,12 @@ inline constexpr uint16_t kMirrorMissPriority = 1;
 // packet from the host.
 inline constexpr const char* kMirrorHostSubnet = "169.254.118.0/24";
 inline constexpr const char* kMirrorHostAddress = "169.254.118.1";
+// Copies to local targets carry this packet mark, and their routes match it (ovs-vswitchd's
+// routes are keyed by mark, exactly): a copy whose route is missing (not yet added, being
+// replaced, lost with an ovs-vswitchd restart) finds no route and is dropped, instead of
+// following the host's own routes out of the machine. VMs cannot reach kMirrorHostSubnet
+// (dropped in L3_LOOKUP).
+inline constexpr uint32_t kMirrorPktMark = 0x76670001;
 
 // Conjunction ids of SG rules start here (ids below are free for other uses); they end below
 // 2^24 (translator/rule_ids.h), so the cookie's index field holds them whole.

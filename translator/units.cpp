@@ -248,6 +248,14 @@ void infrastructure(FlowSink& b) {
     b.add(t, 20, k, 0, "reg9=0x1/0x1", "drop");
     b.add(t, 0, k, 0, "", "drop");
   }
+  // The mirror host subnet (kMirrorHostSubnet) is the bridge's own, for copies to local
+  // targets: VMs may neither reach it nor claim its addresses (an ARP for a next hop would
+  // overwrite the target's neighbour entry in ovs-vswitchd), whatever their source check.
+  for (const std::string& m : {fmt::format("ip,nw_dst={}", kMirrorHostSubnet),
+                               fmt::format("arp,arp_spa={}", kMirrorHostSubnet),
+                               fmt::format("arp,arp_tpa={}", kMirrorHostSubnet)}) {
+    b.add(kL3Lookup, 500, k, 0, m, dropWith(kVerdictNoRoute));
+  }
   // Mirroring: interfaces without a session have no flows here (mirrorFlows).
   for (Table t : {kMirrorEgress, kMirrorIngress}) {
     b.add(t, 0, k, 0, "", "drop");
@@ -562,8 +570,9 @@ std::vector<std::string> mirrorRuleMatches(const MirrorRulePlan& r) {
 // beyond kMirrorMaxCopyBytes, in a clone so the packet itself goes on unchanged.
 std::string mirrorCopy(const MirrorSessionPlan& s, int tunnel_ofport) {
   const int length = std::min(s.packet_length.value_or(kMirrorMaxCopyBytes), kMirrorMaxCopyBytes);
-  return fmt::format("clone(set_field:{:#x}->tun_id,set_field:{}->tun_dst,output(port={},max_len={}))",
-                     s.vni, s.tunnel_destination.toString(), tunnel_ofport, length);
+  const std::string mark = s.local_target ? fmt::format("set_field:{:#x}->pkt_mark,", kMirrorPktMark) : "";
+  return fmt::format("clone({}set_field:{:#x}->tun_id,set_field:{}->tun_dst,output(port={},max_len={}))",
+                     mark, s.vni, s.tunnel_destination.toString(), tunnel_ofport, length);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include "translator/flow_log_format.h"
 #include "translator/ip.h"
+#include "translator/mirror.h"
 #include "translator/pipeline.h"
 
 namespace vpcguard {
@@ -1136,7 +1137,75 @@ class Validator {
                   "' is an IPv6 address: an IPv6 underlay is not supported here",
               "give the appliance's IPv4 address; vpcguard's VXLAN tunnel port sends over IPv4 "
               "only (the mirrored packets themselves may be IPv6)");
+      } else {
+        checkRemoteIp(*t.vxlan_remote_ip, path + ".vxlan_remote_ip", t.location);
       }
+    }
+    checkLocalTargetCount();
+  }
+
+  // The VXLAN appliance's address is where copies are sent as unicast IPv4: an address that
+  // is not one (unspecified, loopback, multicast, broadcast) or that is routed elsewhere
+  // (link-local, see kMirrorHostSubnet) cannot receive them.
+  void checkRemoteIp(const IpAddress& ip, const std::string& path, const SourceLocation& loc) {
+    const uint32_t v = ip.v4Value();
+    const std::string text = "vxlan_remote_ip '" + ip.toString() + "'";
+    constexpr const char* kHint = "give the unicast IPv4 address of the VXLAN appliance";
+    if ((v >> 24) == 0) {
+      error(path, loc, text + " is in 0.0.0.0/8 (\"this network\"), not a host to send to", kHint);
+    } else if ((v >> 24) == 127) {
+      error(path, loc,
+            text + " is a loopback address (127.0.0.0/8): copies would never leave this host",
+            kHint);
+    } else if (v == 0xffffffffu) {
+      error(path, loc, text + " is the broadcast address 255.255.255.255", kHint);
+    } else if ((v >> 28) == 0xe) {
+      error(path, loc, text + " is a multicast address (224.0.0.0/4): copies go to one appliance",
+            kHint);
+    } else if ((v >> 16) == 0xa9fe) {
+      error(path, loc,
+            text +
+                " is link-local (169.254.0.0/16): link-local is where vpcguardd routes "
+                "local-target copies (" +
+                pipeline::kMirrorHostSubnet + ")",
+            std::string(kHint) + "; for a VM on this bridge, use network_interface_id instead");
+    }
+  }
+
+  // Each local target address a session uses gets its own next hop in kMirrorHostSubnet
+  // (mirror/host_plan.h): the subnet minus its network address, kMirrorHostAddress and its
+  // broadcast address. The error goes to the first target over the limit, in config order.
+  void checkLocalTargetCount() {
+    const auto subnet = Cidr::parse(pipeline::kMirrorHostSubnet);
+    if (!subnet) {
+      return;
+    }
+    const int64_t room = (int64_t{1} << (32 - subnet->prefix_len)) - 3;
+    std::set<std::string> used;
+    for (const auto& s : p_.traffic_mirror_sessions) {
+      used.insert(s.traffic_mirror_target_id);
+    }
+    std::set<IpAddress> addresses;
+    for (size_t i = 0; i < p_.traffic_mirror_targets.size(); ++i) {
+      const auto& t = p_.traffic_mirror_targets[i];
+      if (!t.network_interface_id || t.vxlan_remote_ip || used.count(t.id) == 0) {
+        continue;
+      }
+      const auto address = mirrorTargetAddress(p_, t);
+      if (!address || !addresses.insert(*address).second ||
+          static_cast<int64_t>(addresses.size()) <= room) {
+        continue;
+      }
+      error(at("traffic_mirror_targets", i) + ".network_interface_id", t.location,
+            "traffic mirror target '" + t.id + "' (" + address->toString() +
+                ") brings the local target addresses sessions use to " +
+                std::to_string(addresses.size()) + ", more than the " + std::to_string(room) +
+                " possible: vpcguardd routes the copies to each one through its own next hop in " +
+                pipeline::kMirrorHostSubnet + " (less its network address, " +
+                pipeline::kMirrorHostAddress + " and broadcast)",
+            "send the copies of more interfaces to fewer targets, or to a VXLAN appliance "
+            "(vxlan_remote_ip)");
+      return;
     }
   }
 

@@ -3,6 +3,7 @@
 // diagnostic is missing or points elsewhere.
 
 #include <algorithm>
+#include <cstdio>
 #include <ostream>
 #include <string>
 #include <utility>
@@ -122,6 +123,36 @@ std::string portMirror(const std::string& extra, const std::string& key = "",
       "[[port_mirrors]]",
       {{"id", "\"pm-1\""}, {"network_interface_id", "\"eni-src\""}, {"output_port", "\"mirror0\""}},
       extra, key, line);
+}
+
+// kMirrorBase, sessions from eni-src (tms-1 to tmt-1 on eni-dst, and one to a second target on
+// eni-dst, which shares its address) and `extra` more local targets, each on its own interface
+// in subnet-m and used by a session of its own. The line of the `marked`th new target's
+// network_interface_id (counted from 1) gets "#<".
+std::string localTargets(int extra, int marked) {
+  std::string out = "[quotas]\ntraffic_mirror_sessions_per_interface = 1000\n" + kMirrorBase +
+                    mirrorSession("") +
+                    "\n[[traffic_mirror_targets]]\nid = \"tmt-same\"\n"
+                    "network_interface_id = \"eni-dst\"\n"
+                    "\n[[traffic_mirror_sessions]]\nid = \"tms-same\"\n"
+                    "network_interface_id = \"eni-src\"\ntraffic_mirror_target_id = \"tmt-same\"\n"
+                    "traffic_mirror_filter_id = \"tmf-1\"\nsession_number = 2000\n"
+                    "\n[[subnets]]\nid = \"subnet-m\"\ncidr_block = \"10.0.4.0/22\"\n";
+  for (int i = 1; i <= extra; ++i) {
+    const std::string n = std::to_string(i);
+    char mac[32];
+    std::snprintf(mac, sizeof mac, "02:00:00:01:%02x:%02x", (i >> 8) & 0xff, i & 0xff);
+    out += "\n[[network_interfaces]]\nid = \"eni-t" + n + "\"\nsubnet_id = \"subnet-m\"\n" +
+           "mac_address = \"" + mac + "\"\nprivate_ip_addresses = [\"10.0." +
+           std::to_string(4 + (10 + i) / 256) + "." + std::to_string((10 + i) % 256) + "\"]\n" +
+           "\n[[traffic_mirror_targets]]\nid = \"tmt-l" + n + "\"\nnetwork_interface_id = \"eni-t" +
+           n + "\"" + (i == marked ? " #<" : "") + "\n" +
+           "\n[[traffic_mirror_sessions]]\nid = \"tms-l" + n +
+           "\"\nnetwork_interface_id = \"eni-src\"\ntraffic_mirror_target_id = \"tmt-l" + n +
+           "\"\ntraffic_mirror_filter_id = \"tmf-1\"\nsession_number = " + std::to_string(1 + i) +
+           "\n";
+  }
+  return out;
 }
 
 struct BrokenCase {
@@ -588,6 +619,42 @@ std::vector<BrokenCase> cases() {
                      "vxlan_remote_ip = \"2001:db8::10\" #<\n",
        "traffic_mirror_targets[2].vxlan_remote_ip",
        "'2001:db8::10' is an IPv6 address: an IPv6 underlay is not supported here", 19, "IPv4"},
+      {"MirrorTargetRemoteUnspecified",
+       kMirrorBase + "\n[[traffic_mirror_targets]]\nid = \"tmt-3\"\n"
+                     "vxlan_remote_ip = \"0.0.0.0\" #<\n",
+       "traffic_mirror_targets[2].vxlan_remote_ip",
+       "vxlan_remote_ip '0.0.0.0' is in 0.0.0.0/8 (\"this network\"), not a host to send to", 19,
+       "unicast IPv4 address"},
+      {"MirrorTargetRemoteLoopback",
+       kMirrorBase + "\n[[traffic_mirror_targets]]\nid = \"tmt-3\"\n"
+                     "vxlan_remote_ip = \"127.0.0.1\" #<\n",
+       "traffic_mirror_targets[2].vxlan_remote_ip",
+       "vxlan_remote_ip '127.0.0.1' is a loopback address (127.0.0.0/8)", 19,
+       "unicast IPv4 address"},
+      {"MirrorTargetRemoteMulticast",
+       kMirrorBase + "\n[[traffic_mirror_targets]]\nid = \"tmt-3\"\n"
+                     "vxlan_remote_ip = \"239.1.2.3\" #<\n",
+       "traffic_mirror_targets[2].vxlan_remote_ip",
+       "vxlan_remote_ip '239.1.2.3' is a multicast address (224.0.0.0/4)", 19},
+      {"MirrorTargetRemoteBroadcast",
+       kMirrorBase + "\n[[traffic_mirror_targets]]\nid = \"tmt-3\"\n"
+                     "vxlan_remote_ip = \"255.255.255.255\" #<\n",
+       "traffic_mirror_targets[2].vxlan_remote_ip",
+       "vxlan_remote_ip '255.255.255.255' is the broadcast address", 19},
+      {"MirrorTargetRemoteLinkLocal",
+       kMirrorBase + "\n[[traffic_mirror_targets]]\nid = \"tmt-3\"\n"
+                     "vxlan_remote_ip = \"169.254.118.7\" #<\n",
+       "traffic_mirror_targets[2].vxlan_remote_ip",
+       "vxlan_remote_ip '169.254.118.7' is link-local (169.254.0.0/16): link-local is where "
+       "vpcguardd routes local-target copies",
+       19, "network_interface_id"},
+      // tmt-1 and tmt-same share eni-dst's address: 1 + 253 new ones is one too many; the 254th
+      // new one is over the limit too, but only the first is reported.
+      {"MirrorTooManyLocalTargets", localTargets(254, 253),
+       "traffic_mirror_targets[255].network_interface_id",
+       "traffic mirror target 'tmt-l253' (10.0.5.7) brings the local target addresses sessions "
+       "use to 254, more than the 253 possible",
+       24, "vxlan_remote_ip"},
       {"MirrorTargetMalformedRemote",
        kMirrorBase +
            "\n[[traffic_mirror_targets]]\nid = \"tmt-3\"\nvxlan_remote_ip = \"192.0.2\" #<\n",
@@ -845,6 +912,19 @@ TEST(BrokenConfigTable, EachCaseReportsOneError) {
     EXPECT_EQ(result.error().diagnostics.size(), 1u) << c.name << ":\n"
                                                      << dump(result.error().diagnostics);
   }
+}
+
+// 253 local target addresses fit kMirrorHostSubnet; targets a session does not use, and
+// targets sharing an address, do not count.
+TEST(BrokenConfigTable, LocalTargetsUpToTheLimitAreValid) {
+  const std::string text = localTargets(252, 0) +
+                           "\n[[network_interfaces]]\nid = \"eni-unused\"\nsubnet_id = "
+                           "\"subnet-m\"\nmac_address = \"02:00:00:00:ff:ff\"\n"
+                           "private_ip_addresses = [\"10.0.6.10\"]\n"
+                           "\n[[traffic_mirror_targets]]\nid = \"tmt-unused\"\n"
+                           "network_interface_id = \"eni-unused\"\n";
+  auto result = loadPolicyFromDocuments({Document{"targets.toml", text}});
+  ASSERT_TRUE(result.has_value()) << dump(result.error().diagnostics);
 }
 
 TEST(Diagnostics, AllErrorsAtOnce) {

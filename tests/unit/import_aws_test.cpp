@@ -862,6 +862,62 @@ TEST(ImportAwsMirroring, WhatCannotBeImportedIsReported) {
   EXPECT_TRUE(policy.has_value()) << policy.error();
 }
 
+// A reject rule that cannot be imported takes its direction's other rules with it: dropped alone,
+// the accept rule after it would mirror what AWS does not. An accept rule that cannot be
+// imported goes alone, and the other direction is kept.
+TEST(ImportAwsMirroring, AnUnimportableRejectRuleDropsItsDirection) {
+  auto rule = [](int number, const char* action) {
+    return json{{"RuleNumber", number},
+                {"RuleAction", action},
+                {"SourceCidrBlock", "0.0.0.0/0"},
+                {"DestinationCidrBlock", "0.0.0.0/0"}};
+  };
+  json ingress = json::array();
+  ingress.push_back(rule(10, "reject"));  // tcp/22 not mirrored, but not representable
+  ingress.back()["Protocol"] = 6;
+  ingress.back()["DestinationPortRange"] = {{"FromPort", 22}, {"ToPort", 9}};
+  ingress.push_back(rule(20, "accept"));  // everything else
+  ingress.push_back(rule(30, "reject"));  // a second broken reject: one warning is enough
+  ingress.back()["Protocol"] = "tcp";
+  json egress = json::array();
+  egress.push_back(rule(10, "accept"));  // broken accept: dropped alone
+  egress.back()["Protocol"] = "udp";
+  egress.push_back(rule(20, "reject"));
+  egress.back()["Protocol"] = 17;
+  egress.push_back(rule(30, "accept"));
+  json doc = {
+      {"Vpcs", {{{"VpcId", "vpc-1"}, {"OwnerId", "123456789012"}, {"CidrBlock", "10.0.0.0/16"}}}},
+      {"TrafficMirrorFilters",
+       {{{"TrafficMirrorFilterId", "tmf-1"},
+         {"IngressFilterRules", ingress},
+         {"EgressFilterRules", egress}}}}};
+
+  const auto out = importOk({AwsDocument{"inline", doc}});
+  EXPECT_TRUE(hasWarning(out.warnings, "tmf-1", "ingress rule 10: invalid DestinationPortRange"))
+      << dumpWarnings(out.warnings);
+  EXPECT_TRUE(hasWarning(out.warnings, "tmf-1",
+                         "ingress rule 10 is a reject rule that cannot be imported; dropping it "
+                         "alone would let a later accept rule mirror what it rejects, so all "
+                         "ingress rules of the filter are dropped (1 more) and its sessions mirror "
+                         "no ingress traffic: mirrors less, never more"))
+      << dumpWarnings(out.warnings);
+  EXPECT_FALSE(hasWarning(out.warnings, "tmf-1", "ingress rule 30 is a reject rule"))
+      << dumpWarnings(out.warnings);
+  EXPECT_FALSE(hasWarning(out.warnings, "tmf-1", "egress rule 10 is a reject rule"))
+      << dumpWarnings(out.warnings);
+
+  const auto root = parseToml(out.toml);
+  const toml::table* filter = findById(root, "traffic_mirror_filters", "tmf-1");
+  ASSERT_NE(filter, nullptr);
+  EXPECT_EQ(arraySize((*filter)["ingress_rules"]), 0u);
+  ASSERT_EQ(arraySize((*filter)["egress_rules"]), 2u);
+  EXPECT_EQ((*filter)["egress_rules"][0]["rule_number"].value<int64_t>(), 20);
+  EXPECT_EQ((*filter)["egress_rules"][0]["rule_action"].value<std::string>(), "reject");
+  EXPECT_EQ((*filter)["egress_rules"][1]["rule_number"].value<int64_t>(), 30);
+  const auto policy = load(out.toml);
+  EXPECT_TRUE(policy.has_value()) << policy.error();
+}
+
 // Every unrepresentable case in unrepresentable.json is reported, naming its object.
 TEST(ImportAws, EachUnrepresentableCaseIsReported) {
   const auto out = importOk({fixture("unrepresentable.json")});

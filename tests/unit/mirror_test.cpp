@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -162,7 +163,8 @@ TEST(MirrorFlows, SessionsInSessionNumberOrderWithRulesInRuleOrder) {
   ASSERT_NE(http, nullptr);
   EXPECT_EQ(http->priority, pipeline::kMirrorRuleBasePriority - 100);
   EXPECT_EQ(http->actions,
-            "clone(set_field:0x1092->tun_id,set_field:10.0.1.20->tun_dst,output(port=99,max_len=100))");
+            "clone(set_field:0x76670001->pkt_mark,set_field:0x1092->tun_id,"
+            "set_field:10.0.1.20->tun_dst,output(port=99,max_len=100))");
   // No rule matched in session 1: session 2.
   const Flow* miss0 = find(ingress, rank0);
   ASSERT_NE(miss0, nullptr);
@@ -219,6 +221,21 @@ TEST(MirrorFlows, PortRangesAndOtherProtocols) {
   EXPECT_NE(find(ingress, "reg10=1,tcp6,ipv6_dst=2600:1f18::/32"), nullptr);
 }
 
+TEST(MirrorFlows, VmsCannotReachTheMirrorHostSubnet) {
+  auto p = test::samplePolicy();
+  auto t = translate(inputFor(p));
+  ASSERT_TRUE(t);
+  const auto lookup = inTable(t->flows, pipeline::kL3Lookup);
+  for (const char* m : {"ip,nw_dst=169.254.118.0/24", "arp,arp_spa=169.254.118.0/24",
+                        "arp,arp_tpa=169.254.118.0/24"}) {
+    const Flow* f = find(lookup, m);
+    ASSERT_NE(f, nullptr) << m;
+    // Above the link-local ARP responder (400), so the rest of 169.254.0.0/16 is unchanged.
+    EXPECT_GT(f->priority, 450);
+    EXPECT_NE(f->actions.find("goto_table:90"), std::string::npos) << f->actions;
+  }
+}
+
 TEST(MirrorFlows, IncrementalMatchesFullTranslation) {
   auto p = mirroredPolicy();
   auto in = inputFor(p);
@@ -267,6 +284,35 @@ TEST(MirrorHostPlan, LocalTargetsGetNextHopsRemoteOnesAreChecked) {
   ASSERT_EQ(plan->port_mirrors.size(), 1U);
   EXPECT_EQ(plan->port_mirrors[0].output_port, "span0");
   EXPECT_EQ(mirror::hostAddressWithPrefix(), "169.254.118.1/24");
+
+  // A new target with a lower address does not move an existing target's next hop (its route
+  // would be replaced, and copies in between have none); two targets on one interface share it.
+  model::TrafficMirrorTarget db;
+  db.id = "tmt-db";
+  db.network_interface_id = "eni-db1";  // 10.0.2.10
+  model::TrafficMirrorTarget db_again = db;
+  db_again.id = "tmt-db-again";
+  model::TrafficMirrorTarget web;
+  web.id = "tmt-web";
+  web.network_interface_id = "eni-web1";  // 10.0.1.10: below 10.0.1.20
+  p.traffic_mirror_targets.insert(p.traffic_mirror_targets.end(), {db, db_again, web});
+  auto session = p.traffic_mirror_sessions[0];
+  for (const char* target : {"tmt-db", "tmt-db-again", "tmt-web"}) {
+    session.id = std::string("tms-") + target;
+    session.traffic_mirror_target_id = target;
+    session.network_interface_id = "eni-bastion";
+    p.traffic_mirror_sessions.push_back(session);
+  }
+  auto grown = mirror::hostPlan(p, plan->local);
+  ASSERT_TRUE(grown) << grown.error().message;
+  ASSERT_EQ(grown->local.size(), 3U);
+  std::map<std::string, std::string> hops;
+  for (const auto& r : grown->local) {
+    hops[r.address.toString()] = r.next_hop.toString();
+  }
+  EXPECT_EQ(hops["10.0.1.20"], "169.254.118.2");  // kept
+  EXPECT_EQ(hops["10.0.1.10"], "169.254.118.3");
+  EXPECT_EQ(hops["10.0.2.10"], "169.254.118.4");
 
   p.traffic_mirror_sessions.clear();
   plan = mirror::hostPlan(p);

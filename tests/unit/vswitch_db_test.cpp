@@ -324,7 +324,8 @@ TEST(VswitchDbTransactions, MirrorTunnel) {
 }
 
 // Replies to setPortMirrors' read. Bridge br-int: p1 (VM vif-1), p2 (VM vif-2), mon0 (no
-// iface-id); other-port is on another bridge. `mirrors` are Mirror rows on br-int.
+// iface-id), br-int (the bridge's internal port), vg-mirror (the mirror tunnel, marked with
+// vpcguard-role); other-port is on another bridge. `mirrors` are Mirror rows on br-int.
 Json portMirrorRead(const Json& mirrors) {
   Json mirror_refs = Json::array();
   for (const auto& m : mirrors) {
@@ -344,14 +345,23 @@ Json portMirrorRead(const Json& mirrors) {
       {Json{{"rows",
              Json::array({Json{
                  {"_uuid", Json::array({"uuid", "br"})},
-                 {"ports", Json::array({"set", Json::array({Json::array({"uuid", "port-p1"}),
-                                                            Json::array({"uuid", "port-p2"}),
-                                                            Json::array({"uuid", "port-mon0"})})})},
+                 {"ports",
+                  Json::array({"set", Json::array({Json::array({"uuid", "port-p1"}),
+                                                   Json::array({"uuid", "port-p2"}),
+                                                   Json::array({"uuid", "port-mon0"}),
+                                                   Json::array({"uuid", "port-br-int"}),
+                                                   Json::array({"uuid", "port-vg-mirror"})})})},
                  {"mirrors", Json::array({"set", mirror_refs})}}})}},
        Json{{"rows", Json::array({port("p1", "i1"), port("p2", "i2"), port("mon0", "i3"),
-                                  port("other-port", "i4")})}},
-       Json{{"rows", Json::array({iface("i1", "p1", "vif-1"), iface("i2", "p2", "vif-2"),
-                                  iface("i3", "mon0", ""), iface("i4", "other-port", "vif-4")})}},
+                                  port("other-port", "i4"), port("br-int", "i5"),
+                                  port("vg-mirror", "i6")})}},
+       Json{{"rows",
+             Json::array({iface("i1", "p1", "vif-1"), iface("i2", "p2", "vif-2"),
+                          iface("i3", "mon0", ""), iface("i4", "other-port", "vif-4"),
+                          iface("i5", "br-int", ""),
+                          Json{{"_uuid", Json::array({"uuid", "i6"})},
+                               {"name", "vg-mirror"},
+                               {"external_ids", mapOf({{"vpcguard-role", "mirror-tunnel"}})}}})}},
        Json{{"rows", mirrors}}});
 }
 
@@ -407,6 +417,26 @@ TEST(VswitchDbTransactions, PortMirrors) {
             (std::set<std::string>{"port-mon0"}));
   EXPECT_EQ(write[2]["mutations"].size(), 1u);  // insert only: the foreign row is not dropped
   EXPECT_EQ(write[2]["mutations"][0][1], "insert");
+
+  // Neither the bridge's internal port (OVS would drop everything the host sends, local-target
+  // mirror copies included) nor vpcguard's own ports can receive copies; the good one is applied.
+  f->transactions.clear();
+  f->transact_replies.push_back(portMirrorRead(Json::array()));
+  problems = db.setPortMirrors("br-int", {{"pm-local", "vif-1", "br-int"},
+                                          {"pm-tunnel", "vif-2", "vg-mirror"},
+                                          {"pm-a", "vif-1", "mon0"}});
+  ASSERT_TRUE(problems.has_value()) << problems.error().message;
+  EXPECT_EQ(*problems,
+            (std::vector<std::string>{
+                std::string("port mirror pm-local: output port \"br-int\" is the bridge's own ") +
+                    "internal port: OVS would drop all traffic from the host, local-target "
+                    "mirror copies included",
+                std::string("port mirror pm-tunnel: output port \"vg-mirror\" is vpcguard's own ") +
+                    "(interface vg-mirror has external_ids:vpcguard-role=mirror-tunnel), e.g. the "
+                    "mirror tunnel: not an output port"}));
+  ASSERT_EQ(f->transactions.size(), 2u);
+  ASSERT_EQ(f->transactions[1].size(), 3u);  // wait, insert (pm-a only), mutate
+  EXPECT_EQ(f->transactions[1][1]["row"]["name"], "vpcguard:pm-a");
 
   // Already as asked: nothing written.
   f->transactions.clear();
