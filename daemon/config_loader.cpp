@@ -10,6 +10,7 @@
 #include <fstream>
 #include <initializer_list>
 #include <optional>
+#include <ostream>
 #include <sstream>
 #include <string_view>
 #include <utility>
@@ -1243,6 +1244,22 @@ tl::expected<model::Policy, LoadError> loadPolicy(const fs::path& path) {
     return tl::unexpected(LoadError{docs.error(), {}});
   }
   return loadPolicyFromDocuments(*docs);
+}
+
+tl::expected<model::Policy, int> loadPolicyReporting(const std::filesystem::path& path,
+                                                     std::ostream& err, std::string_view tool) {
+  auto loaded = loadPolicy(path);
+  if (loaded) {
+    return std::move(*loaded);
+  }
+  if (loaded.error().io) {
+    err << tool << ": " << loaded.error().io->message << "\n";
+    return tl::unexpected(kLoadIoStatus);
+  }
+  for (const auto& d : loaded.error().diagnostics) {
+    err << formatDiagnostic(d) << "\n";
+  }
+  return tl::unexpected(kLoadInvalidStatus);
 }
 
 }  // namespace vpcguard::config

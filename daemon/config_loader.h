@@ -10,9 +10,11 @@
 // concatenated; [vpc] and [quotas] may each appear in one file only.
 
 #include <filesystem>
+#include <iosfwd>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <tl/expected.hpp>
@@ -59,5 +61,13 @@ struct LoadError {
 [[nodiscard]] tl::expected<model::Policy, LoadError> loadPolicy(const std::filesystem::path& path);
 [[nodiscard]] tl::expected<model::Policy, LoadError> loadPolicyFromDocuments(
     const std::vector<Document>& documents);
+
+// loadPolicy() for a command-line tool: on failure prints the I/O error or every diagnostic
+// ("file:line:col: error: ...") to `err`, prefixed by `tool`, and returns the exit status to use:
+// kLoadIoStatus when nothing could be read, kLoadInvalidStatus when the files hold errors.
+inline constexpr int kLoadInvalidStatus = 1;
+inline constexpr int kLoadIoStatus = 2;
+[[nodiscard]] tl::expected<model::Policy, int> loadPolicyReporting(
+    const std::filesystem::path& path, std::ostream& err, std::string_view tool = "vpcguardctl");
 
 }  // namespace vpcguard::config

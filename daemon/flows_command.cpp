@@ -10,36 +10,32 @@
 
 namespace vpcguard {
 
-int runFlowsCommand(const FlowsCommandOptions& options, std::ostream& out, std::ostream& err) {
-  auto loaded = config::loadPolicy(options.path);
-  if (!loaded) {
-    if (loaded.error().io) {
-      err << "vpcguardctl: " << loaded.error().io->message << "\n";
-      return 2;
-    }
-    for (const auto& d : loaded.error().diagnostics) {
-      err << formatDiagnostic(d) << "\n";
-    }
-    return 1;
-  }
+Result<Translation> translateDetached(const model::Policy& policy) {
   TranslateInput in;
-  in.policy = &*loaded;
-  auto indices = assignInterfaceIndices(*loaded, {});
+  in.policy = &policy;
+  auto indices = assignInterfaceIndices(policy, {});
   if (!indices) {
-    err << "vpcguardctl: " << indices.error().message << "\n";
-    return 1;
+    return tl::unexpected(indices.error());
   }
   in.interface_index = *indices;
   int port = 1;
-  for (const auto& eni : loaded->network_interfaces) {
+  for (const auto& eni : policy.network_interfaces) {
     in.ofports[eni.id] = port++;
   }
+  return translate(in);
+}
+
+int runFlowsCommand(const FlowsCommandOptions& options, std::ostream& out, std::ostream& err) {
+  auto loaded = config::loadPolicyReporting(options.path, err);
+  if (!loaded) {
+    return loaded.error();
+  }
   const auto start = std::chrono::steady_clock::now();
-  auto t = translate(in);
+  auto t = translateDetached(*loaded);
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   if (!t) {
-    err << "vpcguardctl: translate: " << t.error().message << "\n";
+    err << "vpcguardctl: " << t.error().message << "\n";
     return 1;
   }
   if (options.stats_only) {

@@ -5,7 +5,15 @@
 #include <iosfwd>
 #include <string>
 
+#include "translator/model.h"
+#include "translator/translate.h"
+
 namespace vpcguard {
+
+// The translation of `policy` with no switch: interfaces on OpenFlow ports 1..N in config order,
+// indices as a fresh start assigns them, conjunction ids from a fresh allocator (what a daemon
+// started on this policy gives, see translator/rule_ids.h).
+[[nodiscard]] Result<Translation> translateDetached(const model::Policy& policy);
 
 struct FlowsCommandOptions {
   std::string path;

@@ -114,6 +114,20 @@ Result<void> writeStatusFile(const std::string& path, const DaemonStatus& status
   return {};
 }
 
+Result<DaemonStatus> readStatusFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return makeError("no status at " + path + " (is vpcguardd running? see --status-file)");
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  auto status = statusFromJson(text.str());
+  if (!status) {
+    return makeError(path + ": " + status.error().message);
+  }
+  return status;
+}
+
 int runStatusCommand(const StatusCommandOptions& options, std::ostream& out, std::ostream& err) {
   const std::string path =
       options.status_file.empty() ? defaultStatusFile(options.bridge) : options.status_file;

@@ -38,6 +38,8 @@ struct DaemonStatus {
 
 [[nodiscard]] std::string statusToJson(const DaemonStatus& status);
 [[nodiscard]] Result<DaemonStatus> statusFromJson(const std::string& text);
+// Reads and parses a status file; errors name the file (and say when it does not exist).
+[[nodiscard]] Result<DaemonStatus> readStatusFile(const std::string& path);
 // Write to a temporary file and rename, so readers never see half a status.
 [[nodiscard]] Result<void> writeStatusFile(const std::string& path, const DaemonStatus& status);
 [[nodiscard]] std::string nowIso8601();
