@@ -11,6 +11,24 @@
 #include "daemon/import_aws.h"
 #include "daemon/status.h"
 #include "daemon/version.h"
+#include "explain/commands.h"
+
+namespace {
+
+// Where the switch of trace/lint/stats is (explain/commands.h: from vpcguardd's status file).
+void addSwitchOptions(CLI::App& sub, vpcguard::explain::SwitchOptions& sw) {
+  sub.add_option("--bridge", sw.bridge, "Bridge vpcguardd enforces on")->capture_default_str();
+  sub.add_option("--status-file", sw.status_file,
+                 "vpcguardd's status file (default /var/run/vpcguard/<bridge>.status.json)");
+  sub.add_option("--openflow", sw.openflow, "OpenFlow target (default: from the status file)");
+  sub.add_option("--ovsdb", sw.ovsdb, "OVSDB target (default: from the status file)");
+  sub.add_option("--vswitchd-ctl", sw.vswitchd_ctl,
+                 "ovs-vswitchd's unixctl socket (default: beside the OpenFlow socket)");
+  sub.add_option("--timeout-ms", sw.timeout_ms, "Deadline of each call to the switch")
+      ->capture_default_str();
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"vpcguardctl: control vpcguard"};
@@ -74,7 +92,66 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "json", "text"}))
       ->capture_default_str();
 
+  vpcguard::explain::TraceCommandOptions trace_options;
+  auto* trace = app.add_subcommand(
+      "trace", "Explain what the policy does with one packet: verdict and path (docs/explain.md)");
+  trace->add_option("--from", trace_options.request.from, "Source: interface id or IP address")
+      ->required();
+  trace->add_option("--to", trace_options.request.to, "Destination: interface id or IP address")
+      ->required();
+  trace->add_option("protocol", trace_options.request.protocol,
+                    "tcp/PORT, udp/PORT, icmp[/TYPE[/CODE]], icmpv6[/TYPE[/CODE]] or a number")
+      ->required();
+  trace->add_option("--sport", trace_options.request.source_port,
+                    "TCP/UDP source port (default 49152)")
+      ->check(CLI::Range(0, 65535));
+  trace->add_flag("--reply", trace_options.request.reply,
+                  "Trace the reply of that connection (to -> from)");
+  trace->add_option("--config", trace_options.config,
+                    "Policy file or directory (default with --switch: vpcguardd's)");
+  trace->add_flag("--switch", trace_options.use_switch,
+                  "Also ask the running switch (ofproto/trace); exit 3 if it disagrees");
+  trace->add_option("--output", trace_options.output, "text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+
+  vpcguard::explain::LintCommandOptions lint_options;
+  auto* lint = app.add_subcommand(
+      "lint", "Find rules that are shadowed, redundant, unused or risky (docs/explain.md)");
+  lint->add_option("path", lint_options.path, "Policy file, or directory of *.toml files")
+      ->required();
+  lint->add_flag("--switch", lint_options.use_switch,
+                 "Also report rules without hits on the running switch (VG501)");
+  lint->add_option("--window", lint_options.window_seconds,
+                   "With --switch: seconds a rule must have been installed without a hit")
+      ->capture_default_str();
+  lint->add_option("--output", lint_options.output, "text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+
+  vpcguard::explain::StatsCommandOptions stats_options;
+  auto* stats = app.add_subcommand(
+      "stats", "Packets and bytes per security-group rule and NACL entry, from the switch");
+  stats->add_option("--config", stats_options.config,
+                    "Policy file or directory (default: vpcguardd's)");
+  stats->add_option("--output", stats_options.output, "table, json or prometheus")
+      ->check(CLI::IsMember({"table", "json", "prometheus"}))
+      ->capture_default_str();
+
+  addSwitchOptions(*trace, trace_options.switch_options);
+  addSwitchOptions(*lint, lint_options.switch_options);
+  addSwitchOptions(*stats, stats_options.switch_options);
+
   CLI11_PARSE(app, argc, argv);
+  if (trace->parsed()) {
+    return vpcguard::explain::runTraceCommand(trace_options, std::cout, std::cerr);
+  }
+  if (lint->parsed()) {
+    return vpcguard::explain::runLintCommand(lint_options, std::cout, std::cerr);
+  }
+  if (stats->parsed()) {
+    return vpcguard::explain::runStatsCommand(stats_options, std::cout, std::cerr);
+  }
   if (flow_logs->parsed()) {
     return vpcguard::runFlowLogsCommand(flow_logs_options, std::cout, std::cerr);
   }

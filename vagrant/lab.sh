@@ -64,6 +64,8 @@ Usage: $0 up [--config FILE|DIR]      start (or refresh) the lab; default config
        $0 exec <name> -- CMD          run CMD in that VM's network namespace (name: an interface
                                       id, or appliance-<ip> / span-<port> of traffic mirroring)
        $0 status                      daemons, VMs, flow count, vpcguardd alive
+       $0 ctl trace|stats|status ARGS  vpcguardctl on the lab's switch (docs/explain.md), e.g.
+                                      $0 ctl trace --from eni-web1 --to eni-db1 tcp/5432
        $0 down                        stop everything and delete what the lab made
 
 Environment: LAB_DIR=$LAB_DIR  LAB_PREFIX=$LAB_PREFIX
@@ -693,6 +695,22 @@ cmd_up() {
   print_hints
 }
 
+# vpcguardctl pointed at the lab's vpcguardd (its status file names the switch and the config).
+# trace always asks the switch too (--switch): the lab exists to show what the switch does.
+cmd_ctl() {
+  local sub=${1:-} ctl=$BUILD_DIR/daemon/vpcguardctl
+  [[ -n $sub ]] || die "usage: $(self_cmd) ctl trace|stats|status|lint ARGS..."
+  shift
+  [[ -x $ctl ]] || die "$ctl not found: build first (cmake --build $BUILD_DIR)"
+  [[ -f $LAB_DIR/vpcguardd.status.json ]] || die "no vpcguardd status in $LAB_DIR: is the lab up?"
+  case $sub in
+    trace) exec "$ctl" trace --switch --status-file "$LAB_DIR/vpcguardd.status.json" "$@" ;;
+    stats | status) exec "$ctl" "$sub" --status-file "$LAB_DIR/vpcguardd.status.json" "$@" ;;
+    lint) exec "$ctl" lint --switch --status-file "$LAB_DIR/vpcguardd.status.json" "$@" ;;
+    *) exec "$ctl" "$sub" "$@" ;;
+  esac
+}
+
 cmd_status() {
   local rc=0 pid n
   if [[ ! -f $MARKER ]]; then
@@ -816,6 +834,7 @@ main() {
     up) cmd_up "$@" ;;
     exec) cmd_exec "$@" ;;
     status) cmd_status "$@" ;;
+    ctl) cmd_ctl "$@" ;;
     down) cmd_down "$@" ;;
     -h | --help | help) usage ;;
     "") usage >&2; exit 2 ;;

@@ -108,6 +108,30 @@ echo "$status"
 grep -q "ovs-vswitchd: running" <<<"$status" || fail "status does not show ovs-vswitchd running"
 grep -q "eni-web1" <<<"$status" || fail "status does not list eni-web1"
 
+step "ctl trace and stats: the policy's answer, checked against the lab's switch"
+# trace --switch exits 3 when ofproto/trace disagrees with the policy-level trace.
+out=$("$LAB" ctl trace --from eni-web1 --to eni-db1 tcp/5432) || fail "ctl trace web1 -> db1:5432 failed: $out"
+grep -q "^verdict: allow" <<<"$out" || fail "web1 -> db1:5432 should be allowed: $out"
+grep -q "^switch: switch agrees" <<<"$out" || fail "no switch agreement for web1 -> db1:5432: $out"
+out=$("$LAB" ctl trace --from eni-bastion --to eni-db1 tcp/5432) || fail "ctl trace bastion -> db1:5432 failed: $out"
+grep -q "^verdict: drop" <<<"$out" || fail "bastion -> db1:5432 should be dropped: $out"
+grep -q "sg-ingress  *deny" <<<"$out" || fail "bastion -> db1:5432 should be dropped at sg-db's ingress: $out"
+json=$("$LAB" ctl trace --from eni-web1 --to 10.0.2.10 icmp/8 --reply --output json) ||
+  fail "ctl trace --reply --output json failed: $json"
+python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["verdict"]=="allow" and d["switch_check"]["agree"], d' <<<"$json" ||
+  fail "icmp reply db1 -> web1 is not allowed-and-agreed: $json"
+before=$("$LAB" ctl stats --output json) || fail "ctl stats failed: $before"
+"$LAB" exec eni-web1 -- ping -c3 -i0.2 -W2 10.0.2.10 >/dev/null || fail "ping for the hit counters failed"
+after=$("$LAB" ctl stats --output json) || fail "ctl stats failed: $after"
+moved=$(python3 -c '
+import json, sys
+def packets(text):
+    return {r["rule"].split(":")[0]: r["packets"] for r in json.loads(text)["rules"]}
+b, a = packets(sys.argv[1]), packets(sys.argv[2])
+print(a["acl-private inbound rule 130"] - b["acl-private inbound rule 130"])' "$before" "$after") ||
+  fail "cannot read the stats JSON: $after"
+[[ $moved == 3 ]] || fail "3 echo requests moved acl-private inbound rule 130 by $moved"
+
 step "up with configs/lab-mirror: monitor VM, underlay and appliance, SPAN port"
 MIRROR_CONFIG=$REPO/configs/lab-mirror
 "$LAB" up --config "$MIRROR_CONFIG" || fail "lab.sh up --config configs/lab-mirror failed"

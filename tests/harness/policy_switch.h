@@ -29,6 +29,9 @@ class PolicySwitch {
   // Datapath port number of an interface's port ("LOCAL" for the bridge's own port).
   [[nodiscard]] Result<int> datapathPortOf(const std::string& eni);
 
+  // OpenFlow port numbers of the interfaces' ports (what explain::ofprotoTraceArgs() takes).
+  [[nodiscard]] const std::map<std::string, int>& ofports() const { return ofports_; }
+
   OvsSandbox& sandbox() { return *sandbox_; }
   [[nodiscard]] const Translation& translation() const { return installer_->translation(); }
   static constexpr const char* kBridge = "br0";

@@ -4,32 +4,10 @@
 #include <cctype>
 #include <sstream>
 
+#include "explain/ofproto_trace.h"
+
 namespace vpcguard::test {
 namespace {
-
-// Splits datapath actions at top-level commas: "ct(commit,zone=1),recirc(0x1)" has two.
-std::vector<std::string> splitActions(const std::string& actions) {
-  std::vector<std::string> out;
-  int depth = 0;
-  std::string cur;
-  for (char c : actions) {
-    if (c == '(') {
-      ++depth;
-    } else if (c == ')') {
-      --depth;
-    }
-    if (c == ',' && depth == 0) {
-      out.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  if (!cur.empty()) {
-    out.push_back(cur);
-  }
-  return out;
-}
 
 bool allDigits(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
@@ -40,27 +18,19 @@ bool allDigits(const std::string& s) {
 }  // namespace
 
 Result<TraceResult> parseTrace(const std::string& raw) {
+  // The text is read by explain's parser (what vpcguardctl trace --switch uses); the harness
+  // adds the datapath view: which datapath ports the passes' actions output to.
+  auto parsed = explain::parseOfprotoTrace(raw);
+  if (!parsed) {
+    return tl::unexpected(parsed.error());
+  }
   TraceResult result;
-  result.raw = raw;
-  std::istringstream in(raw);
-  std::string line;
-  const std::string kPrefix = "Datapath actions: ";
-  while (std::getline(in, line)) {
-    if (line.starts_with(kPrefix)) {
-      result.passes.push_back(line.substr(kPrefix.size()));
-    }
-  }
-  if (result.passes.empty()) {
-    return makeError("trace has no \"Datapath actions:\" line:\n" + raw);
-  }
-  result.datapath_actions = result.passes.back();
+  result.raw = std::move(parsed->raw);
+  result.passes = std::move(parsed->passes);
+  result.datapath_actions = std::move(parsed->datapath_actions);
   for (const auto& pass : result.passes) {
-    for (const auto& action : splitActions(pass)) {
-      // The userspace datapath prints an output as the bare port number.
-      if (allDigits(action)) {
-        result.output_ports.push_back(std::stoi(action));
-      }
-    }
+    const auto ports = explain::datapathOutputPorts(pass);
+    result.output_ports.insert(result.output_ports.end(), ports.begin(), ports.end());
   }
   result.dropped = result.output_ports.empty();
   return result;
