@@ -6,25 +6,9 @@
 #include <variant>
 
 #include "translator/pipeline.h"
+#include "translator/validate.h"
 
 namespace vpcguard::explain {
-
-std::string protocolName(int protocol) {
-  switch (protocol) {
-    case model::kProtoAll:
-      return "all";
-    case model::kProtoTcp:
-      return "tcp";
-    case model::kProtoUdp:
-      return "udp";
-    case model::kProtoIcmp:
-      return "icmp";
-    case model::kProtoIcmpv6:
-      return "icmpv6";
-    default:
-      return fmt::format("proto {}", protocol);
-  }
-}
 
 namespace {
 std::string icmpPart(int value) { return value < 0 ? "any" : std::to_string(value); }

@@ -8,11 +8,11 @@
 #include <string>
 
 #include "translator/model.h"
+#include "translator/validate.h"
 
 namespace vpcguard::explain {
 
-// "tcp", "udp", "icmp", "icmpv6", "all" or the number.
-[[nodiscard]] std::string protocolName(int protocol);
+// Protocol names are translator/validate.h's protocolName(), as in config errors.
 // "tcp 443", "tcp 1024-65535", "tcp (all ports)", "icmp type 8 code any", "all", "proto 47".
 [[nodiscard]] std::string describeMatch(int protocol, const std::optional<model::PortRange>& ports,
                                         const std::optional<model::IcmpTypeCode>& icmp);

@@ -16,18 +16,7 @@
 #include "translator/pipeline.h"
 
 namespace vpcguard {
-namespace {
 
-using model::SourceLocation;
-
-std::string at(const std::string& prefix, size_t index) {
-  return prefix + "[" + std::to_string(index) + "]";
-}
-
-bool hasPorts(int protocol) { return protocol == model::kProtoTcp || protocol == model::kProtoUdp; }
-bool isIcmp(int protocol) {
-  return protocol == model::kProtoIcmp || protocol == model::kProtoIcmpv6;
-}
 std::string protocolName(int protocol) {
   switch (protocol) {
     case model::kProtoAll:
@@ -43,6 +32,19 @@ std::string protocolName(int protocol) {
     default:
       return "protocol " + std::to_string(protocol);
   }
+}
+
+namespace {
+
+using model::SourceLocation;
+
+std::string at(const std::string& prefix, size_t index) {
+  return prefix + "[" + std::to_string(index) + "]";
+}
+
+bool hasPorts(int protocol) { return protocol == model::kProtoTcp || protocol == model::kProtoUdp; }
+bool isIcmp(int protocol) {
+  return protocol == model::kProtoIcmp || protocol == model::kProtoIcmpv6;
 }
 
 // "6 (tcp)", "-1 (all)", "47": a protocol number as the config writes it, named when it has a name.

@@ -12,6 +12,10 @@
 
 namespace vpcguard {
 
+// "all", "tcp", "udp", "icmp", "icmpv6" or "protocol N": how errors and explanations name a
+// protocol number.
+[[nodiscard]] std::string protocolName(int protocol);
+
 // `already_reported`: field paths the loader found broken (a malformed CIDR is stored as a
 // placeholder). Checks that read such a field, or anything under it, are skipped so one mistake
 // is reported once and not again as, say, "subnet outside the VPC".
