@@ -34,7 +34,7 @@ cmake --build build-ci -j"$jobs"
 step "unit tests under ASan + UBSan"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVPCGUARD_WERROR=ON -DVPCGUARD_SANITIZE=ON \
   -DVPCGUARD_OVS_BUILD_DIR="$root/build-ci/_ovs" >/dev/null
-cmake --build build-asan -j"$jobs"
+cmake --build build-asan -j"$jobs" --target unit_tests
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest -L unit -j"$jobs" --output-on-failure)
 
