@@ -7,6 +7,9 @@
 //   VG101 warning  nacl-shadowed        a NACL entry that lower-numbered entries of the same
 //                                       NACL and direction fully cover (it never decides);
 //                                       says which entry covers it and whether the actions differ
+//   VG199 note     nacl-not-analysed    a NACL direction with entries too many or too finely cut
+//                                       to check fully for VG101/VG301: how many were left out
+//                                       (no VG101/VG301 is reported for them)
 //   VG102 warning  sg-rule-covered      an SG rule that another rule of the same group and
 //                                       direction fully covers (it adds nothing)
 //   VG201 error    admin-port-open      an ingress SG rule opening an administration port (22 SSH,
@@ -50,6 +53,11 @@
 //    are themselves reply entries (tcp/udp ports from 1024..49152 up to 65535). When only one
 //    subnet uses the NACL, replies to addresses of that subnet are left out (traffic inside a
 //    subnet never crosses its NACL); with two or more subnets nothing is left out.
+//  - VG199: one walk of the boxes (an entry's earlier entries for VG101; the other direction,
+//    per protocol, for VG301) stops once its region holds more than 4096 boxes or it has
+//    visited more than 2^17; that entry gets no VG101/VG301 finding, and each NACL direction
+//    with such entries gets one note on the NACL's location: "too many entries to analyse fully
+//    (N of M entries not checked for VG101/VG301)". Never within AWS's default quota (20).
 //  - VG401: the group's id is in no interface's security_group_ids and it is not is_default;
 //    every rule (of any group) whose peer is that group is named.
 //  - VG501: only with LintOptions::hits; a rule with flows > 0, packets == 0 and

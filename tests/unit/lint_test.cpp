@@ -1,6 +1,8 @@
 // vpcguardctl lint: each finding code on small policies built in code (one case that must be
 // reported, and the near misses that must not), the lab config's findings, and the renderings.
 
+#include <chrono>
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <utility>
@@ -14,6 +16,7 @@
 #include "tests/harness/paths.h"
 #include "tests/harness/sample_policy.h"
 #include "translator/pipeline.h"
+#include "translator/validate.h"
 
 namespace vpcguard::explain {
 namespace {
@@ -610,6 +613,91 @@ TEST(Lint, LabConfigOpensSshOnTheBastionOnly) {
   EXPECT_EQ(lintExitStatus(list), 2);
 }
 
+// --- VG199 nacl-not-analysed ----------------------------------------------------------------
+
+// A valid (quotas raised) NACL of 1,504 entries: inbound, 1,200 deny entries for one port of one
+// /32 each, then 300 broad allows (0.0.0.0/0, ports 0 up to 65236..65535: each adds one port);
+// outbound, four tcp allows whose replies the broad allows let in. Each broad allow's packets are
+// split by every deny into thousands of boxes: too many to analyse, reported once as VG199, and no
+// finding is made up for the entries not analysed.
+model::Policy bigNaclPolicy() {
+  constexpr int kDenies = 1200;
+  constexpr int kAllows = 300;
+  std::vector<NetworkAclEntry> entries;
+  for (int k = 0; k < kDenies; ++k) {
+    const std::string block = "10.2." + std::to_string(k / 250) + "." +
+                              std::to_string(k % 250 + 1) + "/32";
+    const int port = 1 + k % 1000;
+    entries.push_back(naclEntry(1 + k, kIn, kProtoTcp, kDeny, block.c_str(), PortRange{port, port}));
+  }
+  for (int j = 0; j < kAllows; ++j) {
+    entries.push_back(naclEntry(2000 + j, kIn, kProtoTcp, kAllow, "0.0.0.0/0",
+                                PortRange{0, 65236 + j}));
+  }
+  entries.push_back(naclEntry(100, kOut, kProtoTcp, kAllow, "0.0.0.0/0", PortRange{1024, 65535}));
+  entries.push_back(naclEntry(110, kOut, kProtoTcp, kAllow, "0.0.0.0/0", PortRange{443, 443}));
+  entries.push_back(naclEntry(120, kOut, kProtoTcp, kAllow, "0.0.0.0/0", PortRange{80, 80}));
+  entries.push_back(naclEntry(130, kOut, kProtoTcp, kAllow, "0.0.0.0/0", PortRange{53, 53}));
+  model::Policy p = withEntries(std::move(entries));
+  p.quotas.rules_per_network_acl = 1500;
+  p.network_acls[0].location = {"big.toml", 40, 1};
+  return p;
+}
+
+TEST(LintNaclNotAnalysed, BigNaclIsBoundedAndReportedOnce) {
+  const model::Policy policy = bigNaclPolicy();
+  ASSERT_EQ(policy.network_acls[0].entries.size(), 1504U);
+  for (const auto& d : validatePolicy(policy)) {
+    EXPECT_EQ(d.path.find("network_acls"), std::string::npos) << d.message;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const auto all = lint(policy, {});
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("lint of a 1,504-entry NACL: %.3f s\n", seconds);
+  EXPECT_LT(seconds, 10.0);
+
+  std::vector<Finding> notes;
+  for (const auto& f : all) {
+    EXPECT_NE(f.code, "VG101") << f.object << ": " << f.message;
+    EXPECT_NE(f.code, "VG301") << f.object << ": " << f.message;
+    if (f.code == "VG199") {
+      notes.push_back(f);
+    }
+  }
+  for (const auto& n : notes) {
+    std::printf("%s: %s\n", n.object.c_str(), n.message.c_str());
+  }
+  ASSERT_EQ(notes.size(), 1U);  // inbound only: the outbound entries are analysed fully
+  EXPECT_EQ(notes[0].name, "nacl-not-analysed");
+  EXPECT_EQ(notes[0].severity, Severity::kNote);
+  EXPECT_EQ(notes[0].location.file, "big.toml");
+  EXPECT_EQ(notes[0].location.line, 40);
+  EXPECT_EQ(notes[0].object, "acl-a inbound");
+  EXPECT_NE(notes[0].message.find("too many entries to analyse fully ("), std::string::npos)
+      << notes[0].message;
+  EXPECT_NE(notes[0].message.find(" of 1500 entries not checked for VG101/VG301)"),
+            std::string::npos)
+      << notes[0].message;
+  EXPECT_EQ(lintExitStatus(all), 0);
+}
+
+TEST(LintNaclNotAnalysed, SmallNaclsAreAnalysedFully) {
+  // A shadowed entry behind a few hundred /32 entries is still found: the bound is not hit.
+  std::vector<NetworkAclEntry> entries;
+  for (int k = 0; k < 200; ++k) {
+    const std::string block = "10.2.0." + std::to_string(k + 1) + "/32";
+    entries.push_back(naclEntry(1 + k, kIn, kProtoTcp, kDeny, block.c_str(), PortRange{22, 22}));
+  }
+  entries.push_back(naclEntry(500, kIn, kProtoTcp, kAllow, "0.0.0.0/0"));
+  entries.push_back(naclEntry(510, kIn, kProtoTcp, kAllow, "10.2.0.0/24", PortRange{80, 80}));
+  entries.push_back(naclEntry(100, kOut, kProtoAll, kAllow, "0.0.0.0/0"));
+  model::Policy p = withEntries(std::move(entries));
+  p.quotas.rules_per_network_acl = 300;
+  EXPECT_EQ(objects(findings(p, "VG101")), Objects{"acl-a inbound rule 510"});
+  EXPECT_TRUE(findings(p, "VG199").empty());
+}
+
 std::vector<Finding> sampleFindings() {
   return {
       Finding{"VG201",
@@ -667,6 +755,17 @@ TEST(LintRender, Json) {
   EXPECT_TRUE(empty.at("findings").is_array());
   EXPECT_TRUE(empty.at("findings").empty());
   EXPECT_EQ(empty.at("summary"), (nlohmann::json{{"error", 0}, {"warning", 0}, {"note", 0}}));
+}
+
+TEST(LintRender, JsonWithAFileNameThatIsNotUtf8) {
+  auto list = sampleFindings();
+  list[0].location.file = "lab\xff\xfe.toml";  // a file name can be any bytes
+  std::string text;
+  ASSERT_NO_THROW(text = renderFindingsJson(list));
+  const auto json = nlohmann::json::parse(text);
+  EXPECT_EQ(json.at("findings").at(0).at("file"), "lab\xEF\xBF\xBD\xEF\xBF\xBD.toml");
+  EXPECT_EQ(json.at("findings").size(), 4U);
+  EXPECT_EQ(text.back(), '\n');
 }
 
 TEST(LintRender, ExitStatus) {
