@@ -25,6 +25,7 @@ void addSwitchOptions(CLI::App& sub, vpcguard::explain::SwitchOptions& sw) {
   sub.add_option("--vswitchd-ctl", sw.vswitchd_ctl,
                  "ovs-vswitchd's unixctl socket (default: beside the OpenFlow socket)");
   sub.add_option("--timeout-ms", sw.timeout_ms, "Deadline of each call to the switch")
+      ->check(CLI::Range(1, 600000))
       ->capture_default_str();
 }
 

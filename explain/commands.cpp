@@ -1,5 +1,10 @@
 #include "explain/commands.h"
 
+#include <signal.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <ostream>
@@ -11,6 +16,7 @@
 #include "daemon/config_loader.h"
 #include "daemon/flows_command.h"
 #include "daemon/status.h"
+#include "explain/describe.h"
 #include "explain/hits.h"
 #include "explain/lint.h"
 #include "explain/ofproto_trace.h"
@@ -23,7 +29,45 @@
 namespace vpcguard::explain {
 namespace {
 
-constexpr int kOfppLocal = 0xfffe;  // OpenFlow's LOCAL port (the bridge's own)
+// A deadline for the whole conversation with the switch. Each OVSDB, unixctl and OpenFlow
+// connect has its own deadline, but an OpenFlow flow dump from an ovs-vswitchd that stopped
+// answering mid-way would wait forever: a command-line tool must not, so past the deadline the
+// process says why and exits (kExitNoSwitch). One per process at a time.
+class SwitchDeadline {
+ public:
+  explicit SwitchDeadline(std::chrono::milliseconds budget) {
+    struct sigaction action {};
+    action.sa_handler = &SwitchDeadline::expired;
+    sigemptyset(&action.sa_mask);
+    ::sigaction(SIGALRM, &action, &previous_);
+    itimerval timer{};
+    const auto ms = std::max<int64_t>(budget.count(), 1);
+    timer.it_value.tv_sec = static_cast<time_t>(ms / 1000);
+    timer.it_value.tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000);
+    ::setitimer(ITIMER_REAL, &timer, nullptr);
+  }
+  ~SwitchDeadline() {
+    itimerval off{};
+    ::setitimer(ITIMER_REAL, &off, nullptr);
+    ::sigaction(SIGALRM, &previous_, nullptr);
+  }
+  SwitchDeadline(const SwitchDeadline&) = delete;
+  SwitchDeadline& operator=(const SwitchDeadline&) = delete;
+
+ private:
+  static void expired(int /*signal*/) {
+    constexpr char kMessage[] =
+        "vpcguardctl: the switch did not answer in time (is ovs-vswitchd hung? see --timeout-ms)\n";
+    (void)!::write(STDERR_FILENO, kMessage, sizeof(kMessage) - 1);
+    ::_exit(kExitNoSwitch);
+  }
+  struct sigaction previous_ {};
+};
+
+// The whole conversation may take a few calls' deadlines (connect, revalidator round, dump).
+[[nodiscard]] std::chrono::milliseconds conversationBudget(std::chrono::milliseconds per_call) {
+  return per_call * 4;
+}
 
 // The switch's addresses, completed from vpcguardd's status file where not given.
 struct SwitchEndpoints {
@@ -118,7 +162,7 @@ struct SwitchEndpoints {
       ports[iface.iface_id] = iface.ofport;
     }
   }
-  ports["LOCAL"] = kOfppLocal;
+  ports["LOCAL"] = kLocalOfport;
   return ports;
 }
 
@@ -164,6 +208,7 @@ struct SwitchEndpoints {
   if (!translation) {
     return tl::unexpected(translation.error());
   }
+  SwitchDeadline deadline(conversationBudget(timeout));
   auto flows = switchFlowStats(endpoints, timeout, err);
   if (!flows) {
     return tl::unexpected(flows.error());
@@ -171,15 +216,43 @@ struct SwitchEndpoints {
   return ruleHits(policy, *translation, *flows);
 }
 
-// Runs the probe on the switch and says whether it agrees; prints the comparison.
+// Runs the probe on the switch and says whether it agrees; prints the comparison (text) or adds
+// it to `json` as "switch_check".
 [[nodiscard]] int checkOnSwitch(const TraceResult& result, const SwitchOptions& options,
                                 const SwitchEndpoints& endpoints, std::ostream& out,
-                                std::ostream& err, nlohmann::json* json) {
+                                std::ostream& err, nlohmann::ordered_json* json) {
+  const auto report = [&](bool agree, const std::string& explanation) {
+    if (json != nullptr) {
+      (*json)["switch_check"] = {{"comparable", result.probe.comparable},
+                                 {"agree", agree},
+                                 {"explanation", explanation}};
+    } else {
+      out << "switch: " << explanation << "\n";
+    }
+  };
+  if (!result.probe.comparable) {
+    // A reply of a connection whose first packet was dropped: there is no connection, and
+    // ofproto/trace cannot be told "no conntrack entry"; nothing to compare.
+    report(true, "not asked: the original direction is dropped, so there is no connection to "
+                 "reply on");
+    return kExitOk;
+  }
   const std::chrono::milliseconds timeout(options.timeout_ms);
+  SwitchDeadline deadline(conversationBudget(timeout));
   auto ports = switchPorts(endpoints, timeout);
   if (!ports) {
     err << "vpcguardctl: " << ports.error().message << "\n";
     return kExitNoSwitch;
+  }
+  int out_port = -1;
+  if (result.probe.delivered) {
+    auto it = ports->find(result.probe.out_interface);
+    if (it == ports->end()) {
+      err << "vpcguardctl: " << result.probe.out_interface << " has no port on bridge "
+          << options.bridge << ": the switch cannot deliver to it\n";
+      return kExitNoSwitch;
+    }
+    out_port = it->second;
   }
   auto args = ofprotoTraceArgs(options.bridge, result.probe, *ports);
   if (!args) {
@@ -191,16 +264,8 @@ struct SwitchEndpoints {
     err << "vpcguardctl: " << switch_trace.error().message << "\n";
     return kExitNoSwitch;
   }
-  int out_port = -1;
-  if (auto it = ports->find(result.probe.out_interface); it != ports->end()) {
-    out_port = it->second;
-  }
   const SwitchComparison cmp = compare(result.probe, *switch_trace, out_port);
-  if (json != nullptr) {
-    (*json)["switch_check"] = {{"agree", cmp.agree}, {"explanation", cmp.explanation}};
-  } else {
-    out << "switch: " << cmp.explanation << "\n";
-  }
+  report(cmp.agree, cmp.explanation);
   if (!cmp.agree) {
     err << "vpcguardctl: the switch disagrees with the policy trace: " << cmp.explanation
         << "\nofproto/trace output:\n"
@@ -232,12 +297,12 @@ int runTraceCommand(const TraceCommandOptions& options, std::ostream& out, std::
     return kExitUsage;
   }
   if (options.output == "json") {
-    auto json = nlohmann::json::parse(renderJson(*result));
+    auto json = toJson(*result);
     int status = kExitOk;
     if (endpoints) {
       status = checkOnSwitch(*result, options.switch_options, *endpoints, out, err, &json);
     }
-    out << json.dump(2) << "\n";
+    out << dumpJson(json);
     return status;
   }
   out << renderText(*result);
@@ -269,6 +334,12 @@ int runLintCommand(const LintCommandOptions& options, std::ostream& out, std::os
     }
     hits = std::move(*read);
     lint_options.hits = &hits;
+    std::error_code ec;
+    if (!endpoints->config.empty() &&
+        !std::filesystem::equivalent(options.path, endpoints->config, ec) && !ec) {
+      err << "vpcguardctl: note: vpcguardd runs " << endpoints->config << ", not "
+          << options.path << ": zero-hit findings are about the flows it installed\n";
+    }
   }
   const auto findings = lint(*policy, lint_options);
   out << (options.output == "json" ? renderFindingsJson(findings) : renderFindingsText(findings));

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <type_traits>
 #include <variant>
 
@@ -76,6 +77,27 @@ std::string describeNaclEntry(const std::string& nacl_id, const model::NetworkAc
 std::string describeNaclStar(const std::string& nacl_id, bool egress) {
   return fmt::format("{}: deny all",
                      naclEntryName(nacl_id, egress, static_cast<int>(pipeline::kNaclStarRule)));
+}
+
+std::vector<const model::NetworkAclEntry*> naclEntriesInOrder(const model::NetworkAcl& nacl,
+                                                              bool egress) {
+  std::vector<const model::NetworkAclEntry*> entries;
+  for (const auto& e : nacl.entries) {
+    if (e.egress == egress) {
+      entries.push_back(&e);
+    }
+  }
+  std::stable_sort(entries.begin(), entries.end(), [](const auto* a, const auto* b) {
+    return a->rule_number < b->rule_number;
+  });
+  return entries;
+}
+
+std::string dumpJson(const nlohmann::json& json) {
+  return json.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+std::string dumpJson(const nlohmann::ordered_json& json) {
+  return json.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
 std::string formatLocation(const model::SourceLocation& location) {

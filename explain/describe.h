@@ -6,6 +6,9 @@
 //   "acl-private outbound rule 100: allow tcp 1024-65535 to 10.0.1.0/24"
 //   "acl-private inbound rule *: deny all"
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "translator/model.h"
 #include "translator/validate.h"
@@ -26,6 +29,15 @@ namespace vpcguard::explain {
 [[nodiscard]] std::string describeNaclEntry(const std::string& nacl_id,
                                             const model::NetworkAclEntry& entry);
 [[nodiscard]] std::string describeNaclStar(const std::string& nacl_id, bool egress);
+
+// The entries of one direction of a NACL, lowest rule number first (the order they decide in).
+[[nodiscard]] std::vector<const model::NetworkAclEntry*> naclEntriesInOrder(
+    const model::NetworkAcl& nacl, bool egress);
+
+// nlohmann::json text, indented by 2, ending in a newline. Strings that are not UTF-8 (a file
+// name can be anything) are written with U+FFFD instead of throwing.
+[[nodiscard]] std::string dumpJson(const nlohmann::json& json);
+[[nodiscard]] std::string dumpJson(const nlohmann::ordered_json& json);
 
 // "lab.toml:12:3", or "" when unknown.
 [[nodiscard]] std::string formatLocation(const model::SourceLocation& location);

@@ -141,14 +141,7 @@ void fillCounters(RuleHits& hit, const Map& sums, const Key& key) {
 
 void addNaclDirection(std::vector<RuleHits>& out, const model::NetworkAcl& nacl,
                       uint32_t nacl_index, bool egress, const Sums& sums) {
-  std::vector<const model::NetworkAclEntry*> entries;
-  for (const auto& e : nacl.entries) {
-    if (e.egress == egress) {
-      entries.push_back(&e);
-    }
-  }
-  std::stable_sort(entries.begin(), entries.end(),
-                   [](const auto* a, const auto* b) { return a->rule_number < b->rule_number; });
+  const auto entries = naclEntriesInOrder(nacl, egress);
   const auto make = [&](int number, uint16_t priority) {
     RuleHits hit;
     hit.kind = RuleHits::Kind::kNaclEntry;
@@ -324,7 +317,7 @@ std::string renderHitsJson(const std::vector<RuleHits>& hits) {
     j["since_seconds"] = h.since_seconds;
     rules.push_back(std::move(j));
   }
-  return nlohmann::json{{"rules", std::move(rules)}}.dump(2) + "\n";
+  return dumpJson(nlohmann::json{{"rules", std::move(rules)}});
 }
 
 std::string renderHitsPrometheus(const std::vector<RuleHits>& hits) {

@@ -30,7 +30,6 @@
 namespace vpcguard::explain {
 namespace {
 
-constexpr int kOfppLocal = 0xfffe;  // OpenFlow's LOCAL port number
 
 std::string_view trim(std::string_view s) {
   const auto first = s.find_first_not_of(' ');
@@ -68,7 +67,7 @@ std::optional<std::string_view> flowField(std::string_view flow, std::string_vie
 // An OpenFlow port as an action or a flow writes it: a number or a reserved name.
 std::optional<int> ofport(std::string_view text, std::optional<int> in_port) {
   if (text == "LOCAL") {
-    return kOfppLocal;
+    return kLocalOfport;
   }
   if (text == "IN_PORT" || text == "in_port") {
     return in_port;
@@ -130,7 +129,7 @@ std::vector<std::string_view> splitActions(std::string_view actions) {
 }
 
 std::string portName(const std::string& interface, int port) {
-  if (port == kOfppLocal) {
+  if (port == kLocalOfport) {
     return interface == "LOCAL" ? interface : interface + " (port LOCAL)";
   }
   return fmt::format("{} (port {})", interface, port);
@@ -140,7 +139,7 @@ std::string portList(const std::vector<int>& ports) {
   std::string out;
   for (int p : ports) {
     out += out.empty() ? "" : ", ";
-    out += p == kOfppLocal ? "LOCAL" : std::to_string(p);
+    out += p == kLocalOfport ? "LOCAL" : std::to_string(p);
   }
   return out;
 }

@@ -18,6 +18,10 @@
 
 namespace vpcguard::explain {
 
+// OpenFlow's LOCAL port (the bridge's own), as OfprotoTrace reports it and as the "LOCAL" entry
+// of the ofports maps below is expected to hold it.
+inline constexpr int kLocalOfport = 0xfffe;
+
 struct OfprotoTrace {
   std::vector<std::string> passes;  // "Datapath actions" of every pass, first to last
   std::string datapath_actions;     // of the final pass ("drop", "3", "ct(zone=2),recirc(0x1)")

@@ -319,12 +319,12 @@ Result<void> fillPorts(const TraceRequest& request, const ProtocolSpec& spec, Tr
   if (isTcpOrUdp(spec.protocol)) {
     const int sport = request.source_port.value_or(kDefaultSourcePort);
     if (sport < 0 || sport > 65535) {
-      return makeError(fmt::format("--source-port {}: not a port (0-65535)", sport));
+      return makeError(fmt::format("--sport {}: not a port (0-65535)", sport));
     }
     p.src_port = sport;
     p.dst_port = spec.port;
   } else if (request.source_port) {
-    return makeError(fmt::format("--source-port {}: only tcp and udp have ports (protocol '{}')",
+    return makeError(fmt::format("--sport {}: only tcp and udp have ports (protocol '{}')",
                                  *request.source_port, request.protocol));
   }
   if (isIcmp(spec.protocol)) {
@@ -589,17 +589,9 @@ bool untrackedBy(const model::Policy& policy, const model::NetworkInterface& eni
 // Outbound entries name the destination, inbound entries the source.
 const model::NetworkAclEntry* firstNaclMatch(const model::NetworkAcl& nacl, bool egress,
                                              const TracePacket& p, size_t& skipped) {
-  std::vector<const model::NetworkAclEntry*> entries;
-  for (const auto& e : nacl.entries) {
-    if (e.egress == egress) {
-      entries.push_back(&e);
-    }
-  }
-  std::sort(entries.begin(), entries.end(),
-            [](const auto* a, const auto* b) { return a->rule_number < b->rule_number; });
   skipped = 0;
   const IpAddress& address = egress ? p.dst : p.src;
-  for (const auto* e : entries) {
+  for (const auto* e : naclEntriesInOrder(nacl, egress)) {
     if (e->cidr.contains(address) &&
         protocolMatches(e->protocol, e->port_range, e->icmp_type_code, p)) {
       return e;
@@ -1326,7 +1318,7 @@ std::string renderText(const TraceResult& result) {
   return out;
 }
 
-std::string renderJson(const TraceResult& result) {
+nlohmann::ordered_json toJson(const TraceResult& result) {
   using Json = nlohmann::ordered_json;
   const TracePacket& p = result.packet;
   const auto orNull = [](const std::string& s) { return s.empty() ? Json(nullptr) : Json(s); };
@@ -1367,7 +1359,9 @@ std::string renderJson(const TraceResult& result) {
               {"packet", std::move(packet)},
               {"path", std::move(path)},
               {"switch", std::move(sw)}};
-  return doc.dump(2) + "\n";
+  return doc;
 }
+
+std::string renderJson(const TraceResult& result) { return dumpJson(toJson(result)); }
 
 }  // namespace vpcguard::explain

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "translator/model.h"
 #include "translator/result.h"
 
@@ -108,5 +110,7 @@ struct TraceResult {
 // JSON text: {"verdict": "allow"|"drop", "summary": ..., "packet": {...}, "path": [steps...],
 // "switch": {...} (probe)}, pretty-printed, ending with a newline.
 [[nodiscard]] std::string renderJson(const TraceResult& result);
+// The same document, for callers that add to it (trace --switch adds "switch_check").
+[[nodiscard]] nlohmann::ordered_json toJson(const TraceResult& result);
 
 }  // namespace vpcguard::explain

@@ -64,7 +64,7 @@ Usage: $0 up [--config FILE|DIR]      start (or refresh) the lab; default config
        $0 exec <name> -- CMD          run CMD in that VM's network namespace (name: an interface
                                       id, or appliance-<ip> / span-<port> of traffic mirroring)
        $0 status                      daemons, VMs, flow count, vpcguardd alive
-       $0 ctl trace|stats|status ARGS  vpcguardctl on the lab's switch (docs/explain.md), e.g.
+       $0 ctl trace|stats|lint|status ARGS  vpcguardctl on the lab's switch (docs/explain.md), e.g.
                                       $0 ctl trace --from eni-web1 --to eni-db1 tcp/5432
        $0 down                        stop everything and delete what the lab made
 

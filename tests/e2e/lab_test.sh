@@ -120,6 +120,11 @@ json=$("$LAB" ctl trace --from eni-web1 --to 10.0.2.10 icmp/8 --reply --output j
   fail "ctl trace --reply --output json failed: $json"
 python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["verdict"]=="allow" and d["switch_check"]["agree"], d' <<<"$json" ||
   fail "icmp reply db1 -> web1 is not allowed-and-agreed: $json"
+# A reply whose original is dropped has no connection: not asked of the switch, and no failure.
+json=$("$LAB" ctl trace --from eni-db1 --to eni-web1 tcp/80 --reply --output json) ||
+  fail "ctl trace of a reply without a connection failed: $json"
+python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["verdict"]=="drop" and not d["switch_check"]["comparable"], d' <<<"$json" ||
+  fail "a reply without a connection should be a drop that is not compared: $json"
 before=$("$LAB" ctl stats --output json) || fail "ctl stats failed: $before"
 "$LAB" exec eni-web1 -- ping -c3 -i0.2 -W2 10.0.2.10 >/dev/null || fail "ping for the hit counters failed"
 after=$("$LAB" ctl stats --output json) || fail "ctl stats failed: $after"

@@ -104,6 +104,7 @@ TEST_F(RuleHitsE2e, BlockedDatagramsCountOnTheStarRuleAndTheirBytesAreExact) {
                                      " 10.0.2.10 7000");
   }
   const auto after = stats();
+  ASSERT_FALSE(after.empty()) << last_output_;
   const auto delta = moved(before, after);
   const std::map<std::string, uint64_t> expected = {
       {"acl-default outbound rule 100", 4},

@@ -31,7 +31,6 @@ namespace {
 
 constexpr int kDefaultCases = 5000;
 constexpr int kPacketsPerPolicy = 50;
-constexpr int kLocalOfport = 65534;  // OFPP_LOCAL, as explain::OfprotoTrace reports it
 constexpr int kFullReports = 8;      // disagreements printed in full; the rest are counted
 
 uint32_t envNumber(const char* name, uint32_t fallback) {
@@ -176,7 +175,7 @@ TEST_F(TraceProperty, TraceVerdictIsTheSwitchVerdict) {
     ASSERT_TRUE(installed) << "policy seed " << policy_seed << ": " << installed.error().message;
     installing += std::chrono::steady_clock::now() - install_start;
     ofports_ = switch_->ofports();
-    ofports_["LOCAL"] = kLocalOfport;
+    ofports_["LOCAL"] = explain::kLocalOfport;
 
     RandomPackets packets(policy, policy_seed);
     const int n = std::min(kPacketsPerPolicy, cases - i * kPacketsPerPolicy);

@@ -3,6 +3,7 @@
 #include "explain/trace.h"
 
 #include <algorithm>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -78,6 +79,7 @@ struct VerdictCase {
   const char* rule;  // the deciding rule's exact text ("" = none)
   size_t ct_passes;
 };
+void PrintTo(const VerdictCase& c, std::ostream* os) { *os << c.name; }
 
 class SampleVerdicts : public ::testing::TestWithParam<VerdictCase> {};
 
@@ -475,6 +477,10 @@ struct ErrorCase {
   const char* message;  // a part of the error message
 };
 
+// gtest prints a parameter in the test's listing; the name is what identifies a case (the
+// default byte dump includes pointers, which would make ctest's test names differ per build).
+void PrintTo(const ErrorCase& c, std::ostream* os) { *os << c.name; }
+
 class TraceErrors : public ::testing::TestWithParam<ErrorCase> {};
 
 TEST_P(TraceErrors, AreClear) {
@@ -515,10 +521,10 @@ INSTANTIATE_TEST_SUITE_P(
                   "--from 10.0.1.99: no interface has this address"},
         ErrorCase{"SameInterface", request("eni-web1", "10.0.1.10", "tcp/80"), "are both eni-web1"},
         ErrorCase{"SourcePortForIcmp", withSourcePort(request("eni-web1", "eni-db1", "icmp"), 5),
-                  "--source-port 5: only tcp and udp have ports"},
+                  "--sport 5: only tcp and udp have ports"},
         ErrorCase{"SourcePortOutOfRange",
                   withSourcePort(request("eni-web1", "eni-db1", "tcp/80"), 65536),
-                  "--source-port 65536: not a port"}),
+                  "--sport 65536: not a port"}),
     [](const ::testing::TestParamInfo<ErrorCase>& p) { return p.param.name; });
 
 TEST(TraceRequestErrors, InterfaceWithoutTheFamily) {

@@ -25,8 +25,10 @@ std::string readFile(const std::string& path) {
 TEST(TraceGolden, LabConfigTracesMatchTheGoldenFile) {
   // Loaded by its path relative to the repository, as regenerate.sh does, so the locations in
   // the traces do not depend on where the checkout is.
+  const auto cwd = std::filesystem::current_path();
   std::filesystem::current_path(sourceDir());
   auto policy = config::loadPolicy("configs/lab.toml");
+  std::filesystem::current_path(cwd);
   ASSERT_TRUE(policy) << policy.error().toError().message;
   std::ifstream queries(sourceDir() + "/tests/golden/lab.trace-queries");
   ASSERT_TRUE(queries) << "missing tests/golden/lab.trace-queries";
