@@ -654,8 +654,9 @@ TEST(LintNaclNotAnalysed, BigNaclIsBoundedAndReportedOnce) {
   const auto all = lint(policy, {});
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // For information only (timed assertions flake on a loaded machine): the bound itself is
+  // asserted below by the VG199 note, which only a cut walk produces.
   std::printf("lint of a 1,504-entry NACL: %.3f s\n", seconds);
-  EXPECT_LT(seconds, 10.0);
 
   std::vector<Finding> notes;
   for (const auto& f : all) {
