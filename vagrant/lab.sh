@@ -558,6 +558,8 @@ How to poke at it:
   $me exec $a -- ip addr
   $me exec $b -- nc -l -p 5432          # a TCP server in $b; then from $a:
   $me exec $a -- nc -zv $b_ip 5432       # (a port the policy does not allow times out)
+  $me ctl trace --from $a --to $b tcp/5432   # why (not): the deciding rules, checked on the switch
+  $me ctl stats                          # packets per security-group rule and NACL entry
   ovs-ofctl -O OpenFlow15 dump-flows unix:$LAB_DIR/$BRIDGE.mgmt
   ovs-appctl -t $LAB_DIR/ovs-vswitchd.ctl ofproto/trace $BRIDGE in_port=$a_port,icmp,dl_src=$a_mac,dl_dst=02:76:67:00:00:01,nw_src=$a_ip,nw_dst=$b_ip,nw_ttl=64 --ct-next trk,new --ct-next trk,new
   ovs-appctl -t $LAB_DIR/ovs-vswitchd.ctl dpctl/dump-conntrack
