@@ -464,6 +464,17 @@ prime_appliances() {
 }
 
 # ---- vpcguardd -------------------------------------------------------------------------------
+# vpcguardd refuses a config with errors and installs nothing (or keeps the policy it runs):
+# say so before anything starts, with every error as file:line:col, and fail up. A lab that is
+# already up keeps its running policy.
+check_config() {
+  local config=$1 out
+  if ! out=$("$BUILD_DIR/daemon/vpcguardctl" check "$config" 2>&1); then
+    printf '%s\n' "$out" | sed 's/^/      /' >&2
+    die "vpcguardd would refuse config $config; first error: $(printf '%s\n' "$out" | head -n 1)"
+  fi
+}
+
 start_vpcguardd() {
   local config=$1 bin=$BUILD_DIR/daemon/vpcguardd log=$LAB_DIR/vpcguardd.log pid n rc
   [[ -x $bin ]] || die "vpcguardd not found at $bin (build failed?)"
@@ -491,8 +502,8 @@ start_vpcguardd() {
     rc=0
     wait "$pid" || rc=$?
     rm -f "$LAB_DIR/vpcguardd.pid"
-    warn "vpcguardd exited (status $rc) within the first seconds; last lines of $log:"
     tail -n 5 "$log" | sed 's/^/      /' >&2
+    die "vpcguardd exited (status $rc) within the first seconds; last lines of $log above"
   fi
   if [[ $n == 0 ]]; then
     # No fallback forwarding: the bridge is fail-secure, so without vpcguardd's flows nothing
@@ -653,7 +664,7 @@ build() {
 }
 
 cmd_up() {
-  local config=$REPO/configs/lab.toml plan mirrors
+  local config=$REPO/configs/lab.toml plan mirrors checked=0
   while (($#)); do
     case $1 in
       --config) [[ $# -ge 2 ]] || die "--config needs a FILE or DIR"; config=$2; shift 2 ;;
@@ -673,6 +684,12 @@ cmd_up() {
   plan=$(python3 "$REPO/vagrant/lab_plan.py" "$config") || die "cannot use config $config (see above)"
   mirrors=$(python3 "$REPO/vagrant/lab_plan.py" --mirrors "$config") ||
     die "cannot use config $config (see above)"
+  # Check it as vpcguardd will before anything changes (a running lab keeps its policy); the very
+  # first up has no vpcguardctl yet and checks right after building.
+  if [[ -x $BUILD_DIR/daemon/vpcguardctl ]]; then
+    check_config "$config"
+    checked=1
+  fi
 
   mkdir -p "$LAB_DIR"
   printf 'prefix=%s\n' "$LAB_PREFIX" >"$MARKER"
@@ -684,6 +701,7 @@ cmd_up() {
   printf '%s\n' "$mirrors" >"$LAB_DIR/plan.mirrors"
   say "Config: $(wc -l <"$LAB_DIR/plan") network interface(s)"
   build
+  ((checked)) || check_config "$config"
   start_ovs
   make_vms "$LAB_DIR/plan"
   # Before vpcguardd: its port mirrors name the SPAN ports, its remote targets need the underlay.

@@ -137,6 +137,15 @@ print(a["acl-private inbound rule 130"] - b["acl-private inbound rule 130"])' "$
   fail "cannot read the stats JSON: $after"
 [[ $moved == 3 ]] || fail "3 echo requests moved acl-private inbound rule 130 by $moved"
 
+step "up with a config vpcguardd would refuse: fails naming the error, the running lab keeps its policy"
+broken=$LAB_DIR/broken.toml
+sed 's/^  from_port = 5432$/  from_port = 70000/' "$REPO/configs/lab.toml" >"$broken"
+grep -q "from_port = 70000" "$broken" || fail "could not make the broken config (lab.toml changed?)"
+if out=$("$LAB" up --config "$broken" 2>&1); then fail "up with a broken config succeeded: $out"; fi
+grep -q "broken.toml:[0-9]*:[0-9]*: error" <<<"$out" || fail "up did not name the config error: $out"
+tcp_check eni-web1 eni-db1 10.0.2.10 5432 || fail "after the refused up, web1 -> db1:5432 no longer works"
+rm -f "$broken"
+
 step "up with configs/lab-mirror: monitor VM, underlay and appliance, SPAN port"
 MIRROR_CONFIG=$REPO/configs/lab-mirror
 "$LAB" up --config "$MIRROR_CONFIG" || fail "lab.sh up --config configs/lab-mirror failed"
