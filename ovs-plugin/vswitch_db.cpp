@@ -1,5 +1,7 @@
 #include "ovs-plugin/vswitch_db.h"
 
+#include <charconv>
+
 #include "translator/pipeline.h"
 
 namespace vpcguard::ovs {
@@ -758,16 +760,39 @@ Result<void> VswitchDb::setConntrackTimeouts(
   if (dp_uuid.empty()) {
     return makeError(what + ": no Datapath row for " + datapath_type);
   }
-  // 2. Replace our zones' entries; CT_Zone and CT_Timeout_Policy are not root tables, so the
+  // 2. Which zones are ours: `owned`, and every zone whose timeout policy carries our
+  // external_ids:vpcguard-zone (written below). The second covers interfaces removed while
+  // vpcguardd was not running, which no one else would ever clean up.
+  std::set<uint16_t> ours = owned;
+  auto tps = client_->transact(
+      kDb, Json::array({Json{{"op", "select"},
+                             {"table", "CT_Timeout_Policy"},
+                             {"where", Json::array()},
+                             {"columns", Json::array({"external_ids"})}}}));
+  if (!tps) {
+    return tl::unexpected(tps.error().withContext(what));
+  }
+  for (const auto& row : (*tps)[0].value("rows", Json::array())) {
+    const auto ids = ovsdb_value::stringMap(row.value("external_ids", Json()));
+    if (auto it = ids.find("vpcguard-zone"); it != ids.end()) {
+      int zone = 0;
+      const auto [ptr, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), zone);
+      if (ec == std::errc() && ptr == it->second.data() + it->second.size() && zone > 0 &&
+          zone <= 65535) {
+        ours.insert(static_cast<uint16_t>(zone));
+      }
+    }
+  }
+  // 3. Replace our zones' entries; CT_Zone and CT_Timeout_Policy are not root tables, so the
   // rows a zone no longer references are garbage-collected by ovsdb-server.
   Json ops = Json::array();
   Json keys = Json::array();
   Json zones = Json::array();
-  for (uint16_t z : owned) {
+  for (uint16_t z : ours) {
     keys.push_back(z);
   }
   for (const auto& [zone, timeouts] : policies) {
-    if (owned.count(zone) == 0) {
+    if (ours.count(zone) == 0) {
       keys.push_back(zone);
     }
     Json map = Json::array();

@@ -74,8 +74,9 @@ class VswitchDb {
 
   // Zone-based conntrack timeout policies (CT_Zone / CT_Timeout_Policy rows of the Datapath of
   // `datapath_type`, created if missing): every zone in `policies` gets exactly those timeouts
-  // ("tcp_established", "udp_first", ...); zones in `owned` without a policy lose theirs; other
-  // zones are left alone. ovs-vswitchd applies a zone's policy to that zone's connections.
+  // ("tcp_established", "udp_first", ...); zones in `owned`, and zones whose policy vpcguard
+  // wrote earlier (external_ids:vpcguard-zone, also by a previous run), without a policy lose
+  // theirs; other zones are left alone. ovs-vswitchd applies a zone's policy to that zone's connections.
   [[nodiscard]] Result<void> setConntrackTimeouts(
       const std::string& datapath_type,
       const std::map<uint16_t, std::map<std::string, int64_t>>& policies,

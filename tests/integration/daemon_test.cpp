@@ -263,6 +263,37 @@ TEST_F(DaemonTest, PerInterfaceIdleTimeoutsBecomeZoneTimeoutPolicies) {
   EXPECT_NE(tp.find("udp_multiple=180"), std::string::npos) << tp;
 }
 
+// Zones of interfaces removed while vpcguardd was not running lose their timeout policy at
+// the next start (the policies carry external_ids:vpcguard-zone); an operator's own zone stays.
+TEST_F(DaemonTest, ZonePoliciesOfInterfacesRemovedWhileDownAreCleanedUp) {
+  startDaemon();
+  const auto zones = [&] {
+    auto r = sandbox_->vsctl("list-zone-tp dummy");
+    return r ? *r : r.error().message;
+  };
+  ASSERT_TRUE(eventually([&] { return zones().find("Zone:3,") != std::string::npos; }))
+      << zones() << log();
+  daemon_->signal(SIGTERM);
+  ASSERT_TRUE(daemon_->waitExit(std::chrono::seconds(10)));
+  VGT_ASSERT_OK(sandbox_->vsctl("add-zone-tp dummy zone=77 udp_first=5"));
+
+  // eni-db1 (the third interface of configs/lab.toml, zone 3) is gone from the config.
+  std::string text = readFile(config_);
+  const auto db_start = text.find("[[network_interfaces]]\nid = \"eni-db1\"");
+  ASSERT_NE(db_start, std::string::npos);
+  text.erase(db_start, text.find("\n\n", db_start) - db_start);
+  writeConfig(text);
+
+  startDaemon();
+  ASSERT_TRUE(eventually([&] { return log().find("conntrack_timeouts_set zones=2") != std::string::npos; }))
+      << log();
+  const std::string now = zones();
+  EXPECT_EQ(now.find("Zone:3,"), std::string::npos) << now;
+  EXPECT_NE(now.find("Zone:1,"), std::string::npos) << now;
+  EXPECT_NE(now.find("Zone:2,"), std::string::npos) << now;
+  EXPECT_NE(now.find("Zone:77, Timeout Policies: udp_first=5"), std::string::npos) << now;
+}
+
 TEST_F(DaemonTest, RestartKeepsConntrackZonesAndChangesNothing) {
   VGT_ASSERT_OK(sandbox_->addBridge(kBridge));
   VGT_ASSIGN_OR_FAIL(int web, sandbox_->addDummyPort(kBridge, "p-web", "eni-web1"));
