@@ -6,8 +6,8 @@
 #
 # Steps: dependencies (scripts/deps.sh) -> warnings-as-errors build -> unit tests under
 # AddressSanitizer + UndefinedBehaviorSanitizer -> config-loader fuzzing (clang/libFuzzer, short)
-# -> every ctest label (unit, integration, e2e, bench smoke runs) on the main build, whose
-# summary ends the output.
+# -> every ctest label (unit, integration, e2e, bench smoke runs) on the main build, then the
+# ten slowest tests and the pass/fail summary.
 # Knobs: VPCGUARD_SKIP_DEPS=1, VPCGUARD_FUZZ_SECONDS (default 60), CTEST_JOBS (default 2).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,7 +45,14 @@ fi
 
 step "all tests (unit, integration, e2e, bench smoke)"
 status=0
-(cd build-ci && ctest -j"${CTEST_JOBS:-2}" --output-on-failure) || status=$?
+(cd build-ci && ctest -j"${CTEST_JOBS:-2}" --output-on-failure) 2>&1 | tee build-ci/ctest.log ||
+  status=$?
+# Where CI's time goes (it must stay under 30 minutes): the ten slowest tests.
+echo
+echo "tests/run.sh: the slowest tests (seconds):"
+sed -nE 's/^ *[0-9]+\/[0-9]+ Test +#[0-9]+: ([^ ]+) .* ([0-9]+\.[0-9]+) sec$/\2 \1/p' build-ci/ctest.log |
+  sort -rn | head -n 10 | sed 's/^/  /' || true
+grep -E '^[0-9]+% tests passed' build-ci/ctest.log || true
 # Every test cleans up after itself; anything left now is a leak and fails the run.
 left=$(sh tests/cleanup-leftovers.sh --dry-run)
 if [[ -n "$left" ]]; then
