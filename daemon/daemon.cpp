@@ -20,7 +20,10 @@
 #include "daemon/logging.h"
 #include "daemon/version.h"
 #include "ovs-plugin/ovsdb_client.h"
+#include "translator/defaults.h"
+#include "translator/diagnostic.h"
 #include "translator/pipeline.h"
+#include "translator/validate.h"
 
 namespace vpcguard {
 namespace {
@@ -102,7 +105,19 @@ bool Daemon::loadConfig(bool initial) {
     reportError(err.io ? err.io->message : err.toError().message, true);
     return false;
   }
-  if (auto why = mirrorsUnsupported(*loaded)) {
+  if (!adoptPolicy(std::move(*loaded), initial)) {
+    return false;
+  }
+  log->info("config_loaded path={} subnets={} interfaces={} groups={} nacls={}",
+            options_.config.string(), policy_->subnets.size(),
+            policy_->network_interfaces.size(), policy_->security_groups.size(),
+            policy_->network_acls.size());
+  return true;
+}
+
+bool Daemon::adoptPolicy(model::Policy policy, bool initial) {
+  auto log = logger("config");
+  if (auto why = mirrorsUnsupported(policy)) {
     log->error("config_rejected error=\"{}\"", *why);
     if (!initial) {
       log->warn("config_kept reason=\"the new config cannot work on this switch; the last good "
@@ -111,12 +126,12 @@ bool Daemon::loadConfig(bool initial) {
     reportError(*why, true);
     return false;
   }
-  auto indices = assignInterfaceIndices(*loaded, indices_);
+  auto indices = assignInterfaceIndices(policy, indices_);
   if (!indices) {
     log->error("config_rejected error=\"{}\"", indices.error().message);
     return false;
   }
-  policy_ = std::move(*loaded);
+  policy_ = std::move(policy);
   const auto before = std::move(indices_);
   indices_ = std::move(*indices);
   noteNewIndices(before);
@@ -126,11 +141,206 @@ bool Daemon::loadConfig(bool initial) {
     status_.last_error_time.clear();
     last_error_is_config_ = false;
   }
-  log->info("config_loaded path={} subnets={} interfaces={} groups={} nacls={}",
-            options_.config.string(), policy_->subnets.size(),
-            policy_->network_interfaces.size(), policy_->security_groups.size(),
-            policy_->network_acls.size());
   return true;
+}
+
+Daemon::Install Daemon::installAdopted(std::optional<model::Policy> last_policy,
+                                       std::map<std::string, uint16_t> last_indices,
+                                       const char* reason) {
+  applyConntrackTimeouts();
+  if (apply(reason)) {
+    return Install::kApplied;
+  }
+  if (connectionLost()) {
+    return Install::kSwitchLost;  // the new policy goes in with the reconnect's resync
+  }
+  // The switch refused it (the bundle changed nothing): the old policy stays in force, in the
+  // switch and here.
+  logger("config")->warn("config_rolled_back reason=\"the switch rejected the new policy\"");
+  policy_ = std::move(last_policy);
+  indices_ = std::move(last_indices);
+  zones_to_flush_.clear();
+  last_error_is_config_ = true;
+  // The mirror routes and tunnel the rejected policy prepared go too.
+  updateMirrors(MirrorRunner::Phase::kAfterFlows);
+  return Install::kRolledBack;
+}
+
+bool Daemon::openState() {
+  auto log = logger("state");
+  ovs::OvsdbOptions options;
+  // A local socket connects at once or not at all; the deadlines keep a hung server from
+  // stalling the loop (the connection is then treated as lost and opened again later).
+  options.connect_timeout = std::min(options_.state_request_timeout, std::chrono::milliseconds(2000));
+  options.request_timeout = options_.state_request_timeout;
+  auto store = state::StateStore::open(options_.state, options,
+                                           state::StateStore::Scope::kPolicyOnly);
+  if (!store) {
+    stateLost(store.error().message);
+    return false;
+  }
+  state_ = std::move(*store);
+  state_backoff_ = std::chrono::milliseconds(250);
+  status_.state_connection = "connected";
+  status_.state_error.clear();
+  log->info("state_connected target={} generation={}", options_.state, state_->generation());
+  writeStatus();
+  return true;
+}
+
+void Daemon::stateLost(const std::string& error) {
+  auto log = logger("state");
+  const bool was_connected = state_ != nullptr;
+  state_.reset();
+  if (was_connected) {
+    status_.state_connection = "reconnecting";
+  } else if (status_.state_connection.empty()) {
+    status_.state_connection = "connecting";  // never connected since start
+  }
+  status_.state_error = error;
+  state_retry_at_ = Clock::now() + state_backoff_;
+  if (was_connected) {
+    log->warn("state_lost target={} error=\"{}\" flows=kept", options_.state, error);
+  } else {
+    log->warn("state_unreachable target={} error=\"{}\" retry_in_ms={} flows=kept",
+              options_.state, error, state_backoff_.count());
+  }
+  state_backoff_ = std::min(state_backoff_ * 2, std::chrono::milliseconds(8000));
+  writeStatus();
+}
+
+bool Daemon::loadState(bool force, double receive_ms) {
+  auto log = logger("state");
+  const int64_t generation = state_->generation();
+  if (generation == 0) {
+    // Nothing written yet (or a new, empty database): nothing to apply. Flows from before stay;
+    // wiping them would open or close everything until the desired state arrives.
+    if (!status_.state_waiting) {
+      log->warn("state_empty target={} policy_kept={} (waiting for desired state)", options_.state,
+                policy_.has_value());
+    }
+    status_.state_waiting = true;
+    state_seen_generation_ = 0;
+    writeStatus();
+    return false;
+  }
+  status_.state_waiting = false;
+  // Rows that are not the policy (audit records) change without a new generation.
+  if (!force && generation == state_seen_generation_) {
+    return false;
+  }
+  state_seen_generation_ = generation;
+  state_timing_ = StateTiming{};
+  state_timing_.receive_ms = receive_ms;
+  auto start = Clock::now();
+  const auto since = [&start] {
+    const auto now = Clock::now();
+    const double ms = std::chrono::duration<double, std::milli>(now - start).count();
+    start = now;
+    return ms;
+  };
+  auto policy = state::policyFromReplica(state_->replica());
+  state_timing_.rebuild_ms = since();
+  const auto refuse = [&](const std::string& error) {
+    if (policy_) {
+      log->warn("state_kept generation={} applied_generation={} reason=\"the database policy is "
+                "invalid; the last good policy stays installed\"",
+                generation, status_.state_generation);
+    }
+    reportError("state generation " + std::to_string(generation) + ": " + error, true);
+    return false;
+  };
+  if (!policy) {
+    log->error("state_rejected generation={} error=\"{}\"", generation, policy.error().message);
+    return refuse(policy.error().message);
+  }
+  auto diagnostics = validatePolicy(*policy);
+  if (!diagnostics.empty()) {
+    sortDiagnostics(diagnostics);
+    for (const auto& d : diagnostics) {
+      log->error("state_error generation={} {}", generation, formatDiagnostic(d));
+    }
+    return refuse(config::LoadError{std::nullopt, std::move(diagnostics)}.toError().message);
+  }
+  // The database holds the resolved policy, so this changes nothing; it is kept so a policy
+  // from the database is exactly what a config load would have produced.
+  auto resolved = resolveDefaults(std::move(*policy));
+  if (!resolved) {
+    log->error("state_rejected generation={} error=\"{}\"", generation, resolved.error().message);
+    return refuse(resolved.error().message);
+  }
+  if (!adoptPolicy(std::move(*resolved), false)) {
+    return false;
+  }
+  state_timing_.validate_ms = since();
+  log->info("state_loaded generation={} subnets={} interfaces={} groups={} nacls={}", generation,
+            policy_->subnets.size(), policy_->network_interfaces.size(),
+            policy_->security_groups.size(), policy_->network_acls.size());
+  return true;
+}
+
+bool Daemon::pollState(bool force, bool switch_up) {
+  if (!state_) {
+    return true;
+  }
+  const auto start = Clock::now();
+  auto changed = state_->poll(std::chrono::milliseconds(0));
+  if (!changed) {
+    stateLost(changed.error().message);
+    return true;
+  }
+  if (!*changed && !force) {
+    return true;
+  }
+  const double receive_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  const bool first = !policy_.has_value();
+  auto last_policy = policy_;
+  auto last_indices = indices_;
+  const int64_t last_generation = status_.state_generation;
+  if (!loadState(force, receive_ms)) {
+    return true;
+  }
+  const int64_t generation = state_seen_generation_;
+  if (!switch_up) {
+    // Goes in with the reconnect's resync, which records it: state_generation in the status
+    // always means "on the switch", so waiting for it is waiting for the barrier.
+    state_pending_generation_ = generation;
+    writeStatus();
+    return true;
+  }
+  state_pending_generation_ = 0;
+  status_.state_generation = generation;
+  if (first && engine_.attached()) {
+    // The first policy since start: the zones our flows from before carry are kept.
+    recoverInterfaceIndices();
+  }
+  last_apply_.reset();
+  const auto outcome = installAdopted(std::move(last_policy), std::move(last_indices), "state");
+  if (outcome == Install::kRolledBack) {
+    status_.state_generation = last_generation;
+    writeStatus();
+    return true;
+  }
+  const auto end = last_apply_ ? last_apply_done_ : Clock::now();
+  const double ms = std::chrono::duration<double, std::milli>(end - start).count();
+  if (last_apply_) {
+    logger("state")->info(
+        "state_applied generation={} ms={:.2f} receive_ms={:.2f} rebuild_ms={:.2f} "
+        "validate_ms={:.2f} translate_ms={:.2f} sync_ms={:.2f} bundle_ms={:.2f} added={} "
+        "modified={} deleted={} flows={}",
+        generation, ms, state_timing_.receive_ms, state_timing_.rebuild_ms,
+        state_timing_.validate_ms, last_apply_->translate_ms, last_apply_->sync_ms,
+        last_apply_->bundle_ms, last_apply_->sync.added, last_apply_->sync.modified,
+        last_apply_->sync.deleted, last_apply_->flows);
+  } else {
+    // Went in through a full comparison (the switch was not read yet on this connection).
+    logger("state")->info(
+        "state_applied generation={} ms={:.2f} receive_ms={:.2f} rebuild_ms={:.2f} "
+        "validate_ms={:.2f} full_resync=true",
+        generation, ms, state_timing_.receive_ms, state_timing_.rebuild_ms,
+        state_timing_.validate_ms);
+  }
+  return outcome != Install::kSwitchLost;
 }
 
 bool Daemon::connect() {
@@ -493,9 +703,11 @@ bool Daemon::apply(const char* reason) {
   updateMirrors(MirrorRunner::Phase::kBeforeFlows);
   const auto start = Clock::now();
   auto report = engine_.apply(engineInput());
+  last_apply_done_ = Clock::now();
   if (!report) {
     return engineFailed(report.error(), "apply_failed", reason);
   }
+  last_apply_ = *report;
   reportSync(reason, std::chrono::duration<double, std::milli>(Clock::now() - start).count());
   logger("sync")->info(
       "applied reason={} flows={} added={} modified={} deleted={} translate_ms={:.2f} "
@@ -548,6 +760,10 @@ bool Daemon::resync(const char* reason) {
   }
   synced_ = true;
   resync_retry_ = std::chrono::milliseconds(0);
+  if (state_pending_generation_ > 0 && policy_) {
+    status_.state_generation = state_pending_generation_;
+    state_pending_generation_ = 0;
+  }
   const SyncReport* report = &result->sync;
   const std::string_view why(reason);
   const bool drift = why == "periodic" || why == "drift";
@@ -654,7 +870,14 @@ int Daemon::run() {
   status_.bridge = options_.bridge;
   status_.ovsdb = options_.ovsdb;
   status_.config = options_.config.string();
-  if (!loadConfig(true)) {
+  status_.source = stateMode() ? "state:" + options_.state : "config:" + options_.config.string();
+  if (stateMode()) {
+    // Unlike a broken config file, an unreachable or empty database is not fatal: it may come
+    // up after us, and until then the flows from before stay in force.
+    if (openState()) {
+      (void)pollState(/*force=*/true, /*switch_up=*/false);
+    }
+  } else if (!loadConfig(true)) {
     log->error("startup_failed reason=\"the config has errors; nothing was changed on the switch\"");
     return 1;
   }
@@ -680,7 +903,8 @@ int Daemon::run() {
                            ? std::filesystem::path(".")
                            : options_.config.parent_path();
   const uint32_t watch_mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM;
-  if (inotify.get() < 0 || inotify_add_watch(inotify.get(), watched.c_str(), watch_mask) < 0) {
+  if (!stateMode() &&
+      (inotify.get() < 0 || inotify_add_watch(inotify.get(), watched.c_str(), watch_mask) < 0)) {
     log->warn("config_watch_failed path={} error=\"{}\" (SIGHUP still reloads)", watched.string(),
               std::strerror(errno));
   }
@@ -689,6 +913,7 @@ int Daemon::run() {
     return config_is_dir ? name.size() > 5 && name.ends_with(".toml") : name == config_name;
   };
   bool reload_pending = false;  // debounced config reload at reload_at
+  bool resync_requested = false;  // SIGHUP with --state
   Clock::time_point reload_at = Clock::now();
 
   bool reconnect_at_start = false;
@@ -711,17 +936,25 @@ int Daemon::run() {
           return 0;
         }
         // Reload before connecting: the policy installed first is then the newest one.
-        if (loadConfig(false)) {
+        if (!stateMode() && loadConfig(false)) {
           log->info("reload_requested by=SIGHUP (before connecting)");
         }
       }
     }
     backoff = std::min(backoff * 2, std::chrono::milliseconds(8000));
+    if (stateMode()) {
+      // Keep following the database meanwhile: the policy installed first is the newest one.
+      const bool opened = !state_ && Clock::now() >= state_retry_at_ && openState();
+      (void)pollState(opened, /*switch_up=*/false);
+    }
   }
   recoverInterfaceIndices();
   applyConntrackTimeouts();
   if (!resync("startup") && connectionLost()) {
     reconnect_at_start = true;
+  }
+  if (!policy_) {
+    writeStatus();  // connected, nothing to apply yet (an empty or unreachable state database)
   }
 
   auto next_resync = Clock::now() + jittered(options_.resync_interval);
@@ -742,6 +975,9 @@ int Daemon::run() {
     }
     if (drift_pending_ && drift_at_ < wake) {
       wake = drift_at_;
+    }
+    if (stateMode() && !state_ && state_retry_at_ < wake) {
+      wake = state_retry_at_;
     }
     // Wake at least every second: to answer ovs-vswitchd's OpenFlow keep-alive probes and to
     // notice a restarted ovs-vswitchd (its OpenFlow connection closes) within a second; every
@@ -765,6 +1001,9 @@ int Daemon::run() {
     if (db_ && !reconnect) {
       fds.push_back({db_->fd(), POLLIN, 0});
     }
+    if (state_ && state_->fd() >= 0) {
+      fds.push_back({state_->fd(), POLLIN, 0});  // read below in any case (pollState)
+    }
     ::poll(fds.data(), fds.size(), static_cast<int>(wait_ms));
     if (flow_logs_) {
       if (flow_log_slot < fds.size() && fds[flow_log_slot].fd == flow_logs_->fd() &&
@@ -780,7 +1019,12 @@ int Daemon::run() {
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo si{};
       while (::read(signals.get(), &si, sizeof si) == sizeof si) {
-        if (si.ssi_signo == SIGHUP) {
+        if (si.ssi_signo == SIGHUP && stateMode()) {
+          // No file to read again: the database is followed continuously. Compare with the
+          // switch instead.
+          log->info("resync_requested by=SIGHUP");
+          resync_requested = true;
+        } else if (si.ssi_signo == SIGHUP) {
           log->info("reload_requested by=SIGHUP");
           reload_pending = true;
           reload_at = Clock::now();
@@ -831,27 +1075,28 @@ int Daemon::run() {
         }
       }
     }
+    if (stateMode()) {
+      // A new connection's first monitor reply is the whole database: applied as one change
+      // (the incremental path then sends only what differs from what is installed).
+      const bool opened = !state_ && Clock::now() >= state_retry_at_ && openState();
+      if (!pollState(opened, !reconnect)) {
+        reconnect = true;
+      }
+    }
+    if (resync_requested && !reconnect) {
+      resync_requested = false;
+      if (!resync("sighup") && connectionLost()) {
+        reconnect = true;
+      }
+    }
     if (reload_pending && Clock::now() >= reload_at) {
       reload_pending = false;
       auto last_policy = policy_;
       auto last_indices = indices_;
-      if (loadConfig(false) && !reconnect) {
-        applyConntrackTimeouts();
-        if (!apply("config")) {
-          if (connectionLost()) {
-            reconnect = true;  // the new policy goes in with the reconnect's resync
-          } else {
-            // The switch refused it (the bundle changed nothing): the old policy stays in force,
-            // in the switch and here.
-            log->warn("config_rolled_back reason=\"the switch rejected the new policy\"");
-            policy_ = std::move(last_policy);
-            indices_ = std::move(last_indices);
-            zones_to_flush_.clear();
-            last_error_is_config_ = true;
-            // The mirror routes and tunnel the rejected policy prepared go too.
-            updateMirrors(MirrorRunner::Phase::kAfterFlows);
-          }
-        }
+      if (loadConfig(false) && !reconnect &&
+          installAdopted(std::move(last_policy), std::move(last_indices), "config") ==
+              Install::kSwitchLost) {
+        reconnect = true;  // the new policy goes in with the reconnect's resync
       }
     }
     if (!reconnect && openflow_) {

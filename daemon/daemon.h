@@ -10,6 +10,14 @@
 // difference as one atomic bundle. A config that fails validation is logged and ignored: the
 // last good policy stays installed. Stopping leaves the flows in place (fail-secure bridge), so
 // traffic keeps its policy while the daemon is down.
+//
+// Desired state from the database (--state, docs/design.md "Desired state from the database"):
+// instead of a config file, the policy is the vpcguard OVSDB database, followed with a monitor
+// (state::StateStore). Its socket is one more source of the poll loop; each committed
+// transaction that reaches the replica is rebuilt into a Policy, validated, and then takes the
+// path of a successful config reload (the incremental translator sends only the difference).
+// The database connection has deadlines and reconnects with backoff; while it is down, and while
+// the database is still empty, the installed flows stay.
 
 #include <chrono>
 #include <filesystem>
@@ -23,6 +31,7 @@
 #include "daemon/mirror_runner.h"
 #include "daemon/policy_engine.h"
 #include "daemon/status.h"
+#include "state/store.h"
 #include "ovs-plugin/openflow.h"
 #include "ovs-plugin/vswitch_db.h"
 #include "translator/model.h"
@@ -31,7 +40,12 @@
 namespace vpcguard {
 
 struct DaemonOptions {
+  // Exactly one of the two: a policy file (or directory), or the target of the vpcguard state
+  // database ("unix:/run/vpcguard/state.sock", "tcp:H:P").
   std::filesystem::path config;
+  std::string state;
+  // Deadline of every request to the state database, so a hung server cannot stall the loop.
+  std::chrono::milliseconds state_request_timeout{5000};
   std::string bridge = "br-int";
   std::string ovsdb = "unix:/var/run/openvswitch/db.sock";
   // Default: unix:<directory of the OVSDB socket>/<bridge>.mgmt, where ovs-vswitchd puts it.
@@ -61,6 +75,26 @@ class Daemon {
 
  private:
   bool loadConfig(bool initial);
+  // The part of a config load after validation, shared with the state database: the policy
+  // must work on this switch and get interface indices. False (and reported) when refused.
+  bool adoptPolicy(model::Policy policy, bool initial);
+  // A new policy was adopted: install it as a config reload does. kRolledBack: the switch
+  // refused it and the last policy is back in force; kSwitchLost: reconnect.
+  enum class Install { kApplied, kRolledBack, kSwitchLost };
+  [[nodiscard]] Install installAdopted(std::optional<model::Policy> last_policy,
+                                    std::map<std::string, uint16_t> last_indices,
+                                    const char* reason);
+  [[nodiscard]] bool stateMode() const { return !options_.state.empty(); }
+  // Opens the state database (its monitor's first reply is the whole replica). False when
+  // unreachable: retried with backoff from the loop.
+  bool openState();
+  // Reads what the state database sent; on a change, applies it. False when the switch failed
+  // us (reconnect), not when the database did (that only schedules its own reconnect).
+  bool pollState(bool force, bool switch_up);
+  void stateLost(const std::string& error);
+  // Rebuilds, validates and adopts the replica's policy. Returns whether a new policy was
+  // adopted (the caller installs it); refusals are logged and reported as config errors.
+  bool loadState(bool force, double receive_ms);
   bool connect();
   bool resync(const char* reason);
   // Reads the flow monitor; schedules a repair when someone else changed our flows. False when
@@ -127,6 +161,22 @@ class Daemon {
   std::unique_ptr<FlowLogRunner> flow_logs_;
   std::unique_ptr<MirrorRunner> mirrors_;
   bool ipfix_reconfigure_ = true;  // a new OVSDB connection: write the IPFIX set-up again
+  // The state database (--state): the connection (null while reconnecting), when to try again,
+  // the generation last looked at (applied or refused) and the split of the last change.
+  std::unique_ptr<state::StateStore> state_;
+  std::chrono::steady_clock::time_point state_retry_at_;
+  std::chrono::milliseconds state_backoff_{250};
+  int64_t state_seen_generation_ = -1;
+  // A generation read while the switch was away: the next successful resync installs it, and
+  // only then does the status report it (0: none pending).
+  int64_t state_pending_generation_ = 0;
+  struct StateTiming {
+    double receive_ms = 0;   // read the update and fold it into the replica
+    double rebuild_ms = 0;   // replica -> Policy
+    double validate_ms = 0;  // validatePolicy + resolveDefaults + indices
+  } state_timing_;
+  std::optional<EngineReport> last_apply_;  // of the last apply() that went through the engine
+  std::chrono::steady_clock::time_point last_apply_done_;  // when the switch confirmed it
   bool reject_meter_set_ = false;  // the reject meter exists on this OpenFlow connection
 };
 

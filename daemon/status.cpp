@@ -58,7 +58,14 @@ std::string statusToJson(const DaemonStatus& s) {
             {"config_loaded", s.config_loaded},
             {"last_error", s.last_error},
             {"last_error_time", s.last_error_time},
-            {"updated", s.updated}};
+            {"updated", s.updated},
+            {"source", s.source}};
+  if (s.source.starts_with("state:")) {
+    j["state_generation"] = s.state_generation;
+    j["state_connection"] = s.state_connection;
+    j["state_error"] = s.state_error;
+    j["state_waiting"] = s.state_waiting;
+  }
   return j.dump(2) + "\n";
 }
 
@@ -91,6 +98,11 @@ Result<DaemonStatus> statusFromJson(const std::string& text) {
     s.last_error = j.value("last_error", "");
     s.last_error_time = j.value("last_error_time", "");
     s.updated = j.value("updated", "");
+    s.source = j.value("source", "");
+    s.state_generation = j.value("state_generation", int64_t{0});
+    s.state_connection = j.value("state_connection", "");
+    s.state_error = j.value("state_error", "");
+    s.state_waiting = j.value("state_waiting", false);
     return s;
   } catch (const std::exception& e) {
     return makeError(std::string("malformed status: ") + e.what());
@@ -162,7 +174,21 @@ int runStatusCommand(const StatusCommandOptions& options, std::ostream& out, std
     out << fmt::format("bridge         {}  ovsdb {}  openflow {}\n", status->bridge, status->ovsdb,
                        status->openflow);
     out << fmt::format("connection     {}\n", status->connected ? "connected" : "DISCONNECTED");
-    out << fmt::format("config         {} (loaded {})\n", status->config, status->config_loaded);
+    if (!status->source.empty()) {
+      out << fmt::format("source         {}\n", status->source);
+    }
+    if (status->source.starts_with("state:")) {
+      out << fmt::format("state          {}, generation {} applied (loaded {}){}\n",
+                         status->state_connection, status->state_generation,
+                         status->config_loaded,
+                         status->state_error.empty() ? "" : ", last error: " + status->state_error);
+      if (status->state_waiting) {
+        out << "               waiting for desired state (the database is empty; flows from "
+               "before are kept)\n";
+      }
+    } else {
+      out << fmt::format("config         {} (loaded {})\n", status->config, status->config_loaded);
+    }
     out << fmt::format("generation     {}\n", status->generation);
     out << fmt::format("flows          {} (per table:{})\n", total, per_table);
     out << fmt::format("interfaces     {} attached\n", status->interfaces_attached);
@@ -179,7 +205,11 @@ int runStatusCommand(const StatusCommandOptions& options, std::ostream& out, std
                                                    : status->last_error_time + " " + status->last_error);
     out << fmt::format("updated        {}\n", status->updated);
   }
-  return running && status->connected && status->last_error.empty() && !status->flow_restore_wait
+  // A state database that is not connected is a problem too (changes do not arrive).
+  const bool state_ok =
+      !status->source.starts_with("state:") || status->state_connection == "connected";
+  return running && status->connected && status->last_error.empty() && !status->flow_restore_wait &&
+                 state_ok
              ? 0
              : 1;
 }

@@ -34,6 +34,15 @@ struct DaemonStatus {
   std::string last_error;     // empty when the last operation succeeded
   std::string last_error_time;
   std::string updated;  // when this status was written
+  // Where the policy comes from: "config:PATH" or "state:TARGET" (the vpcguard database).
+  std::string source;
+  // With a state database: the database generation of the policy in force (0: none applied yet),
+  // the connection ("connected", "connecting", "reconnecting") and the last connection error,
+  // and whether the database is still empty (nothing to apply; flows from before are kept).
+  int64_t state_generation = 0;
+  std::string state_connection;
+  std::string state_error;
+  bool state_waiting = false;
 };
 
 [[nodiscard]] std::string statusToJson(const DaemonStatus& status);

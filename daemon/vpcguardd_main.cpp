@@ -11,11 +11,14 @@
 int main(int argc, char** argv) {
   CLI::App app{
       "vpcguardd: AWS VPC security groups and network ACLs on an Open vSwitch bridge.\n"
-      "Installs the policy of --config as OpenFlow flows, follows interface attach/detach and\n"
-      "config changes (SIGHUP or file save), and repairs drift (seen at once through OpenFlow's\n"
+      "Installs the policy of --config (or of the vpcguard state database, --state) as OpenFlow\n"
+      "flows, follows interface attach/detach and policy changes (file save or SIGHUP; each\n"
+      "committed database transaction), and repairs drift (seen at once through OpenFlow's\n"
       "flow monitor, plus a periodic full comparison). SIGTERM leaves the policy in place."};
   vpcguard::DaemonOptions options;
   std::string config;
+  std::string state;
+  int state_timeout = 5;
   std::string log_level = "info";
   int resync_seconds = 60;
   int connect_timeout = 0;
@@ -23,7 +26,15 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("vpcguardd ") + vpcguard::kVersion +
                                         " (Open vSwitch " + vpcguard::kOvsVersion + ")");
   app.set_config("--settings", "", "Daemon settings file (TOML; keys are these option names)");
-  app.add_option("--config", config, "Policy file or directory of *.toml files")->required();
+  app.add_option("--config", config, "Policy file or directory of *.toml files (or --state)");
+  app.add_option("--state", state,
+                 "The vpcguard state database to follow instead of a config, e.g. "
+                 "unix:/run/vpcguard/state.sock (or --config)");
+  app.add_option("--state-timeout", state_timeout,
+                 "Seconds a request to the state database may take before the connection is "
+                 "considered lost (and opened again)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 300));
   app.add_option("--bridge", options.bridge, "OVS bridge to enforce on")->capture_default_str();
   app.add_option("--ovsdb", options.ovsdb, "OVSDB server (unix:PATH or tcp:IP:PORT)")
       ->capture_default_str();
@@ -57,11 +68,19 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "vpcguardd: unknown --log-level '%s'\n", log_level.c_str());
     return 2;
   }
+  if (config.empty() == state.empty()) {
+    std::fprintf(stderr, "vpcguardd: give exactly one of --config and --state\n");
+    return 2;
+  }
   options.config = config;
+  options.state = state;
+  options.state_request_timeout = std::chrono::seconds(state_timeout);
   options.resync_interval = std::chrono::seconds(resync_seconds);
   options.connect_timeout = std::chrono::seconds(connect_timeout);
   options.flow_restore_grace = std::chrono::seconds(flow_restore_grace);
-  vpcguard::logger("daemon")->info("start version={} bridge={} ovsdb={} config={}",
-                                   vpcguard::kVersion, options.bridge, options.ovsdb, config);
+  vpcguard::logger("daemon")->info("start version={} bridge={} ovsdb={} {}={}", vpcguard::kVersion,
+                                   options.bridge, options.ovsdb,
+                                   state.empty() ? "config" : "state",
+                                   state.empty() ? config : state);
   return vpcguard::Daemon(options).run();
 }

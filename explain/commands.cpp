@@ -24,6 +24,9 @@
 #include "ovs-plugin/openflow.h"
 #include "ovs-plugin/ovsdb_client.h"
 #include "ovs-plugin/vswitch_db.h"
+#include "state/store.h"
+#include "translator/defaults.h"
+#include "translator/validate.h"
 #include "translator/pipeline.h"
 
 namespace vpcguard::explain {
@@ -75,6 +78,7 @@ struct SwitchEndpoints {
   std::string ovsdb;
   std::string vswitchd_ctl;  // only when asked for
   std::string config;        // the daemon's config (from its status), may be empty
+  std::string state;         // or the state database it follows ("unix:..."), may be empty
 };
 
 // ovs-vswitchd's unixctl socket: given, or found in the run directory of the OpenFlow socket
@@ -101,7 +105,7 @@ struct SwitchEndpoints {
 // stats and lint only use it to bring the counters up to date, see switchFlowStats).
 [[nodiscard]] Result<SwitchEndpoints> resolveSwitch(const SwitchOptions& options,
                                                     bool need_unixctl) {
-  SwitchEndpoints endpoints{options.openflow, options.ovsdb, "", ""};
+  SwitchEndpoints endpoints{options.openflow, options.ovsdb, "", "", ""};
   const std::string status_path =
       options.status_file.empty() ? defaultStatusFile(options.bridge) : options.status_file;
   auto status = readStatusFile(status_path);
@@ -113,6 +117,10 @@ struct SwitchEndpoints {
       endpoints.ovsdb = status->ovsdb;
     }
     endpoints.config = status->config;
+    constexpr std::string_view kState = "state:";
+    if (status->source.starts_with(kState)) {
+      endpoints.state = status->source.substr(kState.size());
+    }
   } else if (endpoints.openflow.empty() || endpoints.ovsdb.empty()) {
     return makeError(status.error().message + "; or give --openflow and --ovsdb");
   }
@@ -125,6 +133,40 @@ struct SwitchEndpoints {
   return endpoints;
 }
 
+// The policy a vpcguardd following the state database runs: what the database holds now (resolved
+// and validated when it was committed; checked again here, as vpcguardd does). Reading it needs
+// the database socket, which is root's only.
+[[nodiscard]] tl::expected<model::Policy, int> loadFromState(const std::string& target,
+                                                            std::ostream& err) {
+  ovs::OvsdbOptions options;
+  options.connect_timeout = std::chrono::seconds(5);
+  options.request_timeout = std::chrono::seconds(10);
+  auto store = state::StateStore::open(target, options, state::StateStore::Scope::kPolicyOnly);
+  if (!store) {
+    err << "vpcguardctl: cannot read the state database " << target << ": "
+        << store.error().message << " (it is root's only; or give --config FILE|DIR)\n";
+    return tl::unexpected(config::kLoadIoStatus);
+  }
+  auto policy = state::policyFromReplica((*store)->replica());
+  if (!policy) {
+    err << "vpcguardctl: the state database " << target << " holds no usable policy: "
+        << policy.error().message << "\n";
+    return tl::unexpected(config::kLoadInvalidStatus);
+  }
+  if (const auto diagnostics = validatePolicy(*policy); !diagnostics.empty()) {
+    err << "vpcguardctl: the policy in the state database " << target
+        << " is invalid (vpcguardd keeps its last good one): " << formatDiagnostic(diagnostics[0])
+        << "\n";
+    return tl::unexpected(config::kLoadInvalidStatus);
+  }
+  auto resolved = resolveDefaults(std::move(*policy));
+  if (!resolved) {
+    err << "vpcguardctl: " << resolved.error().message << "\n";
+    return tl::unexpected(config::kLoadInvalidStatus);
+  }
+  return std::move(*resolved);
+}
+
 // The policy to explain: `config` if given, else the one the daemon runs (from its status).
 [[nodiscard]] tl::expected<model::Policy, int> loadFor(const std::string& config,
                                                       const SwitchEndpoints* endpoints,
@@ -133,9 +175,12 @@ struct SwitchEndpoints {
   if (path.empty() && endpoints != nullptr) {
     path = endpoints->config;
   }
+  if (path.empty() && endpoints != nullptr && !endpoints->state.empty()) {
+    return loadFromState(endpoints->state, err);
+  }
   if (path.empty()) {
     err << "vpcguardctl: no policy: give --config FILE|DIR (or --switch with a running "
-           "vpcguardd, whose config is used)\n";
+           "vpcguardd, whose config or state database is used)\n";
     return tl::unexpected(kExitUsage);
   }
   return config::loadPolicyReporting(path, err);

@@ -31,8 +31,8 @@ Result<void> Vpcguardd::start() {
   }
   ChildProcess::Options o;
   o.argv = {programPath("vpcguardd"),
-            "--config",
-            options_.config,
+            options_.state.empty() ? "--config" : "--state",
+            options_.state.empty() ? options_.config : options_.state,
             "--bridge",
             options_.bridge,
             "--ovsdb",

@@ -19,6 +19,8 @@ class Vpcguardd {
  public:
   struct Options {
     std::string config;  // policy file
+    // Or the state database to follow ("unix:PATH"): started with --state instead of --config.
+    std::string state;
     std::string bridge = "br-int";
     std::string datapath_type = "netdev";
     std::string log_level = "debug";
