@@ -190,6 +190,9 @@ struct FlowLogOut {
 struct MirrorTargetOut {
   std::string id;
   std::optional<std::string> network_interface_id;
+  // vpcguard's own VXLAN endpoint target ("Type": "vxlan-endpoint", as vpcguardctl's
+  // describe-traffic-mirror-targets prints it): imported as vxlan_remote_ip.
+  std::optional<std::string> vxlan_remote_ip;
   std::string aws_target;  // a load balancer target: what AWS sent the copies to (no address here)
   std::string description;
 };
@@ -313,7 +316,7 @@ const std::set<std::string, std::less<>> kFlowLogKeys = {
 // is set; OwnerId and Tags are bookkeeping.
 const std::set<std::string, std::less<>> kMirrorTargetKeys = {
     "TrafficMirrorTargetId", "NetworkInterfaceId", "NetworkLoadBalancerArn",
-    "GatewayLoadBalancerEndpointId", "Type", "Description", "OwnerId", "Tags"};
+    "GatewayLoadBalancerEndpointId", "VxlanRemoteIp", "Type", "Description", "OwnerId", "Tags"};
 const std::set<std::string, std::less<>> kMirrorFilterKeys = {
     "TrafficMirrorFilterId", "IngressFilterRules", "EgressFilterRules", "NetworkServices",
     "Description", "Tags"};
@@ -1347,6 +1350,8 @@ class Importer {
           continue;
         }
         out.network_interface_id = *eni;
+      } else if (const auto remote = getString(item, id, o, "VxlanRemoteIp")) {
+        out.vxlan_remote_ip = *remote;
       } else {
         out.aws_target = loadBalancerTarget(item, id, o);
         warn(item, id, "AWS sends the copies to " + out.aws_target + ", which has no local "
@@ -1798,6 +1803,8 @@ class Importer {
       w.keyValue("id", t.id);
       if (t.network_interface_id) {
         w.keyValue("network_interface_id", *t.network_interface_id);
+      } else if (t.vxlan_remote_ip) {
+        w.keyValue("vxlan_remote_ip", *t.vxlan_remote_ip);
       } else {
         w.comment("vxlan_remote_ip = \"<the appliance's IPv4 address>\"");
       }

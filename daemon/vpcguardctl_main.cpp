@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "api/cli.h"
 #include "daemon/check_command.h"
 #include "daemon/flow_logs_command.h"
 #include "daemon/flows_command.h"
@@ -32,7 +33,14 @@ void addSwitchOptions(CLI::App& sub, vpcguard::explain::SwitchOptions& sw) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The API verbs take AWS CLI options (--group-ids a b, shorthand, JSON), which api/cli.cpp
+  // parses itself; CLI11 only sees the local subcommands.
+  if (argc > 1 && vpcguard::api::isApiVerb(argv[1])) {
+    return vpcguard::api::runCli(argc, argv, std::cout, std::cerr);
+  }
+
   CLI::App app{"vpcguardctl: control vpcguard"};
+  app.footer(vpcguard::api::verbListing());
   app.set_version_flag("--version", std::string("vpcguardctl ") + vpcguard::kVersion);
   app.require_subcommand(0, 1);
 

@@ -1,14 +1,16 @@
 #!/bin/sh
 # Builds the fuzz targets with clang in their own build dir and runs them for SECONDS in all:
-# config_loader_fuzz (the TOML config path) for 60% of the time, ipfix_fuzz (flowlogs' IPFIX
-# decoder, fed datagrams any host could send the collector) for the rest.
-# Fails on a crash, a leak, a slow input (hang) or a build error in either.
+# config_loader_fuzz (the TOML config path) for 50% of the time, ipfix_fuzz (flowlogs' IPFIX
+# decoder, fed datagrams any host could send the collector) for 30%, api_request_fuzz (the
+# control API's request decoder, fed request lines any local user or TLS client could send) for
+# the rest. Fails on a crash, a leak, a slow input (hang) or a build error in any.
 # Usage: tests/fuzz/run-fuzz.sh BUILD_DIR SECONDS
 # BUILD_DIR is the fuzz build dir (e.g. build-fuzz). Given the regular gcc build dir instead, the
 # script builds in build-fuzz next to it and leaves the regular build untouched.
 #
 # Each corpus grows in BUILD_DIR/corpus/NAME (kept between runs); seeds are configs/*.toml for
-# the config loader and what ipfix_fuzz_seeds writes for IPFIX. Logs are BUILD_DIR/fuzz-NAME.log.
+# the config loader, what ipfix_fuzz_seeds writes for IPFIX and a few request lines (written
+# below) for the API. Logs are BUILD_DIR/fuzz-NAME.log.
 # Crashing inputs land in BUILD_DIR/artifacts/NAME; reproduce one with
 #   BUILD_DIR/tests/fuzz/NAME_fuzz BUILD_DIR/artifacts/NAME/crash-...
 # Environment: VPCGUARD_OVS_BUILD_DIR (reuse a built OVS library; the fuzz targets do not link it,
@@ -46,7 +48,8 @@ if [ -n "${VPCGUARD_OVS_BUILD_DIR:-}" ]; then
 fi
 mkdir -p "$build_dir"
 cmake "$@" >"$build_dir/configure.log" 2>&1 || { cat "$build_dir/configure.log" >&2; exit 1; }
-cmake --build "$build_dir" --target config_loader_fuzz ipfix_fuzz ipfix_fuzz_seeds -j "$jobs"
+cmake --build "$build_dir" --target config_loader_fuzz ipfix_fuzz ipfix_fuzz_seeds \
+  api_request_fuzz -j "$jobs"
 
 seeds=$build_dir/corpus/seeds
 mkdir -p "$build_dir/corpus/config_loader" "$seeds"
@@ -65,13 +68,28 @@ done
 ipfix_seeds=$build_dir/corpus/ipfix-seeds
 mkdir -p "$build_dir/corpus/ipfix" "$ipfix_seeds"
 "$build_dir/tests/fuzz/ipfix_fuzz_seeds" "$ipfix_seeds"
+# API request lines as vpcguardctl sends them: both rule shapes, nested parameters, filters.
+api_seeds=$build_dir/corpus/api-seeds
+mkdir -p "$build_dir/corpus/api_request" "$api_seeds"
+printf '%s\n' '{"RequestId": "1", "Action": "DescribeSecurityGroups", "Parameters": {"GroupIds": ["sg-web"]}}' \
+  >"$api_seeds/describe.json"
+printf '%s\n' '{"RequestId": "2", "Action": "AuthorizeSecurityGroupIngress", "Parameters": {"GroupId": "sg-web", "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8", "Description": "ssh \u00e9"}], "UserIdGroupPairs": [{"GroupId": "sg-db"}]}]}}' \
+  >"$api_seeds/authorize.json"
+printf '%s\n' '{"Action": "RevokeSecurityGroupEgress", "Parameters": {"GroupId": "sg-web", "Protocol": "tcp", "Port": "1000-2000", "CidrIp": "0.0.0.0/0"}}' \
+  >"$api_seeds/revoke-flat.json"
+printf '%s\n' '{"RequestId": "4", "Action": "CreateNetworkAclEntry", "Parameters": {"NetworkAclId": "acl-private", "RuleNumber": "100", "Egress": true, "Protocol": "-1", "RuleAction": "deny", "Ipv6CidrBlock": "::/0", "PortRange": {"From": 1, "To": 2}, "IcmpTypeCode": {"Type": -1, "Code": -1}}}' \
+  >"$api_seeds/nacl-entry.json"
+printf '%s\n' '{"RequestId": null, "Action": "DescribeNetworkAcls", "Parameters": {"Filters": [{"Name": "default", "Values": ["true"]}]}}' \
+  >"$api_seeds/filters.json"
 
-# The time budget is SECONDS in all (CI time is limited): 60% config loader, 40% IPFIX, each at
-# least 1 s (-max_total_time=0 would mean "forever").
-config_seconds=$((seconds * 60 / 100))
+# The time budget is SECONDS in all (CI time is limited): 50% config loader, 30% IPFIX, 20% API
+# requests, each at least 1 s (-max_total_time=0 would mean "forever").
+config_seconds=$((seconds * 50 / 100))
 [ "$config_seconds" -ge 1 ] || config_seconds=1
-ipfix_seconds=$((seconds - config_seconds))
+ipfix_seconds=$((seconds * 30 / 100))
 [ "$ipfix_seconds" -ge 1 ] || ipfix_seconds=1
+api_seconds=$((seconds - config_seconds - ipfix_seconds))
+[ "$api_seconds" -ge 1 ] || api_seconds=1
 
 # run_fuzzer NAME SECONDS MAX_LEN CORPUS_DIRS...: runs BUILD_DIR/tests/fuzz/NAME_fuzz; 0 if it
 # found nothing. -timeout: one input taking longer is a hang (a failure). The outer timeout
@@ -102,9 +120,11 @@ run_fuzzer() {
 run_fuzzer config_loader "$config_seconds" 65536 "$build_dir/corpus/config_loader" "$seeds"
 # IPFIX messages are at most 65535 bytes; a few datagrams per input.
 run_fuzzer ipfix "$ipfix_seconds" 16384 "$build_dir/corpus/ipfix" "$ipfix_seeds"
+# Request lines may be up to 64 MiB; the depth and UTF-8 checks are reached well below 64 KiB.
+run_fuzzer api_request "$api_seconds" 65536 "$build_dir/corpus/api_request" "$api_seeds"
 
 if [ -n "$failed" ]; then
   echo "run-fuzz.sh: failed:$failed" >&2
   exit 1
 fi
-echo "run-fuzz.sh: no crash, leak or hang in ${seconds}s (config loader ${config_seconds}s, IPFIX ${ipfix_seconds}s)"
+echo "run-fuzz.sh: no crash, leak or hang in ${seconds}s (config loader ${config_seconds}s, IPFIX ${ipfix_seconds}s, API requests ${api_seconds}s)"
