@@ -4,6 +4,8 @@
 #   lab.sh up [--config FILE|DIR]       install what is missing, build, start the lab
 #   lab.sh exec <name> -- CMD           run CMD inside that "VM" (or appliance, SPAN port)
 #   lab.sh status                       what runs, the VMs, flow count, vpcguardd alive
+#   lab.sh ctl VERB ...                 vpcguardctl against the lab: the control API's AWS verbs
+#                                       (as the calling user), trace, stats, lint, status
 #   lab.sh down                         stop and delete everything the lab made
 #
 # Design: one private Open vSwitch (its own run directory, never the system's): ovsdb-server on
@@ -13,6 +15,13 @@
 # ENI's MAC and addresses); the other end sits in the hypervisor namespace, on br-int, tagged
 # external_ids:iface-id=<interface id> as vpcguardd expects. vpcguardd runs in the hypervisor
 # namespace against that switch.
+#
+# Desired state (issue 11): the policy lives in vpcguard's own database (a second ovsdb-server,
+# LAB_DIR/state.db, socket state.sock reachable by root only). vpcguard-apid serves the control API
+# on LAB_DIR/api.sock and is the only writer: `up` commits the config through it (`vpcguardctl
+# apply`, as root, the lab's network admin), and vpcguardd follows the database. `ctl VERB` runs
+# vpcguardctl as the calling user; configs/iam says who may do what. The API socket is mode 0660,
+# group LAB_API_GROUP (default root): add users to that group to let them reach the API at all.
 #
 # Traffic mirroring (issue 10): a monitor VM is a network interface like any other. A config with
 # `vxlan_remote_ip` targets also gets an underlay: bridge br-underlay (netdev datapath, NORMAL
@@ -26,7 +35,8 @@
 #
 # Environment: LAB_DIR (default /run/vpcguard-lab), LAB_PREFIX (default vpcg; namespace and
 # interface names), VPCGUARD_BUILD_DIR (default <repo>/build), VPCGUARD_OVS_BUILD_DIR (passed to
-# cmake on first configure), LAB_SKIP_DEPS=1 (never run scripts/deps.sh).
+# cmake on first configure), LAB_SKIP_DEPS=1 (never run scripts/deps.sh), LAB_API_GROUP (group of
+# the API socket), LAB_IAM_DIR (default <repo>/configs/iam).
 set -Eeuo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -47,6 +57,9 @@ UNDERLAY=br-underlay       # the bridge mirror copies to remote targets leave th
 # Every namespace this lab made, written BEFORE it is made: `down` deletes exactly these, even
 # after an interrupted `up`, and never another lab's namespaces that share the prefix.
 LEDGER=$LAB_DIR/namespaces
+STATE_SCHEMA=$REPO/state/vpcguard.ovsschema
+API=unix:$LAB_DIR/api.sock
+IAM_DIR=${LAB_IAM_DIR:-$REPO/configs/iam}
 
 # OVS daemons live in sbin, which some PATHs (plain `su`, cron) lack.
 PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
@@ -66,10 +79,13 @@ Usage: $0 up [--config FILE|DIR]      start (or refresh) the lab; default config
        $0 status                      daemons, VMs, flow count, vpcguardd alive
        $0 ctl trace|stats|lint|status ARGS  vpcguardctl on the lab's switch (docs/explain.md), e.g.
                                       $0 ctl trace --from eni-web1 --to eni-db1 tcp/5432
+       $0 ctl VERB ARGS               the control API as you (AWS CLI verbs, docs/cli.md), e.g.
+                                      $0 ctl describe-security-groups --output json
        $0 down                        stop everything and delete what the lab made
 
 Environment: LAB_DIR=$LAB_DIR  LAB_PREFIX=$LAB_PREFIX
              VPCGUARD_BUILD_DIR=$BUILD_DIR  LAB_SKIP_DEPS=${LAB_SKIP_DEPS:-0}
+             LAB_API_GROUP=${LAB_API_GROUP:-}  LAB_IAM_DIR=$IAM_DIR
 EOF
 }
 
@@ -463,6 +479,68 @@ prime_appliances() {
   done 3<"$EXTRAS"
 }
 
+# ---- desired state and control API ----------------------------------------------------------
+# The database: created from the schema on first up, converted when the schema changed (a newer
+# checkout), served by its own ovsdb-server on a socket only root can open (umask 077): the API
+# server is the only door for everyone else.
+start_state_db() {
+  local db=$LAB_DIR/state.db
+  [[ -r $STATE_SCHEMA ]] || die "state schema $STATE_SCHEMA not found"
+  if pid_of state-db >/dev/null &&
+    ovs-appctl --timeout=5 -t "$LAB_DIR/state-db.ctl" version >/dev/null 2>&1; then
+    info "state database: reusing ovsdb-server pid $(pid_of state-db)"
+    return 0
+  fi
+  stop_daemon state-db
+  if [[ ! -f $db ]]; then
+    ovsdb-tool create "$db" "$STATE_SCHEMA"
+  elif [[ $(ovsdb-tool needs-conversion "$db" "$STATE_SCHEMA") == yes ]]; then
+    info "state database: converting $db to the schema of this checkout"
+    ovsdb-tool convert "$db" "$STATE_SCHEMA"
+  fi
+  (umask 077 && ovsdb-server --detach --no-chdir --pidfile="$LAB_DIR/state-db.pid" \
+    --log-file="$LAB_DIR/state-db.log" --unixctl="$LAB_DIR/state-db.ctl" \
+    --remote="punix:$LAB_DIR/state.sock" -vconsole:off -vsyslog:off -vfile:info \
+    "$db" 2>>"$LAB_DIR/ovs-start.log") ||
+    die "state ovsdb-server did not start: $(tail -n 3 "$LAB_DIR/ovs-start.log"); see $LAB_DIR/state-db.log"
+  info "state database: ovsdb-server pid $(pid_of state-db), socket $LAB_DIR/state.sock (root only)"
+}
+
+start_apid() {
+  local bin=$BUILD_DIR/api/vpcguard-apid log=$LAB_DIR/vpcguard-apid.log pid args
+  [[ -x $bin ]] || die "vpcguard-apid not found at $bin (build failed?)"
+  stop_daemon vpcguard-apid
+  args=(--state "unix:$LAB_DIR/state.sock" --iam "$IAM_DIR" --socket "$LAB_DIR/api.sock"
+    --audit-log "$LAB_DIR/audit.log")
+  [[ -z ${LAB_API_GROUP:-} ]] || args+=(--socket-group "$LAB_API_GROUP")
+  printf '=== lab.sh up %s: vpcguard-apid %s\n' "$(date -u +%FT%TZ)" "${args[*]}" >>"$log"
+  setsid "$bin" "${args[@]}" >>"$log" 2>&1 </dev/null &
+  pid=$!
+  printf '%s\n' "$pid" >"$LAB_DIR/vpcguard-apid.pid"
+  for _ in $(seq 100); do
+    [[ -S $LAB_DIR/api.sock ]] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if ! kill -0 "$pid" 2>/dev/null || [[ ! -S $LAB_DIR/api.sock ]]; then
+    tail -n 5 "$log" | sed 's/^/      /' >&2
+    die "vpcguard-apid did not come up; last lines of $log above"
+  fi
+  info "control API: vpcguard-apid pid $pid, socket $LAB_DIR/api.sock (IAM: $IAM_DIR, audit: $LAB_DIR/audit.log)"
+}
+
+# The config becomes the desired state through the API, as root (network-admin in configs/iam):
+# the plan is printed, then committed in one transaction.
+apply_config() {
+  local config=$1 out
+  say "Desired state: vpcguardctl apply $config"
+  if ! out=$(VPCGUARD_API=$API "$BUILD_DIR/daemon/vpcguardctl" apply "$config" 2>&1); then
+    printf '%s\n' "$out" | sed 's/^/      /' >&2
+    die "the API refused config $config: $(printf '%s\n' "$out" | head -n 1)"
+  fi
+  printf '%s\n' "$out" | sed 's/^/    /'
+}
+
 # ---- vpcguardd -------------------------------------------------------------------------------
 # vpcguardd refuses a config with errors and installs nothing (or keeps the policy it runs):
 # say so before anything starts, with every error as file:line:col, and fail up. A lab that is
@@ -476,15 +554,15 @@ check_config() {
 }
 
 start_vpcguardd() {
-  local config=$1 bin=$BUILD_DIR/daemon/vpcguardd log=$LAB_DIR/vpcguardd.log pid n rc
+  local bin=$BUILD_DIR/daemon/vpcguardd log=$LAB_DIR/vpcguardd.log pid n rc
   [[ -x $bin ]] || die "vpcguardd not found at $bin (build failed?)"
   stop_daemon vpcguardd
   # Labs made by earlier versions had a forwarding flow of their own; it must not outlive them.
   ofctl del-flows "cookie=$FALLBACK_COOKIE/-1"
   say "vpcguardd: starting on $BRIDGE (log $log)"
-  printf '=== lab.sh up %s: vpcguardd --config %s\n' "$(date -u +%FT%TZ)" "$config" >>"$log"
+  printf '=== lab.sh up %s: vpcguardd --state unix:%s/state.sock\n' "$(date -u +%FT%TZ)" "$LAB_DIR" >>"$log"
   # setsid: its own session, so it outlives this script and a closed terminal.
-  setsid ip netns exec "$HV_NS" "$bin" --config "$config" --bridge "$BRIDGE" \
+  setsid ip netns exec "$HV_NS" "$bin" --state "unix:$LAB_DIR/state.sock" --bridge "$BRIDGE" \
     --ovsdb "unix:$LAB_DIR/db.sock" --datapath-type netdev \
     --status-file "$LAB_DIR/vpcguardd.status.json" >>"$log" 2>&1 </dev/null &
   pid=$!
@@ -571,6 +649,9 @@ How to poke at it:
   $me exec $a -- nc -zv $b_ip 5432       # (a port the policy does not allow times out)
   $me ctl trace --from $a --to $b tcp/5432   # why (not): the deciding rules, checked on the switch
   $me ctl stats                          # packets per security-group rule and NACL entry
+  $me ctl describe-security-groups       # the control API (AWS CLI verbs; docs/cli.md)
+  $me ctl authorize-security-group-ingress --group-id GROUP --protocol tcp --port 443 --cidr 10.0.0.0/16
+  $me ctl plan configs/lab.toml          # what applying a file would change; ctl apply FILE does it
   ovs-ofctl -O OpenFlow15 dump-flows unix:$LAB_DIR/$BRIDGE.mgmt
   ovs-appctl -t $LAB_DIR/ovs-vswitchd.ctl ofproto/trace $BRIDGE in_port=$a_port,icmp,dl_src=$a_mac,dl_dst=02:76:67:00:00:01,nw_src=$a_ip,nw_dst=$b_ip,nw_ttl=64 --ct-next trk,new --ct-next trk,new
   ovs-appctl -t $LAB_DIR/ovs-vswitchd.ctl dpctl/dump-conntrack
@@ -579,7 +660,8 @@ $(print_mirror_hints "$me")
   (what passes is what the config's security groups and NACLs allow; docs/pipeline.md explains
    the tables, and reg4 in a trace of a dropped packet says which rule dropped it)
   ovs-vsctl --db=unix:$LAB_DIR/db.sock show
-  logs: $LAB_DIR/vpcguardd.log  $LAB_DIR/ovs-vswitchd.log  $LAB_DIR/ovsdb-server.log
+  logs: $LAB_DIR/vpcguardd.log  $LAB_DIR/vpcguard-apid.log  $LAB_DIR/ovs-vswitchd.log  $LAB_DIR/ovsdb-server.log
+  audit log of every API request: $LAB_DIR/audit.log
   $me status
   $me down
 EOF
@@ -656,7 +738,7 @@ build() {
   else
     say "Build: reusing $BUILD_DIR (log $log)"
   fi
-  cmake --build "$BUILD_DIR" --target vpcguardd -j "$jobs" >>"$log" 2>&1 || {
+  cmake --build "$BUILD_DIR" --target vpcguardd vpcguardctl vpcguard-apid -j "$jobs" >>"$log" 2>&1 || {
     tail -n 30 "$log" >&2
     die "building vpcguardd failed; full log: $log"
   }
@@ -706,7 +788,10 @@ cmd_up() {
   make_vms "$LAB_DIR/plan"
   # Before vpcguardd: its port mirrors name the SPAN ports, its remote targets need the underlay.
   make_extras "$LAB_DIR/plan.mirrors"
-  start_vpcguardd "$config"
+  start_state_db
+  start_apid
+  apply_config "$config"
+  start_vpcguardd
   trap - ERR EXIT
 
   say "Lab is up: $BRIDGE has $(flow_count) flow(s)"
@@ -715,19 +800,24 @@ cmd_up() {
   print_hints
 }
 
-# vpcguardctl pointed at the lab's vpcguardd (its status file names the switch and the config).
-# trace always asks the switch too (--switch): the lab exists to show what the switch does.
+# vpcguardctl pointed at the lab: trace, stats, status and lint read vpcguardd's status file (it
+# names the switch and the desired state); every other verb goes to the lab's control API as the
+# calling user (IAM decides; root is the network admin). trace always asks the switch too
+# (--switch): the lab exists to show what the switch does.
 cmd_ctl() {
-  local sub=${1:-} ctl=$BUILD_DIR/daemon/vpcguardctl
-  [[ -n $sub ]] || die "usage: $(self_cmd) ctl trace|stats|status|lint ARGS..."
+  local sub=${1:-} ctl=$BUILD_DIR/daemon/vpcguardctl status_file=$LAB_DIR/vpcguardd.status.json
+  [[ -n $sub ]] || die "usage: $(self_cmd) ctl VERB ARGS...  (an AWS verb such as describe-security-groups, or trace|stats|status|lint)"
   shift
   [[ -x $ctl ]] || die "$ctl not found: build first (cmake --build $BUILD_DIR)"
-  [[ -f $LAB_DIR/vpcguardd.status.json ]] || die "no vpcguardd status in $LAB_DIR: is the lab up?"
   case $sub in
-    trace) exec "$ctl" trace --switch --status-file "$LAB_DIR/vpcguardd.status.json" "$@" ;;
-    stats | status) exec "$ctl" "$sub" --status-file "$LAB_DIR/vpcguardd.status.json" "$@" ;;
-    lint) exec "$ctl" lint --switch --status-file "$LAB_DIR/vpcguardd.status.json" "$@" ;;
-    *) exec "$ctl" "$sub" "$@" ;;
+    trace | stats | status | lint)
+      [[ -f $status_file ]] || die "no vpcguardd status in $LAB_DIR: is the lab up?" ;;
+  esac
+  case $sub in
+    trace) exec "$ctl" trace --switch --status-file "$status_file" "$@" ;;
+    stats | status) exec "$ctl" "$sub" --status-file "$status_file" "$@" ;;
+    lint) exec "$ctl" lint --switch --status-file "$status_file" "$@" ;;
+    *) VPCGUARD_API=$API exec "$ctl" "$sub" "$@" ;;
   esac
 }
 
@@ -740,6 +830,8 @@ cmd_status() {
   echo "Lab at $LAB_DIR (prefix $LAB_PREFIX)"
   if pid=$(pid_of ovsdb-server); then echo "  ovsdb-server: running, pid $pid"; else echo "  ovsdb-server: NOT running"; rc=1; fi
   if pid=$(pid_of ovs-vswitchd); then echo "  ovs-vswitchd: running, pid $pid, namespace $HV_NS"; else echo "  ovs-vswitchd: NOT running"; rc=1; fi
+  if pid=$(pid_of state-db); then echo "  state db:     running, pid $pid, socket $LAB_DIR/state.sock"; else echo "  state db:     NOT running"; rc=1; fi
+  if pid=$(pid_of vpcguard-apid); then echo "  control API:  running, pid $pid, socket $LAB_DIR/api.sock"; else echo "  control API:  NOT running"; rc=1; fi
   if pid=$(pid_of vpcguardd); then
     echo "  vpcguardd:    running, pid $pid"
     if [[ -x $BUILD_DIR/daemon/vpcguardctl && -f $LAB_DIR/vpcguardd.status.json ]]; then
@@ -791,6 +883,8 @@ cmd_down() {
     die "$LAB_DIR was not made by lab.sh (no $MARKER); refusing to touch it"
   fi
   stop_daemon vpcguardd
+  stop_daemon vpcguard-apid
+  stop_daemon state-db
   stop_daemon ovs-vswitchd
   stop_daemon ovsdb-server
   # Daemons of this lab whose pidfile is gone (an `up` killed half way): found by LAB_DIR in
@@ -798,7 +892,7 @@ cmd_down() {
   for pid in $(pgrep -f -- "$LAB_DIR/" || true); do
     name=$(cat "/proc/$pid/comm" 2>/dev/null || true)
     case $name in
-      ovsdb-server | ovs-vswitchd | vpcguardd)
+      ovsdb-server | ovs-vswitchd | vpcguardd | vpcguard-apid)
         info "stopping stray $name (pid $pid)"
         kill -TERM "$pid" 2>/dev/null || true
         strays+=("$pid") ;;
@@ -839,7 +933,7 @@ cmd_down() {
   for ns in "${namespaces[@]}"; do ns_exists "$ns" && left+=("namespace $ns"); done
   for pid in $(pgrep -f -- "$LAB_DIR/" || true); do
     name=$(cat "/proc/$pid/comm" 2>/dev/null || true)
-    [[ $name == ovsdb-server || $name == ovs-vswitchd || $name == vpcguardd ]] && left+=("$name pid $pid")
+    [[ $name == ovsdb-server || $name == ovs-vswitchd || $name == vpcguardd || $name == vpcguard-apid ]] && left+=("$name pid $pid")
   done
   [[ ! -e $LAB_DIR ]] || left+=("$LAB_DIR")
   ((${#left[@]} == 0)) || die "left behind: ${left[*]}"

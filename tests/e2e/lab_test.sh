@@ -44,6 +44,7 @@ ip netns del "$probe"
 downed=0
 cleanup() {
   local rc=$?
+  rm -rf "$LAB_DIR-iam"
   if ((downed == 0)); then
     echo "e2e_lab: cleaning up (down)"
     "$LAB" down || echo "e2e_lab: WARNING: cleanup down failed; LAB_DIR=$LAB_DIR LAB_PREFIX=$LAB_PREFIX" >&2
@@ -73,6 +74,18 @@ tcp_check() {
 
 expected_vms=$(python3 "$REPO/vagrant/lab_plan.py" "$REPO/configs/lab.toml" | wc -l)
 expected_ns=$((expected_vms + 1))   # the VMs and the hypervisor
+
+# The API socket's group and an IAM dir that also binds nobody to security-auditor (the API step).
+chmod 755 "$LAB_DIR"
+export LAB_API_GROUP=nogroup LAB_IAM_DIR=$LAB_DIR-iam
+mkdir -p "$LAB_IAM_DIR"
+cp "$REPO"/configs/iam/*.json "$LAB_IAM_DIR/"
+python3 - "$LAB_IAM_DIR/bindings.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+doc["Bindings"].append({"Principal": "user:nobody", "Policies": ["security-auditor"]})
+json.dump(doc, open(sys.argv[1], "w"), indent=2)
+PY
 
 step "up"
 "$LAB" up || fail "lab.sh up failed"
@@ -136,6 +149,40 @@ b, a = packets(sys.argv[1]), packets(sys.argv[2])
 print(a["acl-private inbound rule 130"] - b["acl-private inbound rule 130"])' "$before" "$after") ||
   fail "cannot read the stats JSON: $after"
 [[ $moved == 3 ]] || fail "3 echo requests moved acl-private inbound rule 130 by $moved"
+
+step "the control API: describe, authorize and revoke change real traffic; IAM refuses; audit"
+out=$("$LAB" ctl describe-security-groups --group-ids sg-db --output json) ||
+  fail "ctl describe-security-groups failed: $out"
+python3 -c 'import json,sys; d=json.load(sys.stdin); assert [g["GroupId"] for g in d["SecurityGroups"]] == ["sg-db"], d' <<<"$out" ||
+  fail "describe-security-groups --group-ids sg-db did not return sg-db: $out"
+if tcp_check eni-bastion eni-db1 10.0.2.10 5432; then fail "eni-bastion reached eni-db1:5432 before any API change"; fi
+out=$("$LAB" ctl authorize-security-group-ingress --group-id sg-db --protocol tcp --port 5432 \
+  --source-group sg-bastion --output json) || fail "ctl authorize-security-group-ingress failed: $out"
+tcp_check eni-bastion eni-db1 10.0.2.10 5432 || fail "after authorize, no TCP connection eni-bastion -> eni-db1:5432"
+out=$("$LAB" ctl plan "$REPO/configs/lab.toml") || fail "ctl plan failed: $out"
+grep -q "RevokeSecurityGroupIngress" <<<"$out" || fail "plan of lab.toml does not show that it would revoke the API's rule: $out"
+out=$("$LAB" ctl revoke-security-group-ingress --group-id sg-db --protocol tcp --port 5432 \
+  --source-group sg-bastion) || fail "ctl revoke-security-group-ingress failed: $out"
+if tcp_check eni-bastion eni-db1 10.0.2.10 5432; then fail "after revoke, eni-bastion still reaches eni-db1:5432"; fi
+out=$("$LAB" ctl plan "$REPO/configs/lab.toml") || fail "ctl plan failed: $out"
+grep -q "No changes" <<<"$out" || fail "after revoke the database should equal lab.toml again: $out"
+# nobody (in the API socket's group, bound to security-auditor by the test's IAM dir): may read,
+# may not change; the refusal names action and resource, exit 254 as the AWS CLI.
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+out=$(as_nobody "$LAB" ctl describe-security-groups --output text 2>&1) || fail "nobody (security-auditor) cannot describe: $out"
+rc=0
+out=$(as_nobody "$LAB" ctl authorize-security-group-ingress --group-id sg-db --protocol tcp --port 22 --cidr 0.0.0.0/0 2>&1) || rc=$?
+[[ $rc == 254 ]] || fail "nobody's authorize should exit 254 (UnauthorizedOperation), got $rc: $out"
+grep -q "UnauthorizedOperation" <<<"$out" && grep -q "ec2:AuthorizeSecurityGroupIngress" <<<"$out" &&
+  grep -q "security-group/sg-db" <<<"$out" || fail "the refusal does not name the action and the resource: $out"
+python3 - "$LAB_DIR/audit.log" <<'PY' || fail "audit log does not record the requests: $(tail -n 5 "$LAB_DIR/audit.log")"
+import json, sys
+records = [json.loads(line) for line in open(sys.argv[1])]
+names = [(r["eventName"], r.get("errorCode") or "") for r in records]
+assert ("AuthorizeSecurityGroupIngress", "") in names, names
+assert ("RevokeSecurityGroupIngress", "") in names, names
+assert ("AuthorizeSecurityGroupIngress", "UnauthorizedOperation") in names, names
+PY
 
 step "up with a config vpcguardd would refuse: fails naming the error, the running lab keeps its policy"
 broken=$LAB_DIR/broken.toml
