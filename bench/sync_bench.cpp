@@ -360,58 +360,6 @@ pid_t vswitchdPid(const test::OvsSandbox& sb) {
   return pid;
 }
 
-// Waits for files to be written or renamed into one directory (inotify), so the end of a change
-// is seen when it happens rather than at the next poll.
-class DirWatch {
- public:
-  explicit DirWatch(const std::string& dir) : fd_(inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) {
-    if (fd_ >= 0 && inotify_add_watch(fd_, dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
-  ~DirWatch() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-  }
-  DirWatch(const DirWatch&) = delete;
-  DirWatch& operator=(const DirWatch&) = delete;
-
-  [[nodiscard]] bool ok() const { return fd_ >= 0; }
-  // True when `name` appeared (renamed in or closed after writing) before `deadline`.
-  bool waitFor(const std::string& name, Clock::time_point deadline) {
-    for (;;) {
-      alignas(inotify_event) char buf[4096];
-      ssize_t n = 0;
-      bool seen = false;
-      while ((n = ::read(fd_, buf, sizeof buf)) > 0) {
-        for (ssize_t off = 0; off < n;) {
-          const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
-          if (ev->len > 0 && name == ev->name) {
-            seen = true;
-          }
-          off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
-        }
-      }
-      if (seen) {
-        return true;
-      }
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0) {
-        return false;
-      }
-      struct pollfd pfd {
-        fd_, POLLIN, 0
-      };
-      ::poll(&pfd, 1, static_cast<int>(left.count()));
-    }
-  }
-
- private:
-  int fd_;
-};
 
 size_t statusFlows(const DaemonStatus& s) {
   size_t n = 0;
@@ -956,7 +904,7 @@ class SizeRun {
     const std::string status_dir = sb.dir() + "/status";
     std::filesystem::create_directories(status_dir);
     const std::string status_path = status_dir + "/status.json";
-    DirWatch watch(status_dir);
+    bench::DirWatch watch(status_dir);
     if (!watch.ok()) {
       return makeError("inotify on " + status_dir + " failed");
     }
