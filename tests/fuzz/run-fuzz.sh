@@ -58,6 +58,7 @@ cp "$src"/configs/*.toml "$seeds"/
 # on, so the merge path starts covered.
 for dir in "$src"/configs/*/; do
   [ -d "$dir" ] || continue
+  ls "$dir"*.toml >/dev/null 2>&1 || continue  # configs/iam holds IAM JSON, not a config
   seed=$seeds/dir-$(basename "$dir").toml
   : >"$seed"
   for f in "$dir"*.toml; do
