@@ -189,6 +189,39 @@ std::string groupWithMembers(const model::Policy& policy) {
   return chosen;
 }
 
+// When `group_id` has as many IPv4 ingress rules as its quota allows: one of its TCP/UDP rules
+// with a CIDR or group peer, as the API's IpPermissions. nullopt when there is room.
+std::optional<nlohmann::json> quotaBoundRule(const model::Policy& policy,
+                                             const std::string& group_id) {
+  for (const auto& group : policy.security_groups) {
+    if (group.id != group_id) {
+      continue;
+    }
+    if (static_cast<int>(group.ingress.size()) < policy.quotas.rules_per_security_group) {
+      return std::nullopt;
+    }
+    for (auto it = group.ingress.rbegin(); it != group.ingress.rend(); ++it) {
+      const auto& rule = *it;
+      if ((rule.ip_protocol != model::kProtoTcp && rule.ip_protocol != model::kProtoUdp) ||
+          !rule.ports) {
+        continue;
+      }
+      nlohmann::json entry = {{"IpProtocol", rule.ip_protocol == model::kProtoTcp ? "tcp" : "udp"},
+                              {"FromPort", rule.ports->from},
+                              {"ToPort", rule.ports->to}};
+      if (const auto* cidr = std::get_if<Cidr>(&rule.peer); cidr != nullptr && cidr->family() == IpFamily::kV4) {
+        entry["IpRanges"] = {{{"CidrIp", cidr->toString()}}};
+      } else if (const auto* ref = std::get_if<model::GroupRef>(&rule.peer)) {
+        entry["UserIdGroupPairs"] = {{{"GroupId", ref->group_id}}};
+      } else {
+        continue;
+      }
+      return nlohmann::json{{"GroupId", group_id}, {"IpPermissions", {entry}}};
+    }
+  }
+  return std::nullopt;
+}
+
 int run(const std::string& config_path, int changes, bool json_output) {
   auto policy = config::loadPolicy(config_path);
   if (!policy) {
@@ -245,20 +278,28 @@ int run(const std::string& config_path, int changes, bool json_output) {
     }
   }
 
-  progress(fmt::format("{} changes on {} (authorize / revoke tcp 8443 from 198.51.100.0/24)",
-                       changes, group));
+  progress(fmt::format("{} changes on {} (authorize / revoke one rule)", changes, group));
   std::vector<double> commit_ms;
   std::vector<double> switch_ms;
-  const nlohmann::json permission = {
+  nlohmann::json permission = {
       {"GroupId", group},
       {"IpPermissions",
        {{{"IpProtocol", "tcp"},
          {"FromPort", 8443},
          {"ToPort", 8443},
          {"IpRanges", {{{"CidrIp", "198.51.100.0/24"}}}}}}}};
+  // A group already at its rule quota (OVN's peer policies have 60 per group, AWS's default
+  // limit) takes no new rule: then the changes revoke one of its rules and authorize it again.
+  bool revoke_first = false;
+  if (auto existing = quotaBoundRule(*policy, group)) {
+    permission = *existing;
+    revoke_first = true;
+    progress("the group is at its rule quota: revoking and re-authorizing one of its rules");
+  }
   for (int i = 0; i < changes; ++i) {
+    const bool authorize = (i % 2 == 0) != revoke_first;
     const char* action =
-        i % 2 == 0 ? "AuthorizeSecurityGroupIngress" : "RevokeSecurityGroupIngress";
+        authorize ? "AuthorizeSecurityGroupIngress" : "RevokeSecurityGroupIngress";
     const auto t0 = Clock::now();
     auto done = call(*setup, action, permission);
     if (!done) {
