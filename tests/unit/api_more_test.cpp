@@ -1043,6 +1043,40 @@ TEST(ApplyConfig, AppliesTheDesiredPolicyThenNothingMore) {
   EXPECT_FALSE(spec("PlanConfig").mutating);
 }
 
+// A file asks for what the API action would: a session needs its interface, target and filter
+// too, a target its interface (so an ARN-scoped Deny on an interface holds for files as well).
+TEST(ApplyConfig, PermissionsIncludeTheResourcesEachActionTouches) {
+  const model::Policy current = loadConfig("configs/lab.toml");
+  auto ps = spec("ApplyConfig").permissions(current, documentsOf("configs/lab-mirror"));
+  ASSERT_TRUE(ps.has_value());
+  const std::string session = "ec2:CreateTrafficMirrorSession";
+  EXPECT_TRUE(hasPermission(*ps, session, labArn("traffic-mirror-session", "tms-web-monitor")));
+  EXPECT_TRUE(hasPermission(*ps, session, labArn("network-interface", "eni-web1")));
+  EXPECT_TRUE(hasPermission(*ps, session, labArn("traffic-mirror-target", "tmt-monitor")));
+  EXPECT_TRUE(hasPermission(*ps, "ec2:CreateTrafficMirrorTarget",
+                            labArn("network-interface", "eni-mon1")));
+}
+
+// The account and region make every ARN: a file may not move the VPC out from under the IAM
+// policies.
+TEST(ApplyConfig, RefusesAnotherAccountOrRegion) {
+  const model::Policy current = loadConfig("configs/lab.toml");
+  auto docs = config::readDocuments(test::sourceDir() + "/configs/lab.toml");
+  ASSERT_TRUE(docs.has_value());
+  std::string text = docs->front().text;
+  const std::string region = "region = \"lab-1\"";
+  ASSERT_NE(text.find(region), std::string::npos);
+  text.replace(text.find(region), region.size(), "region = \"lab-2\"");
+  const Json params = {{"Documents", Json::array({Json{{"Name", "lab.toml"}, {"Text", text}}})}};
+  auto ps = spec("ApplyConfig").permissions(current, params);
+  ASSERT_TRUE(ps.has_value());
+  auto run = spec("ApplyConfig").run(current, params, ActionContext{});
+  ASSERT_FALSE(run.has_value());
+  EXPECT_EQ(run.error().code, "InvalidParameterValue");
+  EXPECT_NE(run.error().message.find("account and region"), std::string::npos)
+      << run.error().message;
+}
+
 TEST(ApplyConfig, PermissionsIncludeEveryImpliedAction) {
   const model::Policy current = loadConfig("configs/lab.toml");
   auto ps = spec("ApplyConfig").permissions(current, documentsOf("configs/lab-flowlogs"));
