@@ -510,6 +510,8 @@ start_apid() {
   local bin=$BUILD_DIR/api/vpcguard-apid log=$LAB_DIR/vpcguard-apid.log pid args
   [[ -x $bin ]] || die "vpcguard-apid not found at $bin (build failed?)"
   stop_daemon vpcguard-apid
+  # A killed server leaves its socket file behind; waiting for the new one must not see it.
+  rm -f "$LAB_DIR/api.sock"
   args=(--state "unix:$LAB_DIR/state.sock" --iam "$IAM_DIR" --socket "$LAB_DIR/api.sock"
     --audit-log "$LAB_DIR/audit.log")
   [[ -z ${LAB_API_GROUP:-} ]] || args+=(--socket-group "$LAB_API_GROUP")
