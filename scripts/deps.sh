@@ -24,6 +24,13 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libexpected-dev nlohmann-json3-dev libcli11-dev libssl-dev
+  # systemd integration of vpcguardd (sd_notify: Type=notify, watchdog) and the .deb's man pages
+  libsystemd-dev help2man
+  # the .deb (tests/package/deb_test.sh): dpkg-shlibdeps for its Depends, systemd-analyze verify
+  # of the unit (which runs man for Documentation=)
+  dpkg-dev systemd man-db
+  # the metrics test parses vpcguardd's /metrics with the Prometheus client's own text parser
+  python3-prometheus-client curl
   # zlib: the gzip writer/reader of flow-log files (.log.gz, as AWS publishes them)
   zlib1g-dev
   # lab and end-to-end tests: config helper, namespaces, veths, traffic
@@ -33,7 +40,14 @@ PACKAGES=(
   nfdump
   # the peer benchmark (bench/vs_ovn.sh): OVN 23.03 on the same policy
   ovn-central ovn-host
+  # tests/vagrant/validate_test.sh: `vagrant validate` of vagrant/Vagrantfile, and virt-xml-validate
+  # (+ xmllint) on the guests' libvirt domain XML (7 packages). vagrant is in NO_RECOMMENDS: its
+  # Recommends, vagrant-libvirt, pulls libvirt, QEMU, libguestfs (~550 more packages); plain
+  # vagrant validates a file with libvirt provider blocks with --ignore-provider.
+  vagrant libvirt-clients libxml2-utils
 )
+# Installed with --no-install-recommends (heavy Recommends that nothing here needs).
+NO_RECOMMENDS=(vagrant)
 
 say() { printf 'deps: %s\n' "$*"; }
 die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
@@ -75,7 +89,14 @@ say "installing ${#missing[@]} missing package(s): ${missing[*]}"
 say "apt-get update"
 apt-get "${apt_opts[@]}" update || die "apt-get update failed (network? /etc/apt/sources.list?)"
 say "apt-get install"
-apt-get "${apt_opts[@]}" install -y "${missing[@]}" || die "apt-get install failed: ${missing[*]}"
+plain=() lean=()
+for pkg in "${missing[@]}"; do
+  if [[ " ${NO_RECOMMENDS[*]} " == *" $pkg "* ]]; then lean+=("$pkg"); else plain+=("$pkg"); fi
+done
+((${#plain[@]} == 0)) || apt-get "${apt_opts[@]}" install -y "${plain[@]}" ||
+  die "apt-get install failed: ${plain[*]}"
+((${#lean[@]} == 0)) || apt-get "${apt_opts[@]}" install -y --no-install-recommends "${lean[@]}" ||
+  die "apt-get install failed: ${lean[*]}"
 
 still=()
 for pkg in "${missing[@]}"; do
