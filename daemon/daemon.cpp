@@ -180,6 +180,9 @@ bool Daemon::openState() {
     return false;
   }
   state_ = std::move(*store);
+  if (status_.state_connection == "reconnecting") {
+    countReconnect("state");
+  }
   state_backoff_ = std::chrono::milliseconds(250);
   status_.state_connection = "connected";
   status_.state_error.clear();
@@ -292,6 +295,7 @@ bool Daemon::pollState(bool force, bool switch_up) {
   if (!*changed && !force) {
     return true;
   }
+  change_seen_["state"] = start;  // the latest read that brought a change
   const double receive_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   const bool first = !policy_.has_value();
   auto last_policy = policy_;
@@ -477,9 +481,57 @@ void Daemon::writeStatus() {
   if (auto r = writeStatusFile(options_.status_file, status_); !r) {
     logger("daemon")->warn("status_write_failed error=\"{}\"", r.error().message);
   }
+  notifyService();
+}
+
+std::string Daemon::serviceStatusLine() const {
+  const std::string source =
+      stateMode() ? "state " + options_.state : "config " + options_.config.string();
+  size_t flows = 0;
+  for (const auto& [table, n] : status_.flows_per_table) {
+    flows += n;
+  }
+  if (last_error_is_config_ && !policy_) {
+    return "config refused: " + status_.last_error;
+  }
+  if (!status_.connected) {
+    return "waiting for Open vSwitch" +
+           (status_.last_error.empty() ? std::string() : ": " + status_.last_error);
+  }
+  if (!policy_) {
+    return "connected to " + options_.bridge + "; waiting for the desired state (" + source +
+           (status_.state_error.empty() ? std::string(": empty") : ": " + status_.state_error) +
+           ")";
+  }
+  std::string line = status_.last_sync.empty()
+                         ? "installing the policy on " + options_.bridge + " (" + source + ")"
+                         : fmt::format("enforcing {} flows on {} ({})", flows, options_.bridge,
+                                       source);
+  if (!status_.last_error.empty()) {
+    line += (last_error_is_config_ ? "; config refused, last good policy kept: "
+                                   : "; last error: ") +
+            status_.last_error;
+  }
+  return line;
+}
+
+void Daemon::notifyService() {
+  if (!service_.enabled()) {
+    return;
+  }
+  // Ready once our policy is on the switch (a sync of this process went through); with the state
+  // database empty or unreachable, once the switch is connected (nothing to install yet).
+  const bool ready = status_.connected && ((policy_ && !status_.last_sync.empty()) ||
+                                           (stateMode() && !policy_ && engine_.attached()));
+  if (ready) {
+    service_.ready(serviceStatusLine());
+  } else {
+    service_.status(serviceStatusLine());
+  }
 }
 
 void Daemon::reportError(const std::string& error, bool config_error) {
+  countError(error, config_error);
   status_.last_error = error;
   status_.last_error_time = nowIso8601();
   last_error_is_config_ = config_error;
@@ -548,6 +600,7 @@ void Daemon::updateFlowLogs() {
 }
 
 void Daemon::reportSync(const char* reason, double ms) {
+  countSync(reason, ms);
   flushReassignedZones();
   updateFlowLogs();
   updateMirrors(MirrorRunner::Phase::kAfterFlows);
@@ -808,6 +861,7 @@ bool Daemon::pollFlowMonitor() {
         // reads the whole table anyway.
         drift_pending_ = true;
         drift_at_ = Clock::now() + std::chrono::milliseconds(50);
+        noteChange("drift");
         logger("sync")->info("drift_detected update={} table={} priority={} cookie={:#x} match=\"{}\"",
                              ovs::toString(u.kind), u.flow.table, u.flow.priority, u.flow.cookie,
                              u.flow.match);
@@ -871,6 +925,10 @@ int Daemon::run() {
   status_.ovsdb = options_.ovsdb;
   status_.config = options_.config.string();
   status_.source = stateMode() ? "state:" + options_.state : "config:" + options_.config.string();
+  // First: everything below may count (a refused config, an unreachable state database).
+  if (!startMetrics()) {
+    return 1;
+  }
   if (stateMode()) {
     // Unlike a broken config file, an unreachable or empty database is not fatal: it may come
     // up after us, and until then the flows from before stay in force.
@@ -893,6 +951,45 @@ int Daemon::run() {
     log->error("startup_failed reason=\"signalfd: {}\"", std::strerror(errno));
     return 1;
   }
+  // `vpcguardctl log-level` (daemon/control_socket.h); without it the daemon still runs.
+  const std::string control_path = options_.control_socket.value_or(
+      defaultControlSocket(options_.status_file, options_.bridge));
+  if (!control_path.empty()) {
+    if (auto control = ControlSocket::open(control_path); control) {
+      control_ = std::move(*control);
+      log->info("control_socket path={}", control_path);
+    } else {
+      log->error("control_socket_failed error=\"{}\" (vpcguardctl log-level will not reach us)",
+                 control.error().message);
+    }
+  }
+  // Sleeps up to `period` for a signal while answering the control socket and pinging the
+  // watchdog (start-up, waiting for Open vSwitch). True when a signal is waiting.
+  const auto awaitSignal = [&](std::chrono::milliseconds period) {
+    const auto until = Clock::now() + period;
+    for (;;) {
+      service_.tick();
+      const auto now = Clock::now();
+      if (now >= until) {
+        return false;
+      }
+      std::vector<pollfd> fds = {{signals.get(), POLLIN, 0}};
+      if (control_) {
+        control_->appendPollFds(fds);
+      }
+      appendMetricsFds(fds);
+      const auto wait = std::min(std::chrono::ceil<std::chrono::milliseconds>(until - now),
+                                 service_.untilNextPing(now));
+      ::poll(fds.data(), fds.size(), static_cast<int>(wait.count()));
+      if (control_) {
+        control_->service(fds);
+      }
+      serveMetrics(fds);
+      if ((fds[0].revents & POLLIN) != 0) {
+        return true;
+      }
+    }
+  };
 
   // Watch the directory (editors save by rename, which a watch on the file itself would miss),
   // and react only to our file(s) being written or replaced.
@@ -927,12 +1024,12 @@ int Daemon::run() {
       return 1;
     }
     log->info("retrying_connect in_ms={}", backoff.count());
-    struct pollfd pfd{signals.get(), POLLIN, 0};
-    if (::poll(&pfd, 1, static_cast<int>(backoff.count())) > 0) {
+    if (awaitSignal(backoff)) {
       signalfd_siginfo si{};
       if (::read(signals.get(), &si, sizeof si) == sizeof si) {
         if (si.ssi_signo != SIGHUP) {
           log->info("stopping signal={} (before connecting)", si.ssi_signo);
+          service_.stopping("stopping (signal " + std::to_string(si.ssi_signo) + ")");
           return 0;
         }
         // Reload before connecting: the policy installed first is then the newest one.
@@ -960,9 +1057,12 @@ int Daemon::run() {
   auto next_resync = Clock::now() + jittered(options_.resync_interval);
   bool reconnect = reconnect_at_start;
   for (;;) {
+    service_.tick();  // here only: a loop that hangs stops the watchdog pings
     if (reconnect) {
       if (connect()) {
         reconnect = false;
+        countReconnect("ovsdb");
+        countReconnect("openflow");
         resync("reconnect");
         backoff = std::chrono::milliseconds(250);
       } else {
@@ -990,6 +1090,7 @@ int Daemon::run() {
     if (mirrors_) {
       max_wait_ms = std::min<long>(max_wait_ms, mirrors_->untilNextTick().count());
     }
+    max_wait_ms = std::min<long>(max_wait_ms, service_.untilNextPing().count());
     const auto wait_ms = std::clamp<long>(
         std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now()).count(), 0,
         max_wait_ms);
@@ -1004,7 +1105,15 @@ int Daemon::run() {
     if (state_ && state_->fd() >= 0) {
       fds.push_back({state_->fd(), POLLIN, 0});  // read below in any case (pollState)
     }
+    if (control_) {
+      control_->appendPollFds(fds);
+    }
+    appendMetricsFds(fds);
     ::poll(fds.data(), fds.size(), static_cast<int>(wait_ms));
+    if (control_) {
+      control_->service(fds);
+    }
+    serveMetrics(fds);
     if (flow_logs_) {
       if (flow_log_slot < fds.size() && fds[flow_log_slot].fd == flow_logs_->fd() &&
           (fds[flow_log_slot].revents & POLLIN) != 0) {
@@ -1026,10 +1135,13 @@ int Daemon::run() {
           resync_requested = true;
         } else if (si.ssi_signo == SIGHUP) {
           log->info("reload_requested by=SIGHUP");
+          noteChange("config");
           reload_pending = true;
           reload_at = Clock::now();
         } else {
           log->info("stopping signal={} flows=kept", si.ssi_signo);
+          service_.stopping("stopping (signal " + std::to_string(si.ssi_signo) +
+                            "); the flows stay installed");
           if (flow_logs_) {
             // The open interval's records are published, not lost.
             flow_logs_->shutdown(reconnect ? nullptr : openflow_.get());
@@ -1052,6 +1164,7 @@ int Daemon::run() {
                                    ? std::chrono::milliseconds(5)
                                    : std::chrono::milliseconds(200);
             const auto at = Clock::now() + delay;
+            noteChange("config");
             reload_at = reload_pending ? std::max(reload_at, at) : at;
             reload_pending = true;
           }
@@ -1069,6 +1182,7 @@ int Daemon::run() {
         reportError("OVSDB connection lost: " + events.error().message);
         reconnect = true;
       } else if (!events->empty()) {
+        noteChange("interfaces");
         handleInterfaceEvents(*events);
         if (!apply("interfaces") && connectionLost()) {
           reconnect = true;
@@ -1093,9 +1207,14 @@ int Daemon::run() {
       reload_pending = false;
       auto last_policy = policy_;
       auto last_indices = indices_;
-      if (loadConfig(false) && !reconnect &&
-          installAdopted(std::move(last_policy), std::move(last_indices), "config") ==
-              Install::kSwitchLost) {
+      const bool loaded = loadConfig(false);
+      const auto installed =
+          loaded && !reconnect
+              ? installAdopted(std::move(last_policy), std::move(last_indices), "config")
+              : Install::kApplied;
+      countConfigReload(loaded && installed != Install::kRolledBack);
+      change_seen_.erase("config");  // refused, or timed by its sync
+      if (installed == Install::kSwitchLost) {
         reconnect = true;  // the new policy goes in with the reconnect's resync
       }
     }

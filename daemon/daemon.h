@@ -21,16 +21,21 @@
 
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
 
+#include "daemon/control_socket.h"
 #include "daemon/flow_log_runner.h"
 #include "daemon/mirror_runner.h"
 #include "daemon/policy_engine.h"
+#include "daemon/service.h"
 #include "daemon/status.h"
+#include "metrics/registry.h"
+#include "metrics/server.h"
 #include "state/store.h"
 #include "ovs-plugin/openflow.h"
 #include "ovs-plugin/vswitch_db.h"
@@ -59,9 +64,14 @@ struct DaemonOptions {
   std::chrono::seconds flow_restore_grace{10};
   // Where `vpcguardctl status` reads from (default /var/run/vpcguard/<bridge>.status.json).
   std::string status_file;
+  // The control socket (`vpcguardctl log-level`); "" = none. Default: beside the status file,
+  // /var/run/vpcguard/<bridge>.ctl (daemon/control_socket.h).
+  std::optional<std::string> control_socket;
   // Rejected packets sampled for flow logs per second, at most (pipeline::kRejectMeterId);
   // beyond it they are dropped unsampled and reported as SKIPDATA.
   uint32_t flow_log_reject_rate = 5000;
+  // Prometheus metrics on HOST:PORT ("127.0.0.1:9733", "[::1]:9733"); "" = off (docs/metrics.md).
+  std::string metrics_listen;
 };
 
 // The OpenFlow target for a bridge when none is given.
@@ -109,6 +119,10 @@ class Daemon {
   void reportError(const std::string& error, bool config_error = false);
   void reportSync(const char* reason, double ms);
   void writeStatus();
+  // The service manager's view (systemd Type=notify): STATUS line, READY once our policy is on
+  // the switch (daemon/service.h). Called with every status write.
+  void notifyService();
+  [[nodiscard]] std::string serviceStatusLine() const;
   // Zones that changed hands (a new interface, or a freed index given to another one) may still
   // hold the old owner's connections: they are flushed once the new flows are in place.
   void noteNewIndices(const std::map<std::string, uint16_t>& before);
@@ -178,6 +192,28 @@ class Daemon {
   std::optional<EngineReport> last_apply_;  // of the last apply() that went through the engine
   std::chrono::steady_clock::time_point last_apply_done_;  // when the switch confirmed it
   bool reject_meter_set_ = false;  // the reject meter exists on this OpenFlow connection
+  ServiceNotifier service_;
+  std::unique_ptr<ControlSocket> control_;  // null when disabled or it could not be opened
+  // Prometheus metrics (daemon/daemon_metrics.cpp, docs/metrics.md). Changes are timed from when
+  // they were seen (by the trigger the sync will name) to the switch's barrier.
+  bool startMetrics();
+  void noteChange(const char* trigger);
+  void countSync(const char* reason, double ms);
+  void countError(const std::string& error, bool config_error);
+  void countReconnect(const char* connection);
+  void countConfigReload(bool applied);
+  [[nodiscard]] std::string renderMetrics();
+  void refreshRuleHits();
+  void appendMetricsFds(std::vector<pollfd>& fds) const;
+  void serveMetrics(const std::vector<pollfd>& fds);
+  metrics::Registry metrics_;
+  std::unique_ptr<metrics::MetricsServer> metrics_server_;
+  std::map<std::string, std::chrono::steady_clock::time_point> change_seen_;
+  uint64_t drift_repairs_timed_ = 0;  // drift_repairs_ when the last periodic sync was timed
+  std::string rule_hits_text_;  // the last per-rule hit counters read (rendered)
+  std::optional<std::chrono::steady_clock::time_point> rule_hits_at_;  // last read started
+  // The read in progress, on a connection and thread of its own: (ok, rendered text or error).
+  std::future<std::pair<bool, std::string>> rule_hits_job_;
 };
 
 }  // namespace vpcguard

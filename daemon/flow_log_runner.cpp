@@ -248,6 +248,7 @@ void FlowLogRunner::readLearned(ovs::OpenFlowChannel* openflow, int64_t now, boo
       if (*drops > *meter_drops_) {
         logger("flowlog")->warn("reject_samples_rate_limited count={}", *drops - *meter_drops_);
         collector_.onLost(*drops - *meter_drops_, now, "rate-limited", flowlog::Action::kReject);
+        stats_.reject_samples_dropped += *drops - *meter_drops_;
       }
       meter_drops_ = *drops;
     } else {
@@ -318,9 +319,11 @@ void FlowLogRunner::publish(
                  batch.flow_log_id, batch.records.size());
       continue;
     }
+    bool published = true;
     for (const auto& file : flowlog::toLogFiles(batch, fields)) {
       auto path = sink->publish(file);
       if (!path) {
+        published = false;
         ++stats_.publish_errors;
         log->error("flow_log_publish_failed flow_log={} error=\"{}\"", batch.flow_log_id,
                    path.error().message);
@@ -331,6 +334,17 @@ void FlowLogRunner::publish(
         stats_.records_written += file.lines.size();
         log->info("flow_log_published flow_log={} records={} path={}", batch.flow_log_id,
                   file.lines.size(), *path);
+      }
+    }
+    for (const auto& r : batch.records) {
+      if (!published) {
+        break;
+      }
+      const bool ok = r.log_status == flowlog::LogStatus::kOk;
+      ++stats_.records[{batch.flow_log_id, ok ? flowlog::actionName(r.action)
+                                              : flowlog::logStatusName(r.log_status)}];
+      if (r.log_status == flowlog::LogStatus::kSkipData) {
+        stats_.skipped[{batch.flow_log_id, r.reason.empty() ? "-" : r.reason}] += r.packets;
       }
     }
   }

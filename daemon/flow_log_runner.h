@@ -63,6 +63,12 @@ class FlowLogRunner {
     uint64_t files_written = 0;
     uint64_t publish_errors = 0;
     uint64_t datagrams = 0;
+    // Records published (every file of its batch written), by (flow-log id, action: ACCEPT or
+    // REJECT; NODATA and SKIPDATA records by their status), and what SKIPDATA records reported
+    // lost, by (flow-log id, reason). For the metrics.
+    std::map<std::pair<std::string, std::string>, uint64_t> records;
+    std::map<std::pair<std::string, std::string>, uint64_t> skipped;
+    uint64_t reject_samples_dropped = 0;  // by the reject meter, while this process watched it
   };
   [[nodiscard]] const Stats& stats() const { return stats_; }
   [[nodiscard]] const flowlog::DecodeStats& decodeStats() const { return decoder_.stats(); }

@@ -1,4 +1,5 @@
 // vpcguardctl: the control CLI of vpcguard. Only wiring: each subcommand lives in its own file.
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -9,7 +10,9 @@
 #include "daemon/check_command.h"
 #include "daemon/flow_logs_command.h"
 #include "daemon/flows_command.h"
+#include "daemon/host_check.h"
 #include "daemon/import_aws.h"
+#include "daemon/log_level_command.h"
 #include "daemon/status.h"
 #include "daemon/version.h"
 #include "explain/commands.h"
@@ -84,6 +87,32 @@ int main(int argc, char** argv) {
   status->add_option("--output", status_options.output, "text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
+
+  vpcguard::HostCheckOptions host_check_options;
+  double host_check_timeout = 5;
+  auto* host_check = app.add_subcommand(
+      "host-check", "Is this host's Open vSwitch ready for vpcguardd? (docs/host.md)");
+  host_check->add_option("--ovsdb", host_check_options.ovsdb, "OVSDB target")
+      ->capture_default_str();
+  host_check->add_option("--bridge", host_check_options.bridge, "Integration bridge")
+      ->capture_default_str();
+  host_check->add_option("--run-dir", host_check_options.run_dir,
+                         "Where <bridge>.mgmt is (default: the --ovsdb socket's directory)");
+  host_check->add_option("--timeout", host_check_timeout, "Seconds to wait for OVSDB")
+      ->capture_default_str();
+  host_check->add_option("--output", host_check_options.output, "text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+
+  vpcguard::LogLevelCommandOptions log_level_options;
+  auto* log_level = app.add_subcommand(
+      "log-level", "Show or set the log level of the running vpcguardd (docs/service.md)");
+  log_level->add_option("level", log_level_options.level,
+                        "trace, debug, info, warn, error, critical or off (none: show it)");
+  log_level->add_option("--bridge", log_level_options.bridge, "Bridge vpcguardd enforces on")
+      ->capture_default_str();
+  log_level->add_option("--socket", log_level_options.socket,
+                        "vpcguardd's control socket (default /var/run/vpcguard/<bridge>.ctl)");
 
   vpcguard::FlowLogsCommandOptions flow_logs_options;
   auto* flow_logs = app.add_subcommand(
@@ -163,6 +192,14 @@ int main(int argc, char** argv) {
   }
   if (flow_logs->parsed()) {
     return vpcguard::runFlowLogsCommand(flow_logs_options, std::cout, std::cerr);
+  }
+  if (host_check->parsed()) {
+    host_check_options.timeout =
+        std::chrono::milliseconds(static_cast<int64_t>(host_check_timeout * 1000));
+    return vpcguard::runHostCheckCommand(host_check_options, std::cout, std::cerr);
+  }
+  if (log_level->parsed()) {
+    return vpcguard::runLogLevelCommand(log_level_options, std::cout, std::cerr);
   }
   if (status->parsed()) {
     return vpcguard::runStatusCommand(status_options, std::cout, std::cerr);

@@ -60,9 +60,19 @@ int main(int argc, char** argv) {
                  "dropped unsampled and reported as SKIPDATA")
       ->capture_default_str()
       ->check(CLI::Range(1, 10000000));
+  app.add_option("--metrics-listen", options.metrics_listen,
+                 "Serve Prometheus metrics on HOST:PORT (127.0.0.1:9733, [::1]:9733; \"\" = off; "
+                 "docs/metrics.md)");
   app.add_option("--status-file", options.status_file,
                  "Status for `vpcguardctl status` (default /var/run/vpcguard/<bridge>.status.json)");
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  std::string control_socket;
+  auto* control_socket_option = app.add_option(
+      "--control-socket", control_socket,
+      "Control socket for `vpcguardctl log-level` (root only; default: beside the status file, "
+      "/var/run/vpcguard/<bridge>.ctl; \"\" = none)");
+  app.add_option("--log-level", log_level,
+                 "trace|debug|info|warn|error (at run time: vpcguardctl log-level)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (!vpcguard::setLogLevel(log_level)) {
     std::fprintf(stderr, "vpcguardd: unknown --log-level '%s'\n", log_level.c_str());
@@ -71,6 +81,14 @@ int main(int argc, char** argv) {
   if (config.empty() == state.empty()) {
     std::fprintf(stderr, "vpcguardd: give exactly one of --config and --state\n");
     return 2;
+  }
+  if (std::string error; !options.metrics_listen.empty() &&
+                         !vpcguard::metrics::parseListenAddress(options.metrics_listen, &error)) {
+    std::fprintf(stderr, "vpcguardd: --metrics-listen %s\n", error.c_str());
+    return 2;
+  }
+  if (control_socket_option->count() > 0) {
+    options.control_socket = control_socket;
   }
   options.config = config;
   options.state = state;
