@@ -36,7 +36,8 @@
 # Environment: LAB_DIR (default /run/vpcguard-lab), LAB_PREFIX (default vpcg; namespace and
 # interface names), VPCGUARD_BUILD_DIR (default <repo>/build), VPCGUARD_OVS_BUILD_DIR (passed to
 # cmake on first configure), LAB_SKIP_DEPS=1 (never run scripts/deps.sh), LAB_API_GROUP (group of
-# the API socket), LAB_IAM_DIR (default <repo>/configs/iam).
+# the API socket), LAB_IAM_DIR (default <repo>/configs/iam), LAB_NO_BUILD=1 (never build: use the
+# programs already in VPCGUARD_BUILD_DIR/{daemon,api}/, e.g. symlinks to an installed package's).
 set -Eeuo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -726,7 +727,14 @@ ensure_deps() {
 }
 
 build() {
-  local jobs args log=$LAB_DIR/build.log
+  local jobs args log=$LAB_DIR/build.log b
+  if [[ ${LAB_NO_BUILD:-0} == 1 ]]; then
+    for b in daemon/vpcguardd daemon/vpcguardctl api/vpcguard-apid; do
+      [[ -x $BUILD_DIR/$b ]] || die "LAB_NO_BUILD=1 but $BUILD_DIR/$b is missing"
+    done
+    say "Build: none (LAB_NO_BUILD=1), using $BUILD_DIR/daemon/vpcguardd -> $(realpath "$BUILD_DIR/daemon/vpcguardd")"
+    return 0
+  fi
   jobs=${VPCGUARD_BUILD_JOBS:-$(nproc)}
   if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
     say "Build: configuring $BUILD_DIR (log $log)"
