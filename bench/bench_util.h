@@ -381,6 +381,73 @@ inline double loadAverage() {
   return one;
 }
 
+// ============================ HTTP on loopback ================================================
+// vpcguardd --metrics-listen: a port nobody listens on (bound, then released), and one plain
+// GET on 127.0.0.1 with a deadline (the body, without the headers).
+
+inline int freeLoopbackPort() {
+  const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = 0;
+  if (s >= 0 && ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  if (s >= 0) {
+    ::close(s);
+  }
+  return port;
+}
+
+inline Result<std::string> httpGet(int port, const std::string& path,
+                                   std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) {
+    return makeError(std::string("socket: ") + std::strerror(errno));
+  }
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  std::string response;
+  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  bool ok = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+            ::send(s, request.data(), request.size(), MSG_NOSIGNAL) ==
+                static_cast<ssize_t>(request.size());
+  char buf[65536];
+  while (ok) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    struct pollfd pfd {
+      s, POLLIN, 0
+    };
+    if (left.count() <= 0 || ::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) {
+      ok = false;
+      break;
+    }
+    const ssize_t n = ::recv(s, buf, sizeof buf, 0);
+    if (n <= 0) {
+      ok = n == 0;
+      break;
+    }
+    response.append(buf, static_cast<size_t>(n));
+  }
+  ::close(s);
+  const auto body = response.find("\r\n\r\n");
+  if (!ok || !response.starts_with("HTTP/1.") || body == std::string::npos) {
+    return makeError(fmt::format("GET http://127.0.0.1:{}{} failed: {}", port, path,
+                                 response.substr(0, 200)));
+  }
+  if (response.compare(9, 3, "200") != 0) {
+    return makeError(fmt::format("GET http://127.0.0.1:{}{}: {}", port, path,
+                                 response.substr(0, response.find('\r'))));
+  }
+  return response.substr(body + 4);
+}
+
 // ============================ namespaces, sockets, traffic ===================================
 // The datapath benchmarks' traffic (flowlog_bench --datapath/--loss, mirror_bench): iperf3 for
 // throughput, a connect/reset loop against a listener that never sends a FIN for the

@@ -17,12 +17,15 @@
 //  4. Open_vSwitch other_config:bundle-idle-timeout=1: the whole install must still commit;
 //  5. the real vpcguardd on a fresh sandbox: time to the first sync, its VmRSS/VmHWM at that
 //     size (next to ovs-vswitchd's RSS holding the same table), and the same rule changes end to
-//     end: config file renamed into place -> the daemon's status file reports the sync.
+//     end: config file renamed into place -> the daemon's status file reports the sync;
+//  6. its /metrics (--metrics-listen): scrape time, how long the per-rule hit read takes at that
+//     size, and the same rule changes while scraped every 250 ms, next to the unscraped ones.
 #include <poll.h>
 #include <signal.h>
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -924,6 +927,10 @@ class SizeRun {
               "86400",
               "--log-level",
               "info"};
+    // Part 6: the same daemon serves /metrics (its cost is measured after the changes).
+    const int metrics_port = bench::freeLoopbackPort();
+    o.argv.push_back("--metrics-listen");
+    o.argv.push_back(fmt::format("127.0.0.1:{}", metrics_port));
     o.output_path = sb.dir() + "/vpcguardd.log";
     progress(tag() + " vpcguardd: start, waiting for its first sync");
     const auto start = Clock::now();
@@ -963,21 +970,19 @@ class SizeRun {
       return makeError(fmt::format("vpcguardd installed {} flows, expected {}", n ? *n : 0, flows));
     }
 
-    // The same changes, end to end.
-    Samples e2e, apply;
-    for (int i = 0; i < changes_; ++i) {
-      progress(tag() + fmt::format(" vpcguardd: change {}/{}", i + 1, changes_));
-      const size_t want = expected_flows_[static_cast<size_t>(i)];
+    // Replaces the config with `text` and waits until the daemon reports its sync of `want`
+    // flows: the end-to-end time is added to `e2e`, the daemon's own sync time to `apply`.
+    const auto change = [&](const std::string& text, size_t want, const std::string& what,
+                            Samples* e2e_samples, Samples* apply_samples) -> Result<void> {
       const auto t0 = Clock::now();
-      if (auto r = replaceFile(config, change_texts_[static_cast<size_t>(i)]); !r) {
+      if (auto r = replaceFile(config, text); !r) {
         return r;
       }
       const auto change_deadline = t0 + std::chrono::seconds(120);
       for (;;) {
         if (!watch.waitFor("status.json", change_deadline)) {
           auto log = readText(o.output_path);
-          return makeError(
-              fmt::format("vpcguardd did not report change {}: {}", i + 1, log ? *log : ""));
+          return makeError(fmt::format("vpcguardd did not report {}: {}", what, log ? *log : ""));
         }
         status = readStatus();
         if (status && status->last_sync_reason == "config" && status->last_error.empty() &&
@@ -985,10 +990,92 @@ class SizeRun {
           break;
         }
       }
-      e2e.add(msSince(t0));
-      apply.add(status->last_sync_ms);
+      if (e2e_samples != nullptr) {
+        e2e_samples->add(msSince(t0));
+        apply_samples->add(status->last_sync_ms);
+      }
+      return {};
+    };
+    // The same changes, end to end.
+    Samples e2e, apply;
+    for (int i = 0; i < changes_; ++i) {
+      progress(tag() + fmt::format(" vpcguardd: change {}/{}", i + 1, changes_));
+      const auto k = static_cast<size_t>(i);
+      if (auto r = change(change_texts_[k], expected_flows_[k], fmt::format("change {}", i + 1),
+                          &e2e, &apply);
+          !r) {
+        return r;
+      }
     }
     const long hwm_end = bench::procStatusKiB(pid, "VmHWM");
+
+    // Part 6, metrics: a scrape, how long the first per-rule hit read takes at this size (a
+    // scrape starts it; the series appear with the first scrape after it finished), and the same
+    // changes again while a scraper asks every 250 ms (so a hit read is running most of the
+    // time): their end-to-end times next to the unscraped ones above (same run, same daemon).
+    progress(tag() + " vpcguardd: metrics");
+    const auto scrape = [&]() {
+      return bench::httpGet(metrics_port, "/metrics", std::chrono::seconds(30));
+    };
+    const auto hits_start = Clock::now();
+    double hits_ms = -1;
+    size_t scrape_bytes = 0;
+    while (Clock::now() - hits_start < std::chrono::seconds(300)) {
+      auto body = scrape();
+      if (!body) {
+        return tl::unexpected(body.error());
+      }
+      scrape_bytes = body->size();
+      if (body->find("vpcguard_rule_hit_packets_total{") != std::string::npos) {
+        hits_ms = msSince(hits_start);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (hits_ms < 0) {
+      return makeError("the per-rule hit counters never appeared in /metrics");
+    }
+    Samples scrape_ms;
+    for (int i = 0; i < 20; ++i) {
+      const auto t0 = Clock::now();
+      if (auto body = scrape(); !body) {
+        return tl::unexpected(body.error());
+      }
+      scrape_ms.add(msSince(t0));
+    }
+    if (changes_ % 2 == 1) {  // back to the base policy, so the changes apply again
+      if (auto r = change(base_text_, flows, "the return to the base policy", nullptr, nullptr);
+          !r) {
+        return r;
+      }
+    }
+    std::atomic<bool> scraping{true};
+    std::atomic<int> scrapes{0}, scrape_failures{0};
+    std::thread scraper([&] {
+      while (scraping) {
+        (scrape() ? scrapes : scrape_failures)++;
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      }
+    });
+    Samples e2e_scraped, apply_scraped;
+    Result<void> scraped_run{};
+    for (int i = 0; i < changes_ && scraped_run; ++i) {
+      progress(tag() + fmt::format(" vpcguardd: change {}/{} while scraped", i + 1, changes_));
+      const auto k = static_cast<size_t>(i);
+      scraped_run = change(change_texts_[k], expected_flows_[k],
+                           fmt::format("change {} while scraped", i + 1), &e2e_scraped,
+                           &apply_scraped);
+    }
+    scraping = false;
+    scraper.join();
+    if (!scraped_run) {
+      return scraped_run;
+    }
+    if (scrape_failures > 0) {
+      return makeError(fmt::format("{} of {} scrapes failed while the config changed",
+                                   scrape_failures.load(), scrapes + scrape_failures));
+    }
+    const long hwm_scraped = bench::procStatusKiB(pid, "VmHWM");
     (*daemon)->signal(SIGTERM);
     if (!(*daemon)->waitExit(std::chrono::seconds(10))) {
       (*daemon)->kill();
@@ -1043,6 +1130,22 @@ class SizeRun {
            fmt::format("translate {:.1f}, compare+bundle {:.1f} (n={}; its log's applied lines)",
                        log_translate.p50(), log_install.p50(), log_translate.v.size()));
     }
+    line("metrics_hit_read_ms",
+         fmt::format("{:.0f} (first scrape -> per-rule hit series in /metrics: one dump of the "
+                     "rule tables on the daemon's second OpenFlow connection)",
+                     hits_ms));
+    line("metrics_scrape_ms_p50_p99",
+         fmt::format("{:.2f} {:.2f} ({} bytes; n={})", scrape_ms.p50(), scrape_ms.p99(),
+                     scrape_bytes, scrape_ms.v.size()));
+    if (changes_ > 0) {
+      line("metrics_scraped_change_e2e_ms_p50_p99",
+           fmt::format("{:.1f} {:.1f} vs {:.1f} {:.1f} unscraped (ratio p50 {:.2f}; {} scrapes "
+                       "every 250 ms meanwhile)",
+                       e2e_scraped.p50(), e2e_scraped.p99(), e2e.p50(), e2e.p99(),
+                       ratio(e2e_scraped.p50(), e2e.p50()), scrapes.load()));
+    }
+    line("metrics_vmhwm_mib", fmt::format("{:.1f} after the scraped changes (vs {:.1f} before)",
+                                          mib(hwm_scraped), mib(hwm_end)));
     out_["daemon"] = {
         {"startup_ms", startup_ms},
         {"vm_rss_kib", rss},
@@ -1054,7 +1157,13 @@ class SizeRun {
         {"change_e2e_ms", {{"p50", e2e.p50()}, {"p99", e2e.p99()}}},
         {"change_apply_ms", {{"p50", apply.p50()}, {"p99", apply.p99()}}},
         {"change_log_translate_ms_p50", log_translate.p50()},
-        {"change_log_compare_bundle_ms_p50", log_install.p50()}};
+        {"change_log_compare_bundle_ms_p50", log_install.p50()},
+        {"metrics",
+         {{"hit_read_ms", hits_ms},
+          {"scrape_ms", {{"p50", scrape_ms.p50()}, {"p99", scrape_ms.p99()}}},
+          {"scrape_bytes", scrape_bytes},
+          {"scraped_change_e2e_ms", {{"p50", e2e_scraped.p50()}, {"p99", e2e_scraped.p99()}}},
+          {"vm_hwm_after_scraped_changes_kib", hwm_scraped}}}};
     return {};
   }
 
