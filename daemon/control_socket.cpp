@@ -69,11 +69,17 @@ std::string handleControlRequest(std::string_view line) {
   }
   if (args[0] == "log-level" && args.size() == 2) {
     const std::string before = logLevel();
+    if (args[1] == "off") {
+      // Logged before, at the old level: after it nothing shows (and "off" is no level to log at).
+      logger("daemon")->info("log_level_changed from={} to=off by=control-socket", before);
+      (void)setLogLevel("off");
+      return "ok " + logLevel();
+    }
     if (!setLogLevel(args[1])) {
       return "error unknown log level '" + args[1] +
              "' (trace, debug, info, warn, error, critical, off)";
     }
-    // At info or above, so the change shows at the new level too (unless it is "off").
+    // At info or above, so the change shows at the new level too.
     const auto now = spdlog::level::from_str(args[1]);
     logger("daemon")->log(std::max(now, spdlog::level::info),
                           "log_level_changed from={} to={} by=control-socket", before, logLevel());
@@ -131,7 +137,9 @@ Result<std::unique_ptr<ControlSocket>> ControlSocket::open(const std::string& pa
   if (fd < 0) {
     return makeError("control socket " + path + ": socket: " + errnoText(errno));
   }
-  // Root only: created 0600 (umask), and set once more in case the umask was ignored.
+  // Root only: created 0600 through the umask (no chmod() by path afterwards: it would follow a
+  // symlink put in the socket's place). The umask is process-wide: the daemon opens this before
+  // it starts any thread.
   const mode_t old_mask = ::umask(0177);
   const int bound = ::bind(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr);
   const int bind_err = errno;
@@ -140,7 +148,7 @@ Result<std::unique_ptr<ControlSocket>> ControlSocket::open(const std::string& pa
     ::close(fd);
     return makeError("control socket " + path + ": bind: " + errnoText(bind_err));
   }
-  if (::chmod(path.c_str(), 0600) != 0 || ::listen(fd, static_cast<int>(kMaxClients)) != 0 ||
+  if (::listen(fd, static_cast<int>(kMaxClients)) != 0 ||
       ::lstat(path.c_str(), &st) != 0) {
     const int err = errno;
     ::close(fd);
@@ -164,7 +172,7 @@ ControlSocket::~ControlSocket() {
 }
 
 void ControlSocket::appendPollFds(std::vector<pollfd>& fds) const {
-  if (clients_.size() < kMaxClients) {
+  if (clients_.size() < kMaxClients && Clock::now() >= accept_paused_until_) {
     fds.push_back({fd_, POLLIN, 0});
   }
   for (const auto& c : clients_) {
@@ -176,7 +184,13 @@ void ControlSocket::accept(Clock::time_point now) {
   while (clients_.size() < kMaxClients) {
     const int fd = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) {
-      return;  // EAGAIN, or a client gone before we took it
+      if (errno == EINTR || errno == ECONNABORTED) {
+        continue;
+      }
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        accept_paused_until_ = now + kAcceptPause;  // the listener stays readable meanwhile
+      }
+      return;  // EAGAIN: all taken
     }
     clients_.push_back(Client{fd, {}, {}, now + kClientTimeout});
   }
@@ -219,6 +233,22 @@ bool ControlSocket::write(Client& c) {
     c.out.erase(0, static_cast<size_t>(n));
   }
   return false;  // answered: one request per connection
+}
+
+std::optional<std::chrono::milliseconds> ControlSocket::untilNextDeadline(
+    Clock::time_point now) const {
+  std::optional<Clock::time_point> next;
+  if (accept_paused_until_ > now) {
+    next = accept_paused_until_;
+  }
+  for (const auto& c : clients_) {
+    next = next ? std::min(*next, c.deadline) : c.deadline;
+  }
+  if (!next) {
+    return std::nullopt;
+  }
+  return std::max(std::chrono::ceil<std::chrono::milliseconds>(*next - now),
+                  std::chrono::milliseconds(0));
 }
 
 void ControlSocket::service(const std::vector<pollfd>& fds, Clock::time_point now) {

@@ -9,7 +9,9 @@
 //
 // It lives in the daemon's poll loop, so nothing here may block it: the sockets are
 // non-blocking, a request is at most kMaxRequest bytes, at most kMaxClients are open at once,
-// and a client that has not finished within kClientTimeout is dropped. A socket file left by a
+// and a client that has not finished within kClientTimeout is dropped; accept() failing for lack
+// of resources (EMFILE, ...) leaves the listener out of the poll for kAcceptPause, so the loop
+// does not spin on a listener that stays readable. A socket file left by a
 // killed daemon (nobody accepts on it) is replaced at start; the file is removed on a clean exit.
 #include <poll.h>
 #include <sys/types.h>
@@ -17,6 +19,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,9 +43,11 @@ class ControlSocket {
   static constexpr size_t kMaxRequest = 256;
   static constexpr size_t kMaxClients = 16;
   static constexpr std::chrono::milliseconds kClientTimeout{2000};
+  static constexpr std::chrono::milliseconds kAcceptPause{250};
 
-  // Binds `path` (creating its directory), mode 0600. Refused when a live process serves it or
-  // it is not a socket.
+  // Binds `path` (creating its directory), mode 0600 (through the umask, which is process-wide:
+  // call this before the process starts threads). Refused when a live process serves it or it
+  // is not a socket.
   [[nodiscard]] static Result<std::unique_ptr<ControlSocket>> open(
       const std::string& path, Handler handler = handleControlRequest);
   ~ControlSocket();  // closes everything; removes the socket file if it is still ours
@@ -56,6 +61,10 @@ class ControlSocket {
   // not ours are ignored). Never blocks.
   void service(const std::vector<pollfd>& fds, Clock::time_point now = Clock::now());
   [[nodiscard]] size_t clients() const { return clients_.size(); }
+  // How long the owner may sleep before service() has a deadline to enforce (a client's, or the
+  // end of an accept pause); nullopt: none.
+  [[nodiscard]] std::optional<std::chrono::milliseconds> untilNextDeadline(
+      Clock::time_point now = Clock::now()) const;
 
  private:
   struct Client {
@@ -77,6 +86,7 @@ class ControlSocket {
   ino_t ino_;
   Handler handler_;
   std::vector<Client> clients_;
+  Clock::time_point accept_paused_until_{};  // the listener is not polled before this
 };
 
 // One request to a control socket; the reply line. Errors say what is wrong in terms of the

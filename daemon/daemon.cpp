@@ -951,7 +951,9 @@ int Daemon::run() {
     log->error("startup_failed reason=\"signalfd: {}\"", std::strerror(errno));
     return 1;
   }
-  // `vpcguardctl log-level` (daemon/control_socket.h); without it the daemon still runs.
+  // `vpcguardctl log-level` (daemon/control_socket.h); without it the daemon still runs. Opened
+  // before any thread exists (its mode comes from a process-wide umask): the metrics' hit-read
+  // threads start from scrapes, which are served only from the loops below.
   const std::string control_path = options_.control_socket.value_or(
       defaultControlSocket(options_.status_file, options_.bridge));
   if (!control_path.empty()) {
@@ -978,8 +980,11 @@ int Daemon::run() {
         control_->appendPollFds(fds);
       }
       appendMetricsFds(fds);
-      const auto wait = std::min(std::chrono::ceil<std::chrono::milliseconds>(until - now),
-                                 service_.untilNextPing(now));
+      auto wait = std::min(std::chrono::ceil<std::chrono::milliseconds>(until - now),
+                           service_.untilNextPing(now));
+      if (const auto server = untilServerDeadline()) {
+        wait = std::min(wait, *server);  // slow clients are cut off on time
+      }
       ::poll(fds.data(), fds.size(), static_cast<int>(wait.count()));
       if (control_) {
         control_->service(fds);
@@ -1091,6 +1096,9 @@ int Daemon::run() {
       max_wait_ms = std::min<long>(max_wait_ms, mirrors_->untilNextTick().count());
     }
     max_wait_ms = std::min<long>(max_wait_ms, service_.untilNextPing().count());
+    if (const auto server = untilServerDeadline()) {
+      max_wait_ms = std::min<long>(max_wait_ms, server->count());  // clients cut off on time
+    }
     const auto wait_ms = std::clamp<long>(
         std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now()).count(), 0,
         max_wait_ms);
@@ -1211,10 +1219,17 @@ int Daemon::run() {
       const auto installed =
           loaded && !reconnect
               ? installAdopted(std::move(last_policy), std::move(last_indices), "config")
-              : Install::kApplied;
-      countConfigReload(loaded && installed != Install::kRolledBack);
+              : Install::kSwitchLost;
+      // "deferred": valid but not on the switch yet; the reconnect's resync installs it.
+      const char* result = "deferred";
+      if (!loaded || installed == Install::kRolledBack) {
+        result = "refused";
+      } else if (installed == Install::kApplied) {
+        result = "applied";
+      }
+      countConfigReload(result);
       change_seen_.erase("config");  // refused, or timed by its sync
-      if (installed == Install::kSwitchLost) {
+      if (loaded && installed == Install::kSwitchLost) {
         reconnect = true;  // the new policy goes in with the reconnect's resync
       }
     }

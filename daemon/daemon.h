@@ -21,7 +21,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -80,6 +79,10 @@ struct DaemonOptions {
 class Daemon {
  public:
   explicit Daemon(DaemonOptions options) : options_(std::move(options)) {}
+  // Waits briefly for a per-rule hit read in progress; one still running is left to end alone.
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
   // Runs until SIGTERM/SIGINT. Returns the process exit code.
   int run();
 
@@ -201,19 +204,26 @@ class Daemon {
   void countSync(const char* reason, double ms);
   void countError(const std::string& error, bool config_error);
   void countReconnect(const char* connection);
-  void countConfigReload(bool applied);
+  // result: "applied" (on the switch), "refused" (invalid, or rolled back), "deferred" (goes in
+  // with the reconnect's resync).
+  void countConfigReload(const char* result);
   [[nodiscard]] std::string renderMetrics();
   void refreshRuleHits();
   void appendMetricsFds(std::vector<pollfd>& fds) const;
   void serveMetrics(const std::vector<pollfd>& fds);
+  // The soonest deadline of the metrics server or the control socket (a client to cut off, an
+  // accept pause ending): the loop's polls wait no longer. Nullopt: none.
+  [[nodiscard]] std::optional<std::chrono::milliseconds> untilServerDeadline() const;
   metrics::Registry metrics_;
   std::unique_ptr<metrics::MetricsServer> metrics_server_;
   std::map<std::string, std::chrono::steady_clock::time_point> change_seen_;
   uint64_t drift_repairs_timed_ = 0;  // drift_repairs_ when the last periodic sync was timed
   std::string rule_hits_text_;  // the last per-rule hit counters read (rendered)
   std::optional<std::chrono::steady_clock::time_point> rule_hits_at_;  // last read started
-  // The read in progress, on a connection and thread of its own: (ok, rendered text or error).
-  std::future<std::pair<bool, std::string>> rule_hits_job_;
+  // The read in progress, on a connection and a detached thread of its own, which shares only
+  // this (so stopping never waits for it): null when none runs or its result was taken.
+  struct RuleHitsRead;
+  std::shared_ptr<RuleHitsRead> rule_hits_job_;
 };
 
 }  // namespace vpcguard

@@ -6,7 +6,15 @@
 // dump of the four rule tables, which takes seconds at 100k flows, so it never runs in the loop:
 // a scrape starts one (at most every kRuleHitsMaxAge, never while disconnected) on a thread and
 // OpenFlow connection of its own, and is answered with the counts of the last one finished.
+// The thread is detached and shares only a RuleHitsRead with the daemon: SIGTERM never waits for
+// a read (up to 4 requests of kRuleHitsTimeout), and whatever fails there (no thread to be had,
+// an exception in the read) costs a warning and the previous counts, never the daemon.
+#include <condition_variable>
+#include <exception>
+#include <mutex>
 #include <string_view>
+#include <system_error>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -60,8 +68,12 @@ bool Daemon::startMetrics() {
             "Flow-log records written, per flow log and action (ACCEPT, REJECT; NODATA and "
             "SKIPDATA records as their status).",
             Type::kCounter);
-  m.declare("vpcguard_flow_log_skipped_total",
-            "What SKIPDATA records report as lost (records or packets), per flow log and reason.",
+  m.declare("vpcguard_flow_log_skipped_records_total",
+            "Flow-log records SKIPDATA records report as lost, per flow log and reason.",
+            Type::kCounter);
+  m.declare("vpcguard_flow_log_rate_limited_packets_total",
+            "Rejected packets not logged because of --flow-log-reject-rate, per flow log (as "
+            "SKIPDATA records with reason rate-limited report them).",
             Type::kCounter);
   m.declare("vpcguard_flow_log_reject_samples_dropped_total",
             "Rejected packets the reject meter dropped unsampled (--flow-log-reject-rate).",
@@ -72,7 +84,7 @@ bool Daemon::startMetrics() {
   for (const char* c : {"ovsdb", "openflow", "state"}) {
     m.add("vpcguard_reconnects_total", {{"connection", c}}, 0);
   }
-  for (const char* r : {"applied", "refused"}) {
+  for (const char* r : {"applied", "refused", "deferred"}) {
     m.add("vpcguard_config_reloads_total", {{"result", r}}, 0);
   }
   rule_hits_text_ = explain::renderHitsPrometheus({});
@@ -111,6 +123,19 @@ void Daemon::serveMetrics(const std::vector<pollfd>& fds) {
   if (metrics_server_) {
     metrics_server_->afterPoll(fds);
   }
+}
+
+std::optional<std::chrono::milliseconds> Daemon::untilServerDeadline() const {
+  std::optional<std::chrono::milliseconds> next;
+  if (metrics_server_) {
+    next = metrics_server_->untilNextDeadline();
+  }
+  if (control_) {
+    if (auto c = control_->untilNextDeadline(); c && (!next || *c < *next)) {
+      next = c;
+    }
+  }
+  return next;
 }
 
 void Daemon::noteChange(const char* trigger) {
@@ -166,8 +191,25 @@ void Daemon::countReconnect(const char* connection) {
   metrics_.add("vpcguard_reconnects_total", {{"connection", connection}});
 }
 
-void Daemon::countConfigReload(bool applied) {
-  metrics_.add("vpcguard_config_reloads_total", {{"result", applied ? "applied" : "refused"}});
+void Daemon::countConfigReload(const char* result) {
+  metrics_.add("vpcguard_config_reloads_total", {{"result", result}});
+}
+
+struct Daemon::RuleHitsRead {
+  std::mutex mutex;
+  std::condition_variable finished;
+  bool done = false;
+  bool ok = false;
+  std::string text;  // the rendered counters, or why the read failed
+};
+
+Daemon::~Daemon() {
+  if (auto job = rule_hits_job_) {
+    // A read about to end may end; one that is not is left to its detached thread (it holds
+    // what it needs), so stopping is not delayed by a slow switch.
+    std::unique_lock lock(job->mutex);
+    job->finished.wait_for(lock, std::chrono::milliseconds(100), [&] { return job->done; });
+  }
 }
 
 namespace {
@@ -201,16 +243,19 @@ std::pair<bool, std::string> readRuleHits(const std::string& target, const model
 }  // namespace
 
 void Daemon::refreshRuleHits() {
-  if (rule_hits_job_.valid()) {
-    if (rule_hits_job_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+  if (rule_hits_job_) {
+    std::unique_lock lock(rule_hits_job_->mutex);
+    if (!rule_hits_job_->done) {
       return;  // still reading: this scrape gets the previous counts
     }
-    auto [ok, text] = rule_hits_job_.get();
-    if (ok) {
-      rule_hits_text_ = std::move(text);
+    if (rule_hits_job_->ok) {
+      rule_hits_text_ = std::move(rule_hits_job_->text);
     } else {
-      logger("metrics")->warn("rule_hits_unread error=\"{}\"", text);
+      logger("metrics")->warn("rule_hits_unread error=\"{}\" (the previous counts are served)",
+                              rule_hits_job_->text);
     }
+    lock.unlock();
+    rule_hits_job_.reset();
   }
   // Only with our flows known to be on the switch of this connection.
   const auto now = Clock::now();
@@ -219,8 +264,33 @@ void Daemon::refreshRuleHits() {
     return;
   }
   rule_hits_at_ = now;
-  rule_hits_job_ = std::async(std::launch::async, readRuleHits, status_.openflow, *policy_,
-                              engine_.translator().ruleNames());
+  auto job = std::make_shared<RuleHitsRead>();
+  try {
+    std::thread([job, target = status_.openflow, policy = *policy_,
+                 names = engine_.translator().ruleNames()] {
+      std::pair<bool, std::string> result;
+      try {
+        result = readRuleHits(target, policy, names);
+      } catch (const std::exception& e) {
+        result = {false, std::string("exception: ") + e.what()};
+      } catch (...) {
+        result = {false, "unknown exception"};
+      }
+      {
+        std::lock_guard lock(job->mutex);
+        job->ok = result.first;
+        job->text = std::move(result.second);
+        job->done = true;
+      }
+      job->finished.notify_all();
+    }).detach();
+  } catch (const std::exception& e) {  // std::system_error: no thread to be had; bad_alloc
+    logger("metrics")->warn("rule_hits_unread error=\"cannot start the read: {}\" (the previous "
+                            "counts are served)",
+                            e.what());
+    return;
+  }
+  rule_hits_job_ = std::move(job);
 }
 
 std::string Daemon::renderMetrics() {
@@ -249,8 +319,14 @@ std::string Daemon::renderMetrics() {
             static_cast<double>(n));
     }
     for (const auto& [key, n] : st.skipped) {
-      m.set("vpcguard_flow_log_skipped_total", {{"flow_log_id", key.first}, {"reason", key.second}},
-            static_cast<double>(n));
+      // SKIPDATA records count lost records, except for rate-limited ones: rejected packets.
+      if (key.second == "rate-limited") {
+        m.set("vpcguard_flow_log_rate_limited_packets_total", {{"flow_log_id", key.first}},
+              static_cast<double>(n));
+      } else {
+        m.set("vpcguard_flow_log_skipped_records_total",
+              {{"flow_log_id", key.first}, {"reason", key.second}}, static_cast<double>(n));
+      }
     }
     m.set("vpcguard_flow_log_reject_samples_dropped_total",
           static_cast<double>(st.reject_samples_dropped));

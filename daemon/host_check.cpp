@@ -4,11 +4,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -152,16 +154,21 @@ HostCheckItem checkMgmtSocket(const std::string& path, const std::string& bridge
 HostCheckItem checkKernel(const KernelDatapathProbe& probe, std::optional<bool> kernel_bridge,
                           const std::string& bridge) {
   const bool available = probe.genl_family;
-  std::string seen = std::string("generic-netlink family ovs_datapath ") +
-                     (probe.genl_family ? "resolves" : "missing") +
-                     (probe.genl_detail.empty() ? "" : " (" + probe.genl_detail + ")") +
-                     ", /sys/module/openvswitch " + (probe.sysfs_module ? "present" : "absent");
+  std::string seen = std::string("/sys/module/openvswitch ") +
+                     (probe.sysfs_module ? "present" : "absent") +
+                     (probe.builtin ? ", built into the kernel" : "") +
+                     ", generic-netlink family ovs_datapath " +
+                     (!probe.probed ? "not looked up (that would load the module)"
+                      : probe.genl_family ? "resolves"
+                                          : "missing") +
+                     (probe.genl_detail.empty() || !probe.probed ? ""
+                                                                  : " (" + probe.genl_detail + ")");
   if (kernel_bridge.value_or(false)) {
     if (available) {
       return item("kernel-datapath", CheckStatus::kOk,
                   "kernel datapath available for " + bridge + ": " + seen);
     }
-    if (probe.sysfs_module) {
+    if (probe.probed) {
       return item("kernel-datapath", CheckStatus::kFail,
                   "the openvswitch module is loaded but its datapath family does not resolve (" +
                       seen + "); check dmesg for openvswitch errors");
@@ -201,6 +208,22 @@ KernelDatapathProbe probeKernelDatapath() {
   KernelDatapathProbe probe;
   struct stat st {};
   probe.sysfs_module = ::stat("/sys/module/openvswitch", &st) == 0 && S_ISDIR(st.st_mode);
+  // A built-in openvswitch need not have a /sys/module entry; it is listed here instead.
+  if (utsname uts{}; ::uname(&uts) == 0) {
+    std::ifstream builtin(std::string("/lib/modules/") + uts.release + "/modules.builtin");
+    for (std::string line; std::getline(builtin, line);) {
+      if (line.ends_with("/openvswitch.ko")) {
+        probe.builtin = true;
+        break;
+      }
+    }
+  }
+  if (!probe.sysfs_module && !probe.builtin) {
+    // Resolving the family would make the kernel load the module: host-check changes nothing.
+    probe.genl_detail = "not probed: the openvswitch module is not loaded";
+    return probe;
+  }
+  probe.probed = true;
   nl_sock* sock = nl_socket_alloc();
   if (sock == nullptr) {
     probe.genl_detail = "nl_socket_alloc failed";

@@ -35,11 +35,15 @@ struct HostCheckOptions {
   std::chrono::milliseconds timeout = std::chrono::seconds(5);
 };
 
-// The kernel datapath as this machine has it (never assumed: looked up each time).
+// The kernel datapath as this machine has it (never assumed: looked up each time). Read-only:
+// resolving the generic-netlink family makes the kernel load the openvswitch module, so it is
+// resolved only when the module is there already (loaded, or built into the kernel).
 struct KernelDatapathProbe {
   bool genl_family = false;   // generic-netlink family "ovs_datapath" resolves
-  std::string genl_detail;    // why not (libnl's error), empty when it resolves
+  std::string genl_detail;    // why not (libnl's error, or "not probed"), empty when it resolves
   bool sysfs_module = false;  // /sys/module/openvswitch exists (loadable module loaded)
+  bool builtin = false;       // listed in /lib/modules/<release>/modules.builtin
+  bool probed = false;        // the family was looked up (only with the module there)
 };
 [[nodiscard]] KernelDatapathProbe probeKernelDatapath();
 

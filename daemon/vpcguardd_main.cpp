@@ -1,5 +1,6 @@
 // vpcguardd: enforces AWS VPC security groups and network ACLs on an Open vSwitch bridge.
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -100,5 +101,20 @@ int main(int argc, char** argv) {
                                    options.bridge, options.ovsdb,
                                    state.empty() ? "config" : "state",
                                    state.empty() ? config : state);
-  return vpcguard::Daemon(options).run();
+  if (const auto watchdog = vpcguard::ServiceNotifier().watchdogInterval();
+      !state.empty() && watchdog.count() > 0 &&
+      std::chrono::microseconds(options.state_request_timeout) * 2 >= watchdog) {
+    // A state database request blocks the loop up to --state-timeout, and the loop pings the
+    // watchdog every half interval: a hung server could then get vpcguardd killed.
+    vpcguard::logger("daemon")->warn(
+        "state_timeout_near_watchdog state_timeout_s={} watchdog_s={:.1f} (a state request "
+        "blocks the loop that long; keep --state-timeout below half of WatchdogSec=)",
+        state_timeout, std::chrono::duration<double>(watchdog).count());
+  }
+  const int status = vpcguard::Daemon(options).run();
+  // Out without static destructors: a per-rule hit read for /metrics may still be running on its
+  // detached thread (daemon_metrics.cpp), and must not meet a library torn down under it.
+  spdlog::shutdown();
+  std::fflush(nullptr);
+  std::_Exit(status);
 }

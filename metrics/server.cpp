@@ -179,21 +179,27 @@ MetricsServer::~MetricsServer() {
 }
 
 void MetricsServer::appendPollFds(std::vector<pollfd>& fds) const {
-  fds.push_back({listen_fd_, POLLIN, 0});
+  if (Clock::now() >= accept_paused_until_) {
+    fds.push_back({listen_fd_, POLLIN, 0});
+  }
   for (const auto& c : connections_) {
     fds.push_back({c.fd, static_cast<short>(c.responding ? POLLOUT : POLLIN), 0});
   }
 }
 
 std::optional<std::chrono::milliseconds> MetricsServer::untilNextDeadline() const {
-  if (connections_.empty()) {
+  const auto now = Clock::now();
+  std::optional<Clock::time_point> next;
+  if (accept_paused_until_ > now) {
+    next = accept_paused_until_;
+  }
+  for (const auto& c : connections_) {
+    next = next ? std::min(*next, c.deadline) : c.deadline;
+  }
+  if (!next) {
     return std::nullopt;
   }
-  auto next = connections_.front().deadline;
-  for (const auto& c : connections_) {
-    next = std::min(next, c.deadline);
-  }
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next - Clock::now());
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*next - now);
   return std::max(left, std::chrono::milliseconds(0)) + std::chrono::milliseconds(1);
 }
 
@@ -236,7 +242,25 @@ void MetricsServer::acceptAll() {
   for (;;) {
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      return;  // EAGAIN: all taken; anything else (EMFILE, ...) is retried at the next poll
+      if (errno == EINTR || errno == ECONNABORTED) {
+        continue;
+      }
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // The pending connection stays queued and the listener readable: wait before retrying.
+        ++stats_.accept_pauses;
+        accept_paused_until_ = Clock::now() + kAcceptPause;
+      }
+      return;  // EAGAIN: all taken
+    }
+    if (connections_.size() >= options_.max_connections) {
+      // The oldest connection still waiting for its request makes room (idle connections must
+      // not keep scrapes out); a connection being answered is finished first.
+      const auto idle = std::find_if(connections_.begin(), connections_.end(),
+                                     [](const Connection& c) { return !c.responding; });
+      if (idle != connections_.end()) {
+        ++stats_.evicted;
+        closeConnection(static_cast<size_t>(idle - connections_.begin()));
+      }
     }
     if (connections_.size() >= options_.max_connections) {
       ++stats_.rejected;
@@ -248,7 +272,7 @@ void MetricsServer::acceptAll() {
     }
     Connection c;
     c.fd = fd;
-    c.deadline = Clock::now() + options_.deadline;
+    c.deadline = Clock::now() + options_.request_deadline;
     connections_.push_back(std::move(c));
   }
 }
@@ -277,6 +301,7 @@ bool MetricsServer::onReadable(Connection& c) {
 
 void MetricsServer::respond(Connection& c) {
   c.responding = true;
+  c.deadline = Clock::now() + options_.deadline;  // to take the answer
   ++stats_.requests;
   const auto end = c.in.find("\r\n\r\n") != std::string::npos ? c.in.find("\r\n\r\n")
                                                                : c.in.find("\n\n");

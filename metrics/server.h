@@ -8,8 +8,12 @@
 // connection serves one request and is closed ("Connection: close"), so a scraper's keep-alive
 // costs nothing here. Limits keep a bad client from costing the owner: a request larger than
 // max_request_bytes gets 431, a malformed one 400, another path 404, another method 405; a
-// connection that has not finished within `deadline` (a slow or silent client, or one that does
-// not read the answer) is closed; beyond max_connections a new connection gets 503 and is closed.
+// connection that has not sent its whole request within `request_deadline` (a slow or silent
+// client) is closed, as is one whose answer is not taken within `deadline` of the request. With
+// max_connections open, a new connection replaces the oldest one still waiting for its request
+// (idle connections cannot keep scrapes out); only when all are being answered does it get 503.
+// accept() failing for lack of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM) leaves the listener
+// readable: it is then left out of the poll for kAcceptPause, so the owner's loop does not spin.
 #include <poll.h>
 
 #include <chrono>
@@ -39,7 +43,8 @@ class MetricsServer {
   struct Options {
     size_t max_connections = 8;
     size_t max_request_bytes = 8192;
-    std::chrono::milliseconds deadline{5000};
+    std::chrono::milliseconds request_deadline{1000};  // from accept to the whole request
+    std::chrono::milliseconds deadline{5000};          // from the request to the answer taken
   };
   // Called for every GET /metrics: the body (the owner refreshes its gauges first).
   using Render = std::function<std::string()>;
@@ -58,7 +63,9 @@ class MetricsServer {
   // After poll(): serves what is ready in `fds` (entries of other owners are ignored) and closes
   // connections past their deadline.
   void afterPoll(const std::vector<pollfd>& fds);
-  // How long the owner may sleep before a deadline needs afterPoll() (nullopt: no connection).
+  static constexpr std::chrono::milliseconds kAcceptPause{250};
+  // How long the owner may sleep before a deadline (a connection's, or the end of an accept
+  // pause) needs afterPoll() (nullopt: none).
   [[nodiscard]] std::optional<std::chrono::milliseconds> untilNextDeadline() const;
   [[nodiscard]] size_t connections() const { return connections_.size(); }
 
@@ -66,7 +73,9 @@ class MetricsServer {
     uint64_t requests = 0;   // answered (any status)
     uint64_t scrapes = 0;    // 200 for /metrics
     uint64_t timeouts = 0;   // closed at the deadline
-    uint64_t rejected = 0;   // 503: too many connections
+    uint64_t rejected = 0;   // 503: too many connections, all being answered
+    uint64_t evicted = 0;    // closed without a request to make room for a new connection
+    uint64_t accept_pauses = 0;  // accept() failed for lack of resources
   };
   [[nodiscard]] const Stats& stats() const { return stats_; }
 
@@ -93,7 +102,8 @@ class MetricsServer {
   uint16_t port_;
   Render render_;
   Options options_;
-  std::vector<Connection> connections_;
+  std::vector<Connection> connections_;  // in the order accepted
+  Clock::time_point accept_paused_until_{};  // the listener is not polled before this
   Stats stats_;
 };
 

@@ -247,7 +247,7 @@ TEST_F(ServiceTest, ReadyOnlyWithThePolicyOnTheSwitchThenWatchdogAndStopping) {
   VGT_ASSIGN_OR_FAIL(const auto indices, assignInterfaceIndices(policy, {}));
 
   // JOURNAL_STREAM naming some other file: stderr is not the journal, lines stay as they are.
-  start({"NOTIFY_SOCKET=" + notify_path_, "WATCHDOG_USEC=400000", "JOURNAL_STREAM=1:1"},
+  start({"NOTIFY_SOCKET=" + notify_path_, "WATCHDOG_USEC=2000000", "JOURNAL_STREAM=1:1"},
         {"--control-socket", ""});
   auto got = receive(std::chrono::seconds(30), "READY=1");
   ASSERT_FALSE(got.empty()) << log();
@@ -264,10 +264,11 @@ TEST_F(ServiceTest, ReadyOnlyWithThePolicyOnTheSwitchThenWatchdogAndStopping) {
     EXPECT_EQ(got[i].text.find("READY=1"), std::string::npos) << "READY twice";
   }
 
-  // The watchdog: WATCHDOG_USEC=400000 -> a ping about every 200 ms.
+  // The watchdog: WATCHDOG_USEC=2000000 -> a ping about every second. Wide margins for a loaded
+  // 2-core CI machine, still failing a daemon that pings at the full interval.
   const auto ready_at = got.back().at;
   ASSERT_GT(ready_at.count(), 0) << "no SO_TIMESTAMPNS";
-  auto later = receive(std::chrono::milliseconds(2000));
+  auto later = receive(std::chrono::milliseconds(5000));
   std::vector<std::chrono::nanoseconds> pings;
   for (const auto& n : later) {
     EXPECT_EQ(n.text.find("READY=1"), std::string::npos) << "READY twice";
@@ -275,27 +276,28 @@ TEST_F(ServiceTest, ReadyOnlyWithThePolicyOnTheSwitchThenWatchdogAndStopping) {
       pings.push_back(n.at);
     }
   }
-  ASSERT_GE(pings.size(), 7U) << allNotifications();
+  ASSERT_GE(pings.size(), 4U) << allNotifications();
   auto previous = ready_at;
   double max_gap_ms = 0;
   for (const auto& at : pings) {
     max_gap_ms = std::max(max_gap_ms, std::chrono::duration<double, std::milli>(at - previous).count());
     previous = at;
   }
-  // Every 200 ms plus the loop's own latency. On average at most 250 ms (a loop pinging at the
-  // full interval fails that); never as late as the interval itself, when systemd would kill it
-  // (the single largest gap also carries this test's own scheduling delay on a busy machine).
+  // Every second plus the loop's own latency. On average at most 1.3 s (a loop pinging at the
+  // full interval, ~2 s, fails that); never as late as the 2 s interval itself, when systemd
+  // would kill it (the single largest gap also carries this test's own scheduling delay).
   const double mean_gap_ms =
       std::chrono::duration<double, std::milli>(pings.back() - ready_at).count() /
       static_cast<double>(pings.size());
-  EXPECT_LE(mean_gap_ms, 250.0) << allNotifications();
-  EXPECT_LT(max_gap_ms, 400.0) << allNotifications();
+  EXPECT_LE(mean_gap_ms, 1300.0) << allNotifications();
+  EXPECT_LT(max_gap_ms, 2000.0) << allNotifications();
 
   // Plain log lines (timestamped), and no control socket (--control-socket "").
   const std::string text = log();
   EXPECT_TRUE(std::regex_search(text, std::regex(R"(^\d{4}-\d\d-\d\dT[0-9:.]+ info daemon: start )")))
       << text;
   EXPECT_FALSE(std::filesystem::exists(controlSocket()));
+  EXPECT_EQ(text.find("state_timeout_near_watchdog"), std::string::npos) << "config mode: no warning";
 
   daemon_->signal(SIGTERM);
   auto stopping = receive(std::chrono::seconds(10), "STOPPING=1");
@@ -332,6 +334,10 @@ TEST_F(ServiceTest, WithTheStateDatabaseUnreachableReadyOnceTheSwitchIsConnected
             std::string::npos)
       << ready;
   EXPECT_TRUE(sandbox_->vsctl("br-exists br-int").has_value()) << "the switch was set up first";
+  // --state-timeout 5 s (the default) is more than half of the 2 s watchdog: warned at start.
+  EXPECT_NE(log().find("state_timeout_near_watchdog state_timeout_s=5 watchdog_s=2.0"),
+            std::string::npos)
+      << log();
   daemon_->signal(SIGINT);
   auto stopping = receive(std::chrono::seconds(10), "STOPPING=1");
   ASSERT_FALSE(stopping.empty()) << allNotifications();

@@ -2,6 +2,7 @@
 // datapath), a system-datapath bridge (the kernel module is detected, never assumed), an OVSDB
 // that does not answer (fails within the deadline), and the host's own OVS when it runs.
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -154,6 +155,13 @@ TEST_F(HostCheckSandboxTest, SystemBridgeNeedsTheKernelModule) {
         kernel->reason.find("the openvswitch kernel module is not loaded (modprobe openvswitch)"),
         std::string::npos)
         << kernel->reason;
+    if (!probe.sysfs_module && !probe.builtin) {
+      // Read-only: the family (whose lookup makes the kernel load the module) was not looked up.
+      EXPECT_FALSE(probe.probed);
+      EXPECT_NE(kernel->reason.find("not looked up"), std::string::npos) << kernel->reason;
+      struct stat st {};
+      EXPECT_NE(::stat("/sys/module/openvswitch", &st), 0) << "host-check loaded the module";
+    }
     // Without a datapath ovs-vswitchd has no OpenFlow socket for the bridge either.
     ASSERT_NE(find(items, "openflow-socket"), nullptr);
     EXPECT_EQ(find(items, "openflow-socket")->status, CheckStatus::kFail);

@@ -145,9 +145,10 @@ class MetricsIntegration : public ::testing::Test {
         break;
       }
     }
-    if (python_.empty()) {
-      GTEST_SKIP() << "needs python3-prometheus-client";
-    }
+    // A missing parser fails (a skip could never fail on a machine without it).
+    ASSERT_FALSE(python_.empty())
+        << "python3's prometheus_client is missing: install the Debian package "
+           "python3-prometheus-client (scripts/deps.sh does; /usr/bin/python3 is tried first)";
     VGT_ASSIGN_OR_FAIL(sandbox_, OvsSandbox::start());
     VGT_ASSIGN_OR_FAIL(lab_, NsLab::create(*sandbox_, kBridge));
     config_ = sandbox_->dir() + "/policy/policy.toml";
@@ -265,7 +266,9 @@ TEST_F(MetricsIntegration, ScrapeHitsConfigChangeFlowsAndDashboard) {
         "vpcguard_drift_repairs_total", "vpcguard_reconnects_total", "vpcguard_errors_total",
         "vpcguard_config_reloads_total", "vpcguard_switch_connected",
         "vpcguard_mirror_sessions", "vpcguard_flow_log_records_total",
-        "vpcguard_flow_log_skipped_total", "vpcguard_flow_log_reject_samples_dropped_total",
+        "vpcguard_flow_log_skipped_records_total",
+        "vpcguard_flow_log_rate_limited_packets_total",
+        "vpcguard_flow_log_reject_samples_dropped_total",
         "vpcguard_rule_hit_packets_total", "vpcguard_rule_hit_bytes_total"}) {
     EXPECT_EQ(names.count(required), 1u) << required;
   }

@@ -2,7 +2,9 @@
 // server (status codes, limits, deadlines), over real loopback sockets driven by poll().
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -240,9 +242,10 @@ TEST_F(MetricsServerTest, OversizedRequestIsRefused) {
   EXPECT_TRUE(request("GET /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200 "));
 }
 
-TEST_F(MetricsServerTest, SlowOrSilentClientIsClosedAtTheDeadline) {
+TEST_F(MetricsServerTest, SlowOrSilentClientIsClosedAtTheRequestDeadline) {
   MetricsServer::Options o;
-  o.deadline = 300ms;
+  o.request_deadline = 300ms;
+  o.deadline = 5000ms;  // for the answer only: not what closes these
   start(o);
   const int silent = connectClient();
   const int slow = connectClient();
@@ -261,28 +264,157 @@ TEST_F(MetricsServerTest, SlowOrSilentClientIsClosedAtTheDeadline) {
   EXPECT_TRUE(request("GET /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200 "));
 }
 
-TEST_F(MetricsServerTest, ConnectionsBeyondTheLimitGet503) {
+TEST_F(MetricsServerTest, TheDeadlineIsSoonestWhileARequestIsAwaited) {
+  MetricsServer::Options o;
+  o.request_deadline = 1000ms;
+  start(o);
+  EXPECT_FALSE(server_->untilNextDeadline().has_value());
+  const int fd = connectClient();
+  pump(50ms);
+  ASSERT_EQ(server_->connections(), 1u);
+  const auto left = server_->untilNextDeadline();
+  ASSERT_TRUE(left.has_value());
+  EXPECT_LE(*left, 1001ms);
+  EXPECT_GE(*left, 500ms);
+  ::close(fd);
+}
+
+TEST_F(MetricsServerTest, IdleConnectionsMakeRoomForAScrape) {
   MetricsServer::Options o;
   o.max_connections = 4;
-  o.deadline = 5000ms;
+  o.request_deadline = 5000ms;  // the idle ones would stay for the whole test
   start(o);
   std::vector<int> idle;
   for (int i = 0; i < 4; ++i) {
     idle.push_back(connectClient());
+    pump(20ms);  // accepted in this order
   }
-  pump(100ms);
   EXPECT_EQ(server_->connections(), 4u);
-  const auto busy = request("GET /metrics HTTP/1.1\r\n\r\n");
-  EXPECT_TRUE(busy.starts_with("HTTP/1.1 503 ")) << busy;
-  EXPECT_EQ(server_->stats().rejected, 1u);
-  // One idle client goes away: a scrape is served again.
-  ::close(idle.back());
-  idle.pop_back();
-  pump(100ms);
-  EXPECT_TRUE(request("GET /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200 "));
+  // Full of connections that sent nothing: the new one is served at once, the oldest idle one
+  // is closed for it.
+  const auto t0 = Clock::now();
+  const auto served = request("GET /metrics HTTP/1.1\r\n\r\n");
+  EXPECT_TRUE(served.starts_with("HTTP/1.1 200 ")) << served;
+  EXPECT_LT(Clock::now() - t0, 1000ms);
+  EXPECT_EQ(server_->stats().evicted, 1u);
+  EXPECT_EQ(server_->stats().rejected, 0u);
+  bool closed = false;
+  EXPECT_EQ(readAll(idle.front(), 500ms, &closed), "");
+  EXPECT_TRUE(closed) << "the oldest idle connection was not the one closed";
+  closed = false;
+  (void)readAll(idle.back(), 100ms, &closed);
+  EXPECT_FALSE(closed) << "a newer idle connection was closed";
   for (int fd : idle) {
     ::close(fd);
   }
+}
+
+TEST_F(MetricsServerTest, ConnectionsBeingAnsweredAreNotEvicted503Instead) {
+  MetricsServer::Options o;
+  o.max_connections = 1;
+  // One client sends a request for a large answer and does not read it: it stays "responding".
+  std::string error;
+  auto address = parseListenAddress("127.0.0.1:0", &error);
+  ASSERT_TRUE(address) << error;
+  server_ = MetricsServer::listen(*address, [] { return std::string(8 << 20, 'x'); }, o, &error);
+  ASSERT_TRUE(server_) << error;
+  const int reader = connectClient();
+  int small = 4096;
+  (void)::setsockopt(reader, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sendAll(reader, "GET /metrics HTTP/1.1\r\n\r\n");
+  pump(100ms);
+  ASSERT_EQ(server_->connections(), 1u);
+  const int late = connectClient();
+  char buf[256];
+  ssize_t n = -1;
+  const auto until = Clock::now() + 2000ms;
+  while (n <= 0 && Clock::now() < until) {
+    pump(5ms);
+    n = ::recv(late, buf, sizeof buf, MSG_DONTWAIT);
+  }
+  ASSERT_GT(n, 0);
+  EXPECT_TRUE(std::string(buf, static_cast<size_t>(n)).starts_with("HTTP/1.1 503 "));
+  EXPECT_EQ(server_->stats().rejected, 1u);
+  EXPECT_EQ(server_->stats().evicted, 0u);
+  ::close(late);
+  ::close(reader);
+}
+
+// accept() failing for lack of descriptors leaves the listener readable: it is left out of the
+// poll for the pause instead of being retried at every wake. In a child: RLIMIT_NOFILE is
+// process-wide.
+TEST_F(MetricsServerTest, AcceptFailingForLackOfDescriptorsPausesTheListener) {
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::string error;
+    auto address = parseListenAddress("127.0.0.1:0", &error);
+    auto server = MetricsServer::listen(*address, [] { return std::string("m 1\n"); }, {}, &error);
+    if (!server) {
+      ::_exit(10);
+    }
+    const int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(server->port());
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (client < 0 || ::connect(client, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+      ::_exit(11);
+    }
+    // The lowest free descriptor number becomes the limit: the next accept() gets EMFILE.
+    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) {
+      ::_exit(16);
+    }
+    ::close(probe);
+    rlimit old{};
+    ::getrlimit(RLIMIT_NOFILE, &old);
+    rlimit low = old;
+    low.rlim_cur = static_cast<rlim_t>(probe);
+    if (::setrlimit(RLIMIT_NOFILE, &low) != 0) {
+      ::_exit(12);
+    }
+    // The owner's loop as the daemon runs it: sleeps until the server's deadline.
+    int wakes = 0;
+    const auto until = Clock::now() + 600ms;
+    while (Clock::now() < until) {
+      std::vector<pollfd> fds;
+      server->appendPollFds(fds);
+      const auto wait = server->untilNextDeadline().value_or(100ms);
+      ::poll(fds.data(), fds.size(), static_cast<int>(std::min(wait, 100ms).count()));
+      server->afterPoll(fds);
+      ++wakes;
+    }
+    if (server->stats().accept_pauses < 1) {
+      ::_exit(13);
+    }
+    if (server->stats().accept_pauses > 4 || wakes > 40) {
+      ::_exit(14);  // spinning
+    }
+    // Descriptors again: the waiting connection is taken and served.
+    ::setrlimit(RLIMIT_NOFILE, &old);
+    const char req[] = "GET /metrics HTTP/1.1\r\n\r\n";
+    (void)::send(client, req, sizeof req - 1, MSG_NOSIGNAL);
+    std::string got;
+    const auto end = Clock::now() + 2000ms;
+    while (Clock::now() < end && !got.starts_with("HTTP/1.1 200 ")) {
+      std::vector<pollfd> fds;
+      server->appendPollFds(fds);
+      ::poll(fds.data(), fds.size(), 10);
+      server->afterPoll(fds);
+      char buf[512];
+      const ssize_t n = ::recv(client, buf, sizeof buf, MSG_DONTWAIT);
+      if (n > 0) {
+        got.append(buf, static_cast<size_t>(n));
+      }
+    }
+    ::_exit(got.starts_with("HTTP/1.1 200 ") ? 0 : 15);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  // 13: no pause; 14: the loop spun; 15: not served once descriptors were back.
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 TEST_F(MetricsServerTest, PortInUseIsAnError) {

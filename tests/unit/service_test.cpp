@@ -3,9 +3,11 @@
 // priority prefixes, and the control socket's line protocol (over a real Unix socket).
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -224,6 +226,8 @@ TEST_F(ControlProtocol, Requests) {
   EXPECT_EQ(handleControlRequest("reload").rfind("error unknown request 'reload'", 0), 0U);
   EXPECT_EQ(handleControlRequest("log-level a b").rfind("error unknown request", 0), 0U);
   EXPECT_EQ(handleControlRequest("").rfind("error empty request", 0), 0U);
+  EXPECT_EQ(handleControlRequest("log-level off"), "ok off");
+  EXPECT_EQ(logger("daemon")->level(), spdlog::level::off);
 }
 
 TEST(ControlSocketPath, BesideTheStatusFile) {
@@ -305,6 +309,11 @@ TEST_F(ControlProtocol, ASlowClientBlocksNobodyAndExpires) {
   ASSERT_TRUE(reply.has_value()) << reply.error().message;
   EXPECT_EQ(*reply, std::string("ok vpcguardd ") + kVersion);
   EXPECT_EQ((*control)->clients(), 1U);  // the slow one, still waiting
+  // The owner's poll sleeps no longer than the slow client's deadline.
+  const auto left = (*control)->untilNextDeadline();
+  ASSERT_TRUE(left.has_value());
+  EXPECT_LE(*left, ControlSocket::kClientTimeout);
+  EXPECT_GT(*left, 0ms);
   std::vector<pollfd> fds;
   (*control)->appendPollFds(fds);
   (*control)->service(fds, Clock::now() + ControlSocket::kClientTimeout + 10ms);
@@ -347,6 +356,64 @@ TEST_F(ControlProtocol, ManyClientsAtOnceAreBounded) {
   auto reply = ask(**control, "log-level");
   ASSERT_TRUE(reply.has_value()) << reply.error().message;
   EXPECT_EQ(reply->rfind("ok ", 0), 0U);
+}
+
+// accept() failing for lack of descriptors leaves the listener readable: it is left out of the
+// poll for kAcceptPause (and the deadline says when to look again) instead of spinning. In a
+// child: RLIMIT_NOFILE is process-wide.
+TEST(ControlSocketAccept, LackOfDescriptorsPausesTheListener) {
+  TempDir dir;
+  const std::string path = dir.path() + "/c.ctl";
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto control = ControlSocket::open(path);
+    if (!control) {
+      ::_exit(10);
+    }
+    const int client = connectRaw(path);
+    if (client < 0) {
+      ::_exit(11);
+    }
+    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) {
+      ::_exit(12);
+    }
+    ::close(probe);
+    rlimit old{};
+    ::getrlimit(RLIMIT_NOFILE, &old);
+    rlimit low = old;
+    low.rlim_cur = static_cast<rlim_t>(probe);  // the next descriptor is over the limit
+    if (::setrlimit(RLIMIT_NOFILE, &low) != 0) {
+      ::_exit(12);
+    }
+    std::vector<pollfd> fds;
+    (*control)->appendPollFds(fds);
+    if (fds.size() != 1 || ::poll(fds.data(), fds.size(), 1000) != 1) {
+      ::_exit(13);
+    }
+    (*control)->service(fds);  // accept() fails: EMFILE
+    fds.clear();
+    (*control)->appendPollFds(fds);
+    const auto left = (*control)->untilNextDeadline();
+    if (!fds.empty() || !left || *left > ControlSocket::kAcceptPause || *left <= 0ms) {
+      ::_exit(14);  // the listener is still polled, or no deadline to look again
+    }
+    ::setrlimit(RLIMIT_NOFILE, &old);
+    std::this_thread::sleep_for(*left + 10ms);
+    fds.clear();
+    (*control)->appendPollFds(fds);
+    if (fds.size() != 1 || ::poll(fds.data(), fds.size(), 1000) != 1) {
+      ::_exit(15);
+    }
+    (*control)->service(fds);
+    ::_exit((*control)->clients() == 1 ? 0 : 16);  // the waiting client is taken now
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  // 13: listener not readable; 14: no pause; 15/16: not taken once descriptors were back.
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 TEST(ControlSocketFile, StaleReplacedLiveAndForeignRefused) {

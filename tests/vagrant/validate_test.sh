@@ -9,15 +9,15 @@
 #   3. shellcheck on vagrant/provision/*.sh;
 #   4. the guest domain XML (rendered by hypervisor.sh --render-domain) against libvirt's schema
 #      with virt-xml-validate, and that a non-UUID interfaceid (eni-...) is rejected.
-# Exit 77 (skip) only when vagrant is not installed.
+# A missing tool (vagrant, shellcheck, ...) fails the test: a skip could never fail on a machine
+# without it.
 set -Eeuo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 pass() { printf 'ok: %s\n' "$*"; }
 
-command -v vagrant >/dev/null 2>&1 ||
-  { echo "SKIP: vagrant is not installed (scripts/deps.sh installs it)"; exit 77; }
+command -v vagrant >/dev/null 2>&1 || fail "vagrant is not installed (scripts/deps.sh installs it)"
 command -v shellcheck >/dev/null 2>&1 || fail "shellcheck is not installed (scripts/deps.sh)"
 
 WORK=$(mktemp -d /tmp/vgt.vagrant.XXXXXX)
