@@ -7,8 +7,9 @@
 #   /usr/share/vpcguard/vpcguard.ovsschema          the state database's schema
 #   /etc/vpcguard/vpcguardd.toml                    daemon settings (--settings), a conffile
 #   /etc/vpcguard/examples/, /etc/vpcguard/iam/     example policies and IAM documents
-#   /etc/vpcguard/policy.toml                       NOT shipped: the operator writes it
+#   /etc/vpcguard/policy.toml or policy.d/          NOT shipped: the operator writes it
 #   /lib/systemd/system/vpcguardd.service, /etc/init.d/vpcguardd (without systemd)
+#   /etc/logrotate.d/vpcguard                       the init script's log, a conffile
 #   /usr/share/man/man8/*.8.gz (help2man), /usr/share/doc/vpcguard/
 # Test binaries are never installed.
 
@@ -26,6 +27,8 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/configs/iam/ DESTINATION /etc/vpcguard/i
   FILES_MATCHING PATTERN "*.json")
 install(PROGRAMS ${VPCGUARD_PKG_DIR}/sysvinit/vpcguardd DESTINATION /etc/init.d)
 install(FILES ${VPCGUARD_PKG_DIR}/systemd/vpcguardd.service DESTINATION /lib/systemd/system)
+# Rotation of the init script's log (/var/log/vpcguard/vpcguardd.log).
+install(FILES ${VPCGUARD_PKG_DIR}/logrotate/vpcguard DESTINATION /etc/logrotate.d)
 
 # Examples: the lab policy and the example directories. Symlinks among them (lab-*/lab.toml)
 # become plain copies: dpkg conffiles must be plain files.
@@ -34,7 +37,7 @@ file(GLOB _vpcguard_examples CONFIGURE_DEPENDS RELATIVE ${PROJECT_SOURCE_DIR}/co
   ${PROJECT_SOURCE_DIR}/configs/example-dir/*.toml ${PROJECT_SOURCE_DIR}/configs/lab-flowlogs/*.toml
   ${PROJECT_SOURCE_DIR}/configs/lab-mirror/*.toml)
 # dpkg's conffiles: computed from the same sources as the install rules.
-set(_conffiles "/etc/vpcguard/vpcguardd.toml\n/etc/init.d/vpcguardd\n")
+set(_conffiles "/etc/vpcguard/vpcguardd.toml\n/etc/init.d/vpcguardd\n/etc/logrotate.d/vpcguard\n")
 foreach(f IN LISTS _vpcguard_examples)
   get_filename_component(_real ${PROJECT_SOURCE_DIR}/configs/${f} REALPATH)
   get_filename_component(_dir ${f} DIRECTORY)

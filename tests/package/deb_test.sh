@@ -12,9 +12,17 @@
 # /var/lib /run must equal the snapshot taken before the install.
 #
 # Refuses to run (fails, touches nothing) when a vpcguard package is installed already. A trap
-# takes the lab down and purges the package also on failure. Needs root; exit 77 (skipped) only
-# where network namespaces cannot be made.
+# takes the lab down and purges the package also on failure, on SIGTERM and SIGINT. ctest kills a
+# test at its TIMEOUT (900 s) without running traps, so the script keeps its own deadline below
+# it: it runs itself under `timeout --signal=TERM 780` (then KILL 60 s later). Needs root; exit 77
+# (skipped) only where network namespaces cannot be made.
 set -euo pipefail
+
+DEADLINE=780
+if [[ -z ${VPCG_DEB_TEST_DEADLINE:-} ]]; then
+  export VPCG_DEB_TEST_DEADLINE=$DEADLINE
+  exec timeout --signal=TERM --kill-after=60 "$DEADLINE" bash "${BASH_SOURCE[0]}" "$@"
+fi
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 LAB=$REPO/vagrant/lab.sh
@@ -60,9 +68,18 @@ export LAB_DIR LAB_PREFIX LAB_SKIP_DEPS=1 LAB_NO_BUILD=1 VPCGUARD_BUILD_DIR=$WOR
 echo "package_deb: BUILD_DIR=$BUILD_DIR WORK=$WORK LAB_PREFIX=$LAB_PREFIX"
 
 installed=0 lab_up=0
+# The test's own output, for cleanup: a signal may arrive while a function runs with its output
+# redirected (connects, snapshot), and the trap runs inside that redirection. Long-lived
+# children get 3>&- 4>&- (an inherited copy would keep ctest's pipe open).
+exec 3>&1 4>&2
 cleanup() {
   local rc=$?
+  exec 1>&3 2>&4
   trap - EXIT
+  trap '' TERM INT
+  if ((rc == 143 || rc == 130)); then
+    echo "package_deb: terminated by a signal (own deadline ${DEADLINE} s, or ctest/Ctrl-C): cleaning up" >&2
+  fi
   if ((lab_up)); then
     "$LAB" down >/dev/null || echo "package_deb: WARNING: lab down failed (LAB_DIR=$LAB_DIR)" >&2
   fi
@@ -134,7 +151,7 @@ installed=1
 DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
   -o DPkg::Lock::Timeout=120 "$DEB" 2>&1 | tee "$WORK/install.log" | sed 's/^/    /'
 [[ $(dpkg-query -W -f='${db:Status-Abbrev}' vpcguard) == ii* ]] || fail "vpcguard is not installed after apt-get"
-grep -q "policy.toml does not exist yet" "$WORK/install.log" ||
+grep -q "not starting vpcguardd: no policy: neither /etc/vpcguard/policy.toml nor the directory /etc/vpcguard/policy.d exists" "$WORK/install.log" ||
   fail "postinst did not say why vpcguardd was not started (no policy)"
 
 step "installed files"
@@ -145,12 +162,17 @@ for f in /usr/share/vpcguard/vpcguard.ovsschema /etc/vpcguard/vpcguardd.toml \
   /etc/vpcguard/examples/lab.toml /etc/vpcguard/iam/bindings.json /etc/init.d/vpcguardd \
   /lib/systemd/system/vpcguardd.service /usr/share/doc/vpcguard/copyright \
   /usr/share/doc/vpcguard/docs/install.md /usr/share/man/man8/vpcguardd.8.gz \
-  /usr/share/man/man8/vpcguardctl.8.gz /usr/share/man/man8/vpcguard-apid.8.gz; do
+  /usr/share/man/man8/vpcguardctl.8.gz /usr/share/man/man8/vpcguard-apid.8.gz \
+  /etc/logrotate.d/vpcguard; do
   [[ -f $f ]] || fail "$f missing"
 done
 [[ ! -e /etc/vpcguard/policy.toml ]] || fail "the package must not ship /etc/vpcguard/policy.toml"
 getent group vpcguard >/dev/null || fail "postinst made no system group vpcguard"
 [[ -d /var/lib/vpcguard ]] || fail "postinst made no /var/lib/vpcguard"
+[[ $(stat -c %a /var/log/vpcguard) == 750 ]] || fail "/var/log/vpcguard is not 0750 (flow logs are private)"
+if command -v logrotate >/dev/null 2>&1; then
+  logrotate --debug /etc/logrotate.d/vpcguard >/dev/null 2>&1 || fail "logrotate rejects /etc/logrotate.d/vpcguard"
+fi
 [[ -L /etc/systemd/system/multi-user.target.wants/vpcguardd.service ]] ||
   fail "vpcguardd.service is not enabled (deb-systemd-helper)"
 zcat /usr/share/man/man8/vpcguardd.8.gz | grep -qF 'settings file' || fail "vpcguardd.8 does not document --settings"
@@ -159,9 +181,17 @@ vpcguardctl check /etc/vpcguard/examples/lab.toml >/dev/null || fail "installed 
 # systemd-analyze works without systemd as PID 1; verify also runs `man vpcguardd(8)` (Documentation=).
 (cd / && systemd-analyze verify /lib/systemd/system/vpcguardd.service) ||
   fail "systemd-analyze verify rejects the installed unit"
-# Without a policy the init script refuses, with a message naming the file.
-if out=$(/etc/init.d/vpcguardd start 2>&1); then fail "init script started without a policy: $out"; fi
-grep -q '/etc/vpcguard/policy.toml is missing' <<<"$out" || fail "init script did not name the missing policy: $out"
+# Without a policy the init script refuses (LSB 6: not configured), naming what is missing.
+rc=0
+out=$(/etc/init.d/vpcguardd start 2>&1) || rc=$?
+((rc == 6)) || fail "init script start without a policy: exit $rc, want 6: $out"
+grep -q 'neither /etc/vpcguard/policy.toml nor the directory /etc/vpcguard/policy.d exists' <<<"$out" ||
+  fail "init script did not name the missing policy: $out"
+# Not running: status 3, reload 7 (LSB).
+rc=0; /etc/init.d/vpcguardd status >/dev/null 2>&1 || rc=$?
+((rc == 3)) || fail "init script status of a vpcguardd never started: exit $rc, want 3"
+rc=0; /etc/init.d/vpcguardd reload >/dev/null 2>&1 || rc=$?
+((rc == 7)) || fail "init script reload of a vpcguardd not running: exit $rc, want 7"
 
 # ---- run: a lab with the installed programs, then the service via /etc/init.d -------------------
 step "lab (vagrant/lab.sh) on the installed programs"
@@ -170,10 +200,10 @@ ln -s /usr/sbin/vpcguardd "$VPCGUARD_BUILD_DIR/daemon/vpcguardd"
 ln -s /usr/bin/vpcguardctl "$VPCGUARD_BUILD_DIR/daemon/vpcguardctl"
 ln -s /usr/sbin/vpcguard-apid "$VPCGUARD_BUILD_DIR/api/vpcguard-apid"
 lab_up=1
-"$LAB" up --config /etc/vpcguard/examples/lab.toml >"$WORK/lab-up.log" 2>&1 ||
+"$LAB" up --config /etc/vpcguard/examples/lab.toml >"$WORK/lab-up.log" 2>&1 3>&- 4>&- ||
   { tail -n 30 "$WORK/lab-up.log" >&2; fail "lab.sh up failed"; }
 lab() { "$LAB" exec "$@"; }
-lab eni-db1 -- setsid nc -lk 5432 </dev/null >/dev/null 2>&1 &
+lab eni-db1 -- setsid nc -lk 5432 </dev/null >/dev/null 2>&1 3>&- 4>&- &
 connects() { lab "$1" -- nc -zw3 10.0.2.10 5432 >/dev/null 2>&1; }
 for _ in $(seq 20); do connects eni-web1 && break; sleep 0.5; done
 connects eni-web1 || fail "the lab itself does not let eni-web1 reach eni-db1:5432"
@@ -188,14 +218,12 @@ ovs-ofctl -O OpenFlow15 del-flows "unix:$LAB_DIR/br-int.mgmt"
 step "/etc/init.d/vpcguardd start with the package's settings pointed at the lab"
 cp /etc/vpcguard/examples/lab.toml /etc/vpcguard/policy.toml
 port=$((20000 + RANDOM % 20000))
-metrics=0
-if vpcguardd --help | grep -q -- '--metrics-listen'; then metrics=1; fi
 {
   echo 'config = "/etc/vpcguard/policy.toml"'
   echo 'bridge = "br-int"'
   echo "ovsdb = \"unix:$LAB_DIR/db.sock\""
   echo 'datapath-type = "netdev"'
-  ((metrics == 0)) || echo "metrics-listen = \"127.0.0.1:$port\""
+  echo "metrics-listen = \"127.0.0.1:$port\""
 } >/etc/vpcguard/vpcguardd.toml
 /etc/init.d/vpcguardd start || fail "init script start failed: $(tail -n 5 /var/log/vpcguard/vpcguardd.log 2>&1)"
 pid=$(cat /run/vpcguard/vpcguardd.pid) || fail "no pid file /run/vpcguard/vpcguardd.pid"
@@ -213,23 +241,57 @@ for _ in $(seq 30); do connects eni-web1 && { ok=1; break; }; sleep 0.5; done
 ! connects eni-bastion || fail "eni-bastion -> eni-db1:5432 (not allowed by sg-db) connected"
 lab eni-web1 -- ping -c1 -W2 10.0.2.10 >/dev/null || fail "eni-web1 cannot ping eni-db1 (allowed)"
 
-if ((metrics)); then
-  step "metrics on 127.0.0.1:$port"
-  command -v curl >/dev/null 2>&1 || fail "curl not found: run scripts/deps.sh"
-  body=$(curl -fsS --max-time 5 "http://127.0.0.1:$port/metrics") || fail "no /metrics on 127.0.0.1:$port"
-  grep -q '^vpcguard' <<<"$body" || fail "/metrics has no vpcguard_* metric: $(head -n 5 <<<"$body")"
-else
-  echo "package_deb: vpcguardd has no --metrics-listen yet: metrics not checked"
-fi
+step "metrics on 127.0.0.1:$port"
+command -v curl >/dev/null 2>&1 || fail "curl not found: run scripts/deps.sh"
+body=$(curl -fsS --max-time 5 "http://127.0.0.1:$port/metrics") || fail "no /metrics on 127.0.0.1:$port"
+grep -q '^vpcguard' <<<"$body" || fail "/metrics has no vpcguard_* metric: $(head -n 5 <<<"$body")"
 
-step "reload, stop, purge"
 # Alive and not a zombie (a PID 1 that does not reap, as in containers, leaves zombies).
 running() { [[ -r /proc/$1/status ]] && ! grep -qE '^State:[[:space:]]+Z' "/proc/$1/status"; }
+# The packaged daemons: live processes started with the package's settings (zombies have no
+# command line). Other vpcguardd processes on this machine (other tests) are not ours.
+packaged_pids() { pgrep -f '^/usr/sbin/vpcguardd --settings /etc/vpcguard/vpcguardd.toml' || true; }
+
+step "upgrade in place: the same .deb installed again while vpcguardd runs"
+[[ $(packaged_pids) == "$pid" ]] || fail "before the reinstall: packaged vpcguardd processes: $(packaged_pids | paste -sd' '), want $pid"
+DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall --no-install-recommends \
+  -o DPkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confold "$DEB" 2>&1 |
+  tee "$WORK/reinstall.log" | sed 's/^/    /'
+[[ $(dpkg-query -W -f='${db:Status-Abbrev}' vpcguard) == ii* ]] || fail "vpcguard is not installed after the reinstall"
+# dpkg replaced the binary: the running daemon's executable is a deleted inode now (what made
+# start-stop-daemon --exec lose it).
+running "$pid" || fail "vpcguardd (pid $pid) died during the reinstall"
+[[ $(readlink "/proc/$pid/exe") == *'(deleted)' ]] ||
+  fail "the reinstall did not replace /usr/sbin/vpcguardd under the running daemon: $(readlink "/proc/$pid/exe")"
+/etc/init.d/vpcguardd status >/dev/null || fail "init script status lost the daemon whose binary was replaced"
+# postinst's invoke-rc.d restart is blocked where /usr/sbin/policy-rc.d says so (containers):
+# restart as it would, by hand; where it was not blocked this restarts once more.
+/etc/init.d/vpcguardd restart || fail "init script restart failed: $(tail -n 5 /var/log/vpcguard/vpcguardd.log 2>&1)"
+! running "$pid" || fail "the old vpcguardd (pid $pid) still runs after restart"
+pids=$(packaged_pids | paste -sd' ')
+[[ -n $pids && $pids != *' '* ]] || fail "after the reinstall and restart: packaged vpcguardd processes: '$pids', want exactly one"
+newpid=$(cat /run/vpcguard/vpcguardd.pid) || fail "no pid file after restart"
+[[ $newpid == "$pids" ]] || fail "pid file says $newpid, the running vpcguardd is $pids"
+pid=$newpid
+[[ $(readlink "/proc/$pid/exe") == /usr/sbin/vpcguardd ]] || fail "restarted pid $pid is not the new /usr/sbin/vpcguardd"
+ok=0
+for _ in $(seq 30); do connects eni-web1 && { ok=1; break; }; sleep 0.5; done
+((ok)) || fail "eni-web1 -> eni-db1:5432 does not connect after the restart"
+! connects eni-bastion || fail "eni-bastion -> eni-db1:5432 connected after the restart"
+
+step "reload, stop, purge"
 /etc/init.d/vpcguardd reload || fail "init script reload failed"
 running "$pid" || fail "vpcguardd died on reload (SIGHUP)"
 /etc/init.d/vpcguardd stop || fail "init script stop failed"
 ! running "$pid" || fail "vpcguardd (pid $pid) still runs after stop"
-if /etc/init.d/vpcguardd status >/dev/null 2>&1; then fail "status says running after stop"; fi
+[[ -z $(packaged_pids) ]] || fail "packaged vpcguardd still running after stop: $(packaged_pids | paste -sd' ')"
+[[ ! -e /run/vpcguard/vpcguardd.pid ]] || fail "stop left the pid file"
+rc=0; /etc/init.d/vpcguardd status >/dev/null 2>&1 || rc=$?
+((rc == 3)) || fail "init script status after stop: exit $rc, want 3 (not running)"
+/etc/init.d/vpcguardd stop >/dev/null || fail "stop of a stopped vpcguardd must succeed (LSB)"
+# Purge removes the operator's policy, a file or a directory.
+mkdir -p /etc/vpcguard/policy.d
+cp /etc/vpcguard/examples/lab.toml /etc/vpcguard/policy.d/lab.toml
 "$LAB" down >/dev/null || fail "lab down failed"
 lab_up=0
 dpkg -P vpcguard 2>&1 | sed 's/^/    /'
