@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "explain/describe.h"
+#include "metrics/registry.h"
 #include "translator/pipeline.h"
 
 // Design: one pass over the dump sums every flow of ours into a bucket keyed by what the cookie
@@ -209,27 +210,6 @@ std::string formatAge(const RuleHits& hit) {
   return fmt::format("{}d{:02}h", s / 86400, s % 86400 / 3600);
 }
 
-// Label values of the text exposition format: backslash, double quote and newline escaped.
-std::string escapeLabel(std::string_view value) {
-  std::string out;
-  out.reserve(value.size());
-  for (char c : value) {
-    switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '"':
-        out += "\\\"";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -339,8 +319,8 @@ std::string renderHitsPrometheus(const std::vector<RuleHits>& hits) {
     out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", m.name, m.help, m.name);
     for (const auto& h : hits) {
       out += fmt::format("{}{{kind=\"{}\",id=\"{}\",direction=\"{}\",rule=\"{}\"}} {}\n", m.name,
-                         kindName(h.kind), escapeLabel(h.object_id), directionName(h),
-                         escapeLabel(h.rule), h.*m.value);
+                         kindName(h.kind), metrics::escapeLabelValue(h.object_id), directionName(h),
+                         metrics::escapeLabelValue(h.rule), h.*m.value);
     }
   }
   return out;
