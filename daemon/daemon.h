@@ -71,6 +71,9 @@ struct DaemonOptions {
   uint32_t flow_log_reject_rate = 5000;
   // Prometheus metrics on HOST:PORT ("127.0.0.1:9733", "[::1]:9733"); "" = off (docs/metrics.md).
   std::string metrics_listen;
+  // How often a scrape may start a per-rule hit read (a dump of the rule tables: seconds and a
+  // second copy of them in memory at 100k flows; docs/metrics.md "Cost"); 0 = no hit counters.
+  std::chrono::seconds metrics_rule_hits_interval{5};
 };
 
 // The OpenFlow target for a bridge when none is given.

@@ -4,7 +4,7 @@
 // counts other components keep (flows per table, drift repairs, flow logs) are copied into the
 // registry just before each scrape. Per-rule hit counters need the switch's flow statistics: a
 // dump of the four rule tables, which takes seconds at 100k flows, so it never runs in the loop:
-// a scrape starts one (at most every kRuleHitsMaxAge, never while disconnected) on a thread and
+// a scrape starts one (at most every --metrics-rule-hits-interval, never while disconnected) on a thread and
 // OpenFlow connection of its own, and is answered with the counts of the last one finished.
 // The thread is detached and shares only a RuleHitsRead with the daemon: SIGTERM never waits for
 // a read (up to 4 requests of kRuleHitsTimeout), and whatever fails there (no thread to be had,
@@ -28,7 +28,6 @@ namespace vpcguard {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr auto kRuleHitsMaxAge = std::chrono::seconds(5);
 constexpr auto kRuleHitsTimeout = std::chrono::milliseconds(5000);  // per request
 
 // Milliseconds to tens of seconds: a delta to a few rules takes ms, a full table at 100k flows
@@ -260,7 +259,8 @@ void Daemon::refreshRuleHits() {
   // Only with our flows known to be on the switch of this connection.
   const auto now = Clock::now();
   if (!policy_ || !engine_.attached() || !synced_ || !status_.connected ||
-      status_.openflow.empty() || (rule_hits_at_ && now - *rule_hits_at_ < kRuleHitsMaxAge)) {
+      status_.openflow.empty() || options_.metrics_rule_hits_interval.count() == 0 ||
+      (rule_hits_at_ && now - *rule_hits_at_ < options_.metrics_rule_hits_interval)) {
     return;
   }
   rule_hits_at_ = now;
@@ -296,14 +296,10 @@ void Daemon::refreshRuleHits() {
 std::string Daemon::renderMetrics() {
   auto& m = metrics_;
   m.clear("vpcguard_flows");
-  if (engine_.attached()) {
-    for (const auto& [table, n] : engine_.installedPerTable()) {
-      m.set("vpcguard_flows", {{"table", std::to_string(table)}}, static_cast<double>(n));
-    }
-  } else {
-    for (const auto& [table, n] : status_.flows_per_table) {  // the last known
-      m.set("vpcguard_flows", {{"table", std::to_string(table)}}, static_cast<double>(n));
-    }
+  // As of the last sync (every sync writes the status): counting the installed flows again on
+  // each scrape took 16 ms at 100k flows. While disconnected: the last known.
+  for (const auto& [table, n] : status_.flows_per_table) {
+    m.set("vpcguard_flows", {{"table", std::to_string(table)}}, static_cast<double>(n));
   }
   m.set("vpcguard_drift_repairs_total", static_cast<double>(drift_repairs_));
   m.set("vpcguard_switch_connected", status_.connected && engine_.attached() ? 1 : 0);

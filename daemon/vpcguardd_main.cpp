@@ -64,6 +64,12 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-listen", options.metrics_listen,
                  "Serve Prometheus metrics on HOST:PORT (127.0.0.1:9733, [::1]:9733; \"\" = off; "
                  "docs/metrics.md)");
+  int rule_hits_interval = 5;
+  app.add_option("--metrics-rule-hits-interval", rule_hits_interval,
+                 "Seconds between per-rule hit reads for /metrics (a dump of the rule tables; "
+                 "0 = no vpcguard_rule_hit_* series)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400));
   app.add_option("--status-file", options.status_file,
                  "Status for `vpcguardctl status` (default /var/run/vpcguard/<bridge>.status.json)");
   std::string control_socket;
@@ -91,6 +97,7 @@ int main(int argc, char** argv) {
   if (control_socket_option->count() > 0) {
     options.control_socket = control_socket;
   }
+  options.metrics_rule_hits_interval = std::chrono::seconds(rule_hits_interval);
   options.config = config;
   options.state = state;
   options.state_request_timeout = std::chrono::seconds(state_timeout);
