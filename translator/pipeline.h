@@ -94,6 +94,11 @@ inline constexpr const char* kNxmDstEni = "NXM_NX_REG1";
 // reg5 bits.
 inline constexpr uint32_t kFlagRouted = 0x1;   // crosses a subnet boundary: NACLs apply
 inline constexpr uint32_t kFlagRewrite = 0x2;  // came through the router MAC: TTL and MACs rewritten
+// From the host (LOCAL), in UNFILTERED: the source is one AWS leaves unfiltered for this
+// destination (link-local, or a reserved address of the destination's subnet). Set by one flow
+// per such source (and subnet), then the packet is looked up again in the same table, where one
+// flow per VM address delivers it: per address, not per address x source.
+inline constexpr uint32_t kFlagHostSourceOk = 0x4;
 
 // reg4: high byte = kind, low 24 bits = detail (NACL rule number, 32767 for the `*` rule).
 inline constexpr uint32_t kVerdictPortSecurity = 0x01000000;

@@ -181,6 +181,21 @@ std::string ndReplyFor(const std::string& mac, const IpAddress& ip, bool router)
 }
 }  // namespace
 
+namespace {
+// The mark of a packet from the host whose source may reach the VMs (kFlagHostSourceOk).
+std::string hostUnmarked() {
+  return fmt::format("{}=0/{}", kRegFlags, hex(kFlagHostSourceOk));
+}
+std::string hostMarked() {
+  return fmt::format("set_field:{0}/{0}->{1},resubmit(,{2})", hex(kFlagHostSourceOk), kRegFlags,
+                     static_cast<int>(kUnfiltered));
+}
+std::string hostOk() {
+  return fmt::format("in_port=LOCAL,{}={}/{}", kRegFlags, hex(kFlagHostSourceOk),
+                     hex(kFlagHostSourceOk));
+}
+}  // namespace
+
 void infrastructure(FlowSink& b) {
   const auto k = CookieKind::kInfra;
   b.add(kClassify, 0, k, 0, "", dropWith(kVerdictPortSecurity));
@@ -238,6 +253,12 @@ void infrastructure(FlowSink& b) {
   b.add(kUnfiltered, 10, k, 0, "", "output:LOCAL");
   // From the host, only what the per-interface flows deliver (link-local and reserved sources).
   b.add(kUnfiltered, 20, k, 0, "in_port=LOCAL", "drop");
+  // A link-local source may reach any VM address: marked, then looked up again (the subnets'
+  // reserved sources in router(), the per-address delivery in interfaceFlows()).
+  b.add(kUnfiltered, kDefaultPriority, k, 0,
+        fmt::format("in_port=LOCAL,ip,nw_src=169.254.0.0/16,{}", hostUnmarked()), hostMarked());
+  b.add(kUnfiltered, kDefaultPriority, k, 0,
+        fmt::format("in_port=LOCAL,arp,arp_spa=169.254.0.0/16,{}", hostUnmarked()), hostMarked());
   b.add(kNdReply, kDefaultPriority, k, 0, "icmp6,icmp_type=136,icmp_code=0",
         "move:NXM_OF_ETH_SRC[]->NXM_NX_ND_TLL[],IN_PORT");
   b.add(kNdReply, 0, k, 0, "", "drop");
@@ -297,6 +318,17 @@ void router(FlowSink& b, const model::Subnet& s, uint32_t si) {
     b.add(kL3Lookup, 400, k, si, fmt::format("arp,{},arp_op=1,arp_tpa={}", reg, r.toString()),
           arpReplyFor(kRouterMac, r));
   }
+  // From the host, the subnet's first four (reserved) addresses may reach the subnet's VMs.
+  for (int64_t i = 0; i < 4; ++i) {
+    const std::string from = s.cidr_block.first().plus(i).toString();
+    const std::string into = s.cidr_block.toString();
+    b.add(kUnfiltered, kDefaultPriority, k, si,
+          fmt::format("in_port=LOCAL,ip,nw_src={},nw_dst={},{}", from, into, hostUnmarked()),
+          hostMarked());
+    b.add(kUnfiltered, kDefaultPriority, k, si,
+          fmt::format("in_port=LOCAL,arp,arp_spa={},arp_tpa={},{}", from, into, hostUnmarked()),
+          hostMarked());
+  }
   // AWS never filters the subnet's reserved addresses: network, router, DNS, reserved, last.
   for (const IpAddress& a : {s.cidr_block.first(), gw, s.cidr_block.first().plus(2),
                              s.cidr_block.first().plus(3), s.cidr_block.last()}) {
@@ -319,18 +351,6 @@ void router(FlowSink& b, const model::Subnet& s, uint32_t si) {
     }
   }
 }
-
-namespace {
-std::vector<std::string> hostSources(const InterfaceUnit& info) {
-  std::vector<std::string> out = {"169.254.0.0/16"};
-  const auto& subnet = *info.subnet;
-  for (int64_t i = 0; i < 4; ++i) {
-    out.push_back(subnet.cidr_block.first().plus(i).toString());
-  }
-  return out;
-}
-
-}  // namespace
 
 void interfaceFlows(FlowSink& b, const InterfaceUnit& info) {
   const auto& eni = *info.eni;
@@ -413,13 +433,31 @@ void interfaceFlows(FlowSink& b, const InterfaceUnit& info) {
           fmt::format("arp,{},arp_op=1,arp_tpa={}", same_subnet, a.toString()),
           arpReplyFor(mac, a));
     // From the host only what AWS leaves unfiltered: link-local sources and the subnet's
-    // reserved addresses; anything else from the host has no way around the groups.
-    for (const std::string& from : hostSources(info)) {
+    // reserved addresses (marked by the flows of infrastructure() and router()); anything else
+    // from the host has no way around the groups.
+    b.add(kUnfiltered, kDefaultPriority, k, z, fmt::format("{},ip,nw_dst={}", hostOk(), a.toString()),
+          fmt::format("output:{}", info.ofport));
+    b.add(kUnfiltered, kDefaultPriority, k, z,
+          fmt::format("{},arp,arp_tpa={}", hostOk(), a.toString()),
+          fmt::format("output:{}", info.ofport));
+  }
+  // IPv6 link-local from the host, both ways like the VMs' own link-local traffic to it: the
+  // host's neighbour solicitations for the VM's addresses (to their solicited-node multicast
+  // groups; the link-local one is the EUI-64 address of the VM's MAC, as the router assumes),
+  // and link-local unicast to the VM's MAC (NUD, DHCPv6 replies, ping).
+  b.add(kUnfiltered, kDefaultPriority, k, z,
+        fmt::format("in_port=LOCAL,ipv6,ipv6_src=fe80::/10,ipv6_dst=fe80::/10,dl_dst={}", mac),
+        fmt::format("output:{}", info.ofport));
+  {
+    std::vector<std::string> targets = {linkLocalFromMac(mac).toString()};
+    for (const auto& a : eni.ipv6_addresses) {
+      targets.push_back(a.toString());
+    }
+    for (const auto& t : targets) {
       b.add(kUnfiltered, kDefaultPriority, k, z,
-            fmt::format("in_port=LOCAL,ip,nw_src={},nw_dst={}", from, a.toString()),
-            fmt::format("output:{}", info.ofport));
-      b.add(kUnfiltered, kDefaultPriority, k, z,
-            fmt::format("in_port=LOCAL,arp,arp_spa={},arp_tpa={}", from, a.toString()),
+            fmt::format("in_port=LOCAL,icmp6,ipv6_src=fe80::/10,ipv6_dst=ff02::/16,icmp_type=135,"
+                        "icmp_code=0,nd_target={}",
+                        t),
             fmt::format("output:{}", info.ofport));
     }
   }

@@ -198,5 +198,41 @@ TEST(PolicyE2eIpv6, NeighbourDiscoveryAndTcpOverIpv6) {
   EXPECT_FALSE(blocked.ok()) << blocked.output;
 }
 
+// IPv6 link-local between the host (the bridge's own port in ovs-vswitchd's namespace) and a VM
+// works both ways, as the VM's link-local traffic to the host always did: each side's neighbour
+// solicitation reaches the other (multicast), the advertisements come back (unicast), and so do
+// pings. The host's link-local unicast to the VM is what DHCPv6 replies use too.
+TEST(PolicyE2eIpv6, LinkLocalBetweenTheHostAndAVmWorksBothWays) {
+  model::Policy policy = samplePolicy();
+  VGT_ASSIGN_OR_FAIL(auto lab, PolicyLab::start(policy));
+  VGT_ASSERT_OK(lab->install(policy));
+  auto& sandbox = lab->sandbox();
+  const std::string bridge = "br-int";
+  auto up = sandbox.execInNetns("ip link set " + bridge + " up");
+  ASSERT_TRUE(up.ok()) << up.output;
+  // Both ends' link-local addresses need duplicate address detection to finish first.
+  ASSERT_TRUE(waitFor([&] { return !lab->exec("eni-web1", "ip -6 addr show dev eth0 tentative | grep -q inet6").ok(); },
+                      std::chrono::seconds(10)));
+  std::string host_ll;
+  ASSERT_TRUE(waitFor([&] {
+    auto r = sandbox.execInNetns("ip -6 -o addr show dev " + bridge + " scope link -tentative");
+    const auto at = r.output.find("fe80::");
+    if (!r.ok() || at == std::string::npos) {
+      return false;
+    }
+    host_ll = r.output.substr(at, r.output.find('/', at) - at);
+    return true;
+  }, std::chrono::seconds(10))) << "the bridge's port has no link-local address";
+  const std::string web_ll = "fe80::ff:fe00:10a";  // EUI-64 of web1's MAC 02:00:00:00:01:0a
+
+  auto from_host = sandbox.execInNetns("ping -6 -c2 -i0.2 -W2 " + web_ll + "%" + bridge);
+  EXPECT_TRUE(from_host.ok()) << "host -> VM link-local:\n" << from_host.output;
+  auto from_vm = lab->exec("eni-web1", "ping -6 -c2 -i0.2 -W2 " + host_ll + "%eth0");
+  EXPECT_TRUE(from_vm.ok()) << "VM -> host link-local:\n" << from_vm.output;
+  auto neigh = sandbox.execInNetns("ip -6 neigh show " + web_ll + " dev " + bridge);
+  EXPECT_NE(neigh.output.find("02:00:00:00:01:0a"), std::string::npos)
+      << "the host learnt web1's MAC by neighbour discovery: " << neigh.output;
+}
+
 }  // namespace
 }  // namespace vpcguard::test

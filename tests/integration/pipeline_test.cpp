@@ -271,6 +271,14 @@ std::vector<Case> cases() {
       {"Ipv6NeighbourSolicitationForGateway", none, "eni-web1", fmt::format("icmp6,dl_src={},dl_dst=33:33:ff:00:00:01,ipv6_src={},ipv6_dst=ff02::1:ff00:1,nw_ttl=255,icmpv6_type=135,icmpv6_code=0,nd_target=2600:1f18:abcd:1201::1", kWebMac, kWeb6), {}, "IN_PORT", 0, "02:76:67:00:00:01"},
       {"Ipv6DuplicateAddressDetectionUnanswered", none, "eni-web1", fmt::format("icmp6,dl_src={},dl_dst=33:33:ff:00:00:10,ipv6_src=::,ipv6_dst=ff02::1:ff00:10,nw_ttl=255,icmpv6_type=135,icmpv6_code=0,nd_target={}", kWebMac, kWeb6), {}, "LOCAL"},
       {"Ipv6LinkLocalUnfiltered", none, "eni-web1", v6("udp6", kWebMac, "33:33:00:00:00:02", "fe80::ff:fe00:10a", "ff02::2", 546, 547), {}, "LOCAL"},
+      // The host's IPv6 link-local traffic to a VM: its neighbour solicitation for the VM's
+      // link-local (EUI-64 of the MAC) and global addresses, and link-local unicast (a DHCPv6
+      // reply), reach the VM; from a global source it has no way around the groups.
+      {"HostNeighbourSolicitationForVmLinkLocal", none, "LOCAL", "icmp6,dl_src=02:00:00:00:00:99,dl_dst=33:33:ff:00:01:0a,ipv6_src=fe80::99,ipv6_dst=ff02::1:ff00:10a,nw_ttl=255,icmpv6_type=135,icmpv6_code=0,nd_target=fe80::ff:fe00:10a", {}, "eni-web1"},
+      {"HostNeighbourSolicitationForVmGlobalAddress", none, "LOCAL", fmt::format("icmp6,dl_src=02:00:00:00:00:99,dl_dst=33:33:ff:00:00:10,ipv6_src=fe80::99,ipv6_dst=ff02::1:ff00:10,nw_ttl=255,icmpv6_type=135,icmpv6_code=0,nd_target={}", kWeb6), {}, "eni-web1"},
+      {"HostDhcpv6ReplyToVmLinkLocal", none, "LOCAL", v6("udp6", "02:00:00:00:00:99", kWebMac, "fe80::99", "fe80::ff:fe00:10a", 547, 546), {}, "eni-web1"},
+      {"HostIpv6GlobalSourceCannotBypassGroups", none, "LOCAL", v6("tcp6", "02:00:00:00:00:99", kWebMac, "2600:1f18:abcd:1201::99", kWeb6, 40000, 22), {}, ""},
+      {"HostLinkLocalToAnotherMacIsNotDelivered", none, "LOCAL", v6("udp6", "02:00:00:00:00:99", "02:00:00:00:0f:0f", "fe80::99", "fe80::ff:fe00:10a", 547, 546), {}, ""},
       {"Ipv6NeighbourAdvertisementSpoofDropped", none, "eni-web1", fmt::format("icmp6,dl_src={},dl_dst=33:33:00:00:00:01,ipv6_src={},ipv6_dst=ff02::1,nw_ttl=255,icmpv6_type=136,icmpv6_code=0,nd_target={}", kWebMac, kWeb6, kBastion6), {}, "", kPortSec},
   };
   return c;
