@@ -18,6 +18,17 @@ uint64_t withoutGeneration(uint64_t cookie) {
   return cookie & ~pipeline::kCookieGenerationMask;
 }
 
+// The order of a bundle: stale flows out before new ones go in. The bundle is atomic and
+// versioned (no packet sees a half-applied change whatever the order), but the switch counts a
+// table's flows per flow mod: deleting first frees the room a table at its operator-set
+// flow_limit (Flow_Table, no eviction) needs to swap flows, which adds first would overflow.
+std::vector<ovs::FlowMod> deletesFirst(std::vector<ovs::FlowMod> deletes,
+                                       std::vector<ovs::FlowMod> adds) {
+  deletes.insert(deletes.end(), std::make_move_iterator(adds.begin()),
+                 std::make_move_iterator(adds.end()));
+  return deletes;
+}
+
 std::string describeErrors(const ovs::BundleOutcome& outcome, const std::vector<ovs::FlowMod>& mods) {
   std::string out = "the switch rejected the change (nothing was applied):";
   size_t shown = 0;
@@ -196,11 +207,7 @@ Result<SyncReport> FlowSync::applyDiff(Table target) {
       ++t;
     }
   }
-  // New and changed flows first, stale ones last: the bundle is atomic anyway, but this way the
-  // new generation is in before the old one goes even if it were ever applied in parts.
-  mods.insert(mods.end(), std::make_move_iterator(deletes.begin()),
-              std::make_move_iterator(deletes.end()));
-  if (auto sent = sendBundle(mods, report); !sent) {
+  if (auto sent = sendBundle(deletesFirst(std::move(deletes), std::move(mods)), report); !sent) {
     return tl::unexpected(sent.error());
   }
   installed_ = std::move(target);
@@ -308,9 +315,7 @@ Result<SyncReport> FlowSync::applyDelta(const FlowDelta& delta) {
       ++report.deleted;
     }
   }
-  mods.insert(mods.end(), std::make_move_iterator(deletes.begin()),
-              std::make_move_iterator(deletes.end()));
-  if (auto sent = sendBundle(mods, report); !sent) {
+  if (auto sent = sendBundle(deletesFirst(std::move(deletes), std::move(mods)), report); !sent) {
     return tl::unexpected(sent.error());
   }
   for (auto& [key, change] : changes) {

@@ -3,9 +3,10 @@
 //
 // Design: the daemon holds two tables: `desired` (the translator's output) and `installed`
 // (what it believes the switch has, in the switch's own canonical text). A change is the
-// difference between the two, sent as ONE ordered+atomic bundle: adds and modifies of the new
-// policy and deletes of the old land together, so no packet ever sees a half-applied policy
-// (no delete-then-add "blink"), and a rejected bundle changes nothing. Flows are identified by
+// difference between the two, sent as ONE ordered+atomic bundle: deletes of the old policy and
+// adds and modifies of the new land together, so no packet ever sees a half-applied policy
+// (no delete-then-add "blink"), and a rejected bundle changes nothing. Inside the bundle the
+// deletes come first, so a table at an operator-set flow_limit can still swap flows. Flows are identified by
 // (table, priority, match) as in OpenFlow; only flows with the vpcguard cookie magic are ours.
 //
 // syncFull() reads the switch and repairs any difference: used at start-up, after a reconnect

@@ -76,7 +76,7 @@ TEST(FlowSync, InstallsAllThenSendsNothingForAnUnchangedInput) {
   EXPECT_EQ(sw.bundles.size(), 1U) << "no bundle for no change";
 }
 
-TEST(FlowSync, ChangedFlowIsReplacedByAnAddAndStaleFlowsGoLast) {
+TEST(FlowSync, ChangedFlowIsReplacedByAnAddAndStaleFlowsGoFirst) {
   FakeSwitch sw;
   FlowSync sync(sw);
   ASSERT_TRUE(sync.syncFull(policy(1)).has_value());
@@ -92,10 +92,11 @@ TEST(FlowSync, ChangedFlowIsReplacedByAnAddAndStaleFlowsGoLast) {
   ASSERT_EQ(sw.bundles.size(), 2U);
   const auto& b = sw.bundles[1];
   ASSERT_EQ(b.size(), 3U);
-  // A modify could not change the cookie (OpenFlow 1.1+): changed flows are re-added.
-  EXPECT_EQ(b[0].command, FlowCommand::kAdd);
+  // Stale flows leave first (a table at its flow_limit then has room for the new ones); a
+  // modify could not change the cookie (OpenFlow 1.1+), so changed flows are re-added.
+  EXPECT_EQ(b[0].command, FlowCommand::kDeleteStrict) << "the old go before the new";
   EXPECT_EQ(b[1].command, FlowCommand::kAdd);
-  EXPECT_EQ(b[2].command, FlowCommand::kDeleteStrict) << "the old go after the new";
+  EXPECT_EQ(b[2].command, FlowCommand::kAdd);
 }
 
 TEST(FlowSync, RestartAdoptsRightFlowsOfAnOlderGenerationAndRewritesTheRest) {
