@@ -55,6 +55,9 @@ struct DumpFilter {
   uint64_t cookie_mask = 0;  // 0 = every cookie
 };
 
+// Every call that waits for the switch has a deadline (a few seconds, plus a little per flow for
+// bundles and dumps): past it the connection is closed and the call fails, so a stopped
+// ovs-vswitchd costs a caller seconds, not forever (ovs-plugin/deadline_guard.h).
 class OpenFlowChannel {
  public:
   virtual ~OpenFlowChannel() = default;
@@ -67,7 +70,11 @@ class OpenFlowChannel {
   // Answers the switch's echo probes and drains its asynchronous messages; Error if the
   // connection is gone. ovs-vswitchd drops a management connection whose probe stays unanswered
   // for 60 s, so an owner that may sit idle calls this every ~30 s. Not pure, so fakes need not.
+  // Also probes the switch without blocking (an echo request once it has been silent for a
+  // second); unanswered() then says how long that probe has waited: a stopped or hung
+  // ovs-vswitchd keeps the connection open and answers nothing.
   [[nodiscard]] virtual Result<void> keepAlive() { return {}; }
+  [[nodiscard]] virtual std::chrono::milliseconds unanswered() const { return {}; }
   // A packets-per-second meter with one drop band (created, or changed if it exists), and
   // the packets its band dropped so far. Fakes need not implement them.
   [[nodiscard]] virtual Result<void> setMeter(uint32_t /*id*/, uint32_t /*rate_pps*/,

@@ -1,7 +1,11 @@
+#include <algorithm>
+#include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "ovs-plugin/deadline_guard.h"
 #include "ovs-plugin/openflow.h"
 #include "ovs-plugin/src/of_shim.h"
 
@@ -29,6 +33,38 @@ vg_flow_command toShim(FlowCommand c) {
   return VG_FLOW_ADD;
 }
 
+// Deadlines of calls that wait for the switch: a base for any request, and a little more per
+// flow for bundles and dumps (a 100k-flow bundle takes the switch seconds).
+constexpr auto kCallDeadline = std::chrono::seconds(10);
+constexpr auto kPerFlow = std::chrono::microseconds(100);
+constexpr int kProbeIntervalMs = 1000;
+
+std::chrono::steady_clock::time_point deadlineFor(size_t flows) {
+  return std::chrono::steady_clock::now() + kCallDeadline + kPerFlow * static_cast<int64_t>(flows);
+}
+
+std::string timedOut(const std::string& target, const char* what,
+                     std::chrono::steady_clock::time_point since) {
+  const auto s = std::chrono::duration_cast<std::chrono::seconds>(
+                     std::chrono::steady_clock::now() - since)
+                     .count();
+  return target + ": ovs-vswitchd did not answer " + what + " within " + std::to_string(s) +
+         " s (stopped or hung?); connection closed";
+}
+
+// Opens a connection and learns its socket, for the deadline guard. Opens are serialised so
+// that two connections to one target never appear in the same window.
+int openWithSocket(const std::string& target, std::chrono::milliseconds timeout, vg_of** of,
+                   char** err) {
+  static std::mutex opening;
+  std::lock_guard lock(opening);
+  const auto before = openSockets();
+  if (vg_of_open(target.c_str(), static_cast<int>(timeout.count()), of, err) != 0) {
+    return -2;
+  }
+  return findPeerSocket(target, before);
+}
+
 std::string modText(const FlowMod& mod) {
   if (mod.command == FlowCommand::kAdd || mod.command == FlowCommand::kModifyStrict) {
     return toOfctlText(mod.flow);
@@ -53,7 +89,8 @@ std::string modText(const FlowMod& mod) {
 
 class OvsOpenFlowChannel final : public OpenFlowChannel {
  public:
-  OvsOpenFlowChannel(vg_of* of, std::string target) : of_(of), target_(std::move(target)) {}
+  OvsOpenFlowChannel(vg_of* of, int fd, std::string target)
+      : of_(of), fd_(fd), target_(std::move(target)) {}
   ~OvsOpenFlowChannel() override { vg_of_close(of_); }
   OvsOpenFlowChannel(const OvsOpenFlowChannel&) = delete;
   OvsOpenFlowChannel& operator=(const OvsOpenFlowChannel&) = delete;
@@ -72,7 +109,22 @@ class OvsOpenFlowChannel final : public OpenFlowChannel {
     vg_flow_error* errs = nullptr;
     size_t n_errs = 0;
     char* err = nullptr;
-    int rc = vg_of_bundle(of_, cmods.data(), cmods.size(), &errs, &n_errs, &err);
+    const auto started = std::chrono::steady_clock::now();
+    int rc = 0;
+    bool late = false;
+    {
+      DeadlineGuard guard(fd_, deadlineFor(mods.size()));
+      rc = vg_of_bundle(of_, cmods.data(), cmods.size(), &errs, &n_errs, &err);
+      late = guard.fired();
+    }
+    if (late) {
+      vg_free_errors(errs, n_errs);
+      vg_free(err);
+      return makeError(timedOut(target_, "a bundle", started));
+    }
+    if (rc >= 0) {
+      vg_of_mark_alive(of_);
+    }
     BundleOutcome outcome;
     for (size_t i = 0; i < n_errs; ++i) {
       FlowModError e;
@@ -94,10 +146,25 @@ class OvsOpenFlowChannel final : public OpenFlowChannel {
     vg_flow_stat* stats = nullptr;
     size_t n = 0;
     char* err = nullptr;
-    if (vg_of_dump(of_, filter.table ? *filter.table : -1, filter.cookie, filter.cookie_mask,
-                   &stats, &n, &err) != 0) {
+    const auto started = std::chrono::steady_clock::now();
+    int rc = 0;
+    bool late = false;
+    {
+      DeadlineGuard guard(fd_, deadlineFor(last_dump_size_));
+      rc = vg_of_dump(of_, filter.table ? *filter.table : -1, filter.cookie, filter.cookie_mask,
+                      &stats, &n, &err);
+      late = guard.fired();
+    }
+    if (late) {
+      vg_free_stats(stats, n);
+      vg_free(err);
+      return makeError(timedOut(target_, "a flow dump", started));
+    }
+    if (rc != 0) {
       return makeError(takeString(err));
     }
+    vg_of_mark_alive(of_);
+    last_dump_size_ = std::max(last_dump_size_, n);
     std::vector<InstalledFlow> flows;
     flows.reserve(n);
     for (size_t i = 0; i < n; ++i) {
@@ -117,51 +184,77 @@ class OvsOpenFlowChannel final : public OpenFlowChannel {
   }
 
   Result<void> barrier() override {
-    char* err = nullptr;
-    if (vg_of_barrier(of_, &err) != 0) {
-      return makeError(takeString(err));
-    }
-    return {};
+    return call("a barrier", [&](char** err) { return vg_of_barrier(of_, err); });
   }
 
   Result<void> flushConntrackZone(uint16_t zone) override {
-    char* err = nullptr;
-    if (vg_of_ct_flush_zone(of_, zone, &err) != 0) {
-      return makeError(takeString(err));
-    }
-    return {};
+    return call("a conntrack flush", [&](char** err) { return vg_of_ct_flush_zone(of_, zone, err); });
   }
 
   Result<void> setMeter(uint32_t id, uint32_t rate_pps, uint32_t burst) override {
-    char* err = nullptr;
-    if (vg_of_meter_set(of_, id, rate_pps, burst, &err) != 0) {
-      return makeError("meter " + std::to_string(id) + ": " + takeString(err));
+    auto r = call("a meter change",
+                  [&](char** err) { return vg_of_meter_set(of_, id, rate_pps, burst, err); });
+    if (!r) {
+      return makeError("meter " + std::to_string(id) + ": " + r.error().message);
     }
     return {};
   }
 
   Result<uint64_t> meterDrops(uint32_t id) override {
-    char* err = nullptr;
     uint64_t packets = 0;
-    if (vg_of_meter_stats(of_, id, &packets, &err) != 0) {
-      return makeError("meter " + std::to_string(id) + ": " + takeString(err));
+    auto r = call("a meter read",
+                  [&](char** err) { return vg_of_meter_stats(of_, id, &packets, err); });
+    if (!r) {
+      return makeError("meter " + std::to_string(id) + ": " + r.error().message);
     }
     return packets;
   }
 
   Result<void> keepAlive() override {
     char* err = nullptr;
-    if (vg_of_run(of_, &err) != 0) {
+    long long unanswered_ms = 0;
+    if (vg_of_probe(of_, kProbeIntervalMs, &unanswered_ms, &err) != 0) {
+      unanswered_ = {};
       return makeError(target_ + ": " + takeString(err));
     }
+    unanswered_ = std::chrono::milliseconds(unanswered_ms);
     return {};
   }
+
+  std::chrono::milliseconds unanswered() const override { return unanswered_; }
 
   std::string target() const override { return target_; }
 
  private:
+  // A request/reply exchange under the deadline guard. `fn` returns the shim's status (0 = ok)
+  // and sets *err otherwise.
+  template <typename Fn>
+  Result<void> call(const char* what, Fn&& fn) {
+    char* err = nullptr;
+    const auto started = std::chrono::steady_clock::now();
+    int rc = 0;
+    bool late = false;
+    {
+      DeadlineGuard guard(fd_, deadlineFor(0));
+      rc = fn(&err);
+      late = guard.fired();
+    }
+    if (late) {
+      vg_free(err);
+      return makeError(timedOut(target_, what, started));
+    }
+    if (rc != 0) {
+      return makeError(takeString(err));
+    }
+    vg_of_mark_alive(of_);
+    return {};
+  }
+
   vg_of* of_;
+  int fd_;  // the connection's socket (-1: unknown, calls then wait without a deadline)
   std::string target_;
+  size_t last_dump_size_ = 0;
+  std::chrono::milliseconds unanswered_{0};
 };
 
 class OvsFlowMonitor final : public FlowMonitor {
@@ -244,11 +337,24 @@ Result<std::unique_ptr<FlowMonitor>> startFlowMonitor(const std::string& target,
   }
   vg_of* of = nullptr;
   char* err = nullptr;
-  if (vg_of_open(target.c_str(), static_cast<int>(timeout.count()), &of, &err) != 0) {
+  const int fd = openWithSocket(target, timeout, &of, &err);
+  if (fd == -2) {
     return makeError(takeString(err));
   }
-  if (vg_of_monitor_start(of, tables.data(), tables.size(), &err) != 0) {
+  int rc = 0;
+  bool late = false;
+  const auto started = std::chrono::steady_clock::now();
+  {
+    DeadlineGuard guard(fd, deadlineFor(0));
+    rc = vg_of_monitor_start(of, tables.data(), tables.size(), &err);
+    late = guard.fired();
+  }
+  if (late || rc != 0) {
     vg_of_close(of);
+    if (late) {
+      vg_free(err);
+      return makeError(timedOut(target, "the flow monitor request", started));
+    }
     return makeError(target + ": " + takeString(err));
   }
   return std::unique_ptr<FlowMonitor>(std::make_unique<OvsFlowMonitor>(of, target));
@@ -258,10 +364,11 @@ Result<std::unique_ptr<OpenFlowChannel>> connectOpenFlow(const std::string& targ
                                                          std::chrono::milliseconds timeout) {
   vg_of* of = nullptr;
   char* err = nullptr;
-  if (vg_of_open(target.c_str(), static_cast<int>(timeout.count()), &of, &err) != 0) {
+  const int fd = openWithSocket(target, timeout, &of, &err);
+  if (fd == -2) {
     return makeError(takeString(err));
   }
-  return std::unique_ptr<OpenFlowChannel>(std::make_unique<OvsOpenFlowChannel>(of, target));
+  return std::unique_ptr<OpenFlowChannel>(std::make_unique<OvsOpenFlowChannel>(of, fd, target));
 }
 
 Result<Flow> normalizeFlow(const Flow& flow) {

@@ -231,6 +231,7 @@ class JsonRpcOvsdbClient final : public OvsdbClient {
       const auto wait = updates_.empty() ? timeout : std::chrono::milliseconds(0);
       readAvailable(Clock::now() + wait);
     }
+    probe();
     if (updates_.empty() && !connected()) {
       return makeError(disconnectReason());
     }
@@ -238,6 +239,13 @@ class JsonRpcOvsdbClient final : public OvsdbClient {
                                  std::make_move_iterator(updates_.end()));
     updates_.clear();
     return out;
+  }
+
+  std::chrono::milliseconds unanswered() const override {
+    if (!connected() || probe_sent_ <= last_rx_) {
+      return {};
+    }
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - probe_sent_);
   }
 
   int fd() const override { return fd_; }
@@ -355,7 +363,20 @@ class JsonRpcOvsdbClient final : public OvsdbClient {
     }
   }
 
+  // The liveness probe (see unanswered()): its reply has a string id, which no request of ours
+  // has, and is dropped like any late reply; any message from the server counts as an answer.
+  void probe() {
+    const auto now = Clock::now();
+    if (!connected() || probe_sent_ > last_rx_ || now - last_rx_ < std::chrono::seconds(1) ||
+        sending_) {
+      return;
+    }
+    probe_sent_ = now;
+    (void)send(Json{{"method", "echo"}, {"params", Json::array()}, {"id", "vpcguard-probe"}});
+  }
+
   void handleMessage(const std::string& text) {
+    last_rx_ = Clock::now();
     Json msg = Json::parse(text, nullptr, false);
     if (msg.is_discarded() || !msg.is_object()) {
       disconnect("invalid JSON-RPC message");
@@ -430,6 +451,8 @@ class JsonRpcOvsdbClient final : public OvsdbClient {
   uint64_t pending_id_ = 0;
   std::optional<Json> pending_reply_;
   std::string disconnect_reason_;
+  Clock::time_point last_rx_ = Clock::now();  // the last message from the server
+  Clock::time_point probe_sent_{};             // the last liveness probe (see probe())
 };
 
 }  // namespace

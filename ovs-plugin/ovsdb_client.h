@@ -55,6 +55,11 @@ class OvsdbClient {
   // none); an Error once the connection is lost.
   [[nodiscard]] virtual Result<std::vector<OvsdbUpdate>> poll(std::chrono::milliseconds timeout) = 0;
 
+  // How long the server has left our liveness probe unanswered (0: none outstanding). poll()
+  // sends the probe (an "echo" request, without waiting) once the server has been silent for a
+  // second: a stopped or hung ovsdb-server keeps the socket open and answers nothing.
+  [[nodiscard]] virtual std::chrono::milliseconds unanswered() const { return {}; }
+
   // The socket, for the owner's event loop (readable = call poll(0)). -1 when disconnected.
   [[nodiscard]] virtual int fd() const = 0;
   [[nodiscard]] virtual bool connected() const = 0;

@@ -28,11 +28,14 @@
 #include "byte-order.h"
 #include "dirs.h"
 #include "socket-util.h"
+#include "timeval.h"
 #include "util.h"
 
 struct vg_of {
     struct vconn *vconn;
     enum ofputil_protocol protocol;
+    long long int last_rx;   /* time_msec() of the last message from the switch */
+    long long int echo_sent; /* time_msec() of our last echo request (0: none yet) */
 };
 
 static void
@@ -71,6 +74,7 @@ vg_of_open(const char *target, int timeout_ms, vg_of **out, char **err)
     struct vg_of *of = xzalloc(sizeof *of);
     of->vconn = vconn;
     of->protocol = ofputil_protocol_from_ofp_version(vconn_get_version(vconn));
+    of->last_rx = time_msec();
     *out = of;
     return 0;
 }
@@ -428,6 +432,7 @@ recv_unasked(vg_of *of, struct ofpbuf **msg, enum ofptype *type, char **err)
             *err = xstrerr("OpenFlow connection lost", error);
             return -1;
         }
+        of->last_rx = time_msec();
         if (ofptype_decode(type, (*msg)->data)) {
             ofpbuf_delete(*msg);
             continue;
@@ -457,6 +462,34 @@ vg_of_run(vg_of *of, char **err)
         /* Everything else is asynchronous (port status, flow removed): not used. */
         ofpbuf_delete(msg);
     }
+}
+
+int
+vg_of_probe(vg_of *of, int interval_ms, long long int *unanswered_ms, char **err)
+{
+    *unanswered_ms = 0;
+    if (vg_of_run(of, err)) {
+        return -1;
+    }
+    long long int now = time_msec();
+    if (of->echo_sent > of->last_rx) {
+        *unanswered_ms = now - of->echo_sent;
+    } else if (now - of->last_rx >= interval_ms) {
+        /* Not blocking: a full send queue (EAGAIN) is a switch that does not read, which the
+         * unanswered time shows all the same. */
+        struct ofpbuf *echo = ofputil_encode_echo_request(vconn_get_version(of->vconn));
+        if (vconn_send(of->vconn, echo)) {
+            ofpbuf_delete(echo);
+        }
+        of->echo_sent = now;
+    }
+    return 0;
+}
+
+void
+vg_of_mark_alive(vg_of *of)
+{
+    of->last_rx = time_msec();
 }
 
 int

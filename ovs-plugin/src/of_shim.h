@@ -80,6 +80,14 @@ int vg_of_meter_stats(vg_of *, uint32_t id, uint64_t *band_packets, char **err);
  * 0 if the connection is alive, else -1 with *err. */
 int vg_of_run(vg_of *, char **err);
 
+/* vg_of_run(), and a liveness probe that never blocks: once the switch has sent nothing for
+ * interval_ms, an echo request goes out. *unanswered_ms is how long that echo has waited for
+ * any message from the switch (0 when none is outstanding): a stopped or hung ovs-vswitchd keeps
+ * the connection open but never answers. 0, or -1 when the connection is lost (*err). */
+int vg_of_probe(vg_of *, int interval_ms, long long int *unanswered_ms, char **err);
+/* Records an answer the caller got through a request of its own (a barrier, a dump). */
+void vg_of_mark_alive(vg_of *);
+
 /* Flow monitor (OpenFlow 1.4+ OFPMP_FLOW_MONITOR): after vg_of_monitor_start() the switch
  * reports every flow added, modified or removed in any table, by any connection (use a
  * connection of its own: changes made through the monitoring connection itself would be

@@ -126,6 +126,26 @@ TEST(OvsdbClient, AnswersEchoRequests) {
   EXPECT_TRUE(reply["error"].is_null());
 }
 
+// A server silent for a second gets a liveness probe; unanswered() counts from then until any
+// message arrives (a stopped ovsdb-server keeps the socket open and answers nothing).
+TEST(OvsdbClient, ASilentServerIsProbedAndItsSilenceMeasured) {
+  ScriptedServer server;
+  auto client = connectTo(server);
+  ASSERT_TRUE(client);
+  server.accept();
+  EXPECT_EQ(client->unanswered(), 0ms);
+  ASSERT_TRUE(client->poll(1100ms).has_value());  // silent for over a second: the probe goes out
+  Json probe = server.receive();
+  EXPECT_EQ(probe["method"], "echo") << probe.dump();
+  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(client->poll(0ms).has_value());
+  EXPECT_GE(client->unanswered(), 250ms);
+  ASSERT_TRUE(client->poll(0ms).has_value());
+  server.send(Json{{"id", probe["id"]}, {"result", Json::array()}, {"error", nullptr}});
+  ASSERT_TRUE(client->poll(1s).has_value());
+  EXPECT_EQ(client->unanswered(), 0ms);
+}
+
 TEST(OvsdbClient, UpdatesBeforeTheReplyAreQueuedAndRequestsAreNotDelayed) {
   ScriptedServer server;
   auto client = connectTo(server);
