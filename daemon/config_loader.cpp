@@ -1,5 +1,9 @@
 #include "daemon/config_loader.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -1158,6 +1162,59 @@ ParseOutput parseDocuments(const std::vector<Document>& documents) {
     loader.addDocument(doc);
   }
   return loader.finish();
+}
+
+namespace {
+
+// True when some process has `file` open for writing: F_SETLEASE with F_RDLCK fails with EAGAIN
+// then (fcntl(2)). The lease is given back at once. A writer opening the file in between breaks
+// it with a signal (SIGIO unless F_SETSIG says otherwise), which must not end the daemon: SIGIO
+// is ignored here, as nothing in vpcguard uses it.
+bool writerHolds(const std::filesystem::path& file) {
+  static const bool sigio_ignored = [] {
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    return sigaction(SIGIO, &ignore, nullptr) == 0;
+  }();
+  if (!sigio_ignored) {
+    return false;
+  }
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    return false;  // gone or unreadable: the read that follows reports it
+  }
+  bool writing = false;
+  if (::fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
+    (void)::fcntl(fd, F_SETLEASE, F_UNLCK);
+  } else {
+    writing = errno == EAGAIN;  // EACCES, EINVAL: no leases here, nothing known
+  }
+  ::close(fd);
+  return writing;
+}
+
+}  // namespace
+
+std::optional<std::filesystem::path> openForWriting(const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) {
+    return writerHolds(path) ? std::optional<fs::path>(path) : std::nullopt;
+  }
+  std::vector<fs::path> files;
+  for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code entry_ec;
+    if (it->path().extension() == ".toml" && it->is_regular_file(entry_ec)) {
+      files.push_back(it->path());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& file : files) {
+    if (writerHolds(file)) {
+      return file;
+    }
+  }
+  return std::nullopt;
 }
 
 Result<std::vector<Document>> readDocuments(const fs::path& path) {

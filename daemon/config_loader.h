@@ -46,6 +46,14 @@ struct ParseOutput {
 // or unreadable path and on a directory without *.toml files.
 [[nodiscard]] Result<std::vector<Document>> readDocuments(const std::filesystem::path& path);
 
+// The first config file (the file, or a *.toml directly inside the directory) that some process
+// holds open for writing, if any: a file still being written may be valid TOML and yet only half
+// of what its writer means, so the daemon does not read it until it is closed. Asked of the
+// kernel without reading (a read lease cannot be taken on a file open for writing). Where leases
+// are unavailable (another owner without CAP_LEASE, a filesystem without them) the answer is
+// nullopt, as for a file nobody writes: saving by rename is then the only safe way.
+[[nodiscard]] std::optional<std::filesystem::path> openForWriting(const std::filesystem::path& path);
+
 // Why a policy could not be loaded: either the files could not be read (`io`), or they hold
 // errors (`diagnostics`, sorted by location).
 struct LoadError {

@@ -530,6 +530,33 @@ void Daemon::notifyService() {
   }
 }
 
+bool Daemon::checkResponsive() {
+  // A second for the probe to go out, then this long without any answer.
+  constexpr auto kSilence = std::chrono::seconds(3);
+  std::string who;
+  if (openflow_ && openflow_->unanswered() >= kSilence) {
+    who = fmt::format("ovs-vswitchd has not answered on OpenFlow ({}) for {} s", openflow_->target(),
+                      std::chrono::duration_cast<std::chrono::seconds>(openflow_->unanswered()).count());
+  } else if (db_ && db_->client().unanswered() >= kSilence) {
+    who = fmt::format("ovsdb-server has not answered ({}) for {} s", options_.ovsdb,
+                      std::chrono::duration_cast<std::chrono::seconds>(db_->client().unanswered()).count());
+  }
+  auto log = logger("ovs");
+  if (!who.empty() && unresponsive_.empty()) {
+    unresponsive_ = who;
+    status_.unresponsive = who + " (since " + nowIso8601() + "; stopped or hung?)";
+    log->warn("switch_not_responding what=\"{}\" (changes wait; the installed flows stay)", who);
+    reportError("the switch does not respond: " + who);
+  } else if (who.empty() && !unresponsive_.empty()) {
+    log->info("switch_responding_again after=\"{}\"", unresponsive_);
+    unresponsive_.clear();
+    status_.unresponsive.clear();
+    // Whatever changed meanwhile (config, state, interfaces, foreign flows) goes in now.
+    resync("responding");
+  }
+  return unresponsive_.empty();
+}
+
 void Daemon::reportError(const std::string& error, bool config_error) {
   countError(error, config_error);
   status_.last_error = error;
@@ -826,6 +853,9 @@ bool Daemon::resync(const char* reason) {
     ++drift_repairs_;
     status_.last_repair = fmt::format("{} ({}: added {}, changed {}, removed {})", nowIso8601(),
                                       reason, report->added, report->modified, report->deleted);
+    if (why == "drift") {
+      noteDriftRepair();
+    }
   }
   reportSync(reason, std::chrono::duration<double, std::milli>(Clock::now() - start).count());
   if (report->changes() == 0) {
@@ -856,11 +886,15 @@ bool Daemon::pollFlowMonitor() {
       if (engine_.explains(u)) {
         continue;
       }
+      last_drift_seen_ = Clock::now();
+      last_drift_flow_ = fmt::format("{} table={} priority={} cookie={:#x}", ovs::toString(u.kind),
+                                     u.flow.table, u.flow.priority, u.flow.cookie);
       if (!drift_pending_) {
         // A short delay lets a burst (one del-flows removes many flows) end first; the repair
-        // reads the whole table anyway.
+        // reads the whole table anyway. Longer while another controller fights (see
+        // noteDriftRepair()).
         drift_pending_ = true;
-        drift_at_ = Clock::now() + std::chrono::milliseconds(50);
+        drift_at_ = Clock::now() + drift_delay_;
         noteChange("drift");
         logger("sync")->info("drift_detected update={} table={} priority={} cookie={:#x} match=\"{}\"",
                              ovs::toString(u.kind), u.flow.table, u.flow.priority, u.flow.cookie,
@@ -871,6 +905,45 @@ bool Daemon::pollFlowMonitor() {
       return true;
     }
   }
+}
+
+void Daemon::noteDriftRepair() {
+  // Five repairs within ten seconds: not an operator's slip but something that changes our
+  // flows back each time (another controller on our tables). Repairing at once would make the
+  // two of us rewrite the table in a loop; back off instead, and say so.
+  constexpr size_t kFightRepairs = 5;
+  constexpr auto kWindow = std::chrono::seconds(10);
+  const auto now = Clock::now();
+  drift_repair_times_.push_back(now);
+  while (!drift_repair_times_.empty() && now - drift_repair_times_.front() > kWindow) {
+    drift_repair_times_.pop_front();
+  }
+  if (drift_repair_times_.size() < kFightRepairs) {
+    return;
+  }
+  drift_delay_ = std::clamp(drift_delay_ * 2, std::chrono::milliseconds(1000),
+                            std::chrono::milliseconds(30000));
+  status_.controller_fight = fmt::format(
+      "another controller keeps changing vpcguard's flows back ({} repairs in 10 s; last seen: "
+      "{}); repairs now wait {:.0f} s",
+      drift_repair_times_.size(), last_drift_flow_,
+      std::chrono::duration<double>(drift_delay_).count());
+  logger("sync")->warn("controller_fight repairs_10s={} last=\"{}\" repair_delay_ms={}",
+                       drift_repair_times_.size(), last_drift_flow_, drift_delay_.count());
+  writeStatus();
+}
+
+void Daemon::endFightIfQuiet() {
+  // Over once nothing changed our flows for a while (and no repair is waiting).
+  if (status_.controller_fight.empty() || drift_pending_ ||
+      Clock::now() - last_drift_seen_ < std::chrono::seconds(5)) {
+    return;
+  }
+  logger("sync")->info("controller_fight_ended after=\"{}\"", status_.controller_fight);
+  status_.controller_fight.clear();
+  drift_delay_ = std::chrono::milliseconds(50);
+  drift_repair_times_.clear();
+  writeStatus();
 }
 
 void Daemon::checkFlowRestoreWait() {
@@ -1122,15 +1195,18 @@ int Daemon::run() {
       control_->service(fds);
     }
     serveMetrics(fds);
+    // The switch does not answer (see checkResponsive(), below): read and check changes, but
+    // leave the switch alone until it answers again.
+    const bool quiet = !unresponsive_.empty();
     if (flow_logs_) {
       if (flow_log_slot < fds.size() && fds[flow_log_slot].fd == flow_logs_->fd() &&
           (fds[flow_log_slot].revents & POLLIN) != 0) {
         flow_logs_->onReadable();
       }
-      flow_logs_->tick(reconnect ? nullptr : openflow_.get());
+      flow_logs_->tick(reconnect || quiet ? nullptr : openflow_.get());
     }
     if (mirrors_) {
-      mirrors_->tick(reconnect ? nullptr : db_.get());
+      mirrors_->tick(reconnect || quiet ? nullptr : db_.get());
     }
 
     if (fds[0].revents & POLLIN) {
@@ -1192,7 +1268,7 @@ int Daemon::run() {
       } else if (!events->empty()) {
         noteChange("interfaces");
         handleInterfaceEvents(*events);
-        if (!apply("interfaces") && connectionLost()) {
+        if (!quiet && !apply("interfaces") && connectionLost()) {
           reconnect = true;
         }
       }
@@ -1201,14 +1277,35 @@ int Daemon::run() {
       // A new connection's first monitor reply is the whole database: applied as one change
       // (the incremental path then sends only what differs from what is installed).
       const bool opened = !state_ && Clock::now() >= state_retry_at_ && openState();
-      if (!pollState(opened, !reconnect)) {
+      if (!pollState(opened, !reconnect && !quiet)) {
         reconnect = true;
       }
     }
-    if (resync_requested && !reconnect) {
+    if (resync_requested && !reconnect && !quiet) {
       resync_requested = false;
       if (!resync("sighup") && connectionLost()) {
         reconnect = true;
+      }
+    }
+    if (reload_pending && Clock::now() >= reload_at && !stateMode()) {
+      // A file some process still holds open for writing may be valid TOML and still only half
+      // of what is being written: wait for its close (inotify reports it) before reading.
+      if (const auto writing = config::openForWriting(options_.config)) {
+        const auto waited = Clock::now() - (config_writer_since_ ? *config_writer_since_ : Clock::now());
+        if (!config_writer_since_) {
+          config_writer_since_ = Clock::now();
+          log->info("config_deferred reason=\"open for writing by another process\" path={}",
+                    writing->string());
+        } else if (waited >= std::chrono::seconds(10) && !config_writer_warned_) {
+          config_writer_warned_ = true;
+          log->warn("config_deferred reason=\"still open for writing after 10 s; the running "
+                    "policy stays until it is closed (or save by rename)\" path={}",
+                    writing->string());
+        }
+        reload_at = Clock::now() + std::chrono::milliseconds(100);
+      } else {
+        config_writer_since_.reset();
+        config_writer_warned_ = false;
       }
     }
     if (reload_pending && Clock::now() >= reload_at) {
@@ -1217,7 +1314,7 @@ int Daemon::run() {
       auto last_indices = indices_;
       const bool loaded = loadConfig(false);
       const auto installed =
-          loaded && !reconnect
+          loaded && !reconnect && !quiet
               ? installAdopted(std::move(last_policy), std::move(last_indices), "config")
               : Install::kSwitchLost;
       // "deferred": valid but not on the switch yet; the reconnect's resync installs it.
@@ -1229,8 +1326,12 @@ int Daemon::run() {
       }
       countConfigReload(result);
       change_seen_.erase("config");  // refused, or timed by its sync
-      if (loaded && installed == Install::kSwitchLost) {
+      if (loaded && installed == Install::kSwitchLost && !quiet) {
         reconnect = true;  // the new policy goes in with the reconnect's resync
+      }
+      if (loaded && quiet) {
+        log->info("config_deferred reason=\"the switch does not respond; installed when it "
+                  "answers again\"");
       }
     }
     if (!reconnect && openflow_) {
@@ -1241,21 +1342,25 @@ int Daemon::run() {
         reconnect = true;
       }
     }
-    if (!reconnect && !pollFlowMonitor()) {
+    // A switch that keeps its sockets open but answers nothing (stopped, hung): nothing below
+    // talks to it; what changes meanwhile is installed by the resync when it answers again.
+    const bool stalled = !reconnect && !checkResponsive();
+    if (!reconnect && !stalled && !pollFlowMonitor()) {
       status_.connected = false;
       reportError("OpenFlow flow monitor lost");
       reconnect = true;
     }
-    if (!reconnect && drift_pending_ && Clock::now() >= drift_at_) {
+    endFightIfQuiet();
+    if (!reconnect && !stalled && drift_pending_ && Clock::now() >= drift_at_) {
       drift_pending_ = false;
       if (!resync("drift") && connectionLost()) {
         reconnect = true;
       }
     }
-    if (!reconnect && status_.flow_restore_wait && Clock::now() >= flow_restore_check_) {
+    if (!reconnect && !stalled && status_.flow_restore_wait && Clock::now() >= flow_restore_check_) {
       checkFlowRestoreWait();
     }
-    if (!reconnect && Clock::now() >= next_resync) {
+    if (!reconnect && !stalled && Clock::now() >= next_resync) {
       if (!resync("periodic") && connectionLost()) {
         reconnect = true;
       }

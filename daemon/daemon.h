@@ -20,6 +20,7 @@
 // the database is still empty, the installed flows stay.
 
 #include <chrono>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -116,6 +117,11 @@ class Daemon {
   // Reads the flow monitor; schedules a repair when someone else changed our flows. False when
   // the connection is gone.
   bool pollFlowMonitor();
+  // Whether ovs-vswitchd (OpenFlow) and ovsdb-server answer the liveness probes. A connection
+  // that stays open but silent (a stopped or hung process) is reported once in status and the
+  // log; switch work waits meanwhile (config and state changes are still read and checked), and
+  // a resync follows as soon as both answer again. Returns true while both answer.
+  bool checkResponsive();
   // After our flows are in: a flow-restore-wait left set (by an interrupted OVS restart, or
   // set on purpose for one) keeps ovs-vswitchd from forwarding at all; clear it.
   void checkFlowRestoreWait();
@@ -165,6 +171,16 @@ class Daemon {
   std::unique_ptr<ovs::FlowMonitor> monitor_;
   bool drift_pending_ = false;  // a monitor update we cannot explain: repair at drift_at_
   std::chrono::steady_clock::time_point drift_at_;
+  // Another controller fighting over our flows (it changes them back after each repair): the
+  // recent drift repairs, how long a repair waits after drift is seen (50 ms; doubling up to
+  // 30 s while the fight lasts), when drift was last seen and in which flow.
+  std::deque<std::chrono::steady_clock::time_point> drift_repair_times_;
+  std::chrono::milliseconds drift_delay_{50};
+  std::chrono::steady_clock::time_point last_drift_seen_;
+  std::string last_drift_flow_;
+  // Called after each drift repair and from the loop: starts, escalates and ends a fight.
+  void noteDriftRepair();
+  void endFightIfQuiet();
   std::chrono::steady_clock::time_point flow_restore_since_;  // when we first saw it set
   std::chrono::steady_clock::time_point flow_restore_check_;  // next look while it is set
   bool started_ = false;        // the first sync (which picks the generation) is done
@@ -178,6 +194,12 @@ class Daemon {
   DaemonStatus status_;
   std::set<uint16_t> zones_to_flush_;
   bool last_error_is_config_ = false;  // last written to OVSDB (empty after a reconnect)
+  // A config reload waiting for another process to close the file it writes: since when, and
+  // whether that was warned about.
+  std::optional<std::chrono::steady_clock::time_point> config_writer_since_;
+  bool config_writer_warned_ = false;
+  // Which side of the switch does not answer (empty: both do), and since when.
+  std::string unresponsive_;
   std::unique_ptr<FlowLogRunner> flow_logs_;
   std::unique_ptr<MirrorRunner> mirrors_;
   bool ipfix_reconfigure_ = true;  // a new OVSDB connection: write the IPFIX set-up again

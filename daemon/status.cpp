@@ -55,6 +55,8 @@ std::string statusToJson(const DaemonStatus& s) {
             {"last_repair", s.last_repair},
             {"flow_monitor", s.flow_monitor},
             {"flow_restore_wait", s.flow_restore_wait},
+            {"unresponsive", s.unresponsive},
+            {"controller_fight", s.controller_fight},
             {"config_loaded", s.config_loaded},
             {"last_error", s.last_error},
             {"last_error_time", s.last_error_time},
@@ -96,6 +98,8 @@ Result<DaemonStatus> statusFromJson(const std::string& text) {
     s.drift_repairs = j.value("drift_repairs", uint64_t{0});
     s.config_loaded = j.value("config_loaded", "");
     s.last_error = j.value("last_error", "");
+    s.unresponsive = j.value("unresponsive", "");
+    s.controller_fight = j.value("controller_fight", "");
     s.last_error_time = j.value("last_error_time", "");
     s.updated = j.value("updated", "");
     s.source = j.value("source", "");
@@ -173,7 +177,10 @@ int runStatusCommand(const StatusCommandOptions& options, std::ostream& out, std
                        status->pid, status->version);
     out << fmt::format("bridge         {}  ovsdb {}  openflow {}\n", status->bridge, status->ovsdb,
                        status->openflow);
-    out << fmt::format("connection     {}\n", status->connected ? "connected" : "DISCONNECTED");
+    out << fmt::format("connection     {}{}\n", status->connected ? "connected" : "DISCONNECTED",
+                       status->unresponsive.empty()
+                           ? ""
+                           : ", BUT THE SWITCH DOES NOT RESPOND: " + status->unresponsive);
     if (!status->source.empty()) {
       out << fmt::format("source         {}\n", status->source);
     }
@@ -197,6 +204,9 @@ int runStatusCommand(const StatusCommandOptions& options, std::ostream& out, std
     out << fmt::format("drift repairs  {}{}  (flow monitor {})\n", status->drift_repairs,
                        status->last_repair.empty() ? "" : ", last " + status->last_repair,
                        status->flow_monitor ? "on" : "OFF: only the periodic check sees drift");
+    if (!status->controller_fight.empty()) {
+      out << fmt::format("FIGHT          {}\n", status->controller_fight);
+    }
     if (status->flow_restore_wait) {
       out << "flow-restore-wait  STILL SET: ovs-vswitchd is not forwarding\n";
     }
@@ -208,8 +218,9 @@ int runStatusCommand(const StatusCommandOptions& options, std::ostream& out, std
   // A state database that is not connected is a problem too (changes do not arrive).
   const bool state_ok =
       !status->source.starts_with("state:") || status->state_connection == "connected";
-  return running && status->connected && status->last_error.empty() && !status->flow_restore_wait &&
-                 state_ok
+  return running && status->connected && status->unresponsive.empty() &&
+                 status->controller_fight.empty() &&
+                 status->last_error.empty() && !status->flow_restore_wait && state_ok
              ? 0
              : 1;
 }

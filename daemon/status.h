@@ -30,6 +30,12 @@ struct DaemonStatus {
   std::string last_repair;    // when and what the last drift repair changed
   bool flow_monitor = false;  // drift is seen as it happens (else only by the periodic check)
   bool flow_restore_wait = false;  // other_config:flow-restore-wait was still set at last look
+  // Empty while the switch answers; else which process does not answer, since when (a stopped
+  // or hung ovs-vswitchd or ovsdb-server keeps its sockets open and answers nothing).
+  std::string unresponsive;
+  // Empty unless another controller keeps changing our flows back: what is seen and the
+  // current back-off of repairs.
+  std::string controller_fight;
   std::string config_loaded;  // when the policy in force was loaded
   std::string last_error;     // empty when the last operation succeeded
   std::string last_error_time;

@@ -46,6 +46,7 @@ class OvsSandbox {
   [[nodiscard]] Result<std::string> appctl(const std::string& args) const;  // to ovs-vswitchd
   [[nodiscard]] Result<std::string> ovsdbAppctl(const std::string& args) const;  // to ovsdb-server
   [[nodiscard]] pid_t ovsdbPid() const { return ovsdb_ ? ovsdb_->pid() : 0; }
+  [[nodiscard]] pid_t vswitchdPid() const { return vswitchd_pid_; }
   // Runs a shell command inside the hypervisor namespace.
   [[nodiscard]] CommandResult execInNetns(const std::string& command) const;
 

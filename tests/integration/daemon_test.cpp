@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -201,6 +202,192 @@ TEST_F(DaemonTest, ConfigChangeAppliesAndABrokenConfigKeepsTheLastGoodOne) {
   const size_t before_unrelated = loads();
   std::ofstream(sandbox_->dir() + "/unrelated.txt") << "x";
   EXPECT_FALSE(eventually([&] { return loads() > before_unrelated; }, 1)) << log();
+}
+
+// A stopped (SIGSTOP) ovs-vswitchd, then ovsdb-server, keeps its sockets open and answers
+// nothing. The daemon notices within seconds, `vpcguardctl status` says so at once, a config
+// change meanwhile is read and waits, and when the process continues the change goes in.
+TEST_F(DaemonTest, AStoppedSwitchIsReportedAndChangesWaitUntilItContinues) {
+  VGT_ASSERT_OK(sandbox_->addBridge(kBridge));
+  VGT_ASSIGN_OR_FAIL(int db, sandbox_->addDummyPort(kBridge, "p-db", "eni-db1"));
+  (void)db;
+  startDaemon();
+  ASSERT_TRUE(eventually([&] { return countFlows("tp_dst=5432") > 0; })) << log();
+  std::string text = readFile(config_);
+  const std::string anchor = "description = \"PostgreSQL from the web tier, SSH from the bastion\"";
+  ASSERT_NE(text.find(anchor), std::string::npos);
+  const auto withPort = [&](int port) {
+    std::string changed = text;
+    changed.insert(changed.find(anchor) + anchor.size(),
+                   "\n\n  [[security_groups.ingress]]\n  ip_protocol = \"tcp\"\n  from_port = " +
+                       std::to_string(port) + "\n  to_port = " + std::to_string(port) +
+                       "\n  cidr_ipv4 = \"10.0.1.0/24\"\n");
+    return changed;
+  };
+
+  struct Process {
+    const char* name;
+    pid_t pid;
+    const char* says;
+    int port;
+  };
+  const std::vector<Process> processes = {
+      {"ovs-vswitchd", sandbox_->vswitchdPid(), "ovs-vswitchd has not answered", 6379},
+      {"ovsdb-server", sandbox_->ovsdbPid(), "ovsdb-server has not answered", 6380}};
+  for (const auto& p : processes) {
+    ASSERT_GT(p.pid, 0) << p.name;
+    ASSERT_EQ(::kill(p.pid, SIGSTOP), 0) << p.name;
+    // Continued whatever happens below, so the sandbox can be torn down.
+    const auto resume = std::unique_ptr<const Process, void (*)(const Process*)>(
+        &p, [](const Process* q) { ::kill(q->pid, SIGCONT); });
+    const auto stopped = std::chrono::steady_clock::now();
+    CommandResult st;
+    ASSERT_TRUE(eventually([&] {
+      st = ctlStatus();
+      return st.output.find(p.says) != std::string::npos;
+    }, 15)) << p.name << "\n" << st.output << log();
+    const double noticed = std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped).count();
+    EXPECT_LE(noticed, 8.0) << p.name << " stopped, noticed after " << noticed << " s";
+    EXPECT_EQ(st.exit_code, 1) << st.output;
+    EXPECT_NE(st.output.find("DOES NOT RESPOND"), std::string::npos) << st.output;
+
+    // A change made meanwhile is read at once and waits for the switch.
+    const size_t deferred_before = countInLog("the switch does not respond; installed when");
+    writeConfig(withPort(p.port));
+    EXPECT_TRUE(eventually([&] {
+      return countInLog("the switch does not respond; installed when") > deferred_before;
+    }, 5)) << p.name << ": the config change was not handled while the switch was stopped\n" << log();
+
+    ASSERT_EQ(::kill(p.pid, SIGCONT), 0);
+    EXPECT_TRUE(eventually([&] { return countFlows("tp_dst=" + std::to_string(p.port)) > 0; }, 15))
+        << p.name << " continued, the change did not go in\n" << flows() << log();
+    EXPECT_TRUE(eventually([&] { return ctlStatus().exit_code == 0; }, 10)) << ctlStatus().output << log();
+  }
+  EXPECT_GE(countInLog("switch_responding_again"), 2U) << log();
+}
+
+// Another controller puts its flow back into one of our tables as soon as it is removed. The
+// daemon does not rewrite the table in a loop with it: repairs back off, status names the fight,
+// and once the other side stops, the table is repaired and the fight reported over.
+TEST_F(DaemonTest, AControllerFightBacksOffAndIsNamedInStatus) {
+  VGT_ASSERT_OK(sandbox_->addBridge(kBridge));
+  startDaemon();
+  ASSERT_TRUE(eventually([&] { return countFlows("table=90") > 0; })) << log();
+  const std::string installed = flows();
+  const std::string br = sandbox_->bridgeTarget(kBridge);
+  const auto repairs = [&] {
+    auto st = status();
+    return st ? st->drift_repairs : 0;
+  };
+  const uint64_t before = repairs();
+  bool named = false;
+  const auto fight_start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - fight_start < std::chrono::seconds(8)) {
+    // The other controller: its flow back in table 10, every 100 ms.
+    (void)sandbox_->ofctl("add-flow " + br + " table=10,priority=65000,cookie=0x42,actions=NORMAL");
+    if (!named) {
+      const auto st = ctlStatus();
+      named = st.output.find("another controller") != std::string::npos && st.exit_code == 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const uint64_t during = repairs() - before;
+  EXPECT_TRUE(named) << "status never named the fight\n" << log();
+  // About 80 changes came in 8 s: without back-off as many repairs would answer them.
+  EXPECT_GE(during, 5U) << log();
+  EXPECT_LE(during, 15U) << "repairs did not back off\n" << log();
+  EXPECT_GE(countInLog("controller_fight "), 1U) << log();
+
+  // The other side stops: the table is repaired (after the current back-off) and the fight ends.
+  const auto foreign = [&] {
+    auto r = sandbox_->ofctl("dump-flows --no-stats " + br + " cookie=0x42/-1");
+    return r ? r->find("actions=") != std::string::npos : true;
+  };
+  EXPECT_TRUE(eventually([&] { return !foreign() && flows() == installed; }, 40)) << flows() << log();
+  EXPECT_TRUE(eventually([&] {
+    auto st = status();
+    return st && st->controller_fight.empty();
+  }, 15)) << log();
+  EXPECT_GE(countInLog("controller_fight_ended"), 1U) << log();
+}
+
+// A config file still open for writing is not read, even when what it holds so far is valid
+// TOML and something (here SIGHUP) asks for a reload: it is read once its writer closes it.
+TEST_F(DaemonTest, AConfigStillBeingWrittenIsNotApplied) {
+  VGT_ASSERT_OK(sandbox_->addBridge(kBridge));
+  VGT_ASSIGN_OR_FAIL(int db, sandbox_->addDummyPort(kBridge, "p-db", "eni-db1"));
+  (void)db;
+  startDaemon();
+  ASSERT_TRUE(eventually([&] { return countFlows("tp_dst=5432") > 0; })) << log();
+  std::string text = readFile(config_);
+  const std::string anchor = "description = \"PostgreSQL from the web tier, SSH from the bastion\"";
+  ASSERT_NE(text.find(anchor), std::string::npos);
+  text.insert(text.find(anchor) + anchor.size(),
+              "\n\n  [[security_groups.ingress]]\n  ip_protocol = \"tcp\"\n  from_port = 6379\n"
+              "  to_port = 6379\n  cidr_ipv4 = \"10.0.1.0/24\"\n");
+  {
+    // Written in place, in two parts; the first alone is a complete, valid policy.
+    std::ofstream writer(config_, std::ios::trunc);
+    writer << text << std::flush;
+    daemon_->signal(SIGHUP);
+    EXPECT_TRUE(eventually([&] { return log().find("config_deferred") != std::string::npos; }, 5))
+        << log();
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    EXPECT_EQ(countFlows("tp_dst=6379"), 0U) << "a file still being written was applied\n" << log();
+    writer << "\n# end of the change\n";
+  }
+  EXPECT_TRUE(eventually([&] { return countFlows("tp_dst=6379") > 0; })) << log();
+}
+
+// An operator caps our tables at the flows they hold (Flow_Table flow_limit, no eviction). A
+// changed rule is still applied: the bundle deletes the old flow before it adds the new one, so
+// the table never holds more than its limit, even inside the bundle.
+TEST_F(DaemonTest, ARuleChangeFitsATableAtItsFlowLimit) {
+  VGT_ASSERT_OK(sandbox_->addBridge(kBridge));
+  VGT_ASSIGN_OR_FAIL(int db, sandbox_->addDummyPort(kBridge, "p-db", "eni-db1"));
+  (void)db;
+  startDaemon();
+  ASSERT_TRUE(eventually([&] { return countFlows("tp_dst=5432") > 0; })) << log();
+  const std::string br = sandbox_->bridgeTarget(kBridge);
+  // Every table holding one of the flows the change replaces, capped at what it holds now.
+  std::set<int> tables;
+  {
+    std::istringstream in(flows());
+    const std::regex table_re("table=([0-9]+)");
+    for (std::string line; std::getline(in, line);) {
+      std::smatch m;
+      if (line.find("tp_dst=5432") != std::string::npos && std::regex_search(line, m, table_re)) {
+        tables.insert(std::stoi(m[1]));
+      }
+    }
+  }
+  ASSERT_FALSE(tables.empty()) << flows();
+  for (const int table : tables) {
+    VGT_ASSIGN_OR_FAIL(std::string dump,
+                       sandbox_->ofctl("dump-flows --no-stats " + br + " table=" + std::to_string(table)));
+    const size_t held = countFlows("actions=", dump);
+    ASSERT_GT(held, 0U);
+    VGT_ASSERT_OK(sandbox_->vsctl("-- --id=@ft create Flow_Table flow_limit=" + std::to_string(held) +
+                                  " overflow_policy=refuse -- set Bridge " + kBridge +
+                                  " flow_tables:" + std::to_string(table) + "=@ft"));
+    // The limit is in force: one more flow does not fit.
+    auto extra = sandbox_->ofctl("add-flow " + br + " table=" + std::to_string(table) +
+                                 ",priority=1,cookie=0x42,actions=drop");
+    ASSERT_FALSE(extra.has_value()) << "table " << table << " takes more than " << held << " flows";
+    EXPECT_NE(extra.error().message.find("TABLE_FULL"), std::string::npos) << extra.error().message;
+  }
+
+  // The security group's PostgreSQL port moves: one flow out, one in, in the same tables.
+  std::string text = readFile(config_);
+  const std::string rule = "from_port = 5432\n  to_port = 5432\n  referenced_group_id = \"sg-web\"";
+  ASSERT_NE(text.find(rule), std::string::npos);
+  text.replace(text.find(rule), rule.size(),
+               "from_port = 5433\n  to_port = 5433\n  referenced_group_id = \"sg-web\"");
+  writeConfig(text);
+  EXPECT_TRUE(eventually([&] { return countFlows("tp_dst=5433") > 0; })) << flows() << log();
+  EXPECT_EQ(countInLog("TABLE_FULL"), 0U) << log();
+  VGT_ASSIGN_OR_FAIL(DaemonStatus st, status());
+  EXPECT_EQ(st.last_error, "") << log();
 }
 
 // Drift is seen through the switch's flow monitor, not only by the periodic comparison (60 s by
