@@ -883,6 +883,17 @@ bool Daemon::pollFlowMonitor() {
       return false;
     }
     for (const auto& u : *updates) {
+      // The switch paused the monitor (our own large bundle, typically, outran our reading). On
+      // resuming it reports every flow added or modified in between, and those go through the
+      // checks below like any update; only deletions go unreported, which flow counts show.
+      if (u.kind == ovs::FlowUpdateKind::kPaused) {
+        logger("sync")->debug("flow_monitor_paused");
+        continue;
+      }
+      if (u.kind == ovs::FlowUpdateKind::kResumed) {
+        verify_counts_ = true;
+        continue;
+      }
       if (engine_.explains(u)) {
         continue;
       }
@@ -902,9 +913,49 @@ bool Daemon::pollFlowMonitor() {
       }
     }
     if (updates->size() < kBatch) {
+      if (verify_counts_) {
+        verify_counts_ = false;
+        verifyCountsAfterPause();
+      }
       return true;
     }
   }
+}
+
+void Daemon::verifyCountsAfterPause() {
+  auto log = logger("sync");
+  if (drift_pending_) {
+    return;  // a full comparison is coming anyway
+  }
+  const auto installed = engine_.installedPerTable();
+  std::string mismatch;
+  for (const auto owned : pipeline::kOwnedTables) {
+    const auto table = static_cast<uint8_t>(owned);
+    ovs::DumpFilter ours;
+    ours.table = table;
+    ours.cookie = pipeline::kCookieMagic;
+    ours.cookie_mask = pipeline::kCookieMagicMask;
+    auto n = openflow_->countFlows(ours);
+    const auto it = installed.find(table);
+    const size_t want = it == installed.end() ? 0 : it->second;
+    if (!n) {
+      mismatch = fmt::format("count of table {} failed: {}", table, n.error().message);
+      break;
+    }
+    if (*n != want) {
+      mismatch = fmt::format("table {} holds {} of our flows, {} expected", table, *n, want);
+      break;
+    }
+  }
+  if (mismatch.empty()) {
+    log->info("flow_monitor_resumed verified=flow_counts (no full comparison)");
+    return;
+  }
+  // Something deleted flows of ours while the monitor was paused.
+  log->info("flow_monitor_resumed mismatch=\"{}\" (full comparison)", mismatch);
+  drift_pending_ = true;
+  drift_at_ = Clock::now();
+  noteChange("drift");
 }
 
 void Daemon::noteDriftRepair() {

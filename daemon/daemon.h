@@ -122,6 +122,11 @@ class Daemon {
   // log; switch work waits meanwhile (config and state changes are still read and checked), and
   // a resync follows as soon as both answer again. Returns true while both answer.
   bool checkResponsive();
+  // After the flow monitor resumed: our flow count per owned table against the installed state
+  // (deletions are the one change a resumed monitor does not report); a difference schedules a
+  // full comparison.
+  void verifyCountsAfterPause();
+  bool verify_counts_ = false;
   // After our flows are in: a flow-restore-wait left set (by an interrupted OVS restart, or
   // set on purpose for one) keeps ovs-vswitchd from forwarding at all; clear it.
   void checkFlowRestoreWait();

@@ -64,6 +64,11 @@ class OpenFlowChannel {
   // All mods as one ordered, atomic bundle: all or nothing.
   [[nodiscard]] virtual Result<BundleOutcome> applyBundle(std::span<const FlowMod> mods) = 0;
   [[nodiscard]] virtual Result<std::vector<InstalledFlow>> dumpFlows(const DumpFilter& filter) = 0;
+  // How many flows match `filter` (the switch counts; one small request whatever the table
+  // size). Fakes need not implement it.
+  [[nodiscard]] virtual Result<uint64_t> countFlows(const DumpFilter& /*filter*/) {
+    return makeError("flow counts not supported by this channel");
+  }
   // Returns when everything sent before is in effect in the switch.
   [[nodiscard]] virtual Result<void> barrier() = 0;
   [[nodiscard]] virtual Result<void> flushConntrackZone(uint16_t zone) = 0;

@@ -183,6 +183,18 @@ class OvsOpenFlowChannel final : public OpenFlowChannel {
     return flows;
   }
 
+  Result<uint64_t> countFlows(const DumpFilter& filter) override {
+    uint64_t flows = 0;
+    auto r = call("a flow count", [&](char** err) {
+      return vg_of_count(of_, filter.table ? *filter.table : -1, filter.cookie, filter.cookie_mask,
+                         &flows, err);
+    });
+    if (!r) {
+      return tl::unexpected(r.error());
+    }
+    return flows;
+  }
+
   Result<void> barrier() override {
     return call("a barrier", [&](char** err) { return vg_of_barrier(of_, err); });
   }

@@ -295,6 +295,39 @@ vg_of_dump(vg_of *of, int table, uint64_t cookie, uint64_t cookie_mask, vg_flow_
 }
 
 int
+vg_of_count(vg_of *of, int table, uint64_t cookie, uint64_t cookie_mask, uint64_t *flows,
+            char **err)
+{
+    struct ofputil_flow_stats_request fsr;
+    memset(&fsr, 0, sizeof fsr);
+    fsr.aggregate = true;
+    match_init_catchall(&fsr.match);
+    fsr.cookie = htonll(cookie);
+    fsr.cookie_mask = htonll(cookie_mask);
+    fsr.out_port = OFPP_ANY;
+    fsr.out_group = OFPG_ANY;
+    fsr.table_id = table < 0 ? 0xff : (uint8_t) table;
+
+    struct ofpbuf *request = ofputil_encode_flow_stats_request(&fsr, of->protocol);
+    struct ofpbuf *reply = NULL;
+    int error = vconn_transact(of->vconn, request, &reply);
+    if (error) {
+        *err = xstrerr("flow count failed", error);
+        return -1;
+    }
+    struct ofputil_aggregate_stats stats;
+    enum ofperr ofperr = ofputil_decode_aggregate_stats_reply(&stats, reply->data);
+    if (ofperr) {
+        *err = format_ofperr_msg(reply->data);
+        ofpbuf_delete(reply);
+        return -1;
+    }
+    ofpbuf_delete(reply);
+    *flows = stats.flow_count;
+    return 0;
+}
+
+int
 vg_of_barrier(vg_of *of, char **err)
 {
     struct ofpbuf *request = ofputil_encode_barrier_request(vconn_get_version(of->vconn));

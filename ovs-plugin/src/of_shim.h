@@ -63,6 +63,11 @@ int vg_of_bundle(vg_of *, const vg_flow_mod *mods, size_t n, vg_flow_error **err
 int vg_of_dump(vg_of *, int table, uint64_t cookie, uint64_t cookie_mask, vg_flow_stat **out,
                size_t *n, char **err);
 
+/* Counts the flows of one table (or all, table < 0) whose cookie matches cookie/mask (one
+ * aggregate-stats request: the switch counts, nothing is transferred per flow). */
+int vg_of_count(vg_of *, int table, uint64_t cookie, uint64_t cookie_mask, uint64_t *flows,
+                char **err);
+
 /* Sends a barrier and waits for its reply: everything sent before is in effect. */
 int vg_of_barrier(vg_of *, char **err);
 
