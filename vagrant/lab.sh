@@ -570,11 +570,15 @@ start_vpcguardd() {
     --status-file "$LAB_DIR/vpcguardd.status.json" >>"$log" 2>&1 </dev/null &
   pid=$!
   printf '%s\n' "$pid" >"$LAB_DIR/vpcguardd.pid"
-  # Give it 10 s to install its pipeline; stop waiting as soon as flows appear.
-  n=0
+  # Give it 10 s to install its pipeline: wait for this daemon's own verdict in its status file
+  # (a sync done, or an error), not for flows: flows of an earlier run are still there.
+  local verdict="" errors=0
   for _ in $(seq 100); do
-    n=$(flow_count)
-    [[ $n =~ ^[0-9]+$ ]] && ((n > 0)) && break
+    verdict=$(daemon_verdict "$pid")
+    [[ $verdict == synced ]] && break
+    # An error may still be followed by a sync (a retry): believe it once it stands for 2 s.
+    if [[ $verdict == error:* ]]; then ((++errors >= 20)) && break; else errors=0; fi
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
   if kill -0 "$pid" 2>/dev/null; then
@@ -586,13 +590,38 @@ start_vpcguardd() {
     tail -n 5 "$log" | sed 's/^/      /' >&2
     die "vpcguardd exited (status $rc) within the first seconds; last lines of $log above"
   fi
-  if [[ $n == 0 ]]; then
-    # No fallback forwarding: the bridge is fail-secure, so without vpcguardd's flows nothing
-    # passes, which is what a policy engine that failed must mean.
-    warn "vpcguardd installed no flows within 10 s: the VMs have no connectivity; see $log"
-  else
-    info "$BRIDGE has $n flow(s) from vpcguardd"
-  fi
+  n=$(flow_count)
+  # No fallback forwarding: the bridge is fail-secure, so without vpcguardd's flows nothing
+  # passes, which is what a policy engine that failed must mean. The lab is not up then.
+  case $verdict in
+    error:*)
+      tail -n 5 "$log" | sed 's/^/      /' >&2
+      die "vpcguardd did not install the policy (${n:-0} flow(s) on $BRIDGE): ${verdict#error:}"
+      ;;
+    "")
+      tail -n 5 "$log" | sed 's/^/      /' >&2
+      die "vpcguardd reported no sync within 10 s (${n:-0} flow(s) on $BRIDGE); see $log"
+      ;;
+  esac
+  info "$BRIDGE has $n flow(s) from vpcguardd"
+}
+
+# daemon_verdict PID: from vpcguardd's status file, once the daemon with that pid wrote it:
+# "error:<last error>", "synced", or nothing yet.
+daemon_verdict() {
+  python3 - "$LAB_DIR/vpcguardd.status.json" "$1" <<'PY' 2>/dev/null || true
+import json, sys
+try:
+    s = json.load(open(sys.argv[1]))
+except (OSError, ValueError):
+    sys.exit(0)
+if s.get("pid") != int(sys.argv[2]):
+    sys.exit(0)
+if s.get("last_error"):
+    print("error:" + s["last_error"])
+elif s.get("last_sync"):
+    print("synced")
+PY
 }
 
 # ---- commands --------------------------------------------------------------------------------
@@ -831,6 +860,13 @@ cmd_ctl() {
   esac
 }
 
+# stopped PID: the process is stopped (state T: SIGSTOP, or t: traced).
+stopped() {
+  local state
+  state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+  [[ $state == T || $state == t ]]
+}
+
 cmd_status() {
   local rc=0 pid n
   if [[ ! -f $MARKER ]]; then
@@ -838,15 +874,26 @@ cmd_status() {
     return 1
   fi
   echo "Lab at $LAB_DIR (prefix $LAB_PREFIX)"
-  if pid=$(pid_of ovsdb-server); then echo "  ovsdb-server: running, pid $pid"; else echo "  ovsdb-server: NOT running"; rc=1; fi
-  if pid=$(pid_of ovs-vswitchd); then echo "  ovs-vswitchd: running, pid $pid, namespace $HV_NS"; else echo "  ovs-vswitchd: NOT running"; rc=1; fi
+  # A stopped (SIGSTOP) or hung switch process keeps its sockets open and answers nothing: every
+  # ovs-* tool would wait for its timeout. Say so, and ask it nothing.
+  if pid=$(pid_of ovsdb-server); then
+    if stopped "$pid"; then echo "  ovsdb-server: STOPPED, pid $pid (does not respond; continue it: kill -CONT $pid)"; rc=1
+    else echo "  ovsdb-server: running, pid $pid"; fi
+  else echo "  ovsdb-server: NOT running"; rc=1; fi
+  if pid=$(pid_of ovs-vswitchd); then
+    if stopped "$pid"; then echo "  ovs-vswitchd: STOPPED, pid $pid (does not respond; continue it: kill -CONT $pid)"; rc=1
+    else echo "  ovs-vswitchd: running, pid $pid, namespace $HV_NS"; fi
+  else echo "  ovs-vswitchd: NOT running"; rc=1; fi
   if pid=$(pid_of state-db); then echo "  state db:     running, pid $pid, socket $LAB_DIR/state.sock"; else echo "  state db:     NOT running"; rc=1; fi
   if pid=$(pid_of vpcguard-apid); then echo "  control API:  running, pid $pid, socket $LAB_DIR/api.sock"; else echo "  control API:  NOT running"; rc=1; fi
   if pid=$(pid_of vpcguardd); then
     echo "  vpcguardd:    running, pid $pid"
     if [[ -x $BUILD_DIR/daemon/vpcguardctl && -f $LAB_DIR/vpcguardd.status.json ]]; then
-      "$BUILD_DIR/daemon/vpcguardctl" status --status-file "$LAB_DIR/vpcguardd.status.json" |
-        sed 's/^/                /' || true
+      local report
+      report=$("$BUILD_DIR/daemon/vpcguardctl" status --status-file "$LAB_DIR/vpcguardd.status.json" || true)
+      printf '%s\n' "$report" | sed 's/^/                /'
+      # vpcguardd found the switch silent (hung, if not stopped): do not wait on it below.
+      [[ $report != *"DOES NOT RESPOND"* ]] || rc=1
     fi
   else
     echo "  vpcguardd:    NOT running; last lines of $LAB_DIR/vpcguardd.log:"

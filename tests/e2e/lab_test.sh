@@ -44,6 +44,8 @@ ip netns del "$probe"
 downed=0
 cleanup() {
   local rc=$?
+  # A switch process the stop step left stopped would hold up `down`.
+  [[ -z ${vswitchd:-} ]] || kill -CONT "$vswitchd" 2>/dev/null || true
   rm -rf "$LAB_DIR-iam"
   if ((downed == 0)); then
     echo "e2e_lab: cleaning up (down)"
@@ -192,6 +194,52 @@ if out=$("$LAB" up --config "$broken" 2>&1); then fail "up with a broken config 
 grep -q "broken.toml:[0-9]*:[0-9]*: error" <<<"$out" || fail "up did not name the config error: $out"
 tcp_check eni-web1 eni-db1 10.0.2.10 5432 || fail "after the refused up, web1 -> db1:5432 no longer works"
 rm -f "$broken"
+
+step "up when the switch refuses the policy: fails naming the switch's error, then recovers"
+# Every table capped at the flows it holds (no eviction); a config with one more rule needs more.
+lab_vsctl() { ovs-vsctl --db="unix:$LAB_DIR/db.sock" --timeout=10 "$@"; }
+lab_ofctl() { ovs-ofctl -O OpenFlow15 --timeout=10 "$1" "unix:$LAB_DIR/br-int.mgmt" "${@:2}"; }
+declare -A held=()
+while read -r table; do held[$table]=$((${held[$table]:-0} + 1)); done < <(
+  lab_ofctl dump-flows --no-stats | awk '/actions=/ {
+    if (match($0, /^ *(cookie=[^,]*, )?table=[0-9]+/)) { t = substr($0, RSTART, RLENGTH); sub(/.*=/, "", t); print t }
+    else print 0 }')
+((${#held[@]} > 0)) || fail "no flows to cap in the lab's tables"
+for table in "${!held[@]}"; do
+  lab_vsctl -- --id=@ft create Flow_Table "flow_limit=${held[$table]}" overflow_policy=refuse \
+    -- set Bridge br-int "flow_tables:$table=@ft" >/dev/null
+done
+bigger=$LAB_DIR/bigger.toml
+python3 - "$REPO/configs/lab.toml" "$bigger" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+anchor = 'description = "PostgreSQL from the web tier, SSH from the bastion"\n'
+assert anchor in text, "lab.toml changed: no sg-db description"
+rule = ('\n  [[security_groups.ingress]]\n  ip_protocol = "tcp"\n  from_port = 6379\n'
+        '  to_port = 6379\n  cidr_ipv4 = "10.0.1.0/24"\n')
+open(sys.argv[2], "w").write(text.replace(anchor, anchor + rule))
+PY
+if out=$("$LAB" up --config "$bigger" 2>&1); then fail "up succeeded although the switch refuses the policy: $out"; fi
+grep -q "TABLE_FULL" <<<"$out" || fail "up did not name the switch's error: $out"
+lab_vsctl clear Bridge br-int flow_tables
+"$LAB" up || fail "up after the limits were lifted failed"
+tcp_check eni-web1 eni-db1 10.0.2.10 5432 || fail "after the recovered up, web1 -> db1:5432 does not work"
+rm -f "$bigger"
+
+step "a stopped ovs-vswitchd: status says so within seconds, and all is well once it continues"
+vswitchd=$(cat "$LAB_DIR/ovs-vswitchd.pid")
+kill -STOP "$vswitchd"
+sleep 5  # vpcguardd's probe: 1 s of silence, then 3 s without an answer
+t0=$SECONDS
+if out=$(timeout 20 "$LAB" status 2>&1); then kill -CONT "$vswitchd"; fail "status exited 0 with ovs-vswitchd stopped: $out"; fi
+took=$((SECONDS - t0))
+kill -CONT "$vswitchd"
+grep -q "ovs-vswitchd: STOPPED" <<<"$out" || fail "status did not say ovs-vswitchd is stopped: $out"
+grep -q "DOES NOT RESPOND" <<<"$out" || fail "vpcguardd's status did not say the switch does not respond: $out"
+((took <= 5)) || fail "status took ${took} s with ovs-vswitchd stopped"
+for _ in $(seq 50); do "$LAB" status >/dev/null 2>&1 && break; sleep 0.2; done
+"$LAB" status >/dev/null || fail "status still failing 10 s after ovs-vswitchd continued: $("$LAB" status 2>&1)"
+tcp_check eni-web1 eni-db1 10.0.2.10 5432 || fail "after ovs-vswitchd continued, web1 -> db1:5432 does not work"
 
 step "up with configs/lab-mirror: monitor VM, underlay and appliance, SPAN port"
 MIRROR_CONFIG=$REPO/configs/lab-mirror
