@@ -4,7 +4,7 @@
 # decoder, fed datagrams any host could send the collector) for 30%, api_request_fuzz (the
 # control API's request decoder, fed request lines any local user or TLS client could send) for
 # the rest. Fails on a crash, a leak, a slow input (hang) or a build error in any.
-# Usage: tests/fuzz/run-fuzz.sh BUILD_DIR SECONDS
+# Usage: tests/fuzz/run-fuzz.sh BUILD_DIR SECONDS   (SECONDS 0: build the targets, run nothing)
 # BUILD_DIR is the fuzz build dir (e.g. build-fuzz). Given the regular gcc build dir instead, the
 # script builds in build-fuzz next to it and leaves the regular build untouched.
 #
@@ -50,6 +50,10 @@ mkdir -p "$build_dir"
 cmake "$@" >"$build_dir/configure.log" 2>&1 || { cat "$build_dir/configure.log" >&2; exit 1; }
 cmake --build "$build_dir" --target config_loader_fuzz ipfix_fuzz ipfix_fuzz_seeds \
   api_request_fuzz -j "$jobs"
+if [ "$seconds" -eq 0 ]; then
+  echo "run-fuzz.sh: fuzz targets built in $build_dir (SECONDS 0: nothing run)"
+  exit 0
+fi
 
 seeds=$build_dir/corpus/seeds
 mkdir -p "$build_dir/corpus/config_loader" "$seeds"
