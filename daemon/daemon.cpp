@@ -355,6 +355,8 @@ bool Daemon::connect() {
   monitor_.reset();
   drift_pending_ = false;
   synced_ = false;
+  unresponsive_.clear();  // a new connection: its own probes decide
+  status_.unresponsive.clear();
   // Seen again (with a fresh grace period) after this connection's first sync.
   status_.flow_restore_wait = false;
   auto client = ovs::connectOvsdb(options_.ovsdb);
@@ -397,6 +399,11 @@ bool Daemon::connect() {
     return false;
   }
   openflow_ = std::move(*channel);
+  if (!openflow_->guarded()) {
+    log->warn("openflow_without_deadlines target={} (its socket could not be identified: calls "
+              "to a hung switch may wait without limit; probes still report it)",
+              target);
+  }
   engine_.attach(openflow_.get());
   ipfix_reconfigure_ = true;
   reject_meter_set_ = false;  // a restarted ovs-vswitchd has no meters
@@ -551,7 +558,14 @@ bool Daemon::checkResponsive() {
     log->info("switch_responding_again after=\"{}\"", unresponsive_);
     unresponsive_.clear();
     status_.unresponsive.clear();
-    // Whatever changed meanwhile (config, state, interfaces, foreign flows) goes in now.
+    if (status_.last_error.starts_with("the switch does not respond")) {
+      status_.last_error.clear();
+      status_.last_error_time.clear();
+    }
+    writeStatus();  // also when there is nothing to install (resync() then writes nothing)
+    // Whatever changed meanwhile (config, state, interfaces, foreign flows) goes in now,
+    // timeouts included (a config adopted meanwhile was not installed).
+    applyConntrackTimeouts();
     resync("responding");
   }
   return unresponsive_.empty();
@@ -1039,6 +1053,7 @@ void Daemon::checkFlowRestoreWait() {
 }
 
 int Daemon::run() {
+  engine_.setBeforeSwitchCall([this] { service_.tick(); });
   auto log = logger("daemon");
   if (options_.status_file.empty()) {
     options_.status_file = defaultStatusFile(options_.bridge);
@@ -1186,7 +1201,9 @@ int Daemon::run() {
   auto next_resync = Clock::now() + jittered(options_.resync_interval);
   bool reconnect = reconnect_at_start;
   for (;;) {
-    service_.tick();  // here only: a loop that hangs stops the watchdog pings
+    // Here, and before each call that waits for the switch (each has a deadline, see
+    // ovs-plugin/deadline_guard.h): a loop that hangs stops the watchdog pings.
+    service_.tick();
     if (reconnect) {
       if (connect()) {
         reconnect = false;
@@ -1198,11 +1215,16 @@ int Daemon::run() {
         backoff = std::min(backoff * 2, std::chrono::milliseconds(8000));
       }
     }
-    auto wake = reconnect ? Clock::now() + backoff : next_resync;
+    // While the switch does not answer, the periodic and drift comparisons wait (they would
+    // talk to it): they must not set the wake time either, or the loop would spin.
+    const bool silent_switch = !unresponsive_.empty();
+    auto wake = reconnect ? Clock::now() + backoff
+                : silent_switch ? Clock::now() + std::chrono::seconds(1)
+                                : next_resync;
     if (reload_pending && reload_at < wake) {
       wake = reload_at;
     }
-    if (drift_pending_ && drift_at_ < wake) {
+    if (drift_pending_ && !silent_switch && drift_at_ < wake) {
       wake = drift_at_;
     }
     if (stateMode() && !state_ && state_retry_at_ < wake) {

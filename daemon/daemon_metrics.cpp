@@ -258,7 +258,7 @@ void Daemon::refreshRuleHits() {
   }
   // Only with our flows known to be on the switch of this connection.
   const auto now = Clock::now();
-  if (!policy_ || !engine_.attached() || !synced_ || !status_.connected ||
+  if (!policy_ || !engine_.attached() || !synced_ || !status_.connected || !unresponsive_.empty() ||
       status_.openflow.empty() || options_.metrics_rule_hits_interval.count() == 0 ||
       (rule_hits_at_ && now - *rule_hits_at_ < options_.metrics_rule_hits_interval)) {
     return;

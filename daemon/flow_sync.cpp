@@ -115,6 +115,7 @@ Result<FlowSync::Table> FlowSync::normalized(const std::vector<Flow>& flows) {
 
 Result<void> FlowSync::readInstalled() {
   // Every flow, not only ours: foreign flows in our tables are drift as well.
+  beforeSwitchCall();
   auto dumped = channel_.dumpFlows(ovs::DumpFilter{});
   if (!dumped) {
     return tl::unexpected(dumped.error().withContext("read installed flows"));
@@ -220,6 +221,7 @@ Result<void> FlowSync::sendBundle(const std::vector<ovs::FlowMod>& mods, SyncRep
   if (mods.empty()) {
     return {};
   }
+  beforeSwitchCall();
   const auto start = std::chrono::steady_clock::now();
   auto outcome = channel_.applyBundle(mods);
   report.bundle_duration = std::chrono::duration_cast<std::chrono::microseconds>(

@@ -23,6 +23,7 @@
 // the current generation, and stale flows of any generation go in the same atomic bundle.
 
 #include <chrono>
+#include <functional>
 #include <cstddef>
 #include <map>
 #include <string>
@@ -67,6 +68,9 @@ class FlowSync {
   [[nodiscard]] Result<SyncReport> applyDelta(const FlowDelta& delta);
 
   [[nodiscard]] size_t installedCount() const { return installed_.size(); }
+  // Called before each call that waits for the switch (a dump, a bundle): the daemon pings its
+  // service watchdog there, since one sync may wait for the switch twice in a row.
+  void setBeforeSwitchCall(std::function<void()> hook) { before_switch_call_ = std::move(hook); }
   [[nodiscard]] std::map<uint8_t, size_t> installedPerTable() const;
 
  private:
@@ -79,6 +83,12 @@ class FlowSync {
   // keeps for it.
   [[nodiscard]] Result<Flow> normalizedOne(const Flow& flow, std::string& key, Flow& base);
   [[nodiscard]] Result<void> sendBundle(const std::vector<ovs::FlowMod>& mods, SyncReport& report);
+  void beforeSwitchCall() const {
+    if (before_switch_call_) {
+      before_switch_call_();
+    }
+  }
+  std::function<void()> before_switch_call_;
 
   ovs::OpenFlowChannel& channel_;
   Table installed_;

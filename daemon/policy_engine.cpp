@@ -15,6 +15,9 @@ double msBetween(Clock::time_point a, Clock::time_point b) {
 
 void PolicyEngine::attach(ovs::OpenFlowChannel* channel) {
   sync_ = channel != nullptr ? std::make_unique<FlowSync>(*channel) : nullptr;
+  if (sync_) {
+    sync_->setBeforeSwitchCall(before_switch_call_);
+  }
   in_step_ = false;
 }
 

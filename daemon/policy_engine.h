@@ -10,6 +10,7 @@
 // vpcguardd's apply/resync paths and bench/policy_bench both go through this class.
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -53,6 +54,8 @@ class PolicyEngine {
 
   // Uses `channel` from now on (nullptr: none). The next apply compares the whole table.
   void attach(ovs::OpenFlowChannel* channel);
+  // See FlowSync::setBeforeSwitchCall(); kept across attach().
+  void setBeforeSwitchCall(std::function<void()> hook) { before_switch_call_ = std::move(hook); }
 
   // Installs the difference the change makes, as one bundle.
   [[nodiscard]] Outcome<EngineReport> apply(const Input& input);
@@ -83,6 +86,7 @@ class PolicyEngine {
 
   IncrementalTranslator translator_;
   std::unique_ptr<FlowSync> sync_;
+  std::function<void()> before_switch_call_;
   // The switch holds the translator's current set (as far as FlowSync knows): deltas apply.
   bool in_step_ = false;
 };

@@ -1,6 +1,10 @@
 #include "ovs-plugin/deadline_guard.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <dirent.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -11,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <thread>
 
@@ -34,8 +39,8 @@ class Watcher {
   uint64_t arm(int fd, DeadlineGuard::Clock::time_point deadline) {
     std::lock_guard lock(mutex_);
     if (!started_) {
+      std::thread([this] { run(); }).detach();  // throws: no guard, the caller sees it
       started_ = true;
-      std::thread([this] { run(); }).detach();
     }
     const uint64_t id = ++next_id_;
     armed_.emplace(id, Armed{fd, deadline});
@@ -56,6 +61,11 @@ class Watcher {
 
  private:
   void run() {
+    // Signals are for the threads that handle them (the daemon's loop reads a signalfd): none
+    // may be delivered here, whatever mask the thread that armed the first guard had.
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
     std::unique_lock lock(mutex_);
     for (;;) {
       if (armed_.empty()) {
@@ -101,10 +111,19 @@ bool peerIs(int fd, const std::string& target) {
         nul != nullptr ? static_cast<size_t>(static_cast<const char*>(nul) - un->sun_path) : room;
     const std::string path(un->sun_path, path_len);
     const std::string want = target.substr(5);
-    // OVS connects through /proc/self/fd/N/NAME when a path is too long for sun_path; the name
-    // part is what the peer then reports. Compare the whole path when it fits.
-    return path == want || (!path.empty() && want.ends_with("/" + path.substr(path.rfind('/') + 1)) &&
-                            path.starts_with("/proc/self/fd/"));
+    const auto name = [](const std::string& p) { return p.substr(p.rfind('/') + 1); };
+    const auto dir = [](const std::string& p) {
+      const auto slash = p.rfind('/');
+      const std::string d = slash == std::string::npos ? "." : slash == 0 ? "/" : p.substr(0, slash);
+      char resolved[PATH_MAX];
+      return ::realpath(d.c_str(), resolved) != nullptr ? std::string(resolved) : d;
+    };
+    if (path.empty() || name(path) != name(want)) {
+      return false;
+    }
+    // OVS binds through /proc/self/fd/N/NAME when a path is too long for sun_path: only the name
+    // is known then. Otherwise the directories, after symbolic links (/var/run -> /run).
+    return path.starts_with("/proc/self/fd/") || path == want || dir(path) == dir(want);
   }
   if (target.starts_with("tcp:")) {
     const std::string rest = target.substr(4);
@@ -148,36 +167,54 @@ DeadlineGuard::~DeadlineGuard() {
 
 bool DeadlineGuard::fired() const { return id_ != 0 && Watcher::instance().fired(id_); }
 
-std::set<int> openSockets() {
-  std::set<int> fds;
+namespace {
+// The socket inode behind /proc/self/fd/NAME, if it is a socket.
+std::optional<uint64_t> socketInode(const char* name) {
+  char link[64] = {};
+  const std::string path = std::string("/proc/self/fd/") + name;
+  const ssize_t n = ::readlink(path.c_str(), link, sizeof link - 1);
+  if (n <= 0 || std::strncmp(link, "socket:[", 8) != 0) {
+    return std::nullopt;
+  }
+  return std::strtoull(link + 8, nullptr, 10);
+}
+}  // namespace
+
+std::set<uint64_t> openSockets() {
+  std::set<uint64_t> inodes;
   DIR* dir = ::opendir("/proc/self/fd");
   if (dir == nullptr) {
-    return fds;
+    return inodes;
   }
+  while (const dirent* entry = ::readdir(dir)) {
+    if (const auto inode = socketInode(entry->d_name)) {
+      inodes.insert(*inode);
+    }
+  }
+  ::closedir(dir);
+  return inodes;
+}
+
+int findPeerSocket(const std::string& target, const std::set<uint64_t>& before) {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) {
+    return -1;
+  }
+  int found = -1;
   while (const dirent* entry = ::readdir(dir)) {
     char* end = nullptr;
     const long fd = std::strtol(entry->d_name, &end, 10);
     if (end == entry->d_name || *end != '\0') {
       continue;
     }
-    char link[64] = {};
-    const std::string path = std::string("/proc/self/fd/") + entry->d_name;
-    const ssize_t n = ::readlink(path.c_str(), link, sizeof link - 1);
-    if (n > 0 && std::strncmp(link, "socket:", 7) == 0) {
-      fds.insert(static_cast<int>(fd));
+    const auto inode = socketInode(entry->d_name);
+    if (inode && before.count(*inode) == 0 && peerIs(static_cast<int>(fd), target)) {
+      found = static_cast<int>(fd);
+      break;
     }
   }
   ::closedir(dir);
-  return fds;
-}
-
-int findPeerSocket(const std::string& target, const std::set<int>& before) {
-  for (const int fd : openSockets()) {
-    if (before.count(fd) == 0 && peerIs(fd, target)) {
-      return fd;
-    }
-  }
-  return -1;
+  return found;
 }
 
 }  // namespace vpcguard::ovs

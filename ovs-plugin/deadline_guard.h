@@ -31,12 +31,14 @@ class DeadlineGuard {
   uint64_t id_ = 0;
 };
 
-// The sockets this process has open (from /proc/self/fd).
-[[nodiscard]] std::set<int> openSockets();
-// The socket opened since `before` whose peer is `target` ("unix:PATH" or "tcp:IP:PORT"); -1
-// if there is none (or the target is of another kind). Learns the socket a library opened for
-// a connection; callers serialise their opens so that two connections to one target never
-// appear in the same window.
-[[nodiscard]] int findPeerSocket(const std::string& target, const std::set<int>& before);
+// The sockets this process has open, by inode (from /proc/self/fd: "socket:[INODE]"). Inodes,
+// not descriptor numbers: a number closed and reused by another thread meanwhile is a new socket.
+[[nodiscard]] std::set<uint64_t> openSockets();
+// The descriptor of a socket opened since `before` whose peer is `target` ("unix:PATH", the
+// directory compared after resolving symbolic links, or "tcp:IP:PORT"); -1 if there is none or
+// the target is of another kind (ssl:, a host name). Learns the socket a library opened for a
+// connection; callers serialise their opens so that two connections to one target never appear
+// in the same window.
+[[nodiscard]] int findPeerSocket(const std::string& target, const std::set<uint64_t>& before);
 
 }  // namespace vpcguard::ovs

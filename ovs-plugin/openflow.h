@@ -80,6 +80,9 @@ class OpenFlowChannel {
   // ovs-vswitchd keeps the connection open and answers nothing.
   [[nodiscard]] virtual Result<void> keepAlive() { return {}; }
   [[nodiscard]] virtual std::chrono::milliseconds unanswered() const { return {}; }
+  // False when calls on this connection have no deadline (its socket could not be told apart:
+  // an ssl: target, say). The owner says so; probes still see a silent switch.
+  [[nodiscard]] virtual bool guarded() const { return true; }
   // A packets-per-second meter with one drop band (created, or changed if it exists), and
   // the packets its band dropped so far. Fakes need not implement them.
   [[nodiscard]] virtual Result<void> setMeter(uint32_t /*id*/, uint32_t /*rate_pps*/,

@@ -34,9 +34,13 @@ vg_flow_command toShim(FlowCommand c) {
 }
 
 // Deadlines of calls that wait for the switch: a base for any request, and a little more per
-// flow for bundles and dumps (a 100k-flow bundle takes the switch seconds).
+// flow for bundles and dumps (a 100k-flow bundle or dump takes the switch seconds): 15 s at 100k
+// flows. A dump is given at least the allowance of kDumpFloor flows, since the first dump on a
+// connection cannot know the table's size. Both stay well below half of the service watchdog's
+// 30 s (the daemon pings it before each call).
 constexpr auto kCallDeadline = std::chrono::seconds(10);
-constexpr auto kPerFlow = std::chrono::microseconds(100);
+constexpr auto kPerFlow = std::chrono::microseconds(50);
+constexpr size_t kDumpFloor = 100000;
 constexpr int kProbeIntervalMs = 1000;
 
 std::chrono::steady_clock::time_point deadlineFor(size_t flows) {
@@ -150,7 +154,7 @@ class OvsOpenFlowChannel final : public OpenFlowChannel {
     int rc = 0;
     bool late = false;
     {
-      DeadlineGuard guard(fd_, deadlineFor(last_dump_size_));
+      DeadlineGuard guard(fd_, deadlineFor(std::max(last_dump_size_, kDumpFloor)));
       rc = vg_of_dump(of_, filter.table ? *filter.table : -1, filter.cookie, filter.cookie_mask,
                       &stats, &n, &err);
       late = guard.fired();
@@ -234,6 +238,7 @@ class OvsOpenFlowChannel final : public OpenFlowChannel {
   }
 
   std::chrono::milliseconds unanswered() const override { return unanswered_; }
+  bool guarded() const override { return fd_ >= 0; }
 
   std::string target() const override { return target_; }
 

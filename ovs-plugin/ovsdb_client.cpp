@@ -371,6 +371,13 @@ class JsonRpcOvsdbClient final : public OvsdbClient {
         sending_) {
       return;
     }
+    // Never wait to send it: a socket without room (a server that does not read) is silent
+    // all the same, which the unanswered time then shows.
+    pollfd room{fd_, POLLOUT, 0};
+    if (::poll(&room, 1, 0) != 1 || (room.revents & POLLOUT) == 0) {
+      probe_sent_ = now;
+      return;
+    }
     probe_sent_ = now;
     (void)send(Json{{"method", "echo"}, {"params", Json::array()}, {"id", "vpcguard-probe"}});
   }
