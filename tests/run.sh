@@ -58,6 +58,15 @@ step "building the ASan + UBSan unit tests and the fuzz targets in the backgroun
   fi
 ) >build-bg.log 2>&1 &
 background=$!
+# Never left running: an interrupted run (Ctrl-C, a CI timeout) takes it along, compilers
+# included.
+# shellcheck disable=SC2317  # called from the EXIT trap
+kill_tree() {
+  local child
+  for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do kill_tree "$child"; done
+  kill "$1" 2>/dev/null || true
+}
+trap 'kill_tree "$background"' EXIT
 
 step "all tests (unit, integration, e2e, bench smoke)"
 status=0

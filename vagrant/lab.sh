@@ -617,10 +617,10 @@ except (OSError, ValueError):
     sys.exit(0)
 if s.get("pid") != int(sys.argv[2]):
     sys.exit(0)
-if s.get("last_error"):
-    print("error:" + s["last_error"])
-elif s.get("last_sync"):
+if s.get("last_sync"):
     print("synced")
+elif s.get("last_error"):
+    print("error:" + s["last_error"])
 PY
 }
 
