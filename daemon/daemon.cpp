@@ -359,7 +359,11 @@ bool Daemon::connect() {
   status_.unresponsive.clear();
   // Seen again (with a fresh grace period) after this connection's first sync.
   status_.flow_restore_wait = false;
-  auto client = ovs::connectOvsdb(options_.ovsdb);
+  // Requests of ours to the switch's database are small: 10 s is plenty, and well below half of
+  // the service watchdog's 30 s (a stopped ovsdb-server costs the loop at most that).
+  ovs::OvsdbOptions db_options;
+  db_options.request_timeout = std::chrono::seconds(10);
+  auto client = ovs::connectOvsdb(options_.ovsdb, db_options);
   if (!client) {
     log->warn("ovsdb_unreachable target={} error=\"{}\"", options_.ovsdb, client.error().message);
     status_.connected = false;

@@ -251,18 +251,28 @@ format_match(const struct match *m)
     return ds_steal_cstr(&s);
 }
 
+/* A flow (or, with aggregate, aggregate) stats request for every flow of one table (all, table
+ * < 0) whose cookie matches cookie/mask. */
+static void
+init_stats_request(struct ofputil_flow_stats_request *fsr, bool aggregate, int table,
+                   uint64_t cookie, uint64_t cookie_mask)
+{
+    memset(fsr, 0, sizeof *fsr);
+    fsr->aggregate = aggregate;
+    match_init_catchall(&fsr->match);
+    fsr->cookie = htonll(cookie);
+    fsr->cookie_mask = htonll(cookie_mask);
+    fsr->out_port = OFPP_ANY;
+    fsr->out_group = OFPG_ANY;
+    fsr->table_id = table < 0 ? 0xff : (uint8_t) table;
+}
+
 int
 vg_of_dump(vg_of *of, int table, uint64_t cookie, uint64_t cookie_mask, vg_flow_stat **out,
            size_t *n, char **err)
 {
     struct ofputil_flow_stats_request fsr;
-    memset(&fsr, 0, sizeof fsr);
-    match_init_catchall(&fsr.match);
-    fsr.cookie = htonll(cookie);
-    fsr.cookie_mask = htonll(cookie_mask);
-    fsr.out_port = OFPP_ANY;
-    fsr.out_group = OFPG_ANY;
-    fsr.table_id = table < 0 ? 0xff : (uint8_t) table;
+    init_stats_request(&fsr, false, table, cookie, cookie_mask);
 
     struct ofputil_flow_stats *fses = NULL;
     size_t n_fses = 0;
@@ -299,14 +309,7 @@ vg_of_count(vg_of *of, int table, uint64_t cookie, uint64_t cookie_mask, uint64_
             char **err)
 {
     struct ofputil_flow_stats_request fsr;
-    memset(&fsr, 0, sizeof fsr);
-    fsr.aggregate = true;
-    match_init_catchall(&fsr.match);
-    fsr.cookie = htonll(cookie);
-    fsr.cookie_mask = htonll(cookie_mask);
-    fsr.out_port = OFPP_ANY;
-    fsr.out_group = OFPG_ANY;
-    fsr.table_id = table < 0 ? 0xff : (uint8_t) table;
+    init_stats_request(&fsr, true, table, cookie, cookie_mask);
 
     struct ofpbuf *request = ofputil_encode_flow_stats_request(&fsr, of->protocol);
     struct ofpbuf *reply = NULL;

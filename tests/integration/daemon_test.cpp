@@ -116,6 +116,30 @@ class DaemonTest : public ::testing::Test {
                shellQuote(statusFile()) + " " + extra);
   }
 
+  // The bridge with eni-db1 plugged in and the daemon started, its policy on the switch.
+  void startWithDb() {
+    VGT_ASSERT_OK(sandbox_->addBridge(kBridge));
+    VGT_ASSIGN_OR_FAIL(int db, sandbox_->addDummyPort(kBridge, "p-db", "eni-db1"));
+    (void)db;
+    startDaemon();
+    ASSERT_TRUE(eventually([&] { return countFlows("tp_dst=5432") > 0; })) << log();
+  }
+  // configs/lab.toml's text with `rules` (TOML) added to the ingress of sg-db.
+  static std::string withDbRules(std::string text, const std::string& rules) {
+    const std::string anchor = "description = \"PostgreSQL from the web tier, SSH from the bastion\"";
+    const auto at = text.find(anchor);
+    EXPECT_NE(at, std::string::npos) << "configs/lab.toml changed: no sg-db description";
+    if (at != std::string::npos) {
+      text.insert(at + anchor.size(), "\n" + rules);
+    }
+    return text;
+  }
+  static std::string tcpIngress(int from, int to, const std::string& cidr) {
+    return "\n  [[security_groups.ingress]]\n  ip_protocol = \"tcp\"\n  from_port = " +
+           std::to_string(from) + "\n  to_port = " + std::to_string(to) + "\n  cidr_ipv4 = \"" +
+           cidr + "\"\n";
+  }
+
   std::unique_ptr<OvsSandbox> sandbox_;
   std::unique_ptr<ChildProcess> daemon_;
   std::string config_;
@@ -214,21 +238,10 @@ TEST_F(DaemonTest, ConfigChangeAppliesAndABrokenConfigKeepsTheLastGoodOne) {
 // nothing. The daemon notices within seconds, `vpcguardctl status` says so at once, a config
 // change meanwhile is read and waits, and when the process continues the change goes in.
 TEST_F(DaemonTest, AStoppedSwitchIsReportedAndChangesWaitUntilItContinues) {
-  VGT_ASSERT_OK(sandbox_->addBridge(kBridge));
-  VGT_ASSIGN_OR_FAIL(int db, sandbox_->addDummyPort(kBridge, "p-db", "eni-db1"));
-  (void)db;
-  startDaemon();
-  ASSERT_TRUE(eventually([&] { return countFlows("tp_dst=5432") > 0; })) << log();
-  std::string text = readFile(config_);
-  const std::string anchor = "description = \"PostgreSQL from the web tier, SSH from the bastion\"";
-  ASSERT_NE(text.find(anchor), std::string::npos);
+  startWithDb();
+  const std::string text = readFile(config_);
   const auto withPort = [&](int port) {
-    std::string changed = text;
-    changed.insert(changed.find(anchor) + anchor.size(),
-                   "\n\n  [[security_groups.ingress]]\n  ip_protocol = \"tcp\"\n  from_port = " +
-                       std::to_string(port) + "\n  to_port = " + std::to_string(port) +
-                       "\n  cidr_ipv4 = \"10.0.1.0/24\"\n");
-    return changed;
+    return withDbRules(text, tcpIngress(port, port, "10.0.1.0/24"));
   };
 
   struct Process {
@@ -340,10 +353,7 @@ TEST_F(DaemonTest, AMonitorPauseAfterOurOwnBundleCostsNoFullComparison) {
     ASSERT_NE(text.find(anchor), std::string::npos) << anchor;
     std::string rules;
     for (int i = 0; i < 2500; ++i) {
-      const std::string port = std::to_string(20000 + i);
-      rules += "\n  [[security_groups.ingress]]\n  ip_protocol = \"tcp\"\n  from_port = " + port +
-               "\n  to_port = " + port + "\n  cidr_ipv4 = \"10.1." + std::to_string(i % 20) +
-               ".0/24\"\n";
+      rules += tcpIngress(20000 + i, 20000 + i, "10.1." + std::to_string(i % 20) + ".0/24");
     }
     text.insert(text.find(anchor) + anchor.size(), "\n" + rules);
   }
@@ -392,17 +402,8 @@ TEST_F(DaemonTest, AConfigStillBeingWrittenIsNotApplied) {
       GTEST_SKIP() << "no file leases on " << config_ << ": " << std::strerror(why);
     }
   }
-  VGT_ASSERT_OK(sandbox_->addBridge(kBridge));
-  VGT_ASSIGN_OR_FAIL(int db, sandbox_->addDummyPort(kBridge, "p-db", "eni-db1"));
-  (void)db;
-  startDaemon();
-  ASSERT_TRUE(eventually([&] { return countFlows("tp_dst=5432") > 0; })) << log();
-  std::string text = readFile(config_);
-  const std::string anchor = "description = \"PostgreSQL from the web tier, SSH from the bastion\"";
-  ASSERT_NE(text.find(anchor), std::string::npos);
-  text.insert(text.find(anchor) + anchor.size(),
-              "\n\n  [[security_groups.ingress]]\n  ip_protocol = \"tcp\"\n  from_port = 6379\n"
-              "  to_port = 6379\n  cidr_ipv4 = \"10.0.1.0/24\"\n");
+  startWithDb();
+  const std::string text = withDbRules(readFile(config_), tcpIngress(6379, 6379, "10.0.1.0/24"));
   {
     // Written in place, in two parts; the first alone is a complete, valid policy.
     std::ofstream writer(config_, std::ios::trunc);
@@ -421,11 +422,7 @@ TEST_F(DaemonTest, AConfigStillBeingWrittenIsNotApplied) {
 // changed rule is still applied: the bundle deletes the old flow before it adds the new one, so
 // the table never holds more than its limit, even inside the bundle.
 TEST_F(DaemonTest, ARuleChangeFitsATableAtItsFlowLimit) {
-  VGT_ASSERT_OK(sandbox_->addBridge(kBridge));
-  VGT_ASSIGN_OR_FAIL(int db, sandbox_->addDummyPort(kBridge, "p-db", "eni-db1"));
-  (void)db;
-  startDaemon();
-  ASSERT_TRUE(eventually([&] { return countFlows("tp_dst=5432") > 0; })) << log();
+  startWithDb();
   const std::string br = sandbox_->bridgeTarget(kBridge);
   // Every table holding one of the flows the change replaces, capped at what it holds now.
   std::set<int> tables;
