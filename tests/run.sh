@@ -67,6 +67,8 @@ kill_tree() {
   kill "$1" 2>/dev/null || true
 }
 trap 'kill_tree "$background"' EXIT
+trap 'exit 143' TERM  # so that the EXIT trap runs on these too
+trap 'exit 130' INT
 
 step "all tests (unit, integration, e2e, bench smoke)"
 status=0
