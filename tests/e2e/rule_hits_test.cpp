@@ -113,9 +113,13 @@ TEST_F(RuleHitsE2e, BlockedDatagramsCountOnTheStarRuleAndTheirBytesAreExact) {
   ASSERT_FALSE(before.empty()) << last_output_;
   // Four datagrams from four source ports: four connections at the source's SG, four packets
   // the private NACL's `*` rule denies (it allows only TCP and ICMP in).
+  // (A socket of its own sends each: `nc -u -w 0` may quit before it has read its input.)
   for (int port = 40001; port <= 40004; ++port) {
-    (void)lab_->exec("eni-web1", "echo x | timeout 5 nc -u -w 0 -p " + std::to_string(port) +
-                                     " 10.0.2.10 7000");
+    auto sent = lab_->exec(
+        "eni-web1", "/usr/bin/python3 -c \"import socket; s = socket.socket(socket.AF_INET, "
+                    "socket.SOCK_DGRAM); s.bind(('', " +
+                        std::to_string(port) + ")); s.sendto(b'x\\n', ('10.0.2.10', 7000))\"");
+    ASSERT_TRUE(sent.ok()) << sent.output;
   }
   const std::map<std::string, uint64_t> expected = {
       {"acl-default outbound rule 100", 4},

@@ -239,18 +239,21 @@ struct Case {
 // Random sendable packets for `policy`, traced, kept so that about half are expected through
 // (most random packets are blocked somewhere on the round trip; choosing by the trace's verdict
 // does not bias what the lab then checks). Every TCP case has its own source port, so no case
-// meets a connection of another.
+// meets a connection of another, and no port is both a client's and a listener's: a client's
+// port stays in TIME_WAIT after its case, and a listener cannot bind it then.
 Result<std::vector<Case>> chooseCases(const model::Policy& policy, uint32_t seed) {
   RandomPackets packets(policy, seed, RandomPacketOptions{.sendable = true});
   std::vector<Case> through;
   std::vector<Case> blocked;
   std::set<int> source_ports;
+  std::set<int> listen_ports;
   constexpr int kHalf = kPacketsPerPolicy / 2;
   for (int tries = 0; tries < 400 && (std::ssize(through) < kHalf || std::ssize(blocked) < kHalf);
        ++tries) {
     Case c;
     c.request = packets.next();
-    if (c.request.source_port && !source_ports.insert(*c.request.source_port).second) {
+    if (c.request.source_port && (source_ports.contains(*c.request.source_port) ||
+                                  listen_ports.contains(*c.request.source_port))) {
       continue;
     }
     auto original = explain::trace(policy, c.request);
@@ -263,8 +266,19 @@ Result<std::vector<Case>> chooseCases(const model::Policy& policy, uint32_t seed
     }
     c.original = std::move(*original);
     c.reply = std::move(*reply);
+    const auto& p = c.original.packet;
+    const bool tcp = p.protocol == model::kProtoTcp;
+    if (tcp && source_ports.contains(p.dst_port)) {
+      continue;
+    }
     auto& bucket = c.expectedThrough() ? through : blocked;
     if (std::ssize(bucket) < kHalf) {
+      if (c.request.source_port) {
+        source_ports.insert(*c.request.source_port);
+      }
+      if (tcp) {
+        listen_ports.insert(p.dst_port);
+      }
       bucket.push_back(std::move(c));
     }
   }
