@@ -8,7 +8,7 @@
 //
 //   CLASSIFY, PORT_SECURITY (0, 10)  the host's port goes straight to UNFILTERED; a VM may send
 //                                    from its own addresses only (source/destination check)
-//   L3_LOOKUP (20)                   mirror host subnet: no route; what AWS never filters (link-
+//   L3_LOOKUP, L3_FORWARD (20, 21)   mirror host subnet: no route; what AWS never filters (link-
 //                                    local, IPv6 multicast, DHCP, the reserved addresses of the
 //                                    SOURCE's subnet): to the host; an interface of the same
 //                                    subnet: switched; of another subnet: routed; else no route

@@ -4,7 +4,8 @@
 //
 // A packet from a VM walks the stages in AWS's order:
 //
-//   CLASSIFY(0) -> PORT_SECURITY(10) -> L3_LOOKUP(20) -> SG_EGRESS_CT(30) -> SG_EGRESS(31)
+//   CLASSIFY(0) -> PORT_SECURITY(10) -> L3_LOOKUP(20) -> L3_FORWARD(21) -> SG_EGRESS_CT(30)
+//   -> SG_EGRESS(31)
 //   [-> SG_EGRESS_EVAL(32)] -> NACL_OUT(40) -> NACL_IN(41) -> SG_INGRESS_CT(50)
 //   -> SG_INGRESS(51) [-> SG_INGRESS_EVAL(52)] -> OUTPUT(60)
 //
@@ -24,7 +25,8 @@ namespace vpcguard::pipeline {
 enum Table : uint8_t {
   kClassify = 0,       // in_port -> source ENI, subnet, NACL registers; unknown ports dropped
   kPortSecurity = 10,  // source/destination check: own MAC and addresses only (ARP, ND too)
-  kL3Lookup = 20,      // ARP/ND responders, same-subnet switching, the VPC router
+  kL3Lookup = 20,      // ARP/ND responders; destination interface by address; the VPC router
+  kL3Forward = 21,     // per destination interface: switched, routed in its subnet, or across
   kNdReply = 22,       // finishes the neighbour advertisements the responders in 20 build
   kSgEgressCt = 30,    // conntrack in the source ENI's zone
   kSgEgress = 31,      // SG egress dispatch: invalid, established, checked-and-live, revoked
@@ -61,7 +63,7 @@ enum Table : uint8_t {
 // The tables vpcguard owns on its bridge: any flow in them that vpcguard did not install is
 // drift and is removed. Flows in other tables are left alone.
 inline constexpr Table kOwnedTables[] = {
-    kClassify,   kPortSecurity, kL3Lookup,    kNdReply, kSgEgressCt, kSgEgress,
+    kClassify,   kPortSecurity, kL3Lookup,    kL3Forward, kNdReply, kSgEgressCt, kSgEgress,
     kSgEgressEval, kNaclOut,    kNaclIn,      kSgIngressCt, kSgIngress, kSgIngressEval,
     kOutput,     kUnfiltered,   kDrop,        kFlowLogEgress, kFlowLogEgressMark,
     kFlowLogIngress, kFlowLogIngressMark, kMirrorEgress, kMirrorIngress};

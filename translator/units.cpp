@@ -202,6 +202,13 @@ void infrastructure(FlowSink& b) {
   b.add(kClassify, kDefaultPriority, k, 0, "in_port=LOCAL", gotoTable(kUnfiltered));
   b.add(kPortSecurity, 0, k, 0, "", dropWith(kVerdictPortSecurity));
   b.add(kL3Lookup, 0, k, 0, "", dropWith(kVerdictNoRoute));
+  // To an interface through the router, from another subnet (the subnet's own flow in router()
+  // is above): rewritten, and the NACLs apply. An interface's address with any other
+  // destination MAC than the router's or (same subnet) the interface's has no route.
+  b.add(kL3Forward, 90, k, 0, fmt::format("dl_dst={}", kRouterMac),
+        fmt::format("set_field:{}->{},{}", hex(kFlagRewrite | kFlagRouted), kRegFlags,
+                    gotoTable(kSgEgressCt)));
+  b.add(kL3Forward, 0, k, 0, "", dropWith(kVerdictNoRoute));
   // What AWS never filters goes to the host, where operators may add their own filters.
   b.add(kL3Lookup, 300, k, 0, "ip,nw_dst=169.254.0.0/16", gotoTable(kUnfiltered));
   b.add(kL3Lookup, 300, k, 0, "ipv6,ipv6_dst=fe80::/10", gotoTable(kUnfiltered));
@@ -329,6 +336,10 @@ void router(FlowSink& b, const model::Subnet& s, uint32_t si) {
           fmt::format("in_port=LOCAL,arp,arp_spa={},arp_tpa={},{}", from, into, hostUnmarked()),
           hostMarked());
   }
+  // To an interface of this subnet through the router MAC: rewritten, no NACL.
+  b.add(kL3Forward, kDefaultPriority, k, si,
+        fmt::format("{},{}={},dl_dst={}", reg, kRegDstSubnet, si, kRouterMac),
+        fmt::format("set_field:{}->{},{}", hex(kFlagRewrite), kRegFlags, gotoTable(kSgEgressCt)));
   // AWS never filters the subnet's reserved addresses: network, router, DNS, reserved, last.
   for (const IpAddress& a : {s.cidr_block.first(), gw, s.cidr_block.first().plus(2),
                              s.cidr_block.first().plus(3), s.cidr_block.last()}) {
@@ -411,22 +422,18 @@ void interfaceFlows(FlowSink& b, const InterfaceUnit& info) {
     set_dst += fmt::format(",set_field:{}/{}->{}", hex(dst_open), hex(kOpenDstMask), kRegOpen);
   }
   const std::string same_subnet = fmt::format("{}={}", kRegSrcSubnet, info.subnet_index);
+  // One flow per address finds this interface; how the packet gets there depends on the
+  // interface's MAC and subnet, not on the address: decided in the next table, where this
+  // interface has one flow and its subnet and the router have the others.
   const auto lookup = [&](IpFamily f, const IpAddress& a) {
-    const std::string dst = fmt::format("{},{}={}", ipMatch(f),
-                                        f == IpFamily::kV4 ? "nw_dst" : "ipv6_dst", a.toString());
-    // Same subnet, switched directly: no NACL, no rewrite.
-    b.add(kL3Lookup, kDefaultPriority, k, z, fmt::format("{},{},dl_dst={}", dst, same_subnet, mac),
-          fmt::format("{},{}", set_dst, gotoTable(kSgEgressCt)));
-    // Same subnet through the router MAC: rewritten, still no NACL.
     b.add(kL3Lookup, kDefaultPriority, k, z,
-          fmt::format("{},{},dl_dst={}", dst, same_subnet, kRouterMac),
-          fmt::format("{},set_field:{}->{},{}", set_dst, hex(kFlagRewrite), kRegFlags,
-                      gotoTable(kSgEgressCt)));
-    // Another subnet through the router: NACLs apply.
-    b.add(kL3Lookup, 90, k, z, fmt::format("{},dl_dst={}", dst, kRouterMac),
-          fmt::format("{},set_field:{}->{},{}", set_dst, hex(kFlagRewrite | kFlagRouted), kRegFlags,
-                      gotoTable(kSgEgressCt)));
+          fmt::format("{},{}={}", ipMatch(f), f == IpFamily::kV4 ? "nw_dst" : "ipv6_dst",
+                      a.toString()),
+          fmt::format("{},{}", set_dst, gotoTable(kL3Forward)));
   };
+  // Same subnet, switched directly: no NACL, no rewrite.
+  b.add(kL3Forward, kDefaultPriority, k, z,
+        fmt::format("{}={},{},dl_dst={}", kRegDstEni, z, same_subnet, mac), gotoTable(kSgEgressCt));
   for (const auto& a : eni.private_ip_addresses) {
     lookup(IpFamily::kV4, a);
     b.add(kL3Lookup, 200, k, z,
