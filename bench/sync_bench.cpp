@@ -91,8 +91,8 @@ struct Shape {
 // The flow count printed is the real one.
 Shape shapeFor(size_t flows) {
   Shape s;
-  double fixed = 1680;
-  double per_interface = 87.8;
+  double fixed = 1724;
+  double per_interface = 50.4;
   if (flows < 5000) {
     s.addresses = 2;
     s.groups = 4;
@@ -100,8 +100,8 @@ Shape shapeFor(size_t flows) {
     s.rules = 10;
     s.nacls = 1;
     s.nacl_entries = 10;
-    fixed = 320;
-    per_interface = 51.5;
+    fixed = 359;
+    per_interface = 34.0;
   }
   s.interfaces = std::max(
       1, static_cast<int>(std::lround((static_cast<double>(flows) - fixed) / per_interface)));
