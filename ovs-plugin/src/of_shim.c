@@ -267,40 +267,93 @@ init_stats_request(struct ofputil_flow_stats_request *fsr, bool aggregate, int t
     fsr->table_id = table < 0 ? 0xff : (uint8_t) table;
 }
 
+/* One flow of a flow stats reply, as the caller gets it: text, no OVS structures. */
+static void
+fill_stat(vg_flow_stat *stat, const struct ofputil_flow_stats *fs)
+{
+    stat->table = fs->table_id;
+    stat->priority = fs->priority;
+    stat->cookie = ntohll(fs->cookie);
+    stat->match = format_match(&fs->match);
+    stat->actions = format_actions(fs->ofpacts, fs->ofpacts_len);
+    stat->n_packets = fs->packet_count == UINT64_MAX ? 0 : fs->packet_count;
+    stat->n_bytes = fs->byte_count == UINT64_MAX ? 0 : fs->byte_count;
+    stat->duration_sec = fs->duration_sec;
+    stat->idle_timeout = fs->idle_timeout;
+    stat->hard_timeout = fs->hard_timeout;
+}
+
+/* Each reply of the dump is formatted and freed as it arrives, so the dump's peak memory is the
+ * text of the flows. (Collecting the decoded flows first, as vconn_dump_flows() does, holds a
+ * struct match of over a kilobyte per flow, in one array that doubles as it grows: hundreds of
+ * megabytes at 100k flows.) */
 int
 vg_of_dump(vg_of *of, int table, uint64_t cookie, uint64_t cookie_mask, vg_flow_stat **out,
            size_t *n, char **err)
 {
+    *out = NULL;
+    *n = 0;
     struct ofputil_flow_stats_request fsr;
     init_stats_request(&fsr, false, table, cookie, cookie_mask);
-
-    struct ofputil_flow_stats *fses = NULL;
-    size_t n_fses = 0;
-    int error = vconn_dump_flows(of->vconn, &fsr, of->protocol, &fses, &n_fses);
+    struct ofpbuf *request = ofputil_encode_flow_stats_request(&fsr, of->protocol);
+    const ovs_be32 xid = ((const struct ofp_header *) request->data)->xid;
+    int error = vconn_send_block(of->vconn, request);
     if (error) {
         *err = xstrerr("flow dump failed", error);
-        *out = NULL;
-        *n = 0;
         return -1;
     }
-    vg_flow_stat *stats = xcalloc(n_fses ? n_fses : 1, sizeof *stats);
-    for (size_t i = 0; i < n_fses; i++) {
-        const struct ofputil_flow_stats *fs = &fses[i];
-        stats[i].table = fs->table_id;
-        stats[i].priority = fs->priority;
-        stats[i].cookie = ntohll(fs->cookie);
-        stats[i].match = format_match(&fs->match);
-        stats[i].actions = format_actions(fs->ofpacts, fs->ofpacts_len);
-        stats[i].n_packets = fs->packet_count == UINT64_MAX ? 0 : fs->packet_count;
-        stats[i].n_bytes = fs->byte_count == UINT64_MAX ? 0 : fs->byte_count;
-        stats[i].duration_sec = fs->duration_sec;
-        stats[i].idle_timeout = fs->idle_timeout;
-        stats[i].hard_timeout = fs->hard_timeout;
-        free(CONST_CAST(struct ofpact *, fs->ofpacts));
+
+    vg_flow_stat *stats = NULL;
+    size_t count = 0;
+    size_t allocated = 0;
+    struct ofpbuf ofpacts;
+    ofpbuf_init(&ofpacts, 0);
+    char *failure = NULL;
+    bool more = true;
+    while (more && !failure) {
+        struct ofpbuf *reply = NULL;
+        error = vconn_recv_xid(of->vconn, xid, &reply);
+        if (error) {
+            failure = xstrerr("flow dump failed", error);
+            break;
+        }
+        const struct ofp_header *oh = reply->data;
+        enum ofptype type;
+        const enum ofperr undecodable = ofptype_decode(&type, oh);
+        if (undecodable || type != OFPTYPE_FLOW_STATS_REPLY) {
+            failure = !undecodable && type == OFPTYPE_ERROR
+                          ? format_ofperr_msg(oh)
+                          : xstrdup("flow dump failed: unexpected reply");
+            ofpbuf_delete(reply);
+            break;
+        }
+        more = ofpmp_more(oh);
+        for (;;) {
+            struct ofputil_flow_stats fs;
+            const int decoded = ofputil_decode_flow_stats_reply(&fs, reply, false, &ofpacts);
+            if (decoded == EOF) {
+                break;
+            }
+            if (decoded) {
+                failure = xasprintf("flow dump failed: bad reply (%s)",
+                                    ofperr_to_string(decoded));
+                break;
+            }
+            if (count == allocated) {
+                stats = x2nrealloc(stats, &allocated, sizeof *stats);
+            }
+            fill_stat(&stats[count++], &fs);
+        }
+        ofpbuf_delete(reply);
     }
-    free(fses);
-    *out = stats;
-    *n = n_fses;
+    ofpbuf_uninit(&ofpacts);
+    if (failure) {
+        *err = failure;
+        vg_free_stats(stats, count);
+        return -1;
+    }
+    *out = stats ? stats : xcalloc(1, sizeof *stats);
+    *n = count;
     return 0;
 }
 
