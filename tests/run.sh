@@ -66,7 +66,8 @@ kill_tree() {
   for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do kill_tree "$child"; done
   kill "$1" 2>/dev/null || true
 }
-trap 'kill_tree "$background"' EXIT
+# Once waited for, the build's pid is free for any new process: the trap must not kill that.
+trap '[[ -z $background ]] || kill_tree "$background"' EXIT
 trap 'exit 143' TERM  # so that the EXIT trap runs on these too
 trap 'exit 130' INT
 
@@ -76,7 +77,10 @@ status=0
   status=$?
 
 step "waiting for the background build (ASan + UBSan unit tests, fuzz targets)"
-if wait "$background"; then
+background_status=0
+wait "$background" || background_status=$?
+background=
+if ((background_status == 0)); then
   step "unit tests under ASan + UBSan"
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest -L unit -j"$jobs" --output-on-failure) || status=1
