@@ -189,7 +189,7 @@ enum class CookieKind : uint8_t {
   kSgRule = 3,    // SG rule conjunction flows; index = conj id
   kSgClause = 4,  // shared conjunction clause flows
   kNacl = 5,      // NACL entries; index = NACL index
-  kRouter = 6,    // gateway ARP/ND responders, unfiltered traffic
+  kRouter = 6,    // gateway ARP/ND responders, routing inside the subnet (21), unfiltered traffic
   kFlowLog = 7,   // per-interface flow-log counting flows; index = ENI index
   kMirror = 8,    // traffic-mirror filter flows; index = the source ENI index
 };

@@ -299,6 +299,7 @@ vg_of_dump(vg_of *of, int table, uint64_t cookie, uint64_t cookie_mask, vg_flow_
     const ovs_be32 xid = ((const struct ofp_header *) request->data)->xid;
     int error = vconn_send_block(of->vconn, request);
     if (error) {
+        ofpbuf_delete(request);  /* not sent: still ours */
         *err = xstrerr("flow dump failed", error);
         return -1;
     }
