@@ -196,6 +196,13 @@ std::string hostOk() {
 }
 }  // namespace
 
+namespace {
+// L3_FORWARD's routed cases: the router's flags (reg5), then the source's security group.
+std::string throughTheRouter(uint32_t flags) {
+  return fmt::format("set_field:{}->{},{}", hex(flags), kRegFlags, gotoTable(kSgEgressCt));
+}
+}  // namespace
+
 void infrastructure(FlowSink& b) {
   const auto k = CookieKind::kInfra;
   b.add(kClassify, 0, k, 0, "", dropWith(kVerdictPortSecurity));
@@ -206,8 +213,7 @@ void infrastructure(FlowSink& b) {
   // is above): rewritten, and the NACLs apply. An interface's address with any other
   // destination MAC than the router's or (same subnet) the interface's has no route.
   b.add(kL3Forward, 90, k, 0, fmt::format("dl_dst={}", kRouterMac),
-        fmt::format("set_field:{}->{},{}", hex(kFlagRewrite | kFlagRouted), kRegFlags,
-                    gotoTable(kSgEgressCt)));
+        throughTheRouter(kFlagRewrite | kFlagRouted));
   b.add(kL3Forward, 0, k, 0, "", dropWith(kVerdictNoRoute));
   // What AWS never filters goes to the host, where operators may add their own filters.
   b.add(kL3Lookup, 300, k, 0, "ip,nw_dst=169.254.0.0/16", gotoTable(kUnfiltered));
@@ -339,7 +345,7 @@ void router(FlowSink& b, const model::Subnet& s, uint32_t si) {
   // To an interface of this subnet through the router MAC: rewritten, no NACL.
   b.add(kL3Forward, kDefaultPriority, k, si,
         fmt::format("{},{}={},dl_dst={}", reg, kRegDstSubnet, si, kRouterMac),
-        fmt::format("set_field:{}->{},{}", hex(kFlagRewrite), kRegFlags, gotoTable(kSgEgressCt)));
+        throughTheRouter(kFlagRewrite));
   // AWS never filters the subnet's reserved addresses: network, router, DNS, reserved, last.
   for (const IpAddress& a : {s.cidr_block.first(), gw, s.cidr_block.first().plus(2),
                              s.cidr_block.first().plus(3), s.cidr_block.last()}) {
