@@ -221,6 +221,23 @@ TEST(GenLarge, SameSeedSameFileAndLargeTomlIsUpToDate) {
       << "configs/large.toml is stale: run configs/gen-large.py --seed 1 -o configs/large.toml";
 }
 
+// The flow budget of the sample large policy (issue 13: at most 25,000). A translator change
+// that brings back flows per address pair, or per address where per interface would do, shows
+// here before any benchmark runs.
+TEST(GenLarge, LargeTomlStaysWithinItsFlowBudget) {
+  std::string out;
+  ASSERT_EQ(shell(quote(ctlPath()) + " flows --stats " +
+                      quote(test::sourceDir() + "/configs/large.toml"),
+                  &out),
+            0)
+      << out;
+  const auto at = out.find("flows=");
+  ASSERT_NE(at, std::string::npos) << out;
+  const long flows = std::strtol(out.c_str() + at + 6, nullptr, 10);
+  EXPECT_GT(flows, 20000) << out;  // the policy itself is that large: a parse gone wrong
+  EXPECT_LE(flows, 25000) << out;
+}
+
 TEST(GenLarge, RejectsImpossibleShapes) {
   std::string log;
   EXPECT_NE(shell("python3 " + generator() +
