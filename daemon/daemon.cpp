@@ -725,8 +725,10 @@ void Daemon::recoverInterfaceIndices() {
   // Recovered indices win over the ones given at start; the rest get the lowest free ones.
   std::map<std::string, uint16_t> previous = recovered;
   for (const auto& [iface, index] : indices_) {
-    const bool taken = std::any_of(recovered.begin(), recovered.end(),
-                                   [&](const auto& r) { return r.second == index; });
+    // `wanted`: clang 14 cannot capture a structured binding.
+    const bool taken =
+        std::any_of(recovered.begin(), recovered.end(),
+                    [wanted = index](const auto& r) { return r.second == wanted; });
     if (recovered.count(iface) == 0 && !taken) {
       previous[iface] = index;
     }

@@ -41,13 +41,22 @@ if [ -f "$build_dir/CMakeCache.txt" ] &&
   echo "run-fuzz.sh: $regular is not a clang build; fuzzing in $build_dir"
 fi
 
-set -- -S "$src" -B "$build_dir" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVPCGUARD_FUZZ=ON -DVPCGUARD_SANITIZE=ON
-if [ -n "${VPCGUARD_OVS_BUILD_DIR:-}" ]; then
-  set -- "$@" "-DVPCGUARD_OVS_BUILD_DIR=$VPCGUARD_OVS_BUILD_DIR"
+# A clang build dir configured for fuzzing already (tests/run.sh's sanitizer build, whose
+# libraries the targets link) is used as it is; anything else is (re)configured for fuzzing.
+if [ -f "$build_dir/CMakeCache.txt" ] &&
+   grep -q '^CMAKE_CXX_COMPILER:[A-Z]*=.*clang' "$build_dir/CMakeCache.txt" &&
+   grep -q '^VPCGUARD_FUZZ:BOOL=ON' "$build_dir/CMakeCache.txt" &&
+   grep -q '^VPCGUARD_SANITIZE:BOOL=ON' "$build_dir/CMakeCache.txt"; then
+  :
+else
+  set -- -S "$src" -B "$build_dir" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVPCGUARD_FUZZ=ON -DVPCGUARD_SANITIZE=ON
+  if [ -n "${VPCGUARD_OVS_BUILD_DIR:-}" ]; then
+    set -- "$@" "-DVPCGUARD_OVS_BUILD_DIR=$VPCGUARD_OVS_BUILD_DIR"
+  fi
+  mkdir -p "$build_dir"
+  cmake "$@" >"$build_dir/configure.log" 2>&1 || { cat "$build_dir/configure.log" >&2; exit 1; }
 fi
-mkdir -p "$build_dir"
-cmake "$@" >"$build_dir/configure.log" 2>&1 || { cat "$build_dir/configure.log" >&2; exit 1; }
 cmake --build "$build_dir" --target config_loader_fuzz ipfix_fuzz ipfix_fuzz_seeds \
   api_request_fuzz -j "$jobs"
 if [ "$seconds" -eq 0 ]; then

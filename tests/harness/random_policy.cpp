@@ -621,11 +621,13 @@ std::string RandomPackets::unroutedDestination(bool v6) {
     return a.toString();
   }
   if (v6) {
-    return rng_.pick(std::vector<std::string>{"2001:db8::1", "2600:1f18:abcd:12fa::5",
+    return rng_.pick(std::vector<std::string>{"2001:db8::1",
+                                              "2600:1f18:abcd:12" + hex2(kFreeSubnetByte) + "::5",
                                               "2600:1f18:abcd:1300::1", "2606:4700::1111"});
   }
-  return rng_.pick(std::vector<std::string>{"8.8.8.8", "192.168.1.10", "10.0.250.7", "10.1.0.5",
-                                            "224.0.0.251", "100.64.0.1"});
+  return rng_.pick(std::vector<std::string>{"8.8.8.8", "192.168.1.10",
+                                            "10.0." + std::to_string(kFreeSubnetByte) + ".7",
+                                            "10.1.0.5", "224.0.0.251", "100.64.0.1"});
 }
 
 explain::TraceRequest RandomPackets::next() {
