@@ -36,20 +36,25 @@ fast_build=(-DCMAKE_EXE_LINKER_FLAGS=-fuse-ld=gold
   "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG"
   "-DCMAKE_CXX_FLAGS_DEBUG=-g1" "-DCMAKE_C_FLAGS_DEBUG=-g1")
 
-step "build (warnings are errors)"
-# Test code at -O1 (the product stays -O2): a test file's compile time is mostly optimisation.
-# No unit tests here: they run in the sanitizer build below.
-cmake -S . -B build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVPCGUARD_WERROR=ON "${fast_build[@]}" \
-  -DVPCGUARD_TEST_OPT_FLAGS=-O1 -DVPCGUARD_BUILD_UNIT_TESTS=OFF >/dev/null
-cmake --build build-ci -j"$jobs"
-
-# CI time: the sanitizer build and the fuzz targets compile in the background while the tests
-# of build-ci run, at the lowest CPU and I/O priority (nice 19, idle I/O class), so they take only
-# what the tests leave idle (integration and e2e tests mostly wait on switches and packets) and
-# never slow a test down. Their tests run after the main ones.
+# CI time: the sanitizer build and the fuzz targets compile in the background, from the start,
+# at the lowest CPU and I/O priority (nice 19, idle I/O class): they take only what the main build
+# and then the tests leave idle (the main build's last heavy files and links, the Open vSwitch
+# configure script; integration and e2e tests mostly wait on switches and packets) and never slow
+# either down. Their tests run after the main ones.
 # One clang tree for both: clang compiles our sanitized -O0 code in about 60% of gcc's time
 # (state/rows.cpp: 28 s against 48 s), and the libFuzzer targets link the same libraries instead
-# of a third build of them. gcc's warnings still gate the build above; clang's gate this one.
+# of a third build of them. gcc's warnings gate the main build; clang's gate this one.
+# Test code at -O1 (the product stays -O2): a test file's compile time is mostly optimisation.
+# No unit tests in the main build: they run in the sanitizer build.
+cmake -S . -B build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVPCGUARD_WERROR=ON "${fast_build[@]}" \
+  -DVPCGUARD_TEST_OPT_FLAGS=-O1 -DVPCGUARD_BUILD_UNIT_TESTS=OFF >/dev/null
+# The main build makes the Open vSwitch library both trees link. The background build waits for
+# it (its stamp holds the tarball's checksum, scripts/build-ovs.sh) or for the main build's end,
+# so that it never builds the library itself at idle priority while the main build waits.
+ovs_tarball=$(sed -n 's/^VPCGUARD_OVS_TARBALL:[A-Z]*=//p' build-ci/CMakeCache.txt)
+ovs_stamp=$root/build-ci/_ovs/.vpcguard-stamp
+main_built=$root/build-ci/.main-build-ended
+rm -f "$main_built"
 step "building the ASan + UBSan unit tests and the fuzz targets in the background (log build-bg.log)"
 (
   renice -n 19 -p "$BASHPID" >/dev/null
@@ -63,6 +68,10 @@ step "building the ASan + UBSan unit tests and the fuzz targets in the backgroun
   cmake -S . -B build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
     -DCMAKE_BUILD_TYPE=Debug -DVPCGUARD_WERROR=ON -DVPCGUARD_SANITIZE=ON -DVPCGUARD_FUZZ=ON \
     -DVPCGUARD_OVS_BUILD_DIR="$root/build-ci/_ovs" "${fast_build[@]}" >/dev/null
+  sum=$(sha256sum "$ovs_tarball" | cut -d' ' -f1)
+  until [[ -f $main_built ]] || [[ -f $ovs_stamp && $(cat "$ovs_stamp") == "$sum" ]]; do
+    sleep 2
+  done
   cmake --build build-asan -j"$jobs" --target unit_tests
   tests/fuzz/run-fuzz.sh "$root/build-asan" 0
 ) >build-bg.log 2>&1 &
@@ -79,6 +88,12 @@ kill_tree() {
 trap '[[ -z $background ]] || kill_tree "$background"' EXIT
 trap 'exit 143' TERM  # so that the EXIT trap runs on these too
 trap 'exit 130' INT
+
+step "build (warnings are errors)"
+build_status=0
+cmake --build build-ci -j"$jobs" || build_status=$?
+touch "$main_built"
+((build_status == 0)) || exit "$build_status"
 
 step "all tests but unit (integration, e2e, package, vagrant, bench smoke)"
 status=0
