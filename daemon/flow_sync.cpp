@@ -7,6 +7,10 @@
 
 #include "translator/pipeline.h"
 
+// Header-only: no library to link or ship.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 namespace vpcguard {
 namespace {
 
@@ -84,7 +88,7 @@ bool conjunctionsOnly(std::string_view actions) {
 
 std::map<uint8_t, size_t> FlowSync::installedPerTable() const {
   std::map<uint8_t, size_t> out;
-  for (const auto& [key, flow] : installed_) {
+  for (const auto& flow : installed_) {
     ++out[flow.table];
   }
   return out;
@@ -92,21 +96,20 @@ std::map<uint8_t, size_t> FlowSync::installedPerTable() const {
 
 Result<FlowSync::Table> FlowSync::normalized(const std::vector<Flow>& flows) {
   Table out;
-  std::unordered_map<std::string, Flow> cache;
+  std::unordered_map<TextDigest, CachedForm, TextDigestHash> cache;
   cache.reserve(flows.size());
   for (const auto& f : flows) {
     // Our flows are compared with the switch's dumps, so they must be in the switch's text.
-    std::string text;
-    Flow base;
+    TextDigest text;
+    CachedForm base;
     auto n = normalizedOne(f, text, base);
     if (!n) {
       return tl::unexpected(n.error());
     }
-    Key key{n->table, n->priority, n->match};
-    if (!out.emplace(std::move(key), std::move(*n)).second) {
+    if (!out.insert(std::move(*n)).second) {
       return makeError("duplicate flow identity: " + toOfctlText(f));
     }
-    cache.emplace(std::move(text), std::move(base));
+    cache.emplace(text, std::move(base));
   }
   // Keep only what the current policy uses, so the cache cannot grow without bound.
   normalized_cache_ = std::move(cache);
@@ -125,15 +128,14 @@ Result<void> FlowSync::readInstalled() {
     if (!isOurs(f.flow.cookie) && !pipeline::isOwnedTable(f.flow.table)) {
       continue;
     }
-    Key key{f.flow.table, f.flow.priority, f.flow.match};
-    installed_.emplace(std::move(key), std::move(f.flow));
+    installed_.insert(std::move(f.flow));
   }
   return {};
 }
 
 uint16_t FlowSync::newestInstalledGeneration() const {
   uint16_t newest = 0;
-  for (const auto& [key, flow] : installed_) {
+  for (const auto& flow : installed_) {
     if (isOurs(flow.cookie)) {
       newest = std::max(newest, pipeline::cookieGeneration(flow.cookie));
     }
@@ -150,12 +152,11 @@ bool FlowSync::explains(const ovs::FlowUpdate& update) const {
   if (!isOurs(f.cookie) && !pipeline::isOwnedTable(f.table)) {
     return true;
   }
-  auto it = installed_.find(Key{f.table, f.priority, f.match});
+  auto it = installed_.find(Id{f.table, f.priority, f.match});
   if (update.kind == Kind::kRemoved) {
     return it == installed_.end();
   }
-  return it != installed_.end() && it->second.cookie == f.cookie &&
-         it->second.actions == f.actions;
+  return it != installed_.end() && it->cookie == f.cookie && it->actions == f.actions;
 }
 
 Result<SyncReport> FlowSync::syncFull(const std::vector<Flow>& desired) {
@@ -182,27 +183,31 @@ Result<SyncReport> FlowSync::applyDiff(Table target) {
   SyncReport report;
   std::vector<ovs::FlowMod> mods;
   std::vector<ovs::FlowMod> deletes;
-  // Both tables are sorted by key: one merge pass finds adds, modifies and deletes.
+  // Adopted flows: right but for the generation in their cookie, written by an earlier start.
+  // They stay as they are, so the installed state takes their cookie.
+  std::vector<std::pair<Table::iterator, uint64_t>> adopted;
+  const ByIdentity less;
+  // Both tables are sorted by identity: one merge pass finds adds, modifies and deletes.
   auto i = installed_.begin();
   auto t = target.begin();
   while (i != installed_.end() || t != target.end()) {
-    if (t == target.end() || (i != installed_.end() && i->first < t->first)) {
-      deletes.push_back(ovs::FlowMod{ovs::FlowCommand::kDeleteStrict, i->second, 0});
+    if (t == target.end() || (i != installed_.end() && less(*i, *t))) {
+      deletes.push_back(ovs::FlowMod{ovs::FlowCommand::kDeleteStrict, *i, 0});
       ++report.deleted;
       ++i;
-    } else if (i == installed_.end() || t->first < i->first) {
-      mods.push_back(ovs::FlowMod{ovs::FlowCommand::kAdd, t->second, 0});
+    } else if (i == installed_.end() || less(*t, *i)) {
+      mods.push_back(ovs::FlowMod{ovs::FlowCommand::kAdd, *t, 0});
       ++report.added;
       ++t;
     } else {
-      if (i->second.actions != t->second.actions ||
-          withoutGeneration(i->second.cookie) != withoutGeneration(t->second.cookie)) {
+      if (i->actions != t->actions ||
+          withoutGeneration(i->cookie) != withoutGeneration(t->cookie)) {
         // An add replaces the flow with the same identity in one step (statistics kept). Not
         // modify-strict: from OpenFlow 1.1 on, it cannot change a flow's cookie.
-        mods.push_back(ovs::FlowMod{ovs::FlowCommand::kAdd, t->second, 0});
+        mods.push_back(ovs::FlowMod{ovs::FlowCommand::kAdd, *t, 0});
         ++report.modified;
-      } else {
-        t->second.cookie = i->second.cookie;  // adopted: right, written by an earlier start
+      } else if (t->cookie != i->cookie) {
+        adopted.emplace_back(t, i->cookie);
       }
       ++i;
       ++t;
@@ -210,6 +215,12 @@ Result<SyncReport> FlowSync::applyDiff(Table target) {
   }
   if (auto sent = sendBundle(deletesFirst(std::move(deletes), std::move(mods)), report); !sent) {
     return tl::unexpected(sent.error());
+  }
+  for (auto& [it, cookie] : adopted) {
+    const auto next = std::next(it);
+    auto node = target.extract(it);
+    node.value().cookie = cookie;
+    target.insert(next, std::move(node));
   }
   installed_ = std::move(target);
   report.duration = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -235,12 +246,14 @@ Result<void> FlowSync::sendBundle(const std::vector<ovs::FlowMod>& mods, SyncRep
   return {};
 }
 
-Result<Flow> FlowSync::normalizedOne(const Flow& flow, std::string& key, Flow& base) {
+Result<Flow> FlowSync::normalizedOne(const Flow& flow, TextDigest& key, CachedForm& base) {
   const bool clause = conjunctionsOnly(flow.actions);
   const Flow match_only = clause ? Flow{flow.table, flow.priority, flow.cookie, flow.match, "drop"}
                                  : Flow{};
   const Flow& parsed = clause ? match_only : flow;
-  key = toOfctlText(parsed);
+  const std::string text = toOfctlText(parsed);
+  const XXH128_hash_t digest = XXH3_128bits(text.data(), text.size());
+  key = TextDigest{digest.low64, digest.high64};
   if (auto hit = normalized_cache_.find(key); hit != normalized_cache_.end()) {
     base = hit->second;
   } else {
@@ -248,9 +261,13 @@ Result<Flow> FlowSync::normalizedOne(const Flow& flow, std::string& key, Flow& b
     if (!n) {
       return tl::unexpected(n.error());
     }
-    base = std::move(*n);
+    if (*n == parsed) {
+      base.reset();  // already canonical: nothing to keep
+    } else {
+      base = std::move(*n);
+    }
   }
-  Flow out = base;
+  Flow out = base ? *base : parsed;
   if (clause) {
     out.actions = flow.actions;
   }
@@ -267,23 +284,23 @@ Result<SyncReport> FlowSync::applyDelta(const FlowDelta& delta) {
     std::optional<Flow> next;
   };
   std::map<Key, Change> changes;
-  std::vector<std::string> dropped_texts;
-  std::vector<std::pair<std::string, Flow>> new_texts;
+  std::vector<TextDigest> dropped_texts;
+  std::vector<std::pair<TextDigest, CachedForm>> new_texts;
   dropped_texts.reserve(delta.removed.size());
   new_texts.reserve(delta.added.size());
   for (const auto& f : delta.removed) {
-    std::string text;
-    Flow base;
+    TextDigest text;
+    CachedForm base;
     auto n = normalizedOne(f, text, base);
     if (!n) {
       return tl::unexpected(n.error());
     }
     changes[Key{n->table, n->priority, n->match}].removed = true;
-    dropped_texts.push_back(std::move(text));
+    dropped_texts.push_back(text);
   }
   for (const auto& f : delta.added) {
-    std::string text;
-    Flow base;
+    TextDigest text;
+    CachedForm base;
     auto n = normalizedOne(f, text, base);
     if (!n) {
       return tl::unexpected(n.error());
@@ -293,27 +310,26 @@ Result<SyncReport> FlowSync::applyDelta(const FlowDelta& delta) {
       return makeError("duplicate flow identity: " + toOfctlText(f));
     }
     change.next = std::move(*n);
-    new_texts.emplace_back(std::move(text), std::move(base));
+    new_texts.emplace_back(text, std::move(base));
   }
   std::vector<ovs::FlowMod> mods;
   std::vector<ovs::FlowMod> deletes;
   for (auto& [key, change] : changes) {
-    auto installed = installed_.find(key);
+    auto installed = installed_.find(idOf(key));
     if (change.next) {
       if (installed == installed_.end()) {
         mods.push_back(ovs::FlowMod{ovs::FlowCommand::kAdd, *change.next, 0});
         ++report.added;
-      } else if (installed->second.actions != change.next->actions ||
-                 withoutGeneration(installed->second.cookie) !=
-                     withoutGeneration(change.next->cookie)) {
+      } else if (installed->actions != change.next->actions ||
+                 withoutGeneration(installed->cookie) != withoutGeneration(change.next->cookie)) {
         // Re-added, not modified: see applyDiff().
         mods.push_back(ovs::FlowMod{ovs::FlowCommand::kAdd, *change.next, 0});
         ++report.modified;
       } else {
-        change.next->cookie = installed->second.cookie;  // adopted, see applyDiff()
+        change.next->cookie = installed->cookie;  // adopted, see applyDiff()
       }
     } else if (installed != installed_.end()) {
-      deletes.push_back(ovs::FlowMod{ovs::FlowCommand::kDeleteStrict, installed->second, 0});
+      deletes.push_back(ovs::FlowMod{ovs::FlowCommand::kDeleteStrict, *installed, 0});
       ++report.deleted;
     }
   }
@@ -321,17 +337,18 @@ Result<SyncReport> FlowSync::applyDelta(const FlowDelta& delta) {
     return tl::unexpected(sent.error());
   }
   for (auto& [key, change] : changes) {
+    if (auto it = installed_.find(idOf(key)); it != installed_.end()) {
+      installed_.erase(it);
+    }
     if (change.next) {
-      installed_.insert_or_assign(key, std::move(*change.next));
-    } else {
-      installed_.erase(key);
+      installed_.insert(std::move(*change.next));
     }
   }
   for (const auto& text : dropped_texts) {
     normalized_cache_.erase(text);
   }
-  for (auto& [text, flow] : new_texts) {
-    normalized_cache_.insert_or_assign(std::move(text), std::move(flow));
+  for (auto& [text, form] : new_texts) {
+    normalized_cache_.insert_or_assign(text, std::move(form));
   }
   report.duration = std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::steady_clock::now() - start);

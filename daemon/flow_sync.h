@@ -26,7 +26,10 @@
 #include <functional>
 #include <cstddef>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -75,13 +78,40 @@ class FlowSync {
 
  private:
   using Key = std::tuple<uint8_t, uint16_t, std::string>;
-  using Table = std::map<Key, Flow>;
+  // A flow's identity (table, priority, match), viewed in place.
+  using Id = std::tuple<uint8_t, uint16_t, std::string_view>;
+  struct ByIdentity {
+    using is_transparent = void;
+    static Id id(const Flow& f) { return {f.table, f.priority, f.match}; }
+    static Id id(const Id& i) { return i; }
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return id(a) < id(b);
+    }
+  };
+  static Id idOf(const Key& k) { return {std::get<0>(k), std::get<1>(k), std::get<2>(k)}; }
+  // Flows by identity. The flow is its own key: its match is held once, not twice (memory, issue
+  // 13). Only a flow's cookie and actions may change in place, through extract() and insert().
+  using Table = std::set<Flow, ByIdentity>;
+
+  // 128 bits of a desired flow's text (XXH3): the normalisation cache's key.
+  struct TextDigest {
+    uint64_t low = 0;
+    uint64_t high = 0;
+    bool operator==(const TextDigest&) const = default;
+  };
+  struct TextDigestHash {
+    size_t operator()(const TextDigest& d) const noexcept { return d.low; }
+  };
+  // What the cache keeps for a desired text: its canonical form, or nothing when the switch
+  // prints the flow exactly as the translator wrote it.
+  using CachedForm = std::optional<Flow>;
 
   [[nodiscard]] Result<Table> normalized(const std::vector<Flow>& flows);
   [[nodiscard]] Result<SyncReport> applyDiff(Table target);
   // The switch's form of `flow`, through the cache. `key` and `base` receive what the cache
   // keeps for it.
-  [[nodiscard]] Result<Flow> normalizedOne(const Flow& flow, std::string& key, Flow& base);
+  [[nodiscard]] Result<Flow> normalizedOne(const Flow& flow, TextDigest& key, CachedForm& base);
   [[nodiscard]] Result<void> sendBundle(const std::vector<ovs::FlowMod>& mods, SyncReport& report);
   void beforeSwitchCall() const {
     if (before_switch_call_) {
@@ -98,7 +128,11 @@ class FlowSync {
   // the translator writes them (tests/integration/policy_engine_test.cpp checks it), while an
   // interface's member clause carries one action per rule of its groups, so a one-rule change
   // rewrites a few long flows whose match is all that needs OVS's parser.
-  std::unordered_map<std::string, Flow> normalized_cache_;
+  // Memory (issue 13): keyed by a 128-bit digest of the text, not the text, and holding a copy
+  // only of flows the switch prints differently; at 100k flows the texts and the copies were a
+  // good part of the daemon's bytes per flow. Two different texts with one digest (odds about
+  // n^2 / 2^129, 10^-29 at 100k flows) would take each other's form.
+  std::unordered_map<TextDigest, CachedForm, TextDigestHash> normalized_cache_;
 };
 
 }  // namespace vpcguard

@@ -119,8 +119,47 @@ TEST(FlowSync, RestartAdoptsRightFlowsOfAnOlderGenerationAndRewritesTheRest) {
   }
   EXPECT_EQ(gen4, 2U);
   EXPECT_EQ(gen5, 1U);
-  // Adopted flows are remembered with the cookie they really have.
+  // Adopted flows are remembered with the cookie they really have: the switch's report of any
+  // flow it holds is one of ours, whatever its generation.
   EXPECT_EQ(sync.applyDesired(policy(5))->changes(), 0U);
+  for (const auto& [key, flow] : sw.table) {
+    EXPECT_TRUE(sync.explains(FlowUpdate{FlowUpdateKind::kModified, flow})) << flow.match;
+  }
+}
+
+// The translator may write a flow as the switch does not print it (here "ip,nw_proto=6" for
+// "tcp"). It is compared, adopted and deleted in the switch's form, also when the
+// normalisation comes from the cache (which keeps a copy only of such flows).
+TEST(FlowSync, AFlowWrittenOtherwiseThanTheSwitchPrintsItIsHandledInTheSwitchsForm) {
+  FakeSwitch sw;
+  FlowSync sync(sw);
+  auto flows = policy(1);
+  const Flow other{pipeline::kNaclOut, 39000, cookie(1, 9), "ip,nw_proto=6,tp_dst=80",
+                   "goto_table:41"};
+  flows.push_back(other);
+  ASSERT_TRUE(sync.syncFull(flows).has_value());
+  const auto canonical = std::make_tuple(other.table, other.priority, std::string("tcp,tp_dst=80"));
+  ASSERT_EQ(sw.table.count(canonical), 1U) << "installed in the switch's form";
+  auto again = sync.applyDesired(flows);  // from the cache this time
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_EQ(again->changes(), 0U);
+  EXPECT_TRUE(sync.explains(FlowUpdate{FlowUpdateKind::kAdded, sw.table.at(canonical)}));
+  FlowDelta delta;
+  delta.removed.push_back(other);
+  auto removed = sync.applyDelta(delta);
+  ASSERT_TRUE(removed.has_value()) << removed.error().message;
+  EXPECT_EQ(removed->deleted, 1U);
+  EXPECT_EQ(sw.table.count(canonical), 0U);
+  EXPECT_EQ(sw.table.size(), 3U);
+  EXPECT_EQ(sync.installedCount(), 3U);
+  // And back, as a delta: added once, then nothing left to do.
+  FlowDelta back;
+  back.added.push_back(other);
+  auto added = sync.applyDelta(back);
+  ASSERT_TRUE(added.has_value()) << added.error().message;
+  EXPECT_EQ(added->added, 1U);
+  EXPECT_EQ(sw.table.count(canonical), 1U);
+  EXPECT_EQ(sync.applyDesired(flows)->changes(), 0U);
 }
 
 TEST(FlowSync, ForeignFlowsInOurTablesAreDriftOthersAreLeftAlone) {
