@@ -248,9 +248,12 @@ Result<void> FlowSync::sendBundle(const std::vector<ovs::FlowMod>& mods, SyncRep
 
 Result<Flow> FlowSync::normalizedOne(const Flow& flow, TextDigest& key, CachedForm& base) {
   const bool clause = conjunctionsOnly(flow.actions);
-  const Flow match_only = clause ? Flow{flow.table, flow.priority, flow.cookie, flow.match, "drop"}
+  // What OVS parses: a clause flow's match with "drop", else the flow itself. Empty actions are
+  // written "drop" here as in its text, so one text (one digest) always stands for one Flow.
+  const bool rewrite = clause || flow.actions.empty();
+  const Flow rewritten = rewrite ? Flow{flow.table, flow.priority, flow.cookie, flow.match, "drop"}
                                  : Flow{};
-  const Flow& parsed = clause ? match_only : flow;
+  const Flow& parsed = rewrite ? rewritten : flow;
   const std::string text = toOfctlText(parsed);
   const XXH128_hash_t digest = XXH3_128bits(text.data(), text.size());
   key = TextDigest{digest.low64, digest.high64};
@@ -264,7 +267,7 @@ Result<Flow> FlowSync::normalizedOne(const Flow& flow, TextDigest& key, CachedFo
     if (*n == parsed) {
       base.reset();  // already canonical: nothing to keep
     } else {
-      base = std::move(*n);
+      base = std::make_shared<const Flow>(std::move(*n));
     }
   }
   Flow out = base ? *base : parsed;

@@ -26,6 +26,7 @@
 #include <functional>
 #include <cstddef>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -103,9 +104,10 @@ class FlowSync {
   struct TextDigestHash {
     size_t operator()(const TextDigest& d) const noexcept { return d.low; }
   };
-  // What the cache keeps for a desired text: its canonical form, or nothing when the switch
-  // prints the flow exactly as the translator wrote it.
-  using CachedForm = std::optional<Flow>;
+  // What the cache keeps for a desired text: its canonical form, or null when the switch prints
+  // the flow exactly as the translator wrote it (a pointer, so such a flow costs the cache a
+  // digest and a null, not an empty Flow's 80 bytes).
+  using CachedForm = std::shared_ptr<const Flow>;
 
   [[nodiscard]] Result<Table> normalized(const std::vector<Flow>& flows);
   [[nodiscard]] Result<SyncReport> applyDiff(Table target);

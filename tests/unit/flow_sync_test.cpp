@@ -160,6 +160,11 @@ TEST(FlowSync, AFlowWrittenOtherwiseThanTheSwitchPrintsItIsHandledInTheSwitchsFo
   EXPECT_EQ(added->added, 1U);
   EXPECT_EQ(sw.table.count(canonical), 1U);
   EXPECT_EQ(sync.applyDesired(flows)->changes(), 0U);
+  // Empty actions are "drop" (one text, one cache entry, for both spellings).
+  auto spelled = flows;
+  ASSERT_EQ(spelled[1].actions, "drop");
+  spelled[1].actions.clear();
+  EXPECT_EQ(sync.applyDesired(spelled)->changes(), 0U);
 }
 
 TEST(FlowSync, ForeignFlowsInOurTablesAreDriftOthersAreLeftAlone) {
