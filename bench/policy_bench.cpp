@@ -18,6 +18,7 @@
 //    desired and installed tables).
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -98,6 +99,8 @@ int fail(const std::string& what) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // As vpcguardd: a connection closed under a write (the deadline guard) is an error, not SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"policy_bench: vpcguard policy install and change latency on a sandboxed OVS"};
   std::string config;
   int changes = 20;

@@ -1,4 +1,5 @@
 // vpcguardd: enforces AWS VPC security groups and network ACLs on an Open vSwitch bridge.
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -10,6 +11,10 @@
 #include "daemon/version.h"
 
 int main(int argc, char** argv) {
+  // Open vSwitch's stream code writes with send(..., 0). A connection closed under a write (the
+  // switch restarting, or the deadline guard shutting down a call that outlived its deadline,
+  // ovs-plugin/deadline_guard.h) must fail that call with EPIPE, not kill the process.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{
       "vpcguardd: AWS VPC security groups and network ACLs on an Open vSwitch bridge.\n"
       "Installs the policy of --config (or of the vpcguard state database, --state) as OpenFlow\n"

@@ -722,6 +722,17 @@ TEST_F(DaemonTest, StatusReportsBridgeConnectionFlowsAndSyncs) {
   })) << status.output << log();
   EXPECT_NE(status.output.find("running (pid " + std::to_string(daemon_->pid())), std::string::npos)
       << status.output;
+  // SIGPIPE is ignored: a connection closed under a write (a restarting switch, a call past its
+  // deadline) fails that write instead of killing the daemon.
+  std::ifstream proc("/proc/" + std::to_string(daemon_->pid()) + "/status");
+  std::string proc_line;
+  unsigned long long ignored = 0;
+  while (std::getline(proc, proc_line)) {
+    if (proc_line.rfind("SigIgn:", 0) == 0) {
+      ignored = std::stoull(proc_line.substr(7), nullptr, 16);
+    }
+  }
+  EXPECT_NE(ignored & (1ULL << (SIGPIPE - 1)), 0ULL) << "SigIgn " << std::hex << ignored;
   EXPECT_NE(status.output.find("connected"), std::string::npos) << status.output;
   EXPECT_NE(status.output.find("1 attached"), std::string::npos) << status.output;
   auto j = ctlStatus("--output json");
