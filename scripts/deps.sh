@@ -11,7 +11,7 @@ set -euo pipefail
 
 PACKAGES=(
   # build tools
-  cmake g++ clang make pkg-config autoconf automake libtool
+  cmake ninja-build g++ clang make pkg-config autoconf automake libtool
   # linters for the checked-in .clang-format / .clang-tidy and the shell scripts
   clang-format clang-tidy shellcheck
   # libFuzzer and the sanitizer runtimes for clang (the config-loader fuzz run)

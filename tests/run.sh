@@ -46,7 +46,16 @@ fast_build=(-DCMAKE_EXE_LINKER_FLAGS=-fuse-ld=gold
 # of a third build of them. gcc's warnings gate the main build; clang's gate this one.
 # Test code at -O1 (the product stays -O2): a test file's compile time is mostly optimisation.
 # No unit tests in the main build: they run in the sanitizer build.
-cmake -S . -B build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVPCGUARD_WERROR=ON "${fast_build[@]}" \
+# Ninja: one scheduler over every target (make waits for a library's link before compiling what
+# uses it) and no recursive make. A build dir made by another generator is configured afresh
+# (the Open vSwitch library in build-ci/_ovs is kept).
+generator=(-G Ninja)
+if [[ -f build-ci/CMakeCache.txt ]] &&
+  ! grep -q '^CMAKE_GENERATOR:INTERNAL=Ninja$' build-ci/CMakeCache.txt; then
+  rm -rf build-ci/CMakeCache.txt build-ci/CMakeFiles
+fi
+cmake -S . -B build-ci "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVPCGUARD_WERROR=ON \
+  "${fast_build[@]}" \
   -DVPCGUARD_TEST_OPT_FLAGS=-O1 -DVPCGUARD_BUILD_UNIT_TESTS=OFF >/dev/null
 # The main build makes the Open vSwitch library both trees link. The background build waits for
 # it (its stamp holds the tarball's checksum, scripts/build-ovs.sh) or for the main build's end,
@@ -54,24 +63,28 @@ cmake -S . -B build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVPCGUARD_WERROR=ON "$
 ovs_tarball=$(sed -n 's/^VPCGUARD_OVS_TARBALL:[A-Z]*=//p' build-ci/CMakeCache.txt)
 ovs_stamp=$root/build-ci/_ovs/.vpcguard-stamp
 main_built=$root/build-ci/.main-build-ended
-rm -f "$main_built"
+rm -f "$main_built" build-asan/ctest.log
 step "building the ASan + UBSan unit tests and the fuzz targets in the background (log build-bg.log)"
 (
   renice -n 19 -p "$BASHPID" >/dev/null
   ionice -c 3 -p "$BASHPID" 2>/dev/null || true
   set -e
-  # A build-asan of an earlier gcc-based run cannot switch compilers: start it afresh.
-  if [[ -f build-asan/CMakeCache.txt ]] &&
-    ! grep -q '^CMAKE_CXX_COMPILER:[A-Z]*=.*clang' build-asan/CMakeCache.txt; then
-    rm -rf build-asan
-  fi
-  cmake -S . -B build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-    -DCMAKE_BUILD_TYPE=Debug -DVPCGUARD_WERROR=ON -DVPCGUARD_SANITIZE=ON -DVPCGUARD_FUZZ=ON \
-    -DVPCGUARD_OVS_BUILD_DIR="$root/build-ci/_ovs" "${fast_build[@]}" >/dev/null
+  # Configuring touches the library's directory too, so it waits as well. It stops waiting if
+  # this script is gone (killed without its EXIT trap).
   sum=$(sha256sum "$ovs_tarball" | cut -d' ' -f1)
   until [[ -f $main_built ]] || [[ -f $ovs_stamp && $(cat "$ovs_stamp") == "$sum" ]]; do
+    kill -0 $$ 2>/dev/null || exit 1
     sleep 2
   done
+  # A build-asan of an earlier gcc-based run cannot switch compilers: start it afresh.
+  if [[ -f build-asan/CMakeCache.txt ]] &&
+    ! { grep -q '^CMAKE_CXX_COMPILER:[A-Z]*=.*clang' build-asan/CMakeCache.txt &&
+      grep -q '^CMAKE_GENERATOR:INTERNAL=Ninja$' build-asan/CMakeCache.txt; }; then
+    rm -rf build-asan
+  fi
+  cmake -S . -B build-asan "${generator[@]}" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+    -DCMAKE_BUILD_TYPE=Debug -DVPCGUARD_WERROR=ON -DVPCGUARD_SANITIZE=ON -DVPCGUARD_FUZZ=ON \
+    -DVPCGUARD_OVS_BUILD_DIR="$root/build-ci/_ovs" "${fast_build[@]}" >/dev/null
   cmake --build build-asan -j"$jobs" --target unit_tests
   tests/fuzz/run-fuzz.sh "$root/build-asan" 0
 ) >build-bg.log 2>&1 &

@@ -5,8 +5,10 @@
 # control API's request decoder, fed request lines any local user or TLS client could send) for
 # the rest. Fails on a crash, a leak, a slow input (hang) or a build error in any.
 # Usage: tests/fuzz/run-fuzz.sh BUILD_DIR SECONDS   (SECONDS 0: build the targets, run nothing)
-# BUILD_DIR is the fuzz build dir (e.g. build-fuzz). Given the regular gcc build dir instead, the
-# script builds in build-fuzz next to it and leaves the regular build untouched.
+# BUILD_DIR is the fuzz build dir (e.g. build-fuzz). A clang build dir with VPCGUARD_FUZZ and
+# VPCGUARD_SANITIZE on (tests/run.sh's build-asan) is used with its own settings. Given the
+# regular gcc build dir instead, the script builds in build-fuzz next to it and leaves the
+# regular build untouched.
 #
 # Each corpus grows in BUILD_DIR/corpus/NAME (kept between runs); seeds are configs/*.toml for
 # the config loader, what ipfix_fuzz_seeds writes for IPFIX and a few request lines (written
@@ -42,12 +44,15 @@ if [ -f "$build_dir/CMakeCache.txt" ] &&
 fi
 
 # A clang build dir configured for fuzzing already (tests/run.sh's sanitizer build, whose
-# libraries the targets link) is used as it is; anything else is (re)configured for fuzzing.
+# libraries the targets link) keeps its settings (build type, Open vSwitch library dir; the
+# environment's VPCGUARD_OVS_BUILD_DIR is not applied to it) and is only configured again as it
+# is; anything else is (re)configured for fuzzing.
 if [ -f "$build_dir/CMakeCache.txt" ] &&
    grep -q '^CMAKE_CXX_COMPILER:[A-Z]*=.*clang' "$build_dir/CMakeCache.txt" &&
    grep -q '^VPCGUARD_FUZZ:BOOL=ON' "$build_dir/CMakeCache.txt" &&
    grep -q '^VPCGUARD_SANITIZE:BOOL=ON' "$build_dir/CMakeCache.txt"; then
-  :
+  cmake -S "$src" -B "$build_dir" >"$build_dir/configure.log" 2>&1 ||
+    { cat "$build_dir/configure.log" >&2; exit 1; }
 else
   set -- -S "$src" -B "$build_dir" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVPCGUARD_FUZZ=ON -DVPCGUARD_SANITIZE=ON
