@@ -195,6 +195,11 @@ const char* familyName(IpFamily f) { return f == IpFamily::kV4 ? "IPv4" : "IPv6"
 
 class Loader {
  public:
+  // Without `record_locations`, Policy::field_locations stays empty: a load that finds no problem
+  // never reads it (validation uses it only to place its diagnostics), and building it is about
+  // a tenth of a large file's parse (one map entry per field, keyed by its whole path).
+  explicit Loader(bool record_locations = true) : record_locations_(record_locations) {}
+
   void addDocument(const Document& doc) {
     file_ = doc.name;
     if (auto at_char = strayNonAscii(doc.text)) {
@@ -233,6 +238,17 @@ class Loader {
     return std::move(out_);
   }
 
+  // One document's result on its own, for merging with others (PolicyLoader): no finish(), so a
+  // file without [vpc] is not an error here.
+  struct Fragment {
+    ParseOutput parsed;
+    bool has_vpc = false;
+    bool has_quotas = false;
+  };
+  Fragment takeFragment() && {
+    return Fragment{std::move(out_), vpc_at_.has_value(), quotas_at_.has_value()};
+  }
+
  private:
   // --- plumbing ------------------------------------------------------------------------------
   [[nodiscard]] SourceLocation loc(const toml::source_region& r) const {
@@ -251,15 +267,26 @@ class Loader {
   }
 
   void record(const std::string& path, const toml::node& node) {
-    out_.policy.field_locations[path] = loc(node.source());
+    if (record_locations_) {
+      out_.policy.field_locations[path] = loc(node.source());
+    }
+  }
+  void record(const std::string& path, const SourceLocation& where) {
+    if (record_locations_) {
+      out_.policy.field_locations[path] = where;
+    }
   }
 
   // Reports keys not in `known`; records where each known one was written.
   void checkKeys(const toml::table& table, const std::string& path, Keys known) {
     for (auto&& [key, value] : table) {
       const std::string_view name = key.str();
+      const bool is_known = std::find(known.begin(), known.end(), name) != known.end();
+      if (is_known && !record_locations_) {
+        continue;
+      }
       const std::string field = path.empty() ? std::string(name) : path + "." + std::string(name);
-      if (std::find(known.begin(), known.end(), name) != known.end()) {
+      if (is_known) {
         record(field, value);
         continue;
       }
@@ -565,7 +592,7 @@ class Loader {
         {"id", "account_id", "region", "cidr_blocks", "ipv6_cidr_blocks", "strict_revocation"});
     auto& vpc = out_.policy.vpc;
     vpc.location = loc(t.source());
-    out_.policy.field_locations[path] = vpc.location;
+    record(path, vpc.location);
     vpc.id = str(t, "id", path, true).value_or("");
     vpc.account_id = str(t, "account_id", path, false).value_or("");
     vpc.region = str(t, "region", path, false).value_or("");
@@ -613,7 +640,7 @@ class Loader {
     objects.emplace_back();
     if (t != nullptr) {
       objects.back().location = loc(t->source());
-      out_.policy.field_locations[path] = objects.back().location;
+      record(path, objects.back().location);
     } else {
       out_.reported_paths.insert(path);
     }
@@ -728,7 +755,7 @@ class Loader {
         continue;
       }
       r.location = loc(t->source());
-      out_.policy.field_locations[path] = r.location;
+      record(path, r.location);
       checkKeys(*t, path,
                 {"ip_protocol", "from_port", "to_port", "cidr_ipv4", "cidr_ipv6",
                  "referenced_group_id", "prefix_list_id", "description"});
@@ -1131,6 +1158,7 @@ class Loader {
     pm.output_port = str(*t, "output_port", path, true).value_or("");
   }
 
+  bool record_locations_ = true;
   ParseOutput out_;
   std::string file_;
   std::string first_file_;
@@ -1271,8 +1299,31 @@ Error LoadError::toError() const {
                " error(s) in the configuration; first: " + formatDiagnostic(diagnostics.front())};
 }
 
-tl::expected<model::Policy, LoadError> loadPolicyFromDocuments(
-    const std::vector<Document>& documents) {
+namespace {
+
+// The last step of every load: AWS's defaults filled in (validation passed).
+tl::expected<model::Policy, LoadError> resolved(model::Policy policy) {
+  const model::SourceLocation vpc_location = policy.vpc.location;
+  auto out = resolveDefaults(std::move(policy));
+  if (!out) {
+    return tl::unexpected(
+        LoadError{std::nullopt, {Diagnostic{vpc_location, "", out.error().message, ""}}});
+  }
+  return std::move(*out);
+}
+
+// A policy that parsed without a problem, validated; nullopt when validation finds any.
+std::optional<model::Policy> validOrNothing(ParseOutput parsed) {
+  if (!parsed.complete || !parsed.diagnostics.empty() ||
+      !validatePolicy(parsed.policy, parsed.reported_paths).empty()) {
+    return std::nullopt;
+  }
+  return std::move(parsed.policy);
+}
+
+// The load that reports: parsed again recording where every field was written, so that each
+// problem names its file, line and column.
+tl::expected<model::Policy, LoadError> loadLocated(const std::vector<Document>& documents) {
   ParseOutput parsed = parseDocuments(documents);
   std::vector<Diagnostic> diagnostics = std::move(parsed.diagnostics);
   // With a file that is not even TOML, references into it would all look dangling: report the
@@ -1286,13 +1337,112 @@ tl::expected<model::Policy, LoadError> loadPolicyFromDocuments(
     sortDiagnostics(diagnostics);
     return tl::unexpected(LoadError{std::nullopt, std::move(diagnostics)});
   }
-  const model::SourceLocation vpc_location = parsed.policy.vpc.location;
-  auto resolved = resolveDefaults(std::move(parsed.policy));
-  if (!resolved) {
-    return tl::unexpected(
-        LoadError{std::nullopt, {Diagnostic{vpc_location, "", resolved.error().message, ""}}});
+  return resolved(std::move(parsed.policy));
+}
+
+// The objects of one file, appended to the policy of the files before it (name order), as one
+// Loader reading them all would have put them.
+void appendObjects(model::Policy& into, const model::Policy& from) {
+  const auto append = [](auto& to, const auto& more) {
+    to.insert(to.end(), more.begin(), more.end());
+  };
+  append(into.subnets, from.subnets);
+  append(into.network_interfaces, from.network_interfaces);
+  append(into.security_groups, from.security_groups);
+  append(into.prefix_lists, from.prefix_lists);
+  append(into.network_acls, from.network_acls);
+  append(into.flow_logs, from.flow_logs);
+  append(into.traffic_mirror_targets, from.traffic_mirror_targets);
+  append(into.traffic_mirror_filters, from.traffic_mirror_filters);
+  append(into.traffic_mirror_sessions, from.traffic_mirror_sessions);
+  append(into.port_mirrors, from.port_mirrors);
+}
+
+}  // namespace
+
+tl::expected<model::Policy, LoadError> loadPolicyFromDocuments(
+    const std::vector<Document>& documents) {
+  // Most loads find nothing wrong: those skip recording the field locations, which only a
+  // diagnostic reads. A load with a problem is parsed again to place it.
+  Loader loader(/*record_locations=*/false);
+  for (const auto& doc : documents) {
+    loader.addDocument(doc);
   }
-  return std::move(*resolved);
+  if (auto policy = validOrNothing(loader.finish())) {
+    return resolved(std::move(*policy));
+  }
+  return loadLocated(documents);
+}
+
+struct PolicyLoader::CachedFile {
+  std::string text;
+  model::Policy fragment;  // its objects, parsed without problems, not validated on their own
+  bool has_vpc = false;
+  bool has_quotas = false;
+};
+
+PolicyLoader::PolicyLoader() = default;
+PolicyLoader::~PolicyLoader() = default;
+
+tl::expected<model::Policy, LoadError> PolicyLoader::load(const fs::path& path) {
+  auto docs = readDocuments(path);
+  if (!docs) {
+    return tl::unexpected(LoadError{docs.error(), {}});
+  }
+  return loadDocuments(*docs);
+}
+
+tl::expected<model::Policy, LoadError> PolicyLoader::loadDocuments(
+    const std::vector<Document>& documents) {
+  counts_ = {};
+  std::map<std::string, std::shared_ptr<const CachedFile>, std::less<>> next;
+  bool clean = true;
+  for (const auto& doc : documents) {
+    if (next.count(doc.name) != 0) {
+      clean = false;  // two documents of one name: not a directory; the one-pass load decides
+      continue;
+    }
+    if (auto it = cache_.find(doc.name); it != cache_.end() && it->second->text == doc.text) {
+      ++counts_.reused;
+      next.emplace(doc.name, it->second);
+      continue;
+    }
+    ++counts_.parsed;
+    Loader loader(/*record_locations=*/false);
+    loader.addDocument(doc);
+    auto fragment = std::move(loader).takeFragment();
+    if (!fragment.parsed.complete || !fragment.parsed.diagnostics.empty()) {
+      clean = false;  // not kept: the one-pass load below reports it
+      continue;
+    }
+    next.emplace(doc.name, std::make_shared<const CachedFile>(
+                               CachedFile{doc.text, std::move(fragment.parsed.policy),
+                                          fragment.has_vpc, fragment.has_quotas}));
+  }
+  cache_ = std::move(next);
+
+  // [vpc] in exactly one file and [quotas] in at most one, or the one-pass load reports it.
+  const auto files_with = [&](bool CachedFile::*member) {
+    return std::count_if(cache_.begin(), cache_.end(),
+                         [&](const auto& entry) { return (*entry.second).*member; });
+  };
+  if (clean && files_with(&CachedFile::has_vpc) == 1 && files_with(&CachedFile::has_quotas) <= 1) {
+    ParseOutput merged;
+    for (const auto& doc : documents) {  // name order, as given
+      const CachedFile& file = *cache_.at(doc.name);
+      if (file.has_vpc) {
+        merged.policy.vpc = file.fragment.vpc;
+      }
+      if (file.has_quotas) {
+        merged.policy.quotas = file.fragment.quotas;
+      }
+      appendObjects(merged.policy, file.fragment);
+    }
+    if (auto policy = validOrNothing(std::move(merged))) {
+      return resolved(std::move(*policy));
+    }
+  }
+  return loadLocated(documents);
 }
 
 tl::expected<model::Policy, LoadError> loadPolicy(const fs::path& path) {

@@ -90,7 +90,7 @@ std::optional<std::string> Daemon::mirrorsUnsupported(const model::Policy& polic
 
 bool Daemon::loadConfig(bool initial) {
   auto log = logger("config");
-  auto loaded = config::loadPolicy(options_.config);
+  auto loaded = loader_.load(options_.config);
   if (!loaded) {
     const auto& err = loaded.error();
     if (err.io) {
@@ -108,10 +108,12 @@ bool Daemon::loadConfig(bool initial) {
   if (!adoptPolicy(std::move(*loaded), initial)) {
     return false;
   }
-  log->info("config_loaded path={} subnets={} interfaces={} groups={} nacls={}",
+  log->info("config_loaded path={} subnets={} interfaces={} groups={} nacls={} files_parsed={} "
+            "files_unchanged={}",
             options_.config.string(), policy_->subnets.size(),
             policy_->network_interfaces.size(), policy_->security_groups.size(),
-            policy_->network_acls.size());
+            policy_->network_acls.size(), loader_.lastCounts().parsed,
+            loader_.lastCounts().reused);
   return true;
 }
 

@@ -28,6 +28,7 @@
 #include <set>
 #include <string>
 
+#include "daemon/config_loader.h"
 #include "daemon/control_socket.h"
 #include "daemon/flow_log_runner.h"
 #include "daemon/mirror_runner.h"
@@ -166,6 +167,7 @@ class Daemon {
   MirrorRunner& mirrors();    // created on first use
 
   DaemonOptions options_;
+  config::PolicyLoader loader_;  // a reload parses only the config files that changed
   std::optional<model::Policy> policy_;
   std::map<std::string, uint16_t> indices_;
   std::map<std::string, int> ofports_;                       // iface-id -> ofport on our bridge

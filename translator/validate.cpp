@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <memory_resource>
 #include <optional>
 #include <set>
 #include <string>
@@ -16,6 +17,21 @@
 #include "translator/pipeline.h"
 
 namespace vpcguard {
+namespace {
+
+// "02:0a:..." without its colons.
+std::string hexDigits(std::string_view mac) {
+  std::string out;
+  for (char c : mac) {
+    if (c != ':') {
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 
 std::string protocolName(int protocol) {
   switch (protocol) {
@@ -111,6 +127,9 @@ class Validator {
 
  private:
   [[nodiscard]] bool skipped(const std::string& path) const {
+    if (skip_.empty()) {
+      return false;  // the parse reported nothing: the usual case, and the fast one
+    }
     for (std::string p = path; !p.empty(); p = parentPath(p)) {
       if (skip_.count(p) != 0) {
         return true;
@@ -744,7 +763,10 @@ class Validator {
   }
 
   // Network interfaces ---------------------------------------------------------------------------
-  void checkAddress(const IpAddress& a, const model::Subnet* subnet, const std::string& path,
+  // `path()` names the address for a diagnostic: built only for one (a large policy has tens of
+  // thousands of addresses, and most loads find no problem).
+  template <typename PathFn>
+  void checkAddress(const IpAddress& a, const model::Subnet* subnet, const PathFn& path,
                     const model::NetworkInterface& eni) {
     const bool v4 = a.isV4();
     const std::optional<Cidr> block =
@@ -754,12 +776,12 @@ class Validator {
     if (subnet == nullptr) {
       return;  // the dangling subnet is reported on subnet_id
     }
-    const std::string subnet_path = at("subnets", subnets_.at(subnet->id));
-    if (skipped(subnet_path + (v4 ? ".cidr_block" : ".ipv6_cidr_block"))) {
+    if (!skip_.empty() && skipped(at("subnets", subnets_.at(subnet->id)) +
+                                  (v4 ? ".cidr_block" : ".ipv6_cidr_block"))) {
       return;
     }
     if (!block) {
-      error(path, eni.location,
+      error(path(), eni.location,
             "IPv6 address " + a.toString() + " but subnet '" + subnet->id +
                 "' has no ipv6_cidr_block",
             "give the subnet an ipv6_cidr_block");
@@ -769,7 +791,7 @@ class Validator {
       return;  // reported on the subnet
     }
     if (!block->contains(a)) {
-      error(path, eni.location,
+      error(path(), eni.location,
             "address " + a.toString() + " is outside subnet '" + subnet->id + "' (" +
                 block->toString() + ")",
             "choose an address inside the subnet");
@@ -777,7 +799,7 @@ class Validator {
     }
     for (int64_t k = 0; k < 4; ++k) {
       if (a == block->first().plus(k)) {
-        error(path, eni.location,
+        error(path(), eni.location,
               "address " + a.toString() + " is reserved in subnet '" + subnet->id +
                   "' (AWS reserves the first four addresses" + (v4 ? " and the last" : "") + ")",
               "use " + block->first().plus(4).toString() + " or above");
@@ -785,7 +807,7 @@ class Validator {
       }
     }
     if (v4 && a == block->last()) {
-      error(path, eni.location,
+      error(path(), eni.location,
             "address " + a.toString() + " is the broadcast address of subnet '" + subnet->id + "'",
             "AWS reserves the last address of each subnet");
     }
@@ -793,8 +815,12 @@ class Validator {
 
   void checkInterfaces() {
     checkIds(p_.network_interfaces, "network_interfaces", "network interface");
-    std::map<std::string, std::string, std::less<>> macs;  // mac -> eni id
-    std::map<IpAddress, std::string> addresses;            // address -> eni id
+    // Tens of thousands of entries at 100k flows, built and dropped on every load: from one pool
+    // (a node allocation each from the heap of a daemon holding 100k flows cost more than the
+    // checks themselves).
+    std::pmr::monotonic_buffer_resource pool;
+    std::pmr::map<uint64_t, const std::string*> macs(&pool);        // mac (48 bits) -> eni id
+    std::pmr::map<IpAddress, const std::string*> addresses(&pool);  // address -> eni id
     for (size_t i = 0; i < p_.network_interfaces.size(); ++i) {
       const auto& eni = p_.network_interfaces[i];
       const std::string path = at("network_interfaces", i);
@@ -823,10 +849,10 @@ class Validator {
             error(mac_path, eni.location, "'" + *mac + "' is a multicast MAC address",
                   "the lowest bit of the first octet must be 0; e.g. 02:...");
           }
-          auto [it, inserted] = macs.emplace(*mac, eni.id);
+          auto [it, inserted] = macs.emplace(std::stoull(hexDigits(*mac), nullptr, 16), &eni.id);
           if (!inserted) {
             error(mac_path, eni.location,
-                  "MAC address " + *mac + " is already used by interface '" + it->second + "'",
+                  "MAC address " + *mac + " is already used by interface '" + *it->second + "'",
                   "every interface needs its own MAC");
           }
         }
@@ -839,23 +865,23 @@ class Validator {
       const auto checkList = [&](const std::vector<IpAddress>& list, const std::string& field,
                                  IpFamily family) {
         for (size_t j = 0; j < list.size(); ++j) {
-          const std::string apath = at(path + "." + field, j);
-          if (skipped(apath)) {
+          const auto apath = [&] { return at(path + "." + field, j); };
+          if (!skip_.empty() && skipped(apath())) {
             continue;
           }
           const IpAddress& a = list[j];
           if (a.family != family) {
-            error(apath, eni.location,
+            error(apath(), eni.location,
                   "'" + a.toString() + "' is not an " +
                       (family == IpFamily::kV4 ? "IPv4" : "IPv6") + " address",
                   family == IpFamily::kV4 ? "IPv6 addresses go in ipv6_addresses"
                                           : "IPv4 addresses go in private_ip_addresses");
             continue;
           }
-          auto [it, inserted] = addresses.emplace(a, eni.id);
+          auto [it, inserted] = addresses.emplace(a, &eni.id);
           if (!inserted) {
-            error(apath, eni.location,
-                  "address " + a.toString() + " is already used by interface '" + it->second + "'",
+            error(apath(), eni.location,
+                  "address " + a.toString() + " is already used by interface '" + *it->second + "'",
                   "addresses are unique in a VPC");
             continue;
           }

@@ -15,6 +15,7 @@
 #include "daemon/check_command.h"
 #include "daemon/config_loader.h"
 #include "tests/harness/paths.h"
+#include "translator/ip.h"
 
 namespace vpcguard::config {
 namespace {
@@ -495,7 +496,11 @@ TEST(ConfigLoader, TrafficMirroringDefaultsAndFieldLocations) {
   // AWS's quotas when [quotas] does not name them.
   EXPECT_EQ(model::Quotas{}.traffic_mirror_sessions_per_interface, 3);
   EXPECT_EQ(model::Quotas{}.traffic_mirror_filter_rules, 10);
-  const auto& locs = p.field_locations;
+  // A valid load keeps no field locations (only diagnostics need them); the parser records them.
+  EXPECT_TRUE(p.field_locations.empty());
+  const auto parsed = parseDocuments({Document{"t.toml", std::string(kVpc) + kMirroring}});
+  ASSERT_TRUE(parsed.diagnostics.empty());
+  const auto& locs = parsed.policy.field_locations;
   ASSERT_EQ(locs.count("traffic_mirror_filters[0].ingress_rules[1].destination_port_range"), 1u);
   EXPECT_EQ(locs.at("traffic_mirror_filters[0].ingress_rules[1].destination_port_range").line, 52);
   ASSERT_EQ(locs.count("traffic_mirror_filters[0].ingress_rules[1].destination_port_range.to_port"),
@@ -731,6 +736,21 @@ TEST(ConfigFiles, SyntaxErrorInOneFileStillReportsOthers) {
   EXPECT_EQ(diags[0].path, "vpc.bogus");
   EXPECT_EQ(fs::path(diags[1].location.file).filename(), "b.toml");
   EXPECT_EQ(diags[1].location.line, 1);
+}
+
+// What validation (also of models that did not come from TOML: the API, import-aws) accepts as a
+// MAC: six pairs of hex digits and colons, nothing sscanf would also have taken.
+TEST(CanonicalMac, SixPairsOfHexDigitsLowerCased) {
+  auto mac = canonicalMac("02:0A:bC:00:ff:10");
+  ASSERT_TRUE(mac.has_value());
+  EXPECT_EQ(*mac, "02:0a:bc:00:ff:10");
+  for (const char* bad : {"", "02:00:00:00:00", "02:00:00:00:00:1", "02:00:00:00:00:100",
+                          " 2:00:00:00:00:01", "+2:00:00:00:00:01", "02-00-00-00-00-01",
+                          "0x:00:00:00:00:01", "02:00:00:00:00:0g", "02:00:00:00:00:01 "}) {
+    auto r = canonicalMac(bad);
+    ASSERT_FALSE(r.has_value()) << bad;
+    EXPECT_NE(r.error().message.find("is not a MAC address"), std::string::npos);
+  }
 }
 
 }  // namespace

@@ -1,0 +1,239 @@
+// config::PolicyLoader: a reload of a config directory parses only the files that changed, and
+// gives exactly what a fresh loadPolicy() of the same files gives: the same policy, or the same
+// diagnostics with the same file, line and column.
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "daemon/config_loader.h"
+#include "state/store.h"
+#include "tests/harness/paths.h"
+
+namespace vpcguard::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A temporary directory removed at the end of the test, also when it fails.
+class ConfigDir {
+ public:
+  ConfigDir() {
+    std::string tmpl = (fs::temp_directory_path() / "vpcguard-loader-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) {
+      ADD_FAILURE() << "mkdtemp failed";
+    }
+    path_ = tmpl;
+  }
+  ~ConfigDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  ConfigDir(const ConfigDir&) = delete;
+  ConfigDir& operator=(const ConfigDir&) = delete;
+
+  [[nodiscard]] const fs::path& path() const { return path_; }
+  void write(const std::string& name, const std::string& text) const {
+    std::ofstream(path_ / name) << text;
+  }
+  void remove(const std::string& name) const { fs::remove(path_ / name); }
+
+ private:
+  fs::path path_;
+};
+
+std::string readFile(const fs::path& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Every object kind the loader knows, one top-level table per file ("000.toml", "001.toml", ...,
+// cut where a line starts a table such as [vpc] or [[subnets]]): the lab, its mirroring and flow
+// logs, and a prefix list and quotas.
+void writeEveryKindOneTablePerFile(const ConfigDir& dir) {
+  const std::string text =
+      readFile(test::sourceDir() + "/configs/lab.toml") +
+      readFile(test::sourceDir() + "/configs/lab-mirror/mirror.toml") +
+      readFile(test::sourceDir() + "/configs/lab-flowlogs/flow-logs.toml") +
+      "[[prefix_lists]]\nid = \"pl-office\"\nmax_entries = 5\nentries = [\"192.0.2.0/24\"]\n"
+      "[quotas]\nrules_per_network_acl = 30\n";
+  static const std::regex kTopLevel(R"(^\[\[?[a-z_]+\]\]?$)");
+  std::vector<std::string> files(1);
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (std::regex_match(line, kTopLevel) && !files.back().empty()) {
+      files.emplace_back();
+    }
+    files.back() += line + "\n";
+  }
+  ASSERT_GT(files.size(), 20u);
+  for (size_t i = 0; i < files.size(); ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "%03zu.toml", i);
+    dir.write(name, files[i]);
+  }
+}
+
+// The whole policy as the state database would store it: every field of every object, but no
+// source locations (which differ by design: a reused file's objects keep theirs).
+std::string stored(const model::Policy& policy) {
+  return state::changeOperations(state::Replica{}, policy).dump();
+}
+
+// The file of `dir` that defines security group `id` (not one that merely references it).
+std::string fileDefiningGroup(const ConfigDir& dir, const std::string& id) {
+  for (const auto& entry : fs::directory_iterator(dir.path())) {
+    if (readFile(entry.path()).find("\nid = \"" + id + "\"") != std::string::npos) {
+      return entry.path().filename();
+    }
+  }
+  return "";
+}
+
+// The loader's result equals a fresh loadPolicy() of the same directory.
+void expectSameAsFreshLoad(PolicyLoader& loader, const fs::path& dir) {
+  auto cached = loader.load(dir);
+  auto fresh = loadPolicy(dir);
+  ASSERT_EQ(cached.has_value(), fresh.has_value());
+  if (fresh.has_value()) {
+    EXPECT_EQ(stored(*cached), stored(*fresh));
+    return;
+  }
+  const auto& a = cached.error().diagnostics;
+  const auto& b = fresh.error().diagnostics;
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(formatDiagnostic(a[i]), formatDiagnostic(b[i]));
+  }
+}
+
+TEST(PolicyLoader, ReloadParsesOnlyChangedFilesAndMergesAsAFreshLoad) {
+  ConfigDir dir;
+  writeEveryKindOneTablePerFile(dir);
+  const size_t files = static_cast<size_t>(
+      std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()));
+  PolicyLoader loader;
+  expectSameAsFreshLoad(loader, dir.path());
+  EXPECT_EQ(loader.lastCounts().parsed, files);
+  EXPECT_EQ(loader.lastCounts().reused, 0u);
+
+  // Nothing changed (a SIGHUP): nothing parsed.
+  expectSameAsFreshLoad(loader, dir.path());
+  EXPECT_EQ(loader.lastCounts().parsed, 0u);
+  EXPECT_EQ(loader.lastCounts().reused, files);
+
+  // One group gains a rule: that file alone is parsed, and the rule is there.
+  const std::string web = fileDefiningGroup(dir, "sg-web");
+  ASSERT_FALSE(web.empty());
+  dir.write(web, readFile(dir.path() / web) +
+                     "\n[[security_groups.ingress]]\nip_protocol = \"tcp\"\n"
+                     "from_port = 8443\nto_port = 8443\ncidr_ipv4 = \"198.51.100.0/24\"\n");
+  expectSameAsFreshLoad(loader, dir.path());
+  EXPECT_EQ(loader.lastCounts().parsed, 1u);
+  EXPECT_EQ(loader.lastCounts().reused, files - 1);
+  auto policy = loader.load(dir.path());
+  ASSERT_TRUE(policy.has_value());
+  bool found = false;
+  for (const auto& g : policy->security_groups) {
+    for (const auto& r : g.ingress) {
+      found = found || (g.id == "sg-web" && r.ports && r.ports->from == 8443);
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(PolicyLoader, ProblemsAreReportedAsByAFreshLoadAndTheFixIsPickedUp) {
+  ConfigDir dir;
+  writeEveryKindOneTablePerFile(dir);
+  PolicyLoader loader;
+  ASSERT_TRUE(loader.load(dir.path()).has_value());
+  const std::string first = readFile(dir.path() / "001.toml");
+  const std::string second = readFile(dir.path() / "002.toml");
+
+  // A syntax error in one file; then a type error in another.
+  dir.write("001.toml", first + "\nbroken = [\n");
+  expectSameAsFreshLoad(loader, dir.path());
+  dir.write("001.toml", first);
+  dir.write("002.toml", second + "oops = 1\n");
+  expectSameAsFreshLoad(loader, dir.path());
+  auto bad = loader.load(dir.path());
+  ASSERT_FALSE(bad.has_value());
+  ASSERT_FALSE(bad.error().diagnostics.empty());
+  EXPECT_EQ(fs::path(bad.error().diagnostics[0].location.file).filename(), "002.toml");
+  dir.write("002.toml", second);
+  expectSameAsFreshLoad(loader, dir.path());
+  EXPECT_EQ(loader.lastCounts().parsed, 1u);  // only the file that was fixed
+
+  // Valid files, invalid together: an interface's group removed with its file. Validation's
+  // diagnostics carry the line of the field, which only the located parse knows.
+  const std::string web_file = fileDefiningGroup(dir, "sg-web");
+  ASSERT_FALSE(web_file.empty());
+  const std::string web = readFile(dir.path() / web_file);
+  dir.remove(web_file);
+  expectSameAsFreshLoad(loader, dir.path());
+  auto dangling = loader.load(dir.path());
+  ASSERT_FALSE(dangling.has_value());
+  bool located = false;
+  for (const auto& d : dangling.error().diagnostics) {
+    located = located || (d.message.find("sg-web") != std::string::npos && d.location.line > 1);
+  }
+  EXPECT_TRUE(located) << dangling.error().toError().message;
+
+  // Put back: loads again, and the same as a fresh load.
+  dir.write(web_file, web);
+  expectSameAsFreshLoad(loader, dir.path());
+  EXPECT_TRUE(loader.load(dir.path()).has_value());
+}
+
+TEST(PolicyLoader, VpcMovedOrDefinedTwiceAcrossFiles) {
+  ConfigDir dir;
+  writeEveryKindOneTablePerFile(dir);
+  PolicyLoader loader;
+  ASSERT_TRUE(loader.load(dir.path()).has_value());
+  const std::string vpc_file = "001.toml";  // 000.toml holds the lab's opening comment
+  const std::string vpc = readFile(dir.path() / vpc_file);
+  ASSERT_EQ(vpc.rfind("[vpc]", 0), 0u) << vpc;
+
+  // [vpc] in two files: the fresh load's error, naming the second file.
+  dir.write("zz-second-vpc.toml", vpc);
+  expectSameAsFreshLoad(loader, dir.path());
+  dir.remove("zz-second-vpc.toml");
+
+  // [vpc] moved to the last file: both changed files are parsed, the rest reused.
+  dir.remove(vpc_file);
+  dir.write("zz-vpc.toml", vpc);
+  expectSameAsFreshLoad(loader, dir.path());
+  auto moved = loader.load(dir.path());
+  ASSERT_TRUE(moved.has_value()) << moved.error().toError().message;
+  EXPECT_EQ(fs::path(moved->vpc.location.file).filename(), "zz-vpc.toml");
+
+  // No [vpc] at all.
+  dir.remove("zz-vpc.toml");
+  expectSameAsFreshLoad(loader, dir.path());
+}
+
+// One file (not a directory): a reload of the same content parses nothing, a changed one all.
+TEST(PolicyLoader, SingleFile) {
+  ConfigDir dir;
+  dir.write("policy.toml", readFile(test::sourceDir() + "/configs/lab.toml"));
+  PolicyLoader loader;
+  expectSameAsFreshLoad(loader, dir.path() / "policy.toml");
+  expectSameAsFreshLoad(loader, dir.path() / "policy.toml");
+  EXPECT_EQ(loader.lastCounts().parsed, 0u);
+  dir.write("policy.toml", readFile(test::sourceDir() + "/configs/lab.toml") + "# edited\n");
+  expectSameAsFreshLoad(loader, dir.path() / "policy.toml");
+  EXPECT_EQ(loader.lastCounts().parsed, 1u);
+}
+
+}  // namespace
+}  // namespace vpcguard::config
