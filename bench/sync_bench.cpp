@@ -1,14 +1,17 @@
 // sync_bench: keeping Open vSwitch in sync with the policy at 1k..100k flows (issue 5), next to
 // ovs-ofctl doing the same switch work in the same run.
 //
-//   sync_bench [--sizes 1000,10000,100000] [--changes N] [--json] [--no-daemon]
+//   sync_bench [--sizes 1000,10000,100000] [--changes N] [--json] [--no-daemon] [--single-file]
 //
 // For each size, a policy of about that many flows (configs/gen-large.py; the shape is printed)
-// with every interface attached as a dummy port of a sandboxed switch:
+// with every interface attached as a dummy port of a sandboxed switch. The policy is a config
+// directory (gen-large.py --output-dir: one file per security group, interfaces 250 to a file), as
+// on a host where config management writes one file per group; a change rewrites one of them.
+// --single-file puts it all in one file, which a change then makes the loader parse whole:
 //  1. install: parse + translate + FlowSync::syncFull + barrier, versus
 //     `ovs-ofctl --bundle add-flows` of the same flows on a second bridge;
-//  2. one rule change, N times (alternately add and remove one SG ingress rule in the config
-//     file): from "the file was replaced" to "the flows are confirmed by a barrier", split into
+//  2. one rule change, N times (alternately add and remove one SG ingress rule in the last
+//     group's file): from "the file was replaced" to "the flows are confirmed by a barrier", split into
 //     parse, translate, diff (normalise + compare) and bundle + barrier; p50/p99. Baseline: the
 //     very same flow mods as one `ovs-ofctl --bundle add-flows` on the second bridge;
 //  3. full resync (FlowSync::syncFull, what vpcguardd does at start, reconnect and drift check)
@@ -31,6 +34,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <regex>
@@ -154,6 +158,44 @@ Result<void> replaceFile(const std::string& path, const std::string& text) {
   return {};
 }
 
+// A policy as the files of a config directory (name -> text); one file is {"policy.toml": text}.
+using ConfigFiles = std::map<std::string, std::string>;
+
+// The config the daemon (or the in-process enforcer) reads, in a directory of its own. write()
+// saves only the files that differ from the last write, each by rename, as a person editing one
+// file of a config directory would: a reload then finds exactly those files changed.
+class ConfigDir {
+ public:
+  ConfigDir(std::string dir, bool single_file) : dir_(std::move(dir)), single_file_(single_file) {
+    std::filesystem::create_directories(dir_);
+  }
+  // What vpcguardd's --config names: the directory, or its one file.
+  [[nodiscard]] std::string path() const { return single_file_ ? dir_ + "/policy.toml" : dir_; }
+
+  Result<void> write(const ConfigFiles& files) {
+    for (const auto& [name, text] : files) {
+      if (auto it = written_.find(name); it != written_.end() && it->second == text) {
+        continue;
+      }
+      if (auto r = replaceFile(dir_ + "/" + name, text); !r) {
+        return r;
+      }
+    }
+    for (const auto& [name, text] : written_) {
+      if (files.count(name) == 0) {
+        std::filesystem::remove(dir_ + "/" + name);
+      }
+    }
+    written_ = files;
+    return {};
+  }
+
+ private:
+  std::string dir_;
+  bool single_file_;
+  ConfigFiles written_;
+};
+
 // A private temp dir (/tmp/vgt.*, so tests/cleanup-leftovers.sh knows it), removed at the end,
 // also on Ctrl-C.
 class WorkDir {
@@ -239,6 +281,7 @@ class TimedChannel final : public ovs::OpenFlowChannel {
 
 // What vpcguardd keeps between changes (Daemon's policy_, indices_, ofports_, sync_).
 struct Enforcer {
+  config::PolicyLoader loader;  // as vpcguardd's: a reload parses only the files that changed
   std::map<std::string, int> ofports;
   std::map<std::string, uint16_t> indices;
   std::optional<model::Policy> policy;
@@ -258,6 +301,8 @@ struct ChangeTiming {
   // CPU time of this thread in the steps above (bundle: encoding only, the rest is the switch's).
   double parse_cpu_ms = 0;
   double apply_cpu_ms = 0;  // translate + diff + bundle (PolicyEngine::apply)
+  size_t files_parsed = 0;     // config files read again ...
+  size_t files_unchanged = 0;  // ... and those whose earlier parse was reused
   SyncReport report;
 };
 
@@ -273,10 +318,12 @@ Result<ChangeTiming> applyChangedPolicy(Enforcer& e, const std::string& config_p
   e.channel->reset();
   const auto start = Clock::now();
   const double cpu0 = bench::threadCpuMs();
-  auto loaded = config::loadPolicy(config_path);
+  auto loaded = e.loader.load(config_path);
   if (!loaded) {
     return makeError("config: " + loaded.error().toError().message);
   }
+  t.files_parsed = e.loader.lastCounts().parsed;
+  t.files_unchanged = e.loader.lastCounts().reused;
   auto indices = assignInterfaceIndices(*loaded, e.indices);
   if (!indices) {
     return tl::unexpected(indices.error());
@@ -422,8 +469,8 @@ Json resyncJson(const ResyncTiming& t, double ofctl_ms,
 
 class SizeRun {
  public:
-  SizeRun(size_t target, int changes, bool daemon)
-      : target_(target), changes_(changes), daemon_(daemon) {}
+  SizeRun(size_t target, int changes, bool daemon, bool single_file)
+      : target_(target), changes_(changes), daemon_(daemon), single_file_(single_file) {}
 
   Result<Json> run(std::string& text) {
     const double load_start = loadAverage();
@@ -462,32 +509,57 @@ class SizeRun {
       return tl::unexpected(work.error());
     }
     work_ = std::move(*work);
-    base_path_ = work_->path() + "/base.toml";
-    progress(tag() + " generating the policy: gen-large.py " + shape_.args());
+    const std::string base_path = work_->path() + (single_file_ ? "/base.toml" : "/base.d");
+    progress(tag() + " generating the policy: gen-large.py " + shape_.args() +
+             (single_file_ ? "" : " --output-dir"));
     if (auto r = test::runChecked(
             "python3 " + test::shellQuote(test::sourceDir() + "/configs/gen-large.py") + " " +
-                shape_.args() + " -o " + test::shellQuote(base_path_),
+                shape_.args() + (single_file_ ? " -o " : " --output-dir ") +
+                test::shellQuote(base_path),
             std::chrono::seconds(300));
         !r) {
       return tl::unexpected(r.error());
     }
-    auto text = readText(base_path_);
-    if (!text) {
-      return tl::unexpected(text.error());
+    if (single_file_) {
+      auto text = readText(base_path);
+      if (!text) {
+        return tl::unexpected(text.error());
+      }
+      base_["policy.toml"] = std::move(*text);
+    } else {
+      for (const auto& entry : std::filesystem::directory_iterator(base_path)) {
+        auto text = readText(entry.path().string());
+        if (!text) {
+          return tl::unexpected(text.error());
+        }
+        base_[entry.path().filename().string()] = std::move(*text);
+      }
     }
-    base_text_ = std::move(*text);
+    // The file a change edits: the one with the last security group.
+    std::string target;
+    for (const auto& [name, text] : base_) {
+      if (text.find("[[security_groups]]") != std::string::npos) {
+        target = name;
+      }
+    }
+    if (target.empty()) {
+      return makeError("generated config has no security group");
+    }
     // The change texts, checked once: each must be a valid config.
     for (int i = 0; i < changes_; ++i) {
+      change_texts_.push_back(base_);
       if (i % 2 == 1) {
-        change_texts_.push_back(base_text_);
         continue;
       }
-      auto t = withExtraRule(base_text_, i);
+      auto t = withExtraRule(base_.at(target), i);
       if (!t) {
         return tl::unexpected(t.error());
       }
-      change_texts_.push_back(std::move(*t));
+      change_texts_.back()[target] = std::move(*t);
     }
+    line("config", single_file_ ? std::string("one file (--single-file)")
+                                : fmt::format("a directory of {} files; a change edits {}",
+                                              base_.size(), target));
     return {};
   }
 
@@ -504,15 +576,16 @@ class SizeRun {
         return tl::unexpected(r.error());
       }
     }
-    const std::string config = sb.dir() + "/policy.toml";
-    if (auto r = replaceFile(config, base_text_); !r) {
+    config_ = std::make_unique<ConfigDir>(sb.dir() + "/config", single_file_);
+    const std::string config = config_->path();
+    if (auto r = config_->write(base_); !r) {
       return tl::unexpected(r.error());
     }
 
     // Install: as vpcguardd at start-up (load, translate, syncFull), plus a barrier.
     Enforcer e;
     const auto parse_start = Clock::now();
-    auto loaded = config::loadPolicy(config);
+    auto loaded = e.loader.load(config);
     if (!loaded) {
       return makeError("config: " + loaded.error().toError().message);
     }
@@ -630,12 +703,14 @@ class SizeRun {
   Result<void> changes(test::OvsSandbox& sb, Enforcer& e) {
     Samples total, parse, translate_ms, diff, bundle, ofctl, parse_cpu, apply_cpu;
     std::vector<std::string> diffs;
-    const std::string config = sb.dir() + "/policy.toml";
+    const std::string config = config_->path();
     const std::string mods_file = sb.dir() + "/change.txt";
+    size_t files_parsed = 0;
+    size_t files_unchanged = 0;
     e.channel->keep_mods = true;
     for (int i = 0; i < changes_; ++i) {
       progress(tag() + fmt::format(" change {}/{}", i + 1, changes_));
-      if (auto r = replaceFile(config, change_texts_[static_cast<size_t>(i)]); !r) {
+      if (auto r = config_->write(change_texts_[static_cast<size_t>(i)]); !r) {
         return r;
       }
       auto t = applyChangedPolicy(e, config);
@@ -647,6 +722,8 @@ class SizeRun {
             fmt::format("change {} changed no flow: the benchmark measures nothing", i + 1));
       }
       expected_flows_.push_back(e.flows.size());
+      files_parsed = std::max(files_parsed, t->files_parsed);
+      files_unchanged = std::max(files_unchanged, t->files_unchanged);
       total.add(t->total_ms);
       parse.add(t->parse_ms);
       translate_ms.add(t->translate_ms);
@@ -669,7 +746,7 @@ class SizeRun {
     }
     if (changes_ % 2 == 1) {
       // Back to the base policy (not timed), so the resyncs below work on the table printed.
-      if (auto r = replaceFile(config, base_text_); !r) {
+      if (auto r = config_->write(base_); !r) {
         return r;
       }
       if (auto t = applyChangedPolicy(e, config); !t) {
@@ -696,7 +773,9 @@ class SizeRun {
     line("change_flow_mods", d + " (flows added ~modified -deleted)");
     line("change_ms_p50_p99", fmt::format("{:.2f} {:.2f} (n={}; config file replaced -> barrier)",
                                           total.p50(), total.p99(), total.v.size()));
-    line("  parse_ms_p50_p99", fmt::format("{:.2f} {:.2f}", parse.p50(), parse.p99()));
+    line("  parse_ms_p50_p99",
+         fmt::format("{:.2f} {:.2f} (files parsed {}, reused unchanged {})", parse.p50(),
+                     parse.p99(), files_parsed, files_unchanged));
     line("  translate_ms_p50_p99",
          fmt::format("{:.2f} {:.2f}", translate_ms.p50(), translate_ms.p99()));
     line("  diff_ms_p50_p99",
@@ -719,6 +798,8 @@ class SizeRun {
                       {"flow_mods", diffs},
                       {"total_ms", pj(total)},
                       {"parse_ms", pj(parse)},
+                      {"files_parsed", files_parsed},
+                      {"files_unchanged", files_unchanged},
                       {"translate_ms", pj(translate_ms)},
                       {"diff_ms", pj(diff)},
                       {"bundle_barrier_ms", pj(bundle)},
@@ -888,10 +969,9 @@ class SizeRun {
     if (auto r = sb.addBridge(bridge); !r) {
       return tl::unexpected(r.error());
     }
-    const std::string config_dir = sb.dir() + "/config";
-    std::filesystem::create_directories(config_dir);
-    const std::string config = config_dir + "/policy.toml";
-    if (auto r = replaceFile(config, base_text_); !r) {
+    ConfigDir config_dir(sb.dir() + "/config", single_file_);
+    const std::string config = config_dir.path();
+    if (auto r = config_dir.write(base_); !r) {
       return r;
     }
     auto policy = config::loadPolicy(config);
@@ -973,10 +1053,10 @@ class SizeRun {
 
     // Replaces the config with `text` and waits until the daemon reports its sync of `want`
     // flows: the end-to-end time is added to `e2e`, the daemon's own sync time to `apply`.
-    const auto change = [&](const std::string& text, size_t want, const std::string& what,
+    const auto change = [&](const ConfigFiles& files, size_t want, const std::string& what,
                             Samples* e2e_samples, Samples* apply_samples) -> Result<void> {
       const auto t0 = Clock::now();
-      if (auto r = replaceFile(config, text); !r) {
+      if (auto r = config_dir.write(files); !r) {
         return r;
       }
       const auto change_deadline = t0 + std::chrono::seconds(120);
@@ -1045,7 +1125,7 @@ class SizeRun {
       scrape_ms.add(msSince(t0));
     }
     if (changes_ % 2 == 1) {  // back to the base policy, so the changes apply again
-      if (auto r = change(base_text_, flows, "the return to the base policy", nullptr, nullptr);
+      if (auto r = change(base_, flows, "the return to the base policy", nullptr, nullptr);
           !r) {
         return r;
       }
@@ -1173,9 +1253,10 @@ class SizeRun {
   bool daemon_;
   Shape shape_;
   std::unique_ptr<WorkDir> work_;
-  std::string base_path_;
-  std::string base_text_;
-  std::vector<std::string> change_texts_;
+  bool single_file_;
+  ConfigFiles base_;
+  std::vector<ConfigFiles> change_texts_;
+  std::unique_ptr<ConfigDir> config_;  // the in-process part's
   std::vector<size_t> expected_flows_;  // desired flows after each change
   std::string lines_;
   Json out_;
@@ -1197,11 +1278,15 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   app.add_flag("--json", json, "Print the figures as JSON");
   app.add_flag("--no-daemon", no_daemon, "Skip the vpcguardd process (memory, end-to-end changes)");
+  bool single_file = false;
+  app.add_flag("--single-file", single_file,
+               "The policy as one file (a change then parses all of it), not a config directory "
+               "of one file per security group");
   CLI11_PARSE(app, argc, argv);
 
   Json all = Json::array();
   for (size_t size : sizes) {
-    SizeRun run(size, changes, !no_daemon);
+    SizeRun run(size, changes, !no_daemon, single_file);
     std::string text;
     auto r = run.run(text);
     if (!r) {
