@@ -120,7 +120,12 @@ void FlowLogRunner::update(const model::Policy& policy,
     readLearned(openflow, now);
   }
   coverage_ = std::move(coverage);
-  publish(collector_.setPolicy(policy, flowlog::makeView(policy, indices, rule_names), now));
+  // Without a flow log, now or open from before, there is nothing to attribute samples to: the
+  // view of every interface and rule (rebuilt on every sync, a cost that grows with the policy)
+  // waits for the first flow log.
+  if (any) {
+    publish(collector_.setPolicy(policy, flowlog::makeView(policy, indices, rule_names), now));
+  }
   if (policy.flow_logs.empty()) {
     baseline_read_ = false;  // counting flows may go on counting unread until a flow log returns
   } else if (openflow != nullptr && !baseline_read_) {

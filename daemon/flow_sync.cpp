@@ -88,10 +88,19 @@ bool conjunctionsOnly(std::string_view actions) {
 
 std::map<uint8_t, size_t> FlowSync::installedPerTable() const {
   std::map<uint8_t, size_t> out;
-  for (const auto& flow : installed_) {
-    ++out[flow.table];
+  for (size_t table = 0; table < per_table_.size(); ++table) {
+    if (per_table_[table] != 0) {
+      out.emplace(static_cast<uint8_t>(table), per_table_[table]);
+    }
   }
   return out;
+}
+
+void FlowSync::recountPerTable() {
+  per_table_.fill(0);
+  for (const auto& flow : installed_) {
+    ++per_table_[flow.table];
+  }
 }
 
 Result<FlowSync::Table> FlowSync::normalized(const std::vector<Flow>& flows) {
@@ -130,6 +139,7 @@ Result<void> FlowSync::readInstalled() {
     }
     installed_.insert(std::move(f.flow));
   }
+  recountPerTable();
   return {};
 }
 
@@ -223,6 +233,7 @@ Result<SyncReport> FlowSync::applyDiff(Table target) {
     target.insert(next, std::move(node));
   }
   installed_ = std::move(target);
+  recountPerTable();
   report.duration = std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::steady_clock::now() - start);
   return report;
@@ -341,9 +352,11 @@ Result<SyncReport> FlowSync::applyDelta(const FlowDelta& delta) {
   }
   for (auto& [key, change] : changes) {
     if (auto it = installed_.find(idOf(key)); it != installed_.end()) {
+      --per_table_[it->table];
       installed_.erase(it);
     }
     if (change.next) {
+      ++per_table_[change.next->table];
       installed_.insert(std::move(*change.next));
     }
   }

@@ -22,6 +22,7 @@
 // is (a restarted daemon rewrites nothing that is already right); what differs is written with
 // the current generation, and stale flows of any generation go in the same atomic bundle.
 
+#include <array>
 #include <chrono>
 #include <functional>
 #include <cstddef>
@@ -75,6 +76,8 @@ class FlowSync {
   // Called before each call that waits for the switch (a dump, a bundle): the daemon pings its
   // service watchdog there, since one sync may wait for the switch twice in a row.
   void setBeforeSwitchCall(std::function<void()> hook) { before_switch_call_ = std::move(hook); }
+  // Kept up to date with the installed state (every status write asks; counting 100k flows
+  // each time cost as much as the change itself).
   [[nodiscard]] std::map<uint8_t, size_t> installedPerTable() const;
 
  private:
@@ -122,8 +125,12 @@ class FlowSync {
   }
   std::function<void()> before_switch_call_;
 
+  // After installed_ was replaced whole.
+  void recountPerTable();
+
   ovs::OpenFlowChannel& channel_;
   Table installed_;
+  std::array<size_t, 256> per_table_{};  // installed_'s flows by table
   // Desired text -> the switch's canonical form. Parsing with OVS's parser is the costly part
   // of a diff; a change re-parses only flows it has not seen before. Clause flows are cached
   // by their match alone (with "drop" for actions): OVS prints conjunction actions exactly as

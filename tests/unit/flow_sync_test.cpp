@@ -167,6 +167,41 @@ TEST(FlowSync, AFlowWrittenOtherwiseThanTheSwitchPrintsItIsHandledInTheSwitchsFo
   EXPECT_EQ(sync.applyDesired(spelled)->changes(), 0U);
 }
 
+// The per-table counts (status, metrics) follow every way the installed state changes.
+TEST(FlowSync, PerTableCountsFollowFullSyncsDeltasAndReads) {
+  FakeSwitch sw;
+  FlowSync sync(sw);
+  const auto counts = [&](std::initializer_list<std::pair<const uint8_t, size_t>> want) {
+    return std::map<uint8_t, size_t>(want);
+  };
+  ASSERT_TRUE(sync.syncFull(policy(1)).has_value());
+  EXPECT_EQ(sync.installedPerTable(),
+            counts({{pipeline::kClassify, 1}, {pipeline::kNaclOut, 1}, {pipeline::kDrop, 1}}));
+  FlowDelta delta;
+  delta.added.push_back(Flow{pipeline::kNaclOut, 39000, cookie(1, 9), "ip,nw_dst=10.0.3.0/24",
+                             "goto_table:41"});
+  delta.added.push_back(Flow{pipeline::kClassify, 100, cookie(1, 10), "in_port=2",
+                             "set_field:0x2->reg0,goto_table:10"});
+  delta.removed.push_back(policy(1)[1]);  // the drop table's flow
+  ASSERT_TRUE(sync.applyDelta(delta).has_value());
+  EXPECT_EQ(sync.installedPerTable(), counts({{pipeline::kClassify, 2}, {pipeline::kNaclOut, 2}}));
+  // A modified flow (same identity, other actions) counts once.
+  FlowDelta modified;
+  modified.removed.push_back(delta.added[1]);
+  modified.added.push_back(Flow{pipeline::kClassify, 100, cookie(1, 10), "in_port=2",
+                                "set_field:0x3->reg0,goto_table:10"});
+  ASSERT_TRUE(sync.applyDelta(modified).has_value());
+  EXPECT_EQ(sync.installedPerTable(), counts({{pipeline::kClassify, 2}, {pipeline::kNaclOut, 2}}));
+  // Someone else removes a flow: the next read counts what is there.
+  sw.table.erase(std::make_tuple(pipeline::kNaclOut, uint16_t{39000},
+                                 std::string("ip,nw_dst=10.0.3.0/24")));
+  ASSERT_TRUE(sync.readInstalled().has_value());
+  EXPECT_EQ(sync.installedPerTable(), counts({{pipeline::kClassify, 2}, {pipeline::kNaclOut, 1}}));
+  ASSERT_TRUE(sync.applyDesired(policy(1)).has_value());
+  EXPECT_EQ(sync.installedPerTable(),
+            counts({{pipeline::kClassify, 1}, {pipeline::kNaclOut, 1}, {pipeline::kDrop, 1}}));
+}
+
 TEST(FlowSync, ForeignFlowsInOurTablesAreDriftOthersAreLeftAlone) {
   FakeSwitch sw;
   FlowSync sync(sw);
