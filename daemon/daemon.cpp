@@ -133,6 +133,7 @@ bool Daemon::adoptPolicy(model::Policy policy, bool initial) {
     log->error("config_rejected error=\"{}\"", indices.error().message);
     return false;
   }
+  rollback_policy_ = std::move(policy_);
   policy_ = std::move(policy);
   const auto before = std::move(indices_);
   indices_ = std::move(*indices);
@@ -146,20 +147,22 @@ bool Daemon::adoptPolicy(model::Policy policy, bool initial) {
   return true;
 }
 
-Daemon::Install Daemon::installAdopted(std::optional<model::Policy> last_policy,
-                                       std::map<std::string, uint16_t> last_indices,
+Daemon::Install Daemon::installAdopted(std::map<std::string, uint16_t> last_indices,
                                        const char* reason) {
   applyConntrackTimeouts();
   if (apply(reason)) {
+    rollback_policy_.reset();
     return Install::kApplied;
   }
   if (connectionLost()) {
+    rollback_policy_.reset();
     return Install::kSwitchLost;  // the new policy goes in with the reconnect's resync
   }
   // The switch refused it (the bundle changed nothing): the old policy stays in force, in the
   // switch and here.
   logger("config")->warn("config_rolled_back reason=\"the switch rejected the new policy\"");
-  policy_ = std::move(last_policy);
+  policy_ = std::move(rollback_policy_);
+  rollback_policy_.reset();
   indices_ = std::move(last_indices);
   zones_to_flush_.clear();
   last_error_is_config_ = true;
@@ -300,7 +303,6 @@ bool Daemon::pollState(bool force, bool switch_up) {
   change_seen_["state"] = start;  // the latest read that brought a change
   const double receive_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   const bool first = !policy_.has_value();
-  auto last_policy = policy_;
   auto last_indices = indices_;
   const int64_t last_generation = status_.state_generation;
   if (!loadState(force, receive_ms)) {
@@ -311,6 +313,7 @@ bool Daemon::pollState(bool force, bool switch_up) {
     // Goes in with the reconnect's resync, which records it: state_generation in the status
     // always means "on the switch", so waiting for it is waiting for the barrier.
     state_pending_generation_ = generation;
+    rollback_policy_.reset();  // nothing to roll back on this switch
     writeStatus();
     return true;
   }
@@ -321,7 +324,7 @@ bool Daemon::pollState(bool force, bool switch_up) {
     recoverInterfaceIndices();
   }
   last_apply_.reset();
-  const auto outcome = installAdopted(std::move(last_policy), std::move(last_indices), "state");
+  const auto outcome = installAdopted(std::move(last_indices), "state");
   if (outcome == Install::kRolledBack) {
     status_.state_generation = last_generation;
     writeStatus();
@@ -1391,13 +1394,13 @@ int Daemon::run() {
     }
     if (reload_pending && Clock::now() >= reload_at) {
       reload_pending = false;
-      auto last_policy = policy_;
       auto last_indices = indices_;
       const bool loaded = loadConfig(false);
       const auto installed =
           loaded && !reconnect && !quiet
-              ? installAdopted(std::move(last_policy), std::move(last_indices), "config")
+              ? installAdopted(std::move(last_indices), "config")
               : Install::kSwitchLost;
+      rollback_policy_.reset();  // deferred: nothing to roll back on this switch
       // "deferred": valid but not on the switch yet; the reconnect's resync installs it.
       const char* result = "deferred";
       if (!loaded || installed == Install::kRolledBack) {

@@ -99,9 +99,8 @@ class Daemon {
   // A new policy was adopted: install it as a config reload does. kRolledBack: the switch
   // refused it and the last policy is back in force; kSwitchLost: reconnect.
   enum class Install { kApplied, kRolledBack, kSwitchLost };
-  [[nodiscard]] Install installAdopted(std::optional<model::Policy> last_policy,
-                                    std::map<std::string, uint16_t> last_indices,
-                                    const char* reason);
+  [[nodiscard]] Install installAdopted(std::map<std::string, uint16_t> last_indices,
+                                       const char* reason);
   [[nodiscard]] bool stateMode() const { return !options_.state.empty(); }
   // Opens the state database (its monitor's first reply is the whole replica). False when
   // unreachable: retried with backoff from the loop.
@@ -169,6 +168,9 @@ class Daemon {
   DaemonOptions options_;
   config::PolicyLoader loader_;  // a reload parses only the config files that changed
   std::optional<model::Policy> policy_;
+  // The policy adoptPolicy() replaced, until the new one is installed: what a refused install
+  // rolls back to (moved, not copied: a copy of a 100k-flow policy per change cost milliseconds).
+  std::optional<model::Policy> rollback_policy_;
   std::map<std::string, uint16_t> indices_;
   std::map<std::string, int> ofports_;                       // iface-id -> ofport on our bridge
   std::map<std::string, ovs::InterfaceInfo> attached_;       // Interface row uuid -> state

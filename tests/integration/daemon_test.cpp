@@ -465,6 +465,68 @@ TEST_F(DaemonTest, ARuleChangeFitsATableAtItsFlowLimit) {
   EXPECT_EQ(st.last_error, "") << log();
 }
 
+// A config change the switch refuses (a table capped at the flows it holds, and the change adds
+// one) is rolled back: the last policy stays in force, on the switch and in the daemon, so the
+// next change is computed from what is really installed.
+TEST_F(DaemonTest, AChangeTheSwitchRefusesIsRolledBackAndTheNextOneApplies) {
+  startWithDb();
+  const std::string br = sandbox_->bridgeTarget(kBridge);
+  const std::string before = flows();
+  std::set<int> tables;
+  {
+    std::istringstream in(before);
+    const std::regex table_re("table=([0-9]+)");
+    for (std::string line; std::getline(in, line);) {
+      std::smatch m;
+      if (line.find("tp_dst=5432") != std::string::npos && std::regex_search(line, m, table_re)) {
+        tables.insert(std::stoi(m[1]));
+      }
+    }
+  }
+  ASSERT_FALSE(tables.empty()) << before;
+  for (const int table : tables) {
+    VGT_ASSIGN_OR_FAIL(std::string dump, sandbox_->ofctl("dump-flows --no-stats " + br +
+                                                         " table=" + std::to_string(table)));
+    VGT_ASSERT_OK(sandbox_->vsctl("-- --id=@ft create Flow_Table flow_limit=" +
+                                  std::to_string(countFlows("actions=", dump)) +
+                                  " overflow_policy=refuse -- set Bridge " + kBridge +
+                                  " flow_tables:" + std::to_string(table) + "=@ft"));
+  }
+  const std::string base = readFile(config_);
+  const std::string rule = "from_port = 5432\n  to_port = 5432\n  referenced_group_id = \"sg-web\"";
+  ASSERT_NE(base.find(rule), std::string::npos);
+  const auto withPort = [&](int port) {
+    std::string text = base;
+    const std::string p = std::to_string(port);
+    const std::string more = "from_port = " + p + "\n  to_port = " + p +
+                             "\n  referenced_group_id = \"sg-web\"\n\n"
+                             "  [[security_groups.ingress]]\n  ip_protocol = \"tcp\"\n  ";
+    text.insert(text.find(rule), more);
+    return text;
+  };
+
+  // One more rule does not fit: refused, rolled back, reported.
+  writeConfig(withPort(6380));
+  ASSERT_TRUE(eventually([&] { return countInLog("config_rolled_back") > 0; })) << log();
+  EXPECT_EQ(flows(), before) << log();
+  VGT_ASSIGN_OR_FAIL(DaemonStatus refused, status());
+  EXPECT_NE(refused.last_error, "") << log();
+
+  // The cap goes. A drift repair puts back the policy in force, not the refused one.
+  VGT_ASSERT_OK(sandbox_->vsctl(std::string("clear Bridge ") + kBridge + " flow_tables"));
+  VGT_ASSERT_OK(sandbox_->ofctl("del-flows " + br + " table=" + std::to_string(*tables.begin()) +
+                                "," + kOurs));
+  ASSERT_TRUE(eventually([&] { return flows() == before; }, 5)) << flows() << log();
+  EXPECT_EQ(countFlows("tp_dst=6380"), 0U) << flows();
+  // The next change is computed from the policy still installed, and applies.
+  writeConfig(withPort(6381));
+  ASSERT_TRUE(eventually([&] { return countFlows("tp_dst=6381") > 0; })) << flows() << log();
+  EXPECT_EQ(countFlows("tp_dst=6380"), 0U) << flows();
+  EXPECT_GT(countFlows("tp_dst=5432"), 0U) << flows();
+  VGT_ASSIGN_OR_FAIL(DaemonStatus applied, status());
+  EXPECT_EQ(applied.last_error, "") << log();
+}
+
 // Drift is seen through the switch's flow monitor, not only by the periodic comparison (60 s by
 // default): each kind of tampering is repaired within a second. Foreign flows in our tables are
 // drift too; a flow in a table we do not use is left alone.
