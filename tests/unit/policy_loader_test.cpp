@@ -2,9 +2,7 @@
 // gives exactly what a fresh loadPolicy() of the same files gives: the same policy, or the same
 // diagnostics with the same file, line and column.
 
-#include <unistd.h>
-
-#include <cstdlib>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -17,38 +15,14 @@
 #include "daemon/config_loader.h"
 #include "state/store.h"
 #include "tests/harness/paths.h"
+#include "tests/harness/temp_dir.h"
 
 namespace vpcguard::config {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A temporary directory removed at the end of the test, also when it fails.
-class ConfigDir {
- public:
-  ConfigDir() {
-    std::string tmpl = (fs::temp_directory_path() / "vpcguard-loader-XXXXXX").string();
-    if (mkdtemp(tmpl.data()) == nullptr) {
-      ADD_FAILURE() << "mkdtemp failed";
-    }
-    path_ = tmpl;
-  }
-  ~ConfigDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  ConfigDir(const ConfigDir&) = delete;
-  ConfigDir& operator=(const ConfigDir&) = delete;
-
-  [[nodiscard]] const fs::path& path() const { return path_; }
-  void write(const std::string& name, const std::string& text) const {
-    std::ofstream(path_ / name) << text;
-  }
-  void remove(const std::string& name) const { fs::remove(path_ / name); }
-
- private:
-  fs::path path_;
-};
+using ConfigDir = test::TempDir;
 
 std::string readFile(const fs::path& path) {
   std::ifstream in(path);
@@ -118,7 +92,7 @@ void expectSameAsFreshLoad(PolicyLoader& loader, const fs::path& dir) {
 }
 
 TEST(PolicyLoader, ReloadParsesOnlyChangedFilesAndMergesAsAFreshLoad) {
-  ConfigDir dir;
+  ConfigDir dir("loader");
   writeEveryKindOneTablePerFile(dir);
   const size_t files = static_cast<size_t>(
       std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()));
@@ -153,7 +127,7 @@ TEST(PolicyLoader, ReloadParsesOnlyChangedFilesAndMergesAsAFreshLoad) {
 }
 
 TEST(PolicyLoader, ProblemsAreReportedAsByAFreshLoadAndTheFixIsPickedUp) {
-  ConfigDir dir;
+  ConfigDir dir("loader");
   writeEveryKindOneTablePerFile(dir);
   PolicyLoader loader;
   ASSERT_TRUE(loader.load(dir.path()).has_value());
@@ -196,7 +170,7 @@ TEST(PolicyLoader, ProblemsAreReportedAsByAFreshLoadAndTheFixIsPickedUp) {
 }
 
 TEST(PolicyLoader, VpcMovedOrDefinedTwiceAcrossFiles) {
-  ConfigDir dir;
+  ConfigDir dir("loader");
   writeEveryKindOneTablePerFile(dir);
   PolicyLoader loader;
   ASSERT_TRUE(loader.load(dir.path()).has_value());
@@ -224,7 +198,7 @@ TEST(PolicyLoader, VpcMovedOrDefinedTwiceAcrossFiles) {
 
 // One file (not a directory): a reload of the same content parses nothing, a changed one all.
 TEST(PolicyLoader, SingleFile) {
-  ConfigDir dir;
+  ConfigDir dir("loader");
   dir.write("policy.toml", readFile(test::sourceDir() + "/configs/lab.toml"));
   PolicyLoader loader;
   expectSameAsFreshLoad(loader, dir.path() / "policy.toml");
