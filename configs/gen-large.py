@@ -41,6 +41,12 @@ def parse_args(argv):
     p.add_argument("--output-dir", help="write the same policy as a config directory instead: "
                    "one file per security group, interfaces in files of 250, the rest by kind")
     a = p.parse_args(argv)
+    if a.output_dir and a.output != "-":
+        p.error("give -o or --output-dir, not both")
+    if a.output_dir and os.path.isdir(a.output_dir) and any(
+            n.endswith(".toml") for n in os.listdir(a.output_dir)):
+        p.error("%s already holds *.toml files: they would be merged with the new ones" %
+                a.output_dir)
     if a.interfaces < 1 or a.groups < 1 or a.rules < 1 or a.addresses_per_interface < 1:
         p.error("counts must be at least 1")
     if a.addresses_per_interface > USABLE_PER_V4_SUBNET:

@@ -1301,6 +1301,8 @@ Error LoadError::toError() const {
 
 namespace {
 
+inline constexpr size_t kPolicySizeWhenMergeWasWritten = 520;
+
 // The last step of every load: AWS's defaults filled in (validation passed).
 tl::expected<model::Policy, LoadError> resolved(model::Policy policy) {
   const model::SourceLocation vpc_location = policy.vpc.location;
@@ -1341,7 +1343,12 @@ tl::expected<model::Policy, LoadError> loadLocated(const std::vector<Document>& 
 }
 
 // The objects of one file, appended to the policy of the files before it (name order), as one
-// Loader reading them all would have put them.
+// Loader reading them all would have put them. A field model::Policy gains must be merged here
+// too: a policy that silently lost it would still validate. The size check below is the
+// reminder (x86-64 libstdc++, which both compilers here use; a new member changes it).
+static_assert(sizeof(model::Policy) == kPolicySizeWhenMergeWasWritten,
+              "model::Policy changed: merge its new field in appendObjects(), then update "
+              "kPolicySizeWhenMergeWasWritten");
 void appendObjects(model::Policy& into, const model::Policy& from) {
   const auto append = [](auto& to, const auto& more) {
     to.insert(to.end(), more.begin(), more.end());
@@ -1385,6 +1392,7 @@ PolicyLoader::PolicyLoader() = default;
 PolicyLoader::~PolicyLoader() = default;
 
 tl::expected<model::Policy, LoadError> PolicyLoader::load(const fs::path& path) {
+  counts_ = {};
   auto docs = readDocuments(path);
   if (!docs) {
     return tl::unexpected(LoadError{docs.error(), {}});

@@ -1191,6 +1191,7 @@ int Daemon::run() {
         if (!stateMode() && loadConfig(false)) {
           log->info("reload_requested by=SIGHUP (before connecting)");
         }
+        rollback_policy_.reset();  // nothing installed yet: nothing to roll back to
       }
     }
     backoff = std::min(backoff * 2, std::chrono::milliseconds(8000));

@@ -34,7 +34,11 @@ class TempDir {
   [[nodiscard]] const std::filesystem::path& path() const { return path_; }
   std::filesystem::path write(const std::string& name, const std::string& text) const {
     const auto file = path_ / name;
-    std::ofstream(file, std::ios::binary | std::ios::trunc) << text;
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out.flush()) {
+      ADD_FAILURE() << "cannot write " << file;
+    }
     return file;
   }
   void remove(const std::string& name) const {

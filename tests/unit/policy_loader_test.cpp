@@ -117,6 +117,13 @@ TEST(PolicyLoader, ReloadParsesOnlyChangedFilesAndMergesAsAFreshLoad) {
   EXPECT_EQ(loader.lastCounts().reused, files - 1);
   auto policy = loader.load(dir.path());
   ASSERT_TRUE(policy.has_value());
+  // Objects of files parsed earlier keep their own file and line.
+  for (const auto& eni : policy->network_interfaces) {
+    const std::string file = fs::path(eni.location.file).filename();
+    EXPECT_NE(readFile(dir.path() / file).find("id = \"" + eni.id + "\""), std::string::npos)
+        << eni.id << " located in " << file;
+    EXPECT_GT(eni.location.line, 0) << eni.id;
+  }
   bool found = false;
   for (const auto& g : policy->security_groups) {
     for (const auto& r : g.ingress) {
@@ -183,10 +190,11 @@ TEST(PolicyLoader, VpcMovedOrDefinedTwiceAcrossFiles) {
   expectSameAsFreshLoad(loader, dir.path());
   dir.remove("zz-second-vpc.toml");
 
-  // [vpc] moved to the last file: both changed files are parsed, the rest reused.
+  // [vpc] moved to a new last file: that file is parsed, the rest reused.
   dir.remove(vpc_file);
   dir.write("zz-vpc.toml", vpc);
   expectSameAsFreshLoad(loader, dir.path());
+  EXPECT_EQ(loader.lastCounts().parsed, 1u);
   auto moved = loader.load(dir.path());
   ASSERT_TRUE(moved.has_value()) << moved.error().toError().message;
   EXPECT_EQ(fs::path(moved->vpc.location.file).filename(), "zz-vpc.toml");
