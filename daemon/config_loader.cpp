@@ -1403,6 +1403,13 @@ tl::expected<model::Policy, LoadError> PolicyLoader::load(const fs::path& path) 
 tl::expected<model::Policy, LoadError> PolicyLoader::loadDocuments(
     const std::vector<Document>& documents) {
   counts_ = {};
+  if (documents.size() == 1) {
+    // One file: nothing to reuse when it changes, and keeping it would cost a copy of the whole
+    // policy per load (the cached objects into the merged policy).
+    cache_.clear();
+    counts_.parsed = 1;
+    return loadPolicyFromDocuments(documents);
+  }
   std::map<std::string, std::shared_ptr<const CachedFile>, std::less<>> next;
   bool clean = true;
   for (const auto& doc : documents) {

@@ -77,6 +77,7 @@ struct LoadError {
 // flows a one-rule change otherwise spends most of its time parsing files it has seen). The
 // merged policy is validated as a whole every time. A load with any problem, and the first load,
 // is the same as loadPolicy(): same result, same diagnostics. Files that failed are not kept.
+// A single file (not a directory) is parsed whole every time, as by loadPolicy().
 // It holds every file's text and parsed objects (a second copy of the policy's objects), and a
 // load copies the reused ones into the merged policy.
 class PolicyLoader {

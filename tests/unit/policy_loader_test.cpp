@@ -204,17 +204,30 @@ TEST(PolicyLoader, VpcMovedOrDefinedTwiceAcrossFiles) {
   expectSameAsFreshLoad(loader, dir.path());
 }
 
-// One file (not a directory): a reload of the same content parses nothing, a changed one all.
+// One file (not a directory) is loaded as loadPolicy() loads it, every time: a cache would
+// only add a copy of the policy. A directory reduced to one file drops what it had kept.
 TEST(PolicyLoader, SingleFile) {
   ConfigDir dir("loader");
   dir.write("policy.toml", readFile(test::sourceDir() + "/configs/lab.toml"));
   PolicyLoader loader;
   expectSameAsFreshLoad(loader, dir.path() / "policy.toml");
-  expectSameAsFreshLoad(loader, dir.path() / "policy.toml");
-  EXPECT_EQ(loader.lastCounts().parsed, 0u);
+  EXPECT_EQ(loader.lastCounts().parsed, 1u);
   dir.write("policy.toml", readFile(test::sourceDir() + "/configs/lab.toml") + "# edited\n");
   expectSameAsFreshLoad(loader, dir.path() / "policy.toml");
   EXPECT_EQ(loader.lastCounts().parsed, 1u);
+  EXPECT_EQ(loader.lastCounts().reused, 0u);
+  // As the only file of a directory, then with a second file next to it.
+  expectSameAsFreshLoad(loader, dir.path());
+  EXPECT_EQ(loader.lastCounts().parsed, 1u);
+  dir.write("zz-more.toml", "[[prefix_lists]]\nid = \"pl-more\"\nmax_entries = 2\n"
+                            "entries = [\"192.0.2.0/24\"]\n");
+  expectSameAsFreshLoad(loader, dir.path());
+  EXPECT_EQ(loader.lastCounts().parsed, 2u);
+  dir.write("zz-more.toml", "[[prefix_lists]]\nid = \"pl-more\"\nmax_entries = 3\n"
+                            "entries = [\"192.0.2.0/24\"]\n");
+  expectSameAsFreshLoad(loader, dir.path());
+  EXPECT_EQ(loader.lastCounts().parsed, 1u);
+  EXPECT_EQ(loader.lastCounts().reused, 1u);
 }
 
 }  // namespace
