@@ -26,6 +26,8 @@ PACKAGES=(
   libexpected-dev nlohmann-json3-dev libcli11-dev libssl-dev
   # xxHash, header-only: the digests keying vpcguardd's flow normalisation cache
   libxxhash-dev
+  # jemalloc, vpcguardd's allocator (CMakeLists.txt says why)
+  libjemalloc-dev
   # systemd integration of vpcguardd (sd_notify: Type=notify, watchdog) and the .deb's man pages
   libsystemd-dev help2man
   # the .deb (tests/package/deb_test.sh): dpkg-shlibdeps for its Depends, systemd-analyze verify
