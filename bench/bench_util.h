@@ -206,19 +206,19 @@ inline void writeFlowModsFile(const std::string& path, std::span<const ovs::Flow
         break;
     }
     if (m.command == ovs::FlowCommand::kAdd || m.command == ovs::FlowCommand::kModifyStrict) {
-      out << toOfctlText(m.flow) << "\n";
+      out << toOfctlText(m.target()) << "\n";
       continue;
     }
     // Deletes name the flow without actions (as ovs-plugin sends them); a cookie only filters.
-    out << "table=" << int{m.flow.table};
+    out << "table=" << int{m.target().table};
     if (m.command == ovs::FlowCommand::kDeleteStrict) {
-      out << ",priority=" << m.flow.priority;
+      out << ",priority=" << m.target().priority;
     }
     if (m.cookie_mask != 0) {
-      out << fmt::format(",cookie={:#x}/{:#x}", m.flow.cookie, m.cookie_mask);
+      out << fmt::format(",cookie={:#x}/{:#x}", m.target().cookie, m.cookie_mask);
     }
-    if (!m.flow.match.empty()) {
-      out << "," << m.flow.match;
+    if (!m.target().match.empty()) {
+      out << "," << m.target().match;
     }
     out << "\n";
   }

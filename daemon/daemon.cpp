@@ -841,21 +841,23 @@ bool Daemon::resync(const char* reason) {
     log->warn("resync_retry in_ms={}", resync_retry_.count());
   };
   ensureRejectMeter();
-  if (auto r = engine_.readInstalled(); !r) {
-    log->error("resync_failed reason={} error=\"{}\"", reason, r.error().message);
-    reportError(r.error().message);
-    retryLater();
-    return false;
-  }
   if (!started_) {
     // A new start writes what it changes with the next generation; flows already right keep
-    // theirs (adopted, not rewritten: established connections see no change at all).
-    const uint16_t newest = engine_.newestInstalledGeneration();
-    generation_ = newest >= 0xffff ? 1 : static_cast<uint16_t>(newest + 1);
+    // theirs (adopted, not rewritten: established connections see no change at all). The
+    // generation goes into the flows before they are compared, so it is read first, in a dump
+    // of its own that keeps nothing (the compare below does not hold the switch's table).
+    auto newest = engine_.readNewestGeneration();
+    if (!newest) {
+      log->error("resync_failed reason={} error=\"{}\"", reason, newest.error().message);
+      reportError(newest.error().message);
+      retryLater();
+      return false;
+    }
+    generation_ = *newest >= 0xffff ? 1 : static_cast<uint16_t>(*newest + 1);
     started_ = true;
-    log->info("generation {} installed_generation={}", generation_, newest);
+    log->info("generation {} installed_generation={}", generation_, *newest);
   }
-  auto result = engine_.resync(engineInput(), /*already_read=*/true);
+  auto result = engine_.resync(engineInput());
   if (!result) {
     const bool ok = engineFailed(result.error(), "resync_failed", reason);
     if (!ok) {

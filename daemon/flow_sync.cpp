@@ -43,7 +43,7 @@ std::string describeErrors(const ovs::BundleOutcome& outcome, const std::vector<
     }
     out += " [" + e.message;
     if (e.index && *e.index < mods.size()) {
-      out += " in flow: " + toOfctlText(mods[*e.index].flow);
+      out += " in flow: " + toOfctlText(mods[*e.index].target());
     }
     out += "]";
   }
@@ -103,11 +103,12 @@ void FlowSync::recountPerTable() {
   }
 }
 
-Result<FlowSync::Table> FlowSync::normalized(const std::vector<Flow>& flows) {
+Result<FlowSync::Table> FlowSync::normalized(std::span<const Flow* const> flows) {
   Table out;
   std::unordered_map<TextDigest, CachedForm, TextDigestHash> cache;
   cache.reserve(flows.size());
-  for (const auto& f : flows) {
+  for (const Flow* flow : flows) {
+    const Flow& f = *flow;
     // Our flows are compared with the switch's dumps, so they must be in the switch's text.
     TextDigest text;
     CachedForm base;
@@ -139,6 +140,7 @@ Result<void> FlowSync::readInstalled() {
     }
     installed_.insert(std::move(f.flow));
   }
+  installed_unknown_ = false;
   recountPerTable();
   return {};
 }
@@ -169,18 +171,151 @@ bool FlowSync::explains(const ovs::FlowUpdate& update) const {
   return it != installed_.end() && it->cookie == f.cookie && it->actions == f.actions;
 }
 
+namespace {
+std::vector<const Flow*> refsOf(const std::vector<Flow>& flows) {
+  std::vector<const Flow*> out;
+  out.reserve(flows.size());
+  for (const auto& f : flows) {
+    out.push_back(&f);
+  }
+  return out;
+}
+}  // namespace
+
 Result<SyncReport> FlowSync::syncFull(const std::vector<Flow>& desired) {
-  if (auto r = readInstalled(); !r) {
-    return tl::unexpected(r.error());
-  }
-  auto target = normalized(desired);
-  if (!target) {
-    return tl::unexpected(target.error());
-  }
-  return applyDiff(std::move(*target));
+  return syncFull(refsOf(desired));
 }
 
 Result<SyncReport> FlowSync::applyDesired(const std::vector<Flow>& desired) {
+  return applyDesired(refsOf(desired));
+}
+
+Result<SyncReport> FlowSync::syncFull(std::span<const Flow* const> desired) {
+  // What the switch says replaces what we believed; holding both was the peak of a full compare.
+  installed_ = Table{};
+  per_table_.fill(0);
+  installed_unknown_ = true;
+  auto normalized_target = normalized(desired);
+  if (!normalized_target) {
+    return tl::unexpected(normalized_target.error());
+  }
+  Table& target = *normalized_target;
+
+  // The switch's flows, compared as they arrive. What the switch has and `target` lacks is kept
+  // (to delete, and to know the switch's table should the bundle fail); for the rest only which
+  // target flow it matched, and the switch's version where it differs.
+  const ByIdentity less;
+  std::vector<Flow> stale;                              // ours to delete, or foreign in our tables
+  std::vector<const Flow*> matched;                     // target flows the switch has
+  std::vector<std::pair<Table::iterator, Flow>> changed;  // ... with other actions or cookie
+  std::vector<std::pair<Table::iterator, uint64_t>> adopted;  // right but for the generation
+  beforeSwitchCall();
+  auto dumped = channel_.dumpFlowsTo(ovs::DumpFilter{}, [&](ovs::InstalledFlow&& f) {
+    // Every flow, not only ours: foreign flows in our tables are drift as well.
+    if (!isOurs(f.flow.cookie) && !pipeline::isOwnedTable(f.flow.table)) {
+      return;
+    }
+    const auto it = target.find(ByIdentity::id(f.flow));
+    if (it == target.end()) {
+      stale.push_back(std::move(f.flow));
+      return;
+    }
+    matched.push_back(&*it);
+    if (it->actions != f.flow.actions ||
+        withoutGeneration(it->cookie) != withoutGeneration(f.flow.cookie)) {
+      changed.emplace_back(it, std::move(f.flow));
+    } else if (it->cookie != f.flow.cookie) {
+      adopted.emplace_back(it, f.flow.cookie);
+    }
+  });
+  if (!dumped) {
+    return tl::unexpected(dumped.error().withContext("read installed flows"));
+  }
+  const auto compared = std::chrono::steady_clock::now();
+
+  // Target flows the switch does not have, in identity order.
+  std::sort(matched.begin(), matched.end(),
+            [&](const Flow* a, const Flow* b) { return less(*a, *b); });
+  std::vector<Table::iterator> missing;
+  auto m = matched.begin();
+  for (auto t = target.begin(); t != target.end(); ++t) {
+    if (m != matched.end() && *m == &*t) {
+      ++m;
+    } else {
+      missing.push_back(t);
+    }
+  }
+  SyncReport report;
+  report.deleted = stale.size();
+  report.modified = changed.size();
+  report.added = missing.size();
+  std::vector<ovs::FlowMod> mods;
+  mods.reserve(stale.size() + changed.size() + missing.size());
+  // Deletes first (deletesFirst() says why); an add replaces a changed flow (applyDiff()).
+  for (const Flow& f : stale) {
+    mods.push_back(ovs::FlowMod::referring(ovs::FlowCommand::kDeleteStrict, f));
+  }
+  for (const auto& [it, theirs] : changed) {
+    mods.push_back(ovs::FlowMod::referring(ovs::FlowCommand::kAdd, *it));
+  }
+  for (const auto& it : missing) {
+    mods.push_back(ovs::FlowMod::referring(ovs::FlowCommand::kAdd, *it));
+  }
+  const auto setCookie = [&](Table::iterator it, uint64_t cookie) {
+    const auto next = std::next(it);
+    auto node = target.extract(it);
+    node.value().cookie = cookie;
+    target.insert(next, std::move(node));
+  };
+  auto sent = sendBundle(mods, report);
+  mods.clear();
+  if (!sent) {
+    // Nothing changed in the switch: it holds what it sent, which is the installed state now.
+    for (const auto& it : missing) {
+      target.erase(it);
+    }
+    for (auto& [it, theirs] : changed) {
+      const auto next = std::next(it);
+      auto node = target.extract(it);
+      node.value() = std::move(theirs);
+      target.insert(next, std::move(node));
+    }
+    for (auto& f : stale) {
+      target.insert(std::move(f));
+    }
+  }
+  for (const auto& [it, cookie] : adopted) {
+    setCookie(it, cookie);
+  }
+  installed_ = std::move(target);
+  installed_unknown_ = false;
+  recountPerTable();
+  report.duration = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - compared);
+  if (!sent) {
+    return tl::unexpected(sent.error());
+  }
+  return report;
+}
+
+Result<uint16_t> FlowSync::readNewestGeneration() {
+  uint16_t newest = 0;
+  beforeSwitchCall();
+  auto dumped = channel_.dumpFlowsTo(ovs::DumpFilter{}, [&](ovs::InstalledFlow&& f) {
+    if (isOurs(f.flow.cookie)) {
+      newest = std::max(newest, pipeline::cookieGeneration(f.flow.cookie));
+    }
+  });
+  if (!dumped) {
+    return tl::unexpected(dumped.error().withContext("read installed flows"));
+  }
+  return newest;
+}
+
+Result<SyncReport> FlowSync::applyDesired(std::span<const Flow* const> desired) {
+  if (installed_unknown_) {
+    return syncFull(desired);
+  }
   auto target = normalized(desired);
   if (!target) {
     return tl::unexpected(target.error());
@@ -191,8 +326,11 @@ Result<SyncReport> FlowSync::applyDesired(const std::vector<Flow>& desired) {
 Result<SyncReport> FlowSync::applyDiff(Table target) {
   const auto start = std::chrono::steady_clock::now();
   SyncReport report;
-  std::vector<ovs::FlowMod> mods;
-  std::vector<ovs::FlowMod> deletes;
+  // The flows to send, collected as pointers (into installed_ and target, both alive until the
+  // bundle is done) and turned into one exactly sized vector of mods: at 100k flows, growing
+  // vectors of mods and concatenating them was tens of MiB of the start-up peak.
+  std::vector<const Flow*> adds;
+  std::vector<const Flow*> deletes;
   // Adopted flows: right but for the generation in their cookie, written by an earlier start.
   // They stay as they are, so the installed state takes their cookie.
   std::vector<std::pair<Table::iterator, uint64_t>> adopted;
@@ -202,11 +340,11 @@ Result<SyncReport> FlowSync::applyDiff(Table target) {
   auto t = target.begin();
   while (i != installed_.end() || t != target.end()) {
     if (t == target.end() || (i != installed_.end() && less(*i, *t))) {
-      deletes.push_back(ovs::FlowMod{ovs::FlowCommand::kDeleteStrict, *i, 0});
+      deletes.push_back(&*i);
       ++report.deleted;
       ++i;
     } else if (i == installed_.end() || less(*t, *i)) {
-      mods.push_back(ovs::FlowMod{ovs::FlowCommand::kAdd, *t, 0});
+      adds.push_back(&*t);
       ++report.added;
       ++t;
     } else {
@@ -214,7 +352,7 @@ Result<SyncReport> FlowSync::applyDiff(Table target) {
           withoutGeneration(i->cookie) != withoutGeneration(t->cookie)) {
         // An add replaces the flow with the same identity in one step (statistics kept). Not
         // modify-strict: from OpenFlow 1.1 on, it cannot change a flow's cookie.
-        mods.push_back(ovs::FlowMod{ovs::FlowCommand::kAdd, *t, 0});
+        adds.push_back(&*t);
         ++report.modified;
       } else if (t->cookie != i->cookie) {
         adopted.emplace_back(t, i->cookie);
@@ -223,7 +361,16 @@ Result<SyncReport> FlowSync::applyDiff(Table target) {
       ++t;
     }
   }
-  if (auto sent = sendBundle(deletesFirst(std::move(deletes), std::move(mods)), report); !sent) {
+  std::vector<ovs::FlowMod> mods;
+  mods.reserve(deletes.size() + adds.size());
+  // Deletes first (deletesFirst() says why).
+  for (const Flow* f : deletes) {
+    mods.push_back(ovs::FlowMod::referring(ovs::FlowCommand::kDeleteStrict, *f));
+  }
+  for (const Flow* f : adds) {
+    mods.push_back(ovs::FlowMod::referring(ovs::FlowCommand::kAdd, *f));
+  }
+  if (auto sent = sendBundle(mods, report); !sent) {
     return tl::unexpected(sent.error());
   }
   for (auto& [it, cookie] : adopted) {
@@ -332,18 +479,18 @@ Result<SyncReport> FlowSync::applyDelta(const FlowDelta& delta) {
     auto installed = installed_.find(idOf(key));
     if (change.next) {
       if (installed == installed_.end()) {
-        mods.push_back(ovs::FlowMod{ovs::FlowCommand::kAdd, *change.next, 0});
+        mods.push_back(ovs::FlowMod::referring(ovs::FlowCommand::kAdd, *change.next));
         ++report.added;
       } else if (installed->actions != change.next->actions ||
                  withoutGeneration(installed->cookie) != withoutGeneration(change.next->cookie)) {
         // Re-added, not modified: see applyDiff().
-        mods.push_back(ovs::FlowMod{ovs::FlowCommand::kAdd, *change.next, 0});
+        mods.push_back(ovs::FlowMod::referring(ovs::FlowCommand::kAdd, *change.next));
         ++report.modified;
       } else {
         change.next->cookie = installed->cookie;  // adopted, see applyDiff()
       }
     } else if (installed != installed_.end()) {
-      deletes.push_back(ovs::FlowMod{ovs::FlowCommand::kDeleteStrict, *installed, 0});
+      deletes.push_back(ovs::FlowMod::referring(ovs::FlowCommand::kDeleteStrict, *installed));
       ++report.deleted;
     }
   }

@@ -30,6 +30,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -56,8 +57,16 @@ class FlowSync {
  public:
   explicit FlowSync(ovs::OpenFlowChannel& channel) : channel_(channel) {}
 
-  // Reads our flows from the switch, then installs the difference to `desired`.
+  // Reads our flows from the switch, then installs the difference to `desired`. The switch's
+  // flows are compared as they arrive, not held: the installed state is dropped, the desired
+  // flows normalised, and the dump compared flow by flow with them, so that a full compare at
+  // 100k flows holds one table besides the translator's, not two (issue 13: memory peak).
   [[nodiscard]] Result<SyncReport> syncFull(const std::vector<Flow>& desired);
+  // The same with the desired flows held elsewhere (the translator's), in any order.
+  [[nodiscard]] Result<SyncReport> syncFull(std::span<const Flow* const> desired);
+  // The newest generation among our flows on the switch (0 if none), read without keeping the
+  // flows (the installed state is left as it is).
+  [[nodiscard]] Result<uint16_t> readNewestGeneration();
   // Reads our flows (and foreign flows in our tables) from the switch into the installed state.
   [[nodiscard]] Result<void> readInstalled();
   // The newest generation among the installed flows (0 if none).
@@ -65,8 +74,10 @@ class FlowSync {
   // True if the installed state accounts for this flow-monitor update (our own change, or not
   // in our tables); false for drift, a paused monitor and everything unknown.
   [[nodiscard]] bool explains(const ovs::FlowUpdate& update) const;
-  // Installs the difference between the last installed state and `desired`.
+  // Installs the difference between the last installed state and `desired` (after a syncFull()
+  // whose dump failed, the installed state is unknown: this is then a syncFull()).
   [[nodiscard]] Result<SyncReport> applyDesired(const std::vector<Flow>& desired);
+  [[nodiscard]] Result<SyncReport> applyDesired(std::span<const Flow* const> desired);
   // Installs `delta`, the difference between the desired set of the last successful sync and
   // the new desired set. Only valid while that holds (after any sync that succeeded): after a
   // failure, use applyDesired() or syncFull(). On failure nothing changes, here or in the switch.
@@ -112,7 +123,7 @@ class FlowSync {
   // digest and a null, not an empty Flow's 80 bytes).
   using CachedForm = std::shared_ptr<const Flow>;
 
-  [[nodiscard]] Result<Table> normalized(const std::vector<Flow>& flows);
+  [[nodiscard]] Result<Table> normalized(std::span<const Flow* const> flows);
   [[nodiscard]] Result<SyncReport> applyDiff(Table target);
   // The switch's form of `flow`, through the cache. `key` and `base` receive what the cache
   // keeps for it.
@@ -130,6 +141,9 @@ class FlowSync {
 
   ovs::OpenFlowChannel& channel_;
   Table installed_;
+  // syncFull() dropped installed_ and could not read the switch: installed_ is not what the
+  // switch holds, so nothing may be diffed against it.
+  bool installed_unknown_ = false;
   std::array<size_t, 256> per_table_{};  // installed_'s flows by table
   // Desired text -> the switch's canonical form. Parsing with OVS's parser is the costly part
   // of a diff; a change re-parses only flows it has not seen before. Clause flows are cached

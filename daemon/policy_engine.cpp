@@ -63,19 +63,18 @@ PolicyEngine::Outcome<EngineReport> PolicyEngine::apply(const Input& input) {
   }
   const auto start = Clock::now();
   report.full = !in_step_;
-  auto synced = in_step_ ? sync_->applyDelta(*delta) : sync_->applyDesired(translator_.flows());
+  auto synced = in_step_ ? sync_->applyDelta(*delta) : sync_->applyDesired(translator_.flowRefs());
   return finish(std::move(synced), start, report);
 }
 
-Result<void> PolicyEngine::readInstalled() {
+Result<uint16_t> PolicyEngine::readNewestGeneration() {
   if (!sync_) {
     return makeError("not connected");
   }
-  in_step_ = false;
-  return sync_->readInstalled();
+  return sync_->readNewestGeneration();
 }
 
-PolicyEngine::Outcome<EngineReport> PolicyEngine::resync(const Input& input, bool already_read) {
+PolicyEngine::Outcome<EngineReport> PolicyEngine::resync(const Input& input) {
   if (!sync_) {
     return tl::unexpected(Failure{FailureKind::kSwitch, Error{"not connected"}});
   }
@@ -86,8 +85,7 @@ PolicyEngine::Outcome<EngineReport> PolicyEngine::resync(const Input& input, boo
     return tl::unexpected(delta.error());
   }
   const auto start = Clock::now();
-  auto synced = already_read ? sync_->applyDesired(translator_.flows())
-                             : sync_->syncFull(translator_.flows());
+  auto synced = sync_->syncFull(translator_.flowRefs());
   return finish(std::move(synced), start, report);
 }
 

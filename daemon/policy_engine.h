@@ -60,14 +60,9 @@ class PolicyEngine {
   // Installs the difference the change makes, as one bundle.
   [[nodiscard]] Outcome<EngineReport> apply(const Input& input);
   // Reads the switch's flows and repairs any difference (start-up, reconnect, drift check).
-  // With `already_read`, compares with what readInstalled() just read instead of reading again.
-  [[nodiscard]] Outcome<EngineReport> resync(const Input& input, bool already_read = false);
-  // Reads the switch's flows (ours, and foreign ones in our tables) as the installed state.
-  [[nodiscard]] Result<void> readInstalled();
-  // The newest generation among the installed flows (0 if none).
-  [[nodiscard]] uint16_t newestInstalledGeneration() const {
-    return sync_ ? sync_->newestInstalledGeneration() : 0;
-  }
+  [[nodiscard]] Outcome<EngineReport> resync(const Input& input);
+  // The newest generation among our flows on the switch (FlowSync::readNewestGeneration).
+  [[nodiscard]] Result<uint16_t> readNewestGeneration();
   // Whether a flow-monitor update is our own change (see FlowSync::explains).
   [[nodiscard]] bool explains(const ovs::FlowUpdate& update) const {
     return sync_ != nullptr && sync_->explains(update);

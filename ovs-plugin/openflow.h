@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -25,9 +26,24 @@ enum class FlowCommand {
 
 struct FlowMod {
   FlowCommand command = FlowCommand::kAdd;
-  Flow flow;
+  Flow flow;  // the flow, when the mod holds its own copy (see `refers_to`)
   // Only for kDelete: restrict to cookies matching cookie/mask (0 mask = any cookie).
   uint64_t cookie_mask = 0;
+  // Or the flow held elsewhere, which must outlive every use of the mod: a full sync at 100k
+  // flows sends every flow of a table the daemon keeps anyway, and a copy of each for the bundle
+  // was the largest part of its memory peak (issue 13).
+  const Flow* refers_to = nullptr;
+
+  static FlowMod referring(FlowCommand command, const Flow& flow) {
+    FlowMod m;
+    m.command = command;
+    m.refers_to = &flow;
+    return m;
+  }
+  // The flow of the mod, either way. Read it only through here.
+  [[nodiscard]] const Flow& target() const { return refers_to != nullptr ? *refers_to : flow; }
+  // A copy that holds its own flow (for keeping a mod beyond the flow it refers to).
+  [[nodiscard]] FlowMod owning() const { return FlowMod{command, target(), cookie_mask}; }
 };
 
 struct FlowModError {
@@ -64,6 +80,20 @@ class OpenFlowChannel {
   // All mods as one ordered, atomic bundle: all or nothing.
   [[nodiscard]] virtual Result<BundleOutcome> applyBundle(std::span<const FlowMod> mods) = 0;
   [[nodiscard]] virtual Result<std::vector<InstalledFlow>> dumpFlows(const DumpFilter& filter) = 0;
+  // The same dump, each flow handed to `sink` as it arrives, so that a caller comparing with
+  // the switch need not hold the whole dump (issue 13: the memory peak of a full compare). On
+  // failure the sink may have seen part of the flows. Fakes get this from dumpFlows().
+  [[nodiscard]] virtual Result<void> dumpFlowsTo(const DumpFilter& filter,
+                                                 const std::function<void(InstalledFlow&&)>& sink) {
+    auto flows = dumpFlows(filter);
+    if (!flows) {
+      return tl::unexpected(flows.error());
+    }
+    for (auto& f : *flows) {
+      sink(std::move(f));
+    }
+    return {};
+  }
   // How many flows match `filter` (the switch counts; one small request whatever the table
   // size). Fakes need not implement it.
   [[nodiscard]] virtual Result<uint64_t> countFlows(const DumpFilter& /*filter*/) {

@@ -71,23 +71,24 @@ int openWithSocket(const std::string& target, std::chrono::milliseconds timeout,
 }
 
 std::string modText(const FlowMod& mod) {
+  const Flow& flow = mod.target();
   if (mod.command == FlowCommand::kAdd || mod.command == FlowCommand::kModifyStrict) {
-    return toOfctlText(mod.flow);
+    return toOfctlText(flow);
   }
   // Deletes carry no actions; the cookie is a filter (cookie/mask) when a mask is given.
-  std::string text = "table=" + std::to_string(mod.flow.table);
+  std::string text = "table=" + std::to_string(flow.table);
   if (mod.command == FlowCommand::kDeleteStrict) {
-    text += ",priority=" + std::to_string(mod.flow.priority);
+    text += ",priority=" + std::to_string(flow.priority);
   }
   if (mod.cookie_mask != 0) {
     char buf[64];
     snprintf(buf, sizeof buf, ",cookie=%#llx/%#llx",
-             static_cast<unsigned long long>(mod.flow.cookie),
+             static_cast<unsigned long long>(flow.cookie),
              static_cast<unsigned long long>(mod.cookie_mask));
     text += buf;
   }
-  if (!mod.flow.match.empty()) {
-    text += "," + mod.flow.match;
+  if (!flow.match.empty()) {
+    text += "," + flow.match;
   }
   return text;
 }
@@ -101,16 +102,18 @@ class OvsOpenFlowChannel final : public OpenFlowChannel {
   OvsOpenFlowChannel& operator=(const OvsOpenFlowChannel&) = delete;
 
   Result<BundleOutcome> applyBundle(std::span<const FlowMod> mods) override {
-    std::vector<std::string> texts;
-    texts.reserve(mods.size());
-    std::vector<vg_flow_mod> cmods;
-    cmods.reserve(mods.size());
-    for (const auto& mod : mods) {
-      texts.push_back(modText(mod));
-    }
-    for (size_t i = 0; i < mods.size(); ++i) {
-      cmods.push_back(vg_flow_mod{toShim(mods[i].command), texts[i].c_str()});
-    }
+    // Each mod's text is made when the shim asks for it and dropped at the next: at 100k flows
+    // all texts at once were tens of MiB on top of the flows themselves (issue 13, VmHWM).
+    struct Source {
+      std::span<const FlowMod> mods;
+      std::string text;
+    } source{mods, {}};
+    const auto next = [](void* ctx, size_t i, int* command) -> const char* {
+      auto* s = static_cast<Source*>(ctx);
+      s->text = modText(s->mods[i]);
+      *command = toShim(s->mods[i].command);
+      return s->text.c_str();
+    };
     vg_flow_error* errs = nullptr;
     size_t n_errs = 0;
     char* err = nullptr;
@@ -119,7 +122,7 @@ class OvsOpenFlowChannel final : public OpenFlowChannel {
     bool late = false;
     {
       DeadlineGuard guard(fd_, deadlineFor(mods.size()));
-      rc = vg_of_bundle(of_, cmods.data(), cmods.size(), &errs, &n_errs, &err);
+      rc = vg_of_bundle_stream(of_, mods.size(), next, &source, &errs, &n_errs, &err);
       late = guard.fired();
     }
     if (late) {
@@ -148,20 +151,50 @@ class OvsOpenFlowChannel final : public OpenFlowChannel {
   }
 
   Result<std::vector<InstalledFlow>> dumpFlows(const DumpFilter& filter) override {
-    vg_flow_stat* stats = nullptr;
-    size_t n = 0;
+    std::vector<InstalledFlow> flows;
+    if (!filter.table && filter.cookie_mask == 0) {
+      flows.reserve(last_dump_size_);  // the whole table again, most likely
+    }
+    if (auto r = dumpFlowsTo(filter, [&](InstalledFlow&& f) { flows.push_back(std::move(f)); });
+        !r) {
+      return tl::unexpected(r.error());
+    }
+    return flows;
+  }
+
+  Result<void> dumpFlowsTo(const DumpFilter& filter,
+                           const std::function<void(InstalledFlow&&)>& sink) override {
+    // Each flow goes straight from the switch's reply to the sink: no copy of the whole dump
+    // on the C side (at 100k flows, tens of MiB of the daemon's peak; issue 13).
+    struct Context {
+      const std::function<void(InstalledFlow&&)>& sink;
+      size_t count = 0;
+    } context{sink};
+    const auto each = [](void* ctx, const vg_flow_stat* stat) {
+      auto* c = static_cast<Context*>(ctx);
+      InstalledFlow f;
+      f.flow.table = stat->table;
+      f.flow.priority = stat->priority;
+      f.flow.cookie = stat->cookie;
+      f.flow.match = stat->match;
+      f.flow.actions = stat->actions;
+      f.n_packets = stat->n_packets;
+      f.n_bytes = stat->n_bytes;
+      f.duration_sec = stat->duration_sec;
+      ++c->count;
+      c->sink(std::move(f));
+    };
     char* err = nullptr;
     const auto started = std::chrono::steady_clock::now();
     int rc = 0;
     bool late = false;
     {
       DeadlineGuard guard(fd_, deadlineFor(std::max(last_dump_size_, kDumpFloor)));
-      rc = vg_of_dump(of_, filter.table ? *filter.table : -1, filter.cookie, filter.cookie_mask,
-                      &stats, &n, &err);
+      rc = vg_of_dump_stream(of_, filter.table ? *filter.table : -1, filter.cookie,
+                             filter.cookie_mask, each, &context, &err);
       late = guard.fired();
     }
     if (late) {
-      vg_free_stats(stats, n);
       vg_free(err);
       return makeError(timedOut(target_, "a flow dump", started));
     }
@@ -169,23 +202,8 @@ class OvsOpenFlowChannel final : public OpenFlowChannel {
       return makeError(takeString(err));
     }
     vg_of_mark_alive(of_);
-    last_dump_size_ = std::max(last_dump_size_, n);
-    std::vector<InstalledFlow> flows;
-    flows.reserve(n);
-    for (size_t i = 0; i < n; ++i) {
-      InstalledFlow f;
-      f.flow.table = stats[i].table;
-      f.flow.priority = stats[i].priority;
-      f.flow.cookie = stats[i].cookie;
-      f.flow.match = stats[i].match;
-      f.flow.actions = stats[i].actions;
-      f.n_packets = stats[i].n_packets;
-      f.n_bytes = stats[i].n_bytes;
-      f.duration_sec = stats[i].duration_sec;
-      flows.push_back(std::move(f));
-    }
-    vg_free_stats(stats, n);
-    return flows;
+    last_dump_size_ = std::max(last_dump_size_, context.count);
+    return {};
   }
 
   Result<uint64_t> countFlows(const DumpFilter& filter) override {

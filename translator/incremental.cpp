@@ -87,6 +87,15 @@ class FlowTable {
     return out;
   }
 
+  [[nodiscard]] std::vector<const Flow*> refs() const {
+    std::vector<const Flow*> out;
+    out.reserve(flows_.size());
+    for (const auto& [key, f] : flows_) {
+      out.push_back(&f);
+    }
+    return out;
+  }
+
   void clear() {
     for (auto& [key, f] : flows_) {
       before_.try_emplace(key, std::move(f));
@@ -1031,6 +1040,7 @@ void IncrementalTranslator::reset() {
 }
 
 std::vector<Flow> IncrementalTranslator::flows() const { return state_->table.sorted(); }
+std::vector<const Flow*> IncrementalTranslator::flowRefs() const { return state_->table.refs(); }
 size_t IncrementalTranslator::flowCount() const { return state_->table.size(); }
 const TranslateStats& IncrementalTranslator::stats() const { return state_->stats; }
 const std::map<uint32_t, std::string>& IncrementalTranslator::ruleNames() const {

@@ -139,59 +139,218 @@ bundle_has_attributed_error(const struct ovs_list *pending, const vg_flow_error 
     return false;
 }
 
+/* Appends to 'errors' every OpenFlow error waiting on the connection, without blocking; other
+ * messages are dropped (nothing else is expected while a bundle is open). */
+static void
+collect_pending_errors(struct vconn *vconn, struct ovs_list *errors)
+{
+    struct ofpbuf *msg;
+    while (!vconn_recv(vconn, &msg)) {
+        enum ofptype type;
+        if (!ofptype_decode(&type, msg->data) && type == OFPTYPE_ERROR) {
+            ovs_list_push_back(errors, &msg->list_node);
+        } else {
+            ofpbuf_delete(msg);
+        }
+    }
+}
+
+/* Sends 'request' (consumed) and blocks until the message with its xid arrives; errors with
+ * other xids on the way go to 'errors'. */
+static int
+transact_collecting(struct vconn *vconn, struct ofpbuf *request, struct ofpbuf **replyp,
+                    struct ovs_list *errors)
+{
+    const ovs_be32 xid = ((struct ofp_header *) request->data)->xid;
+    *replyp = NULL;
+    int error = vconn_send_block(vconn, request);
+    if (error) {
+        ofpbuf_delete(request);
+        return error;
+    }
+    for (;;) {
+        struct ofpbuf *reply;
+        error = vconn_recv_block(vconn, &reply);
+        if (error) {
+            return error;
+        }
+        const struct ofp_header *oh = reply->data;
+        if (oh->xid == xid) {
+            *replyp = reply;
+            return 0;
+        }
+        enum ofptype type;
+        if (!ofptype_decode(&type, oh) && type == OFPTYPE_ERROR) {
+            ovs_list_push_back(errors, &reply->list_node);
+        } else {
+            ofpbuf_delete(reply);
+        }
+    }
+}
+
+/* One bundle control request of 'type' and its reply. Returns 0, a positive errno for a
+ * transport failure, or EPROTO when the switch answered with an error (in 'errors') or with
+ * something else than the matching reply. */
+static int
+bundle_control(struct vconn *vconn, struct ofputil_bundle_ctrl_msg *bc, uint16_t type,
+               struct ovs_list *errors)
+{
+    bc->type = type;
+    struct ofpbuf *request = ofputil_encode_bundle_ctrl_request(vconn_get_version(vconn), bc);
+    ofpmsg_update_length(request);
+    struct ofpbuf *reply;
+    int error = transact_collecting(vconn, request, &reply, errors);
+    if (error) {
+        return error;
+    }
+    const struct ofp_header *oh = reply->data;
+    enum ofptype rtype;
+    struct ofputil_bundle_ctrl_msg rbc;
+    int result = EPROTO;
+    if (ofptype_decode(&rtype, oh)) {
+        ofpbuf_delete(reply);
+    } else if (rtype == OFPTYPE_ERROR) {
+        ovs_list_push_back(errors, &reply->list_node);
+    } else {
+        if (rtype == OFPTYPE_BUNDLE_CONTROL && !ofputil_decode_bundle_ctrl(oh, &rbc)
+            && rbc.bundle_id == bc->bundle_id && rbc.type == bc->type + 1) {
+            result = 0;
+        }
+        ofpbuf_delete(reply);
+    }
+    return result;
+}
+
+static void
+add_error(vg_flow_error **errs, size_t *n_errs, size_t *n_alloc, size_t index, char *message)
+{
+    if (*n_errs == *n_alloc) {
+        *errs = x2nrealloc(*errs, n_alloc, sizeof **errs);
+    }
+    (*errs)[*n_errs].index = index;
+    (*errs)[*n_errs].message = message;
+    (*n_errs)++;
+}
+
+/* Parses and encodes flow mod 'i' of 'source'. Returns the message, or NULL with '*perr'. */
+static struct ofpbuf *
+encode_mod(vg_of *of, vg_mod_source *source, void *ctx, size_t i, char **perr)
+{
+    int shim_command = -1;
+    const char *text = source(ctx, i, &shim_command);
+    const int command = to_ofp_command(shim_command);
+    if (command < 0 || !text) {
+        *perr = xasprintf("unknown flow command %d", shim_command);
+        return NULL;
+    }
+    struct ofputil_flow_mod fm;
+    enum ofputil_protocol usable;
+    *perr = parse_ofp_flow_mod_str(&fm, text, NULL, NULL, command, &usable);
+    if (*perr) {
+        return NULL;
+    }
+    struct ofpbuf *msg = NULL;
+    if (!(usable & of->protocol)) {
+        *perr = xasprintf("flow needs an OpenFlow dialect this connection lacks");
+    } else {
+        if (fm.table_id == 0xff && (command == OFPFC_ADD || command == OFPFC_MODIFY_STRICT)) {
+            fm.table_id = 0;
+        }
+        msg = ofputil_encode_flow_mod(&fm, of->protocol);
+    }
+    minimatch_destroy(&fm.match);
+    free(fm.ofpacts);
+    return msg;
+}
+
 int
-vg_of_bundle(vg_of *of, const vg_flow_mod *mods, size_t n, vg_flow_error **errs,
-             size_t *n_errs, char **err)
+vg_of_bundle_stream(vg_of *of, size_t n, vg_mod_source *source, void *ctx, vg_flow_error **errs,
+                    size_t *n_errs, char **err)
 {
     *errs = NULL;
     *n_errs = 0;
     if (n == 0) {
         return 0;
     }
-
-    struct ovs_list requests;
-    ovs_list_init(&requests);
+    struct vconn *vconn = of->vconn;
+    /* The switch's errors, answered while the bundle is open and at its commit. */
+    struct ovs_list replies;
+    ovs_list_init(&replies);
     /* xid of each encoded flow_mod -> index, to attribute switch errors to flows. */
-    ovs_be32 *xids = xmalloc(n * sizeof *xids);
+    ovs_be32 *xids = xzalloc(n * sizeof *xids);
     size_t n_alloc = 0;
     int retval = 0;
 
-    for (size_t i = 0; i < n; i++) {
-        struct ofputil_flow_mod fm;
-        enum ofputil_protocol usable;
-        int command = to_ofp_command(mods[i].command);
-        char *perr = command < 0
-            ? xasprintf("unknown flow command %d", mods[i].command)
-            : parse_ofp_flow_mod_str(&fm, mods[i].text, NULL, NULL, command, &usable);
-        if (!perr && !(usable & of->protocol)) {
-            perr = xasprintf("flow needs an OpenFlow dialect this connection lacks");
-            minimatch_destroy(&fm.match);
-            free(fm.ofpacts);
-        }
-        if (perr) {
-            if (*n_errs == n_alloc) {
-                *errs = x2nrealloc(*errs, &n_alloc, sizeof **errs);
-            }
-            (*errs)[*n_errs].index = i;
-            (*errs)[*n_errs].message = perr;
-            (*n_errs)++;
+    struct ofputil_bundle_ctrl_msg bc;
+    memset(&bc, 0, sizeof bc);
+    bc.flags = OFPBF_ATOMIC | OFPBF_ORDERED;
+    int error = bundle_control(vconn, &bc, OFPBCT_OPEN_REQUEST, &replies);
+    const bool opened = !error;
+    bool committing = false;
+    bool sending = opened;
+    bool parse_failed = false;
+
+    /* One flow mod at a time: its text, parsed, encoded, sent and freed, so the whole bundle
+     * never sits in memory in any form, and the switch works through what is sent while the
+     * rest is still being parsed. After a local parse error nothing more is sent (the bundle
+     * is discarded) but every flow is still parsed, so that all bad ones are named. */
+    for (size_t i = 0; i < n && (sending || parse_failed); i++) {
+        char *perr = NULL;
+        struct ofpbuf *msg = encode_mod(of, source, ctx, i, &perr);
+        if (!msg) {
+            add_error(errs, n_errs, &n_alloc, i, perr);
+            parse_failed = true;
+            sending = false;
             retval = -1;
             continue;
         }
-        if (fm.table_id == 0xff && (command == OFPFC_ADD || command == OFPFC_MODIFY_STRICT)) {
-            fm.table_id = 0;
+        if (sending) {
+            xids[i] = ((struct ofp_header *) msg->data)->xid;
+            ofpmsg_update_length(msg);
+            struct ofputil_bundle_add_msg bam = {
+                .bundle_id = bc.bundle_id, .flags = bc.flags, .msg = msg->data,
+            };
+            struct ofpbuf *request = ofputil_encode_bundle_add(vconn_get_version(vconn), &bam);
+            error = vconn_send_block(vconn, request);
+            if (error) {
+                ofpbuf_delete(request);
+                sending = false;
+            } else {
+                /* Errors come back while we send; read them so the socket never fills up. */
+                collect_pending_errors(vconn, &replies);
+            }
         }
-        struct ofpbuf *msg = ofputil_encode_flow_mod(&fm, of->protocol);
-        minimatch_destroy(&fm.match);
-        free(fm.ofpacts);
-        xids[i] = ((struct ofp_header *) msg->data)->xid;
-        ovs_list_push_back(&requests, &msg->list_node);
+        ofpbuf_delete(msg);
     }
 
-    if (retval == 0) {
-        struct ovs_list replies;
-        int error = vconn_bundle_transact(of->vconn, &requests,
-                                          OFPBF_ATOMIC | OFPBF_ORDERED, &replies);
+    if (!error && !parse_failed) {
+        /* A failed message is only left out of the bundle: a barrier collects every error the
+         * adds caused before deciding whether to commit. */
+        struct ofpbuf *barrier = ofputil_encode_barrier_request(vconn_get_version(vconn));
+        struct ofpbuf *reply;
+        error = transact_collecting(vconn, barrier, &reply, &replies);
+        ofpbuf_delete(reply);
+        if (!error && !ovs_list_is_empty(&replies)) {
+            error = EPROTO;
+        }
+        if (!error) {
+            committing = true;
+            error = bundle_control(vconn, &bc, OFPBCT_COMMIT_REQUEST, &replies);
+        }
+    }
+    if (opened && !committing && (parse_failed || error == EPROTO)) {
+        /* Nothing of it may stay behind. (A failed commit discards the bundle itself; after a
+         * transport failure the connection is gone, and the bundle with it.) */
+        struct ovs_list ignored;
+        ovs_list_init(&ignored);
+        bundle_control(vconn, &bc, OFPBCT_DISCARD_REQUEST, &ignored);
+        struct ofpbuf *msg;
+        LIST_FOR_EACH_POP (msg, list_node, &ignored) {
+            ofpbuf_delete(msg);
+        }
+    }
+
+    if (!parse_failed) {
         struct ofpbuf *reply;
         LIST_FOR_EACH_POP (reply, list_node, &replies) {
             const struct ofp_header *oh = reply->data;
@@ -210,12 +369,7 @@ vg_of_bundle(vg_of *of, const vg_flow_mod *mods, size_t n, vg_flow_error **errs,
                     break;
                 }
             }
-            if (*n_errs == n_alloc) {
-                *errs = x2nrealloc(*errs, &n_alloc, sizeof **errs);
-            }
-            (*errs)[*n_errs].index = index;
-            (*errs)[*n_errs].message = format_ofperr_msg(oh);
-            (*n_errs)++;
+            add_error(errs, n_errs, &n_alloc, index, format_ofperr_msg(oh));
             ofpbuf_delete(reply);
         }
         if (error == EPROTO && *n_errs) {
@@ -225,13 +379,27 @@ vg_of_bundle(vg_of *of, const vg_flow_mod *mods, size_t n, vg_flow_error **errs,
             retval = -1;
         }
     }
-
-    struct ofpbuf *msg;
-    LIST_FOR_EACH_POP (msg, list_node, &requests) {
-        ofpbuf_delete(msg);
+    struct ofpbuf *reply;
+    LIST_FOR_EACH_POP (reply, list_node, &replies) {
+        ofpbuf_delete(reply);
     }
     free(xids);
     return retval;
+}
+
+static const char *
+array_source(void *ctx, size_t i, int *command)
+{
+    const vg_flow_mod *mods = ctx;
+    *command = mods[i].command;
+    return mods[i].text;
+}
+
+int
+vg_of_bundle(vg_of *of, const vg_flow_mod *mods, size_t n, vg_flow_error **errs,
+             size_t *n_errs, char **err)
+{
+    return vg_of_bundle_stream(of, n, array_source, (void *) mods, errs, n_errs, err);
 }
 
 static char *
@@ -283,16 +451,14 @@ fill_stat(vg_flow_stat *stat, const struct ofputil_flow_stats *fs)
     stat->hard_timeout = fs->hard_timeout;
 }
 
-/* Each reply of the dump is formatted and freed as it arrives, so the dump's peak memory is the
- * text of the flows. (Collecting the decoded flows first, as vconn_dump_flows() does, holds a
- * struct match of over a kilobyte per flow, in one array that doubles as it grows: hundreds of
- * megabytes at 100k flows.) */
+/* Each reply of the dump is formatted and freed as it arrives, and each flow is handed to 'sink'
+ * and freed at once, so the dump's peak memory is one reply. (Collecting the decoded flows first,
+ * as vconn_dump_flows() does, holds a struct match of over a kilobyte per flow, in one array
+ * that doubles as it grows: hundreds of megabytes at 100k flows.) */
 int
-vg_of_dump(vg_of *of, int table, uint64_t cookie, uint64_t cookie_mask, vg_flow_stat **out,
-           size_t *n, char **err)
+vg_of_dump_stream(vg_of *of, int table, uint64_t cookie, uint64_t cookie_mask,
+                  vg_stat_sink *sink, void *ctx, char **err)
 {
-    *out = NULL;
-    *n = 0;
     struct ofputil_flow_stats_request fsr;
     init_stats_request(&fsr, false, table, cookie, cookie_mask);
     struct ofpbuf *request = ofputil_encode_flow_stats_request(&fsr, of->protocol);
@@ -304,9 +470,6 @@ vg_of_dump(vg_of *of, int table, uint64_t cookie, uint64_t cookie_mask, vg_flow_
         return -1;
     }
 
-    vg_flow_stat *stats = NULL;
-    size_t count = 0;
-    size_t allocated = 0;
     struct ofpbuf ofpacts;
     ofpbuf_init(&ofpacts, 0);
     char *failure = NULL;
@@ -340,21 +503,19 @@ vg_of_dump(vg_of *of, int table, uint64_t cookie, uint64_t cookie_mask, vg_flow_
                                     ofperr_to_string(decoded));
                 break;
             }
-            if (count == allocated) {
-                stats = x2nrealloc(stats, &allocated, sizeof *stats);
-            }
-            fill_stat(&stats[count++], &fs);
+            vg_flow_stat stat;
+            fill_stat(&stat, &fs);
+            sink(ctx, &stat);
+            free(stat.match);
+            free(stat.actions);
         }
         ofpbuf_delete(reply);
     }
     ofpbuf_uninit(&ofpacts);
     if (failure) {
         *err = failure;
-        vg_free_stats(stats, count);
         return -1;
     }
-    *out = stats ? stats : xcalloc(1, sizeof *stats);
-    *n = count;
     return 0;
 }
 
@@ -766,14 +927,4 @@ vg_free_errors(vg_flow_error *errs, size_t n)
         free(errs[i].message);
     }
     free(errs);
-}
-
-void
-vg_free_stats(vg_flow_stat *stats, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(stats[i].match);
-        free(stats[i].actions);
-    }
-    free(stats);
 }

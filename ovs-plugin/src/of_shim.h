@@ -59,9 +59,19 @@ int vg_of_version(const vg_of *);
 int vg_of_bundle(vg_of *, const vg_flow_mod *mods, size_t n, vg_flow_error **errs,
                  size_t *n_errs, char **err);
 
-/* Dumps flows of one table (or all, table < 0) whose cookie matches cookie/mask. */
-int vg_of_dump(vg_of *, int table, uint64_t cookie, uint64_t cookie_mask, vg_flow_stat **out,
-               size_t *n, char **err);
+/* The same bundle with the flow mods taken one at a time from 'source' (its 'i'th text and
+ * command; the text must stay valid only until the next call): each is parsed, encoded, sent
+ * and freed before the next is asked for. */
+typedef const char *vg_mod_source(void *ctx, size_t i, int *command);
+int vg_of_bundle_stream(vg_of *, size_t n, vg_mod_source *source, void *ctx,
+                        vg_flow_error **errs, size_t *n_errs, char **err);
+
+/* Dumps flows of one table (or all, table < 0) whose cookie matches cookie/mask, each handed to
+ * 'sink' as it is decoded ('stat' and its strings are freed when the sink returns): the dump
+ * never holds more than one reply of the switch. */
+typedef void vg_stat_sink(void *ctx, const vg_flow_stat *stat);
+int vg_of_dump_stream(vg_of *, int table, uint64_t cookie, uint64_t cookie_mask,
+                      vg_stat_sink *sink, void *ctx, char **err);
 
 /* Counts the flows of one table (or all, table < 0) whose cookie matches cookie/mask (one
  * aggregate-stats request: the switch counts, nothing is transferred per flow). */
@@ -111,7 +121,7 @@ typedef struct {
     uint8_t table;
     uint16_t priority;
     uint64_t cookie;
-    char *match;   /* canonical text as in vg_of_dump; NULL for ABBREV/PAUSED/RESUMED */
+    char *match;   /* canonical text as in vg_of_dump_stream; NULL for ABBREV/PAUSED/RESUMED */
     char *actions; /* NULL when not an added/modified/removed flow */
 } vg_flow_update;
 
@@ -131,7 +141,6 @@ int vg_flow_normalize(const char *text, uint8_t *table, uint16_t *priority, uint
 
 void vg_free(void *);
 void vg_free_errors(vg_flow_error *, size_t n);
-void vg_free_stats(vg_flow_stat *, size_t n);
 
 #ifdef __cplusplus
 }

@@ -146,7 +146,9 @@ TEST_F(OpenFlowTest, RejectedFlowLeavesTableUnchangedAndIsNamed) {
   }
 }
 
-TEST_F(OpenFlowTest, UnparsableFlowIsReportedLocallyAndNothingIsSent) {
+// Flow mods are parsed one at a time while the bundle is streamed to the switch: a bad one after
+// good ones already sent discards the bundle, and the connection is still usable afterwards.
+TEST_F(OpenFlowTest, UnparsableFlowIsReportedLocallyAndNothingChanges) {
   VGT_ASSIGN_OR_FAIL(const std::string before, sandbox_->dumpFlows("br0"));
   const auto outcome = apply({add(0, 50, 0x2, "icmp", "drop"),
                               add(0, 51, 0x2, "ip,no_such_field=1", "drop"),
@@ -158,6 +160,12 @@ TEST_F(OpenFlowTest, UnparsableFlowIsReportedLocallyAndNothingIsSent) {
   EXPECT_NE(outcome.errors[1].message.find("frobnicate"), std::string::npos) << errorsText(outcome);
   VGT_ASSIGN_OR_FAIL(const std::string after, sandbox_->dumpFlows("br0"));
   EXPECT_EQ(after, before);
+
+  // The next bundle commits alone: nothing of the discarded one (the icmp flow) comes with it.
+  ASSERT_TRUE(apply({add(0, 53, 0x2, "arp", "drop")}).committed);
+  const auto flows = dump();
+  ASSERT_EQ(flows.size(), 1u);
+  EXPECT_EQ(flows[0].flow.match, "arp");
 }
 
 TEST_F(OpenFlowTest, DumpFiltersByCookieAndStatisticsMove) {

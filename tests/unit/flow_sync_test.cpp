@@ -17,8 +17,17 @@ using ovs::FlowUpdateKind;
 class FakeSwitch final : public ovs::OpenFlowChannel {
  public:
   Result<ovs::BundleOutcome> applyBundle(std::span<const ovs::FlowMod> mods) override {
-    bundles.emplace_back(mods.begin(), mods.end());
-    for (const auto& m : mods) {
+    if (refuse_bundles) {
+      ++refused;
+      return ovs::BundleOutcome{false, {ovs::FlowModError{0, "OFPBAC_BAD_ARGUMENT (refused)"}}};
+    }
+    auto& kept = bundles.emplace_back();
+    for (const auto& mod : mods) {
+      // The flows a mod refers to belong to the FlowSync and may be gone by the time a test
+      // reads `bundles`.
+      kept.push_back(mod.owning());
+    }
+    for (const auto& m : kept) {
       const auto key = std::make_tuple(m.flow.table, m.flow.priority, m.flow.match);
       if (m.command == FlowCommand::kAdd) {
         table[key] = m.flow;
@@ -32,6 +41,9 @@ class FakeSwitch final : public ovs::OpenFlowChannel {
   }
   Result<std::vector<ovs::InstalledFlow>> dumpFlows(const ovs::DumpFilter& filter) override {
     EXPECT_EQ(filter.cookie_mask, 0U) << "drift checks read every flow, foreign ones too";
+    if (fail_dumps) {
+      return makeError("connection closed");
+    }
     std::vector<ovs::InstalledFlow> out;
     for (const auto& [key, flow] : table) {
       out.push_back(ovs::InstalledFlow{flow, 0, 0, 0});
@@ -51,6 +63,9 @@ class FakeSwitch final : public ovs::OpenFlowChannel {
 
   std::map<std::tuple<uint8_t, uint16_t, std::string>, Flow> table;
   std::vector<std::vector<ovs::FlowMod>> bundles;
+  bool refuse_bundles = false;  // answer every bundle "not committed", change nothing
+  size_t refused = 0;
+  bool fail_dumps = false;  // every dump fails as on a lost connection
 };
 
 uint64_t cookie(uint16_t generation, uint32_t index = 1) {
@@ -106,9 +121,12 @@ TEST(FlowSync, RestartAdoptsRightFlowsOfAnOlderGenerationAndRewritesTheRest) {
   }
   sw.table.begin()->second.actions = "drop";  // one flow was changed while we were away
   FlowSync sync(sw);
-  ASSERT_TRUE(sync.readInstalled().has_value());
-  EXPECT_EQ(sync.newestInstalledGeneration(), 4);
-  auto r = sync.applyDesired(policy(5));
+  // As vpcguardd starts: the newest generation first (nothing kept), then the full compare.
+  auto newest = sync.readNewestGeneration();
+  ASSERT_TRUE(newest.has_value()) << newest.error().message;
+  EXPECT_EQ(*newest, 4);
+  EXPECT_EQ(sync.installedCount(), 0U) << "reading the generation keeps no flows";
+  auto r = sync.syncFull(policy(5));
   ASSERT_TRUE(r.has_value()) << r.error().message;
   EXPECT_EQ(r->modified, 1U);
   EXPECT_EQ(r->changes(), 1U) << "right flows are adopted, not rewritten";
@@ -125,6 +143,58 @@ TEST(FlowSync, RestartAdoptsRightFlowsOfAnOlderGenerationAndRewritesTheRest) {
   for (const auto& [key, flow] : sw.table) {
     EXPECT_TRUE(sync.explains(FlowUpdate{FlowUpdateKind::kModified, flow})) << flow.match;
   }
+}
+
+// A full compare does not hold the switch's table, so when the switch refuses the bundle the
+// installed state is rebuilt from what the compare saw: the next change, diffed against it,
+// must still delete the foreign flow, restore the changed one and add the missing one.
+TEST(FlowSync, AFullCompareWhoseBundleIsRefusedStillKnowsTheSwitchsTable) {
+  FakeSwitch sw;
+  for (const auto& f : policy(1)) {
+    sw.put(f);
+  }
+  const Flow foreign{pipeline::kSgIngress, 65000, 0x42, "ip", "output:7"};
+  sw.put(foreign);
+  sw.table.begin()->second.actions = "drop";  // changed behind our back
+  auto desired = policy(2);
+  desired.push_back(Flow{pipeline::kNaclIn, 39800, cookie(2, 4), "ip", "goto_table:50"});
+  const auto before = sw.table;
+  FlowSync sync(sw);
+  sw.refuse_bundles = true;
+  auto refused = sync.syncFull(desired);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(sw.refused, 1U);
+  EXPECT_EQ(sw.table, before);
+  // What it believes now is the switch's table, flow for flow.
+  EXPECT_EQ(sync.installedCount(), before.size());
+  for (const auto& [key, flow] : before) {
+    EXPECT_TRUE(sync.explains(FlowUpdate{FlowUpdateKind::kModified, flow})) << flow.match;
+  }
+  sw.refuse_bundles = false;
+  auto next = sync.applyDesired(desired);
+  ASSERT_TRUE(next.has_value()) << next.error().message;
+  EXPECT_EQ(next->deleted, 1U) << "the foreign flow";
+  EXPECT_EQ(next->modified, 1U) << "the changed flow";
+  EXPECT_EQ(next->added, 1U) << "the new flow";
+  EXPECT_EQ(sw.table.size(), desired.size());
+  EXPECT_EQ(sync.applyDesired(desired)->changes(), 0U);
+}
+
+// A full compare drops what it believed before it reads the switch; when the read fails, the
+// next change must not be diffed against that empty belief (it would miss every stale flow).
+TEST(FlowSync, AFailedReadMakesTheNextChangeAFullCompare) {
+  FakeSwitch sw;
+  FlowSync sync(sw);
+  ASSERT_TRUE(sync.syncFull(policy(1)).has_value());
+  sw.fail_dumps = true;
+  ASSERT_FALSE(sync.syncFull(policy(1)).has_value());
+  sw.fail_dumps = false;
+  sw.put(Flow{pipeline::kSgIngress, 65000, 0x42, "ip", "output:7"});  // drift meanwhile
+  auto r = sync.applyDesired(policy(1));
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->deleted, 1U) << "read from the switch, not diffed against nothing";
+  EXPECT_EQ(r->added, 0U) << "the flows already there are not sent again";
+  EXPECT_EQ(sw.table.size(), policy(1).size());
 }
 
 // The translator may write a flow as the switch does not print it (here "ip,nw_proto=6" for
