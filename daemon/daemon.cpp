@@ -1332,8 +1332,8 @@ int Daemon::run() {
             // it may be written in several steps: wait for the burst to end.
             // A directory may be replaced file by file: wait for that burst too.
             const auto delay = (ev->mask & IN_MOVED_TO) != 0 && !config_is_dir
-                                   ? std::chrono::milliseconds(5)
-                                   : std::chrono::milliseconds(200);
+                                   ? std::min(options_.config_settle, std::chrono::milliseconds(5))
+                                   : options_.config_settle;
             const auto at = Clock::now() + delay;
             noteChange("config");
             reload_at = reload_pending ? std::max(reload_at, at) : at;

@@ -58,6 +58,10 @@ struct DaemonOptions {
   std::string openflow;
   std::string datapath_type = "system";
   std::chrono::seconds resync_interval{60};
+  // How long after the last write a config directory's files (or a config file written in
+  // place) are read: a directory may be replaced file by file. A single file renamed into
+  // place is complete and is read after 5 ms whatever this says.
+  std::chrono::milliseconds config_settle{200};
   // Give up connecting at start-up after this long (0 = retry forever).
   std::chrono::seconds connect_timeout{0};
   // How long a flow-restore-wait left set after our flows are back may stay set before we clear

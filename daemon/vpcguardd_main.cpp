@@ -49,6 +49,12 @@ int main(int argc, char** argv) {
   app.add_option("--datapath-type", options.datapath_type,
                  "Datapath type when vpcguardd creates the bridge: system (kernel) or netdev (userspace); an existing bridge keeps its own")
       ->capture_default_str();
+  int config_settle_ms = 200;
+  app.add_option("--config-settle-ms", config_settle_ms,
+                 "Milliseconds after the last write before a config directory (or a config file "
+                 "written in place) is read; a single file renamed into place is read after 5 ms")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 60000));
   app.add_option("--resync-interval", resync_seconds,
                  "Seconds between full comparisons with the switch (drift repair)")
       ->capture_default_str()
@@ -107,6 +113,7 @@ int main(int argc, char** argv) {
   options.state = state;
   options.state_request_timeout = std::chrono::seconds(state_timeout);
   options.resync_interval = std::chrono::seconds(resync_seconds);
+  options.config_settle = std::chrono::milliseconds(config_settle_ms);
   options.connect_timeout = std::chrono::seconds(connect_timeout);
   options.flow_restore_grace = std::chrono::seconds(flow_restore_grace);
   vpcguard::logger("daemon")->info("start version={} bridge={} ovsdb={} {}={}", vpcguard::kVersion,

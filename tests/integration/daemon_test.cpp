@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -232,6 +233,46 @@ TEST_F(DaemonTest, ConfigChangeAppliesAndABrokenConfigKeepsTheLastGoodOne) {
   const size_t before_unrelated = loads();
   std::ofstream(sandbox_->dir() + "/unrelated.txt") << "x";
   EXPECT_FALSE(eventually([&] { return loads() > before_unrelated; }, 1)) << log();
+}
+
+// A config directory: a file renamed into place is read once the directory has been quiet for
+// --config-settle-ms (it may be replaced file by file), and only that file is parsed again.
+TEST_F(DaemonTest, AConfigDirectoryIsReadWhenItSettlesAndOnlyTheChangedFileIsParsed) {
+  VGT_ASSERT_OK(sandbox_->addBridge(kBridge));
+  VGT_ASSIGN_OR_FAIL(int db, sandbox_->addDummyPort(kBridge, "p-db", "eni-db1"));
+  (void)db;
+  const std::string text = readFile(config_);
+  const size_t split = text.find("[[security_groups]]");
+  ASSERT_NE(split, std::string::npos);
+  config_ = sandbox_->dir() + "/config.d";
+  ASSERT_TRUE(std::filesystem::create_directory(config_));
+  const auto writeFile = [&](const std::string& name, const std::string& content) {
+    const std::string tmp = config_ + "/." + name + ".tmp";  // not *.toml: not watched
+    std::ofstream(tmp) << content;
+    ASSERT_EQ(std::rename(tmp.c_str(), (config_ + "/" + name).c_str()), 0);
+  };
+  writeFile("10-base.toml", text.substr(0, split));
+  writeFile("20-groups.toml", text.substr(split));
+  startDaemon({"--config-settle-ms", "2500"});
+  ASSERT_TRUE(eventually([&] { return countFlows("tp_dst=5432") > 0; })) << log();
+  EXPECT_EQ(countInLog("files_parsed=2 files_unchanged=0"), 1U) << log();
+
+  std::string groups = text.substr(split);
+  const std::string anchor = "description = \"PostgreSQL from the web tier, SSH from the bastion\"";
+  ASSERT_NE(groups.find(anchor), std::string::npos);
+  groups.insert(groups.find(anchor) + anchor.size(),
+                "\n\n  [[security_groups.ingress]]\n  ip_protocol = \"tcp\"\n  from_port = 6379\n"
+                "  to_port = 6379\n  cidr_ipv4 = \"10.0.1.0/24\"\n");
+  const auto written = std::chrono::steady_clock::now();
+  writeFile("20-groups.toml", groups);
+  // Not before the directory has been quiet for 2.5 s ...
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  if (std::chrono::steady_clock::now() - written < std::chrono::milliseconds(2400)) {
+    EXPECT_EQ(countFlows("tp_dst=6379"), 0U) << "read before the directory settled\n" << log();
+  }
+  // ... then once, parsing only the changed file.
+  ASSERT_TRUE(eventually([&] { return countFlows("tp_dst=6379") > 0; })) << log();
+  EXPECT_EQ(countInLog("files_parsed=1 files_unchanged=1"), 1U) << log();
 }
 
 // A stopped (SIGSTOP) ovs-vswitchd, then ovsdb-server, keeps its sockets open and answers
