@@ -64,6 +64,9 @@ class FlowSync {
   [[nodiscard]] Result<SyncReport> syncFull(const std::vector<Flow>& desired);
   // The same with the desired flows held elsewhere (the translator's), in any order.
   [[nodiscard]] Result<SyncReport> syncFull(std::span<const Flow* const> desired);
+  // The installed state may not be what the switch holds (drift was seen): the next
+  // applyDesired() reads the switch (a syncFull()).
+  void distrustInstalled() { installed_unknown_ = true; }
   // The newest generation among our flows on the switch (0 if none), read without keeping the
   // flows (the installed state is left as it is).
   [[nodiscard]] Result<uint16_t> readNewestGeneration();
@@ -141,8 +144,8 @@ class FlowSync {
 
   ovs::OpenFlowChannel& channel_;
   Table installed_;
-  // syncFull() dropped installed_ and could not read the switch: installed_ is not what the
-  // switch holds, so nothing may be diffed against it.
+  // syncFull() dropped installed_ and could not read the switch, or the owner distrusts it:
+  // installed_ may not be what the switch holds, so nothing may be diffed against it.
   bool installed_unknown_ = false;
   std::array<size_t, 256> per_table_{};  // installed_'s flows by table
   // Desired text -> the switch's canonical form. Parsing with OVS's parser is the costly part

@@ -78,6 +78,11 @@ PolicyEngine::Outcome<EngineReport> PolicyEngine::resync(const Input& input) {
   if (!sync_) {
     return tl::unexpected(Failure{FailureKind::kSwitch, Error{"not connected"}});
   }
+  // A resync is asked for because what we believe is in doubt (drift, a new connection): even
+  // if it fails before it reads the switch (translation), the next change must read the switch,
+  // not diff against that belief.
+  in_step_ = false;
+  sync_->distrustInstalled();
   EngineReport report;
   report.full = true;
   auto delta = translate(input, report);

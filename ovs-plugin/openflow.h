@@ -82,7 +82,8 @@ class OpenFlowChannel {
   [[nodiscard]] virtual Result<std::vector<InstalledFlow>> dumpFlows(const DumpFilter& filter) = 0;
   // The same dump, each flow handed to `sink` as it arrives, so that a caller comparing with
   // the switch need not hold the whole dump (issue 13: the memory peak of a full compare). On
-  // failure the sink may have seen part of the flows. Fakes get this from dumpFlows().
+  // failure the sink may have seen part of the flows. The sink runs within the dump's deadline:
+  // keep it cheap (FlowSync's compare is a set lookup per flow). Fakes get this from dumpFlows().
   [[nodiscard]] virtual Result<void> dumpFlowsTo(const DumpFilter& filter,
                                                  const std::function<void(InstalledFlow&&)>& sink) {
     auto flows = dumpFlows(filter);

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <chrono>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -104,14 +105,25 @@ class OvsOpenFlowChannel final : public OpenFlowChannel {
   Result<BundleOutcome> applyBundle(std::span<const FlowMod> mods) override {
     // Each mod's text is made when the shim asks for it and dropped at the next: at 100k flows
     // all texts at once were tens of MiB on top of the flows themselves (issue 13, VmHWM).
+    // Called from C: an exception must not unwind through the shim (it would leak what the
+    // shim holds), so it is kept and rethrown once the shim has returned.
     struct Source {
       std::span<const FlowMod> mods;
       std::string text;
-    } source{mods, {}};
-    const auto next = [](void* ctx, size_t i, int* command) -> const char* {
+      std::exception_ptr failure;
+    } source{mods, {}, nullptr};
+    const auto next = [](void* ctx, size_t i, int* command) noexcept -> const char* {
       auto* s = static_cast<Source*>(ctx);
-      s->text = modText(s->mods[i]);
       *command = toShim(s->mods[i].command);
+      if (s->failure) {
+        return nullptr;
+      }
+      try {
+        s->text = modText(s->mods[i]);
+      } catch (...) {
+        s->failure = std::current_exception();
+        return nullptr;
+      }
       return s->text.c_str();
     };
     vg_flow_error* errs = nullptr;
@@ -124,6 +136,11 @@ class OvsOpenFlowChannel final : public OpenFlowChannel {
       DeadlineGuard guard(fd_, deadlineFor(mods.size()));
       rc = vg_of_bundle_stream(of_, mods.size(), next, &source, &errs, &n_errs, &err);
       late = guard.fired();
+    }
+    if (source.failure) {
+      vg_free_errors(errs, n_errs);
+      vg_free(err);
+      std::rethrow_exception(source.failure);
     }
     if (late) {
       vg_free_errors(errs, n_errs);
@@ -166,23 +183,33 @@ class OvsOpenFlowChannel final : public OpenFlowChannel {
                            const std::function<void(InstalledFlow&&)>& sink) override {
     // Each flow goes straight from the switch's reply to the sink: no copy of the whole dump
     // on the C side (at 100k flows, tens of MiB of the daemon's peak; issue 13).
+    // Called from C: an exception is kept (the rest of the dump is read and dropped) and
+    // rethrown once the shim has returned, never unwound through it.
     struct Context {
       const std::function<void(InstalledFlow&&)>& sink;
       size_t count = 0;
-    } context{sink};
-    const auto each = [](void* ctx, const vg_flow_stat* stat) {
+      std::exception_ptr failure;
+    } context{sink, 0, nullptr};
+    const auto each = [](void* ctx, const vg_flow_stat* stat) noexcept {
       auto* c = static_cast<Context*>(ctx);
-      InstalledFlow f;
-      f.flow.table = stat->table;
-      f.flow.priority = stat->priority;
-      f.flow.cookie = stat->cookie;
-      f.flow.match = stat->match;
-      f.flow.actions = stat->actions;
-      f.n_packets = stat->n_packets;
-      f.n_bytes = stat->n_bytes;
-      f.duration_sec = stat->duration_sec;
-      ++c->count;
-      c->sink(std::move(f));
+      if (c->failure) {
+        return;
+      }
+      try {
+        InstalledFlow f;
+        f.flow.table = stat->table;
+        f.flow.priority = stat->priority;
+        f.flow.cookie = stat->cookie;
+        f.flow.match = stat->match;
+        f.flow.actions = stat->actions;
+        f.n_packets = stat->n_packets;
+        f.n_bytes = stat->n_bytes;
+        f.duration_sec = stat->duration_sec;
+        ++c->count;
+        c->sink(std::move(f));
+      } catch (...) {
+        c->failure = std::current_exception();
+      }
     };
     char* err = nullptr;
     const auto started = std::chrono::steady_clock::now();
@@ -193,6 +220,10 @@ class OvsOpenFlowChannel final : public OpenFlowChannel {
       rc = vg_of_dump_stream(of_, filter.table ? *filter.table : -1, filter.cookie,
                              filter.cookie_mask, each, &context, &err);
       late = guard.fired();
+    }
+    if (context.failure) {
+      vg_free(err);
+      std::rethrow_exception(context.failure);
     }
     if (late) {
       vg_free(err);

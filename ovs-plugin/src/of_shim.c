@@ -239,8 +239,12 @@ encode_mod(vg_of *of, vg_mod_source *source, void *ctx, size_t i, char **perr)
     int shim_command = -1;
     const char *text = source(ctx, i, &shim_command);
     const int command = to_ofp_command(shim_command);
-    if (command < 0 || !text) {
+    if (command < 0) {
         *perr = xasprintf("unknown flow command %d", shim_command);
+        return NULL;
+    }
+    if (!text) {
+        *perr = xstrdup("the flow mod's text could not be made");
         return NULL;
     }
     struct ofputil_flow_mod fm;

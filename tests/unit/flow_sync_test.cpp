@@ -197,6 +197,21 @@ TEST(FlowSync, AFailedReadMakesTheNextChangeAFullCompare) {
   EXPECT_EQ(sw.table.size(), policy(1).size());
 }
 
+// The owner distrusts its belief (drift was seen but the resync failed before reading): the next
+// change reads the switch instead of diffing against the belief, so the drift goes too.
+TEST(FlowSync, ADistrustedInstalledStateIsReadAgainByTheNextChange) {
+  FakeSwitch sw;
+  FlowSync sync(sw);
+  ASSERT_TRUE(sync.syncFull(policy(1)).has_value());
+  sw.put(Flow{pipeline::kSgIngress, 65000, 0x42, "ip", "output:7"});
+  EXPECT_EQ(sync.applyDesired(policy(1))->changes(), 0U) << "a trusted belief does not see it";
+  sync.distrustInstalled();
+  auto r = sync.applyDesired(policy(1));
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->deleted, 1U);
+  EXPECT_EQ(sw.table.size(), policy(1).size());
+}
+
 // The translator may write a flow as the switch does not print it (here "ip,nw_proto=6" for
 // "tcp"). It is compared, adopted and deleted in the switch's form, also when the
 // normalisation comes from the cache (which keeps a copy only of such flows).
