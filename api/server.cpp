@@ -321,20 +321,41 @@ Result<void> Server::Impl::listenUnix() {
       return makeError(where + ": remove stale socket: " + errnoText());
     }
   }
+  // Bound, restricted and listening under a staging name, then renamed into place: whoever sees
+  // the socket file can connect at once (lab.sh waits for the file; a client that connected
+  // between bind() and listen() was refused as if the server were gone).
+  const std::string staging = path.string() + ".new";
+  sockaddr_un staging_address{};
+  staging_address.sun_family = AF_UNIX;
+  if (staging.size() >= sizeof staging_address.sun_path) {
+    return makeError(where + ": path too long for a Unix socket");
+  }
+  std::strncpy(staging_address.sun_path, staging.c_str(), sizeof staging_address.sun_path - 1);
+  ::unlink(staging.c_str());  // left by a server killed at this very point; no error if absent
   unix_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (unix_fd_ < 0) return makeError(where + ": socket: " + errnoText());
-  if (::bind(unix_fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    return makeError(where + ": bind: " + errnoText());
+  if (::bind(unix_fd_, reinterpret_cast<sockaddr*>(&staging_address), sizeof staging_address) !=
+      0) {
+    return makeError(where + ": bind " + staging + ": " + errnoText());
   }
-  if (::lstat(path.c_str(), &st) == 0) unix_inode_ = st.st_ino;
   // Connecting needs write permission on the socket: owner and group only.
-  if (::chmod(path.c_str(), 0660) != 0) {
+  if (::chmod(staging.c_str(), 0660) != 0) {
+    ::unlink(staging.c_str());
     return makeError(where + ": chmod: " + errnoText());
   }
-  if (group && ::chown(path.c_str(), static_cast<uid_t>(-1), *group) != 0) {
+  if (group && ::chown(staging.c_str(), static_cast<uid_t>(-1), *group) != 0) {
+    ::unlink(staging.c_str());
     return makeError(where + ": chown to group " + options_.socket_group + ": " + errnoText());
   }
-  if (::listen(unix_fd_, 128) != 0) return makeError(where + ": listen: " + errnoText());
+  if (::listen(unix_fd_, 128) != 0) {
+    ::unlink(staging.c_str());
+    return makeError(where + ": listen: " + errnoText());
+  }
+  if (::rename(staging.c_str(), path.c_str()) != 0) {
+    ::unlink(staging.c_str());
+    return makeError(where + ": rename " + staging + ": " + errnoText());
+  }
+  if (::lstat(path.c_str(), &st) == 0) unix_inode_ = st.st_ino;
   return {};
 }
 
