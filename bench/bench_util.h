@@ -24,6 +24,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <span>
@@ -589,9 +590,9 @@ struct Figures {
   double upcalls_per_conn = -1;  // datapath misses sent to ovs-vswitchd per connection
 };
 
-// Datapath misses handed to ovs-vswitchd's upcall handler so far (all userspace-datapath
-// threads: "miss with success/failed upcall" of dpif-netdev/pmd-stats-show); -1 if unknown.
-inline long upcalls(test::PolicyLab& lab) {
+// The sum of dpif-netdev's counters with these labels ("packets received:", ...) over all its
+// threads so far (dpif-netdev/pmd-stats-show); -1 if unknown.
+inline long pmdCounter(test::PolicyLab& lab, std::initializer_list<const char*> labels) {
   auto out = lab.sandbox().appctl("dpif-netdev/pmd-stats-show");
   if (!out) {
     return -1;
@@ -599,13 +600,18 @@ inline long upcalls(test::PolicyLab& lab) {
   long total = 0;
   std::istringstream in(*out);
   for (std::string line; std::getline(in, line);) {
-    for (const char* what : {"miss with success upcall:", "miss with failed upcall:"}) {
+    for (const char* what : labels) {
       if (const size_t at = line.find(what); at != std::string::npos) {
         total += std::stol(line.substr(at + std::strlen(what)));
       }
     }
   }
   return total;
+}
+
+// Datapath misses handed to ovs-vswitchd's upcall handler so far; -1 if unknown.
+inline long upcalls(test::PolicyLab& lab) {
+  return pmdCounter(lab, {"miss with success upcall:", "miss with failed upcall:"});
 }
 
 // TCP throughput (one iperf3 stream) and then the new-connection rate (one client, connect and

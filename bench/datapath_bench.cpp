@@ -15,8 +15,7 @@
 // did per packet: datapath passes (1 + recirculations, from dpif-netdev/pmd-stats-show) and
 // upcalls per new connection.
 #include <cstdio>
-#include <cstring>
-#include <sstream>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -38,31 +37,6 @@ int fail(const std::string& what) {
   return 1;
 }
 
-
-// What dpif-netdev counted so far on all its threads (pmd-stats-show).
-struct DatapathCounters {
-  long packets = 0;         // "packets received"
-  long recirculations = 0;  // "packet recirculations"
-};
-
-DatapathCounters datapathCounters(test::PolicyLab& lab) {
-  DatapathCounters c;
-  auto out = lab.sandbox().appctl("dpif-netdev/pmd-stats-show");
-  if (!out) {
-    return c;
-  }
-  std::istringstream in(*out);
-  for (std::string line; std::getline(in, line);) {
-    const auto take = [&](const char* what, long& into) {
-      if (const size_t at = line.find(what); at != std::string::npos) {
-        into += std::stol(line.substr(at + std::strlen(what)));
-      }
-    };
-    take("packets received:", c.packets);
-    take("packet recirculations:", c.recirculations);
-  }
-  return c;
-}
 
 struct ModeFigures {
   std::vector<double> gbps;
@@ -89,20 +63,24 @@ std::string listed(const std::vector<double>& v, const char* format) {
 
 Result<void> measureInto(test::PolicyLab& lab, const std::string& client, const std::string& server,
                          const std::string& server_ip, int port, int seconds, ModeFigures& into) {
-  const auto before = datapathCounters(lab);
+  const auto counters = [&] {
+    return std::pair{bench::pmdCounter(lab, {"packets received:"}),
+                     bench::pmdCounter(lab, {"packet recirculations:"})};
+  };
+  const auto before = counters();
   auto f = bench::measure(lab, client, server, server_ip, port, seconds);
   if (!f) {
     return tl::unexpected(f.error());
   }
-  const auto after = datapathCounters(lab);
+  const auto after = counters();
   into.gbps.push_back(f->gbps);
   into.conn_per_s.push_back(f->conn_per_s);
   into.upcalls_per_conn.push_back(f->upcalls_per_conn);
-  const long packets = after.packets - before.packets;
+  const long packets = after.first - before.first;
   into.passes_per_packet.push_back(
-      packets > 0 ? 1.0 + static_cast<double>(after.recirculations - before.recirculations) /
-                              static_cast<double>(packets)
-                  : 0.0);
+      packets > 0 && before.first >= 0 && before.second >= 0
+          ? 1.0 + static_cast<double>(after.second - before.second) / static_cast<double>(packets)
+          : 0.0);
   return {};
 }
 

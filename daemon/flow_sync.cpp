@@ -22,15 +22,33 @@ uint64_t withoutGeneration(uint64_t cookie) {
   return cookie & ~pipeline::kCookieGenerationMask;
 }
 
-// The order of a bundle: stale flows out before new ones go in. The bundle is atomic and
-// versioned (no packet sees a half-applied change whatever the order), but the switch counts a
-// table's flows per flow mod: deleting first frees the room a table at its operator-set
-// flow_limit (Flow_Table, no eviction) needs to swap flows, which adds first would overflow.
-std::vector<ovs::FlowMod> deletesFirst(std::vector<ovs::FlowMod> deletes,
-                                       std::vector<ovs::FlowMod> adds) {
-  deletes.insert(deletes.end(), std::make_move_iterator(adds.begin()),
-                 std::make_move_iterator(adds.end()));
-  return deletes;
+// Whether the flow the switch has (`have`) must be replaced by `want` of the same identity:
+// other actions, or a cookie that differs beyond its generation. (A flow that differs only in
+// the generation is adopted as it is.) The replacement is an add, which swaps the flow in one
+// step with its statistics; not modify-strict, which from OpenFlow 1.1 on cannot change a
+// cookie.
+bool mustRewrite(const Flow& have, const Flow& want) {
+  return have.actions != want.actions ||
+         withoutGeneration(have.cookie) != withoutGeneration(want.cookie);
+}
+
+// The mods of a bundle, referring to the flows (which must outlive the bundle), as one exactly
+// sized vector: at 100k flows, growing vectors of copied mods was tens of MiB of the start-up
+// peak. Stale flows go out before new ones come in. The bundle is atomic and versioned (no
+// packet sees a half-applied change whatever the order), but the switch counts a table's flows
+// per flow mod: deleting first frees the room a table at its operator-set flow_limit
+// (Flow_Table, no eviction) needs to swap flows, which adds first would overflow.
+std::vector<ovs::FlowMod> bundleOf(std::span<const Flow* const> deletes,
+                                   std::span<const Flow* const> adds) {
+  std::vector<ovs::FlowMod> mods;
+  mods.reserve(deletes.size() + adds.size());
+  for (const Flow* f : deletes) {
+    mods.push_back(ovs::FlowMod::referring(ovs::FlowCommand::kDeleteStrict, *f));
+  }
+  for (const Flow* f : adds) {
+    mods.push_back(ovs::FlowMod::referring(ovs::FlowCommand::kAdd, *f));
+  }
+  return mods;
 }
 
 std::string describeErrors(const ovs::BundleOutcome& outcome, const std::vector<ovs::FlowMod>& mods) {
@@ -145,16 +163,6 @@ Result<void> FlowSync::readInstalled() {
   return {};
 }
 
-uint16_t FlowSync::newestInstalledGeneration() const {
-  uint16_t newest = 0;
-  for (const auto& flow : installed_) {
-    if (isOurs(flow.cookie)) {
-      newest = std::max(newest, pipeline::cookieGeneration(flow.cookie));
-    }
-  }
-  return newest;
-}
-
 bool FlowSync::explains(const ovs::FlowUpdate& update) const {
   using Kind = ovs::FlowUpdateKind;
   if (update.kind == Kind::kPaused || update.kind == Kind::kResumed) {
@@ -221,8 +229,7 @@ Result<SyncReport> FlowSync::syncFull(std::span<const Flow* const> desired) {
       return;
     }
     matched.push_back(&*it);
-    if (it->actions != f.flow.actions ||
-        withoutGeneration(it->cookie) != withoutGeneration(f.flow.cookie)) {
+    if (mustRewrite(f.flow, *it)) {
       changed.emplace_back(it, std::move(f.flow));
     } else if (it->cookie != f.flow.cookie) {
       adopted.emplace_back(it, f.flow.cookie);
@@ -249,18 +256,20 @@ Result<SyncReport> FlowSync::syncFull(std::span<const Flow* const> desired) {
   report.deleted = stale.size();
   report.modified = changed.size();
   report.added = missing.size();
-  std::vector<ovs::FlowMod> mods;
-  mods.reserve(stale.size() + changed.size() + missing.size());
-  // Deletes first (deletesFirst() says why); an add replaces a changed flow (applyDiff()).
+  std::vector<const Flow*> deletes;
+  deletes.reserve(stale.size());
   for (const Flow& f : stale) {
-    mods.push_back(ovs::FlowMod::referring(ovs::FlowCommand::kDeleteStrict, f));
+    deletes.push_back(&f);
   }
+  std::vector<const Flow*> adds;
+  adds.reserve(changed.size() + missing.size());
   for (const auto& [it, theirs] : changed) {
-    mods.push_back(ovs::FlowMod::referring(ovs::FlowCommand::kAdd, *it));
+    adds.push_back(&*it);
   }
   for (const auto& it : missing) {
-    mods.push_back(ovs::FlowMod::referring(ovs::FlowCommand::kAdd, *it));
+    adds.push_back(&*it);
   }
+  auto mods = bundleOf(deletes, adds);
   const auto setCookie = [&](Table::iterator it, uint64_t cookie) {
     const auto next = std::next(it);
     auto node = target.extract(it);
@@ -326,9 +335,8 @@ Result<SyncReport> FlowSync::applyDesired(std::span<const Flow* const> desired) 
 Result<SyncReport> FlowSync::applyDiff(Table target) {
   const auto start = std::chrono::steady_clock::now();
   SyncReport report;
-  // The flows to send, collected as pointers (into installed_ and target, both alive until the
-  // bundle is done) and turned into one exactly sized vector of mods: at 100k flows, growing
-  // vectors of mods and concatenating them was tens of MiB of the start-up peak.
+  // The flows to send, as pointers into installed_ and target (both alive until the bundle is
+  // done).
   std::vector<const Flow*> adds;
   std::vector<const Flow*> deletes;
   // Adopted flows: right but for the generation in their cookie, written by an earlier start.
@@ -348,10 +356,7 @@ Result<SyncReport> FlowSync::applyDiff(Table target) {
       ++report.added;
       ++t;
     } else {
-      if (i->actions != t->actions ||
-          withoutGeneration(i->cookie) != withoutGeneration(t->cookie)) {
-        // An add replaces the flow with the same identity in one step (statistics kept). Not
-        // modify-strict: from OpenFlow 1.1 on, it cannot change a flow's cookie.
+      if (mustRewrite(*i, *t)) {
         adds.push_back(&*t);
         ++report.modified;
       } else if (t->cookie != i->cookie) {
@@ -361,16 +366,7 @@ Result<SyncReport> FlowSync::applyDiff(Table target) {
       ++t;
     }
   }
-  std::vector<ovs::FlowMod> mods;
-  mods.reserve(deletes.size() + adds.size());
-  // Deletes first (deletesFirst() says why).
-  for (const Flow* f : deletes) {
-    mods.push_back(ovs::FlowMod::referring(ovs::FlowCommand::kDeleteStrict, *f));
-  }
-  for (const Flow* f : adds) {
-    mods.push_back(ovs::FlowMod::referring(ovs::FlowCommand::kAdd, *f));
-  }
-  if (auto sent = sendBundle(mods, report); !sent) {
+  if (auto sent = sendBundle(bundleOf(deletes, adds), report); !sent) {
     return tl::unexpected(sent.error());
   }
   for (auto& [it, cookie] : adopted) {
@@ -473,28 +469,26 @@ Result<SyncReport> FlowSync::applyDelta(const FlowDelta& delta) {
     change.next = std::move(*n);
     new_texts.emplace_back(text, std::move(base));
   }
-  std::vector<ovs::FlowMod> mods;
-  std::vector<ovs::FlowMod> deletes;
+  std::vector<const Flow*> adds;
+  std::vector<const Flow*> deletes;
   for (auto& [key, change] : changes) {
     auto installed = installed_.find(idOf(key));
     if (change.next) {
       if (installed == installed_.end()) {
-        mods.push_back(ovs::FlowMod::referring(ovs::FlowCommand::kAdd, *change.next));
+        adds.push_back(&*change.next);
         ++report.added;
-      } else if (installed->actions != change.next->actions ||
-                 withoutGeneration(installed->cookie) != withoutGeneration(change.next->cookie)) {
-        // Re-added, not modified: see applyDiff().
-        mods.push_back(ovs::FlowMod::referring(ovs::FlowCommand::kAdd, *change.next));
+      } else if (mustRewrite(*installed, *change.next)) {
+        adds.push_back(&*change.next);
         ++report.modified;
       } else {
         change.next->cookie = installed->cookie;  // adopted, see applyDiff()
       }
     } else if (installed != installed_.end()) {
-      deletes.push_back(ovs::FlowMod::referring(ovs::FlowCommand::kDeleteStrict, *installed));
+      deletes.push_back(&*installed);
       ++report.deleted;
     }
   }
-  if (auto sent = sendBundle(deletesFirst(std::move(deletes), std::move(mods)), report); !sent) {
+  if (auto sent = sendBundle(bundleOf(deletes, adds), report); !sent) {
     return tl::unexpected(sent.error());
   }
   for (auto& [key, change] : changes) {

@@ -70,10 +70,9 @@ class FlowSync {
   // The newest generation among our flows on the switch (0 if none), read without keeping the
   // flows (the installed state is left as it is).
   [[nodiscard]] Result<uint16_t> readNewestGeneration();
-  // Reads our flows (and foreign flows in our tables) from the switch into the installed state.
+  // Reads our flows (and foreign flows in our tables) from the switch into the installed state,
+  // holding the whole dump; vpcguardd itself compares as it reads (syncFull()).
   [[nodiscard]] Result<void> readInstalled();
-  // The newest generation among the installed flows (0 if none).
-  [[nodiscard]] uint16_t newestInstalledGeneration() const;
   // True if the installed state accounts for this flow-monitor update (our own change, or not
   // in our tables); false for drift, a paused monitor and everything unknown.
   [[nodiscard]] bool explains(const ovs::FlowUpdate& update) const;
