@@ -187,19 +187,22 @@ struct IncrementalTranslator::State {
     Cidr subnet_cidr;
     uint32_t open_bits = 0;
     bool flow_logged = false;
+    units::GroupSlots slots;
     std::vector<std::string> flows;  // identities (flowKey) of the unit's flows in the table
     uint64_t seen = 0;
   };
   struct GroupRec {
     const model::SecurityGroup* sg = nullptr;
     uint32_t open_bits = 0;
+    uint16_t index = 0;  // RuleIdAllocator::groupIndex
     std::vector<uint16_t> local;
     std::vector<uint32_t> local_open;
+    std::vector<units::MemberClause> members;  // sorted, unique
     uint64_t local_version = 0;
-    // Members that came and went from prev_local_version to local_version.
+    // Member clauses that came and went from prev_local_version to local_version.
     uint64_t prev_local_version = 0;
-    std::vector<uint16_t> local_added;
-    std::vector<uint16_t> local_removed;
+    std::vector<units::MemberClause> members_added;
+    std::vector<units::MemberClause> members_removed;
     uint64_t seen = 0;
   };
   struct PeerRec {
@@ -475,11 +478,11 @@ struct IncrementalTranslator::State {
   void patchMemberClauses(uint32_t id, RuleRec& rec, const GroupRec& group, uint8_t n) {
     std::vector<std::string> removed_text;
     std::vector<std::string> added_text;
-    for (uint16_t z : group.local_removed) {
-      removed_text.push_back(units::memberMatch(rec.egress, z));
+    for (const auto& m : group.members_removed) {
+      removed_text.push_back(units::memberClauseMatch(rec.egress, m));
     }
-    for (uint16_t z : group.local_added) {
-      added_text.push_back(units::memberMatch(rec.egress, z));
+    for (const auto& m : group.members_added) {
+      added_text.push_back(units::memberClauseMatch(rec.egress, m));
     }
     std::vector<const std::string*> removed;
     std::vector<const std::string*> added;
@@ -504,6 +507,7 @@ struct IncrementalTranslator::State {
     unit.id = id;
     unit.local = &group.local;
     unit.local_open = &group.local_open;
+    unit.members = &group.members;
     unit.peers = &rec.peer->set;
     unit.strict = strict;
     unit.peer_clauses = full;
@@ -742,7 +746,9 @@ Result<FlowDelta> IncrementalTranslator::State::update(
       rec.open_bits = bits;
       open_changed.insert(g.id);
     }
-    if (inserted) {
+    if (const uint16_t index = ids.groupIndex(g.id); inserted || index != rec.index) {
+      rec.index = index;
+      open_changed.insert(g.id);  // its members' slots are assigned again, with its open bits
       local_dirty.insert(g.id);
     }
   }
@@ -779,6 +785,21 @@ Result<FlowDelta> IncrementalTranslator::State::update(
       open_dirty = open_dirty || open_changed.count(g) != 0;
     }
     const uint32_t open = open_dirty ? openBitsOf(eni) : rec.open_bits;
+    // The slots depend on the indices of the ENI's groups: assigned again when a group came or
+    // went (a group's index is fixed while it exists).
+    bool slots_changed = false;
+    if (open_dirty) {
+      std::vector<uint16_t> group_indices;
+      group_indices.reserve(eni.security_group_ids.size());
+      for (const auto& g : eni.security_group_ids) {
+        group_indices.push_back(ids.groupIndex(g));
+      }
+      units::GroupSlots slots = units::assignSlots(std::move(group_indices));
+      if (inserted || slots != rec.slots) {
+        rec.slots = std::move(slots);
+        slots_changed = true;
+      }
+    }
     const bool addresses_changed = inserted ||
                                    rec.eni.private_ip_addresses != eni.private_ip_addresses ||
                                    rec.eni.ipv6_addresses != eni.ipv6_addresses;
@@ -789,7 +810,7 @@ Result<FlowDelta> IncrementalTranslator::State::update(
                                rec.subnet_index != input.subnet_index ||
                                rec.nacl_index != input.nacl_index ||
                                rec.subnet_cidr != input.subnet->cidr_block || rec.open_bits != open ||
-                               rec.flow_logged != input.flow_logged;
+                               rec.flow_logged != input.flow_logged || slots_changed;
     // Every group of the ENI when its addresses or its attachment changed; only the groups it
     // joined or left when just its membership changed.
     const std::vector<std::string>* old_groups = &rec.eni.security_group_ids;
@@ -802,7 +823,7 @@ Result<FlowDelta> IncrementalTranslator::State::update(
         if (addresses_changed || moved) {
           peer_dirty.insert(g);
         }
-        if (local_changed || moved) {
+        if (local_changed || moved || slots_changed) {
           local_dirty.insert(g);
         }
       }
@@ -838,6 +859,7 @@ Result<FlowDelta> IncrementalTranslator::State::update(
         unit.ofport = rec.ofport;
         unit.open_bits = rec.open_bits;
         unit.flow_logged = rec.flow_logged;
+        unit.slots = rec.slots;
         units::interfaceFlows(sink, unit);
       }
       replaceFlows(rec.flows, std::move(sink.flows));
@@ -888,31 +910,37 @@ Result<FlowDelta> IncrementalTranslator::State::update(
     if (g == groups.end()) {
       continue;
     }
+    GroupRec& rec = g->second;
     std::vector<std::pair<uint16_t, uint32_t>> local;
+    std::vector<units::MemberClause> member_clauses;
     if (auto m = members.find(gid); m != members.end()) {
       for (const EniRec* e : m->second) {
         if (e->ofport >= 0) {
           local.emplace_back(e->index, e->open_bits);
+          member_clauses.push_back(units::memberClauseOf(e->slots, rec.index, e->index));
         }
       }
     }
     std::sort(local.begin(), local.end());
+    std::sort(member_clauses.begin(), member_clauses.end());
+    member_clauses.erase(std::unique(member_clauses.begin(), member_clauses.end()), member_clauses.end());
     std::vector<uint16_t> indices;
     std::vector<uint32_t> open;
     for (const auto& [z, bits] : local) {
       indices.push_back(z);
       open.push_back(bits);
     }
-    GroupRec& rec = g->second;
-    if (rec.local_version == 0 || indices != rec.local || open != rec.local_open) {
-      rec.local_added.clear();
-      rec.local_removed.clear();
-      std::set_difference(indices.begin(), indices.end(), rec.local.begin(), rec.local.end(),
-                          std::back_inserter(rec.local_added));
-      std::set_difference(rec.local.begin(), rec.local.end(), indices.begin(), indices.end(),
-                          std::back_inserter(rec.local_removed));
+    if (rec.local_version == 0 || indices != rec.local || open != rec.local_open ||
+        member_clauses != rec.members) {
+      rec.members_added.clear();
+      rec.members_removed.clear();
+      std::set_difference(member_clauses.begin(), member_clauses.end(), rec.members.begin(), rec.members.end(),
+                          std::back_inserter(rec.members_added));
+      std::set_difference(rec.members.begin(), rec.members.end(), member_clauses.begin(), member_clauses.end(),
+                          std::back_inserter(rec.members_removed));
       rec.local = std::move(indices);
       rec.local_open = std::move(open);
+      rec.members = std::move(member_clauses);
       rec.prev_local_version = rec.local_version;
       rec.local_version = next_version++;
     }

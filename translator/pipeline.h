@@ -90,6 +90,25 @@ inline constexpr const char* kRegOpen = "reg8";        // kOpen* bits: ENIs open
 inline constexpr const char* kNxmScratch = "NXM_NX_REG9";  // scratch within one action list
 // The rank (0, 1, 2: by session number) of the mirror session whose filter is being evaluated.
 inline constexpr const char* kRegMirrorRank = "reg10";
+// Group slots (docs/pipeline.md "Group slots"): an interface's security groups, by their
+// bridge-wide group index (RuleIdAllocator::groupIndex, 1..65535; 0 = empty slot), in 16-bit
+// slots of reg11..reg15. Egress slots (the source interface's groups, loaded at CLASSIFY) are
+// bits 0..79, ingress slots (the destination's, loaded at L3_LOOKUP) bits 80..159, so both are
+// set before either evaluation table. A group's member clause is then one flow per slot it
+// occupies on this bridge, not one per member: a rule change rewrites O(1) flows. A group that
+// finds no free slot on an interface (more than kGroupSlots groups) matches that interface by
+// its index (reg0 / reg1), as every member did before slots.
+inline constexpr size_t kGroupSlots = 5;
+inline constexpr uint8_t kNoSlot = 0xff;
+struct SlotField {
+  int reg;    // 11..15
+  int shift;  // 0 or 16
+};
+[[nodiscard]] constexpr SlotField groupSlotField(bool egress, size_t slot) {
+  const size_t bit = (egress ? 0 : kGroupSlots * 16) + slot * 16;
+  return SlotField{11 + static_cast<int>(bit / 32), static_cast<int>(bit % 32)};
+}
+static_assert(groupSlotField(false, kGroupSlots - 1).reg == 15, "slots fit reg11..reg15");
 inline constexpr const char* kNxmSrcEni = "NXM_NX_REG0";
 inline constexpr const char* kNxmDstEni = "NXM_NX_REG1";
 

@@ -124,6 +124,19 @@ Result<void> RuleIdAllocator::update(const model::Policy& policy) {
     return makeError(
         fmt::format("more than {} security-group rules: no conjunction id left", capacity));
   }
+  // New groups (their two directions are adjacent changes), in id order like the rule ids.
+  std::vector<std::string_view> new_groups;
+  for (const auto& c : changes) {
+    if (groups_.count(*c.group_id) == 0 &&
+        (new_groups.empty() || new_groups.back() != *c.group_id)) {
+      new_groups.emplace_back(*c.group_id);
+    }
+  }
+  const size_t group_capacity = kGroupIndexLimit - 1;
+  if (used_group_indices_.size() - removed_groups.size() + new_groups.size() > group_capacity) {
+    return makeError(fmt::format("more than {} security groups: no group index left",
+                                 group_capacity));
+  }
 
   for (const auto& identity : freed) {
     auto it = by_identity_.find(identity);
@@ -157,9 +170,24 @@ Result<void> RuleIdAllocator::update(const model::Policy& policy) {
     dir.identities = std::move(c.identities);
   }
   for (const auto& id : removed_groups) {
+    used_group_indices_.erase(groups_.at(id).index);
     groups_.erase(id);
   }
+  std::sort(new_groups.begin(), new_groups.end());
+  for (std::string_view id : new_groups) {
+    auto index = static_cast<uint16_t>(1 + fnv1a(id) % group_capacity);
+    while (used_group_indices_.count(index) != 0) {
+      index = index == group_capacity ? 1 : index + 1;
+    }
+    used_group_indices_.insert(index);
+    groups_.at(std::string(id)).index = index;
+  }
   return {};
+}
+
+uint16_t RuleIdAllocator::groupIndex(const std::string& group_id) const {
+  auto it = groups_.find(group_id);
+  return it == groups_.end() ? 0 : it->second.index;
 }
 
 const std::vector<uint32_t>* RuleIdAllocator::ids(const std::string& group_id, bool egress) const {

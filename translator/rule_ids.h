@@ -29,6 +29,8 @@ namespace vpcguard {
 
 // Ids live in [kConjIdBase, kRuleIdLimit): the cookie keeps 24 bits of object index.
 inline constexpr uint32_t kRuleIdLimit = 1U << 24;
+// Group indices live in [1, kGroupIndexLimit): 16-bit slots, 0 meaning "empty".
+inline constexpr uint32_t kGroupIndexLimit = 1U << 16;
 
 // The identity text of a rule ("sg-1|ingress|6|ports=80-80|cidr=10.0.0.0/8").
 [[nodiscard]] std::string ruleIdentity(const std::string& group_id, bool egress,
@@ -50,6 +52,11 @@ class RuleIdAllocator {
 
   [[nodiscard]] size_t size() const { return by_identity_.size(); }
 
+  // A group's bridge-wide index (1..kGroupIndexLimit-1), the value its slots hold
+  // (pipeline.h, "Group slots"); 0 for an unknown group. Allocated like the rule ids: the hash
+  // of the group id, or the next free index after it; kept while the group exists.
+  [[nodiscard]] uint16_t groupIndex(const std::string& group_id) const;
+
  private:
   struct Direction {
     std::vector<model::SecurityGroupRule> rules;  // as of the last update (content only)
@@ -58,11 +65,13 @@ class RuleIdAllocator {
   };
   struct Group {
     Direction dir[2];  // [0] ingress, [1] egress
+    uint16_t index = 0;
   };
 
   std::unordered_map<std::string, Group> groups_;
   std::unordered_map<std::string, uint32_t> by_identity_;
   std::unordered_set<uint32_t> used_;
+  std::unordered_set<uint16_t> used_group_indices_;
 };
 
 }  // namespace vpcguard

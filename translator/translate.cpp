@@ -134,9 +134,12 @@ class Translator {
           }
         }
       }
+      std::vector<uint16_t> group_indices;
       for (const auto& g : eni.security_group_ids) {
         group_members_[g].push_back(interfaces_.size());
+        group_indices.push_back(allocator().groupIndex(g));
       }
+      info.slots = units::assignSlots(std::move(group_indices));
       interfaces_.push_back(info);
     }
     return {};
@@ -175,24 +178,30 @@ class Translator {
   }
 
   Result<void> securityGroup(const model::SecurityGroup& sg) {
-    const RuleIdAllocator& allocator = in_.rule_ids != nullptr ? *in_.rule_ids : own_ids_;
+    const uint16_t group_index = allocator().groupIndex(sg.id);
     auto members = group_members_.find(sg.id);
     std::vector<uint16_t> local;
     std::vector<uint32_t> local_open;
+    std::vector<units::MemberClause> member_clauses;
     if (members != group_members_.end()) {
       for (size_t i : members->second) {
-        if (interfaces_[i].ofport >= 0) {
-          local.push_back(interfaces_[i].index);
-          local_open.push_back(interfaces_[i].open_bits);
+        const units::InterfaceUnit& eni = interfaces_[i];
+        if (eni.ofport >= 0) {
+          local.push_back(eni.index);
+          local_open.push_back(eni.open_bits);
+          member_clauses.push_back(units::memberClauseOf(eni.slots, group_index, eni.index));
         }
       }
     }
     if (local.empty()) {
       return {};  // no member on this bridge: nothing to enforce here
     }
+    std::sort(member_clauses.begin(), member_clauses.end());
+    member_clauses.erase(std::unique(member_clauses.begin(), member_clauses.end()),
+                         member_clauses.end());
     for (bool egress : {true, false}) {
       const auto& rules = egress ? sg.egress : sg.ingress;
-      const std::vector<uint32_t>* ids = allocator.ids(sg.id, egress);
+      const std::vector<uint32_t>* ids = allocator().ids(sg.id, egress);
       if (ids == nullptr || ids->size() != rules.size()) {
         return makeError("security group " + sg.id + " has no rule ids (update the allocator)");
       }
@@ -204,6 +213,7 @@ class Translator {
         unit.id = (*ids)[r];
         unit.local = &local;
         unit.local_open = &local_open;
+        unit.members = &member_clauses;
         unit.peers = &peerSet(rules[r].peer, egress);
         unit.strict = policy_.vpc.strict_revocation;
         const units::RuleResult result = units::rule(b_, unit);
@@ -215,6 +225,10 @@ class Translator {
       }
     }
     return {};
+  }
+
+  [[nodiscard]] const RuleIdAllocator& allocator() const {
+    return in_.rule_ids != nullptr ? *in_.rule_ids : own_ids_;
   }
 
   const TranslateInput& in_;

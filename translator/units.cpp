@@ -369,6 +369,72 @@ void router(FlowSink& b, const model::Subnet& s, uint32_t si) {
   }
 }
 
+uint8_t GroupSlots::slotOf(uint16_t index) const {
+  for (size_t i = 0; i < slot.size(); ++i) {
+    if (slot[i] == index) {
+      return static_cast<uint8_t>(i);
+    }
+  }
+  return kNoSlot;
+}
+
+GroupSlots assignSlots(std::vector<uint16_t> group_indices) {
+  std::sort(group_indices.begin(), group_indices.end());
+  group_indices.erase(std::unique(group_indices.begin(), group_indices.end()),
+                      group_indices.end());
+  GroupSlots out;
+  for (uint16_t g : group_indices) {
+    if (g == 0) {
+      continue;  // not a group (an unknown id)
+    }
+    bool placed = false;
+    for (size_t k = 0; k < kGroupSlots && !placed; ++k) {
+      uint16_t& s = out.slot[(g + k) % kGroupSlots];
+      if (s == 0) {
+        s = g;
+        placed = true;
+      }
+    }
+    if (!placed) {
+      out.overflow.push_back(g);
+    }
+  }
+  return out;
+}
+
+MemberClause memberClauseOf(const GroupSlots& slots, uint16_t group_index, uint16_t eni_index) {
+  const uint8_t s = slots.slotOf(group_index);
+  return s == kNoSlot ? MemberClause{kNoSlot, eni_index} : MemberClause{s, group_index};
+}
+
+namespace {
+uint32_t slotMask(const SlotField& f) { return 0xffffU << f.shift; }
+}  // namespace
+
+std::string memberClauseMatch(bool egress, const MemberClause& clause) {
+  if (clause.slot == kNoSlot) {
+    return fmt::format("{}={}", egress ? kRegSrcEni : kRegDstEni, clause.value);
+  }
+  const SlotField f = groupSlotField(egress, clause.slot);
+  return fmt::format("reg{}={}/{}", f.reg, hex(uint32_t{clause.value} << f.shift), hex(slotMask(f)));
+}
+
+namespace {
+// The actions that load an interface's slots for one side (nothing for empty slots: a packet's
+// registers start at zero and each side's slots are loaded once).
+std::string slotLoads(const GroupSlots& slots, bool egress) {
+  std::string out;
+  for (size_t i = 0; i < kGroupSlots; ++i) {
+    if (slots.slot[i] != 0) {
+      const SlotField f = groupSlotField(egress, i);
+      out += fmt::format("set_field:{}/{}->reg{},", hex(uint32_t{slots.slot[i]} << f.shift),
+                         hex(slotMask(f)), f.reg);
+    }
+  }
+  return out;
+}
+}  // namespace
+
 void interfaceFlows(FlowSink& b, const InterfaceUnit& info) {
   const auto& eni = *info.eni;
   const auto k = CookieKind::kInterface;
@@ -381,10 +447,10 @@ void interfaceFlows(FlowSink& b, const InterfaceUnit& info) {
   const uint32_t src_open = open & kOpenSrcMask;
   const uint32_t dst_open = open & kOpenDstMask;
   b.add(kClassify, kDefaultPriority, k, z, fmt::format("in_port={}", info.ofport),
-        fmt::format("set_field:{}->{},set_field:{}->{},set_field:{}->{},{}{}", z, kRegSrcEni,
+        fmt::format("set_field:{}->{},set_field:{}->{},set_field:{}->{},{}{}{}", z, kRegSrcEni,
                     info.subnet_index, kRegSrcSubnet, info.nacl_index, kRegSrcNacl,
                     src_open == 0 ? "" : fmt::format("set_field:{}->{},", hex(src_open), kRegOpen),
-                    gotoTable(kPortSecurity)));
+                    slotLoads(info.slots, true), gotoTable(kPortSecurity)));
 
   // Source check: only the interface's own MAC and addresses (ARP and ND included).
   const std::string next = gotoTable(kL3Lookup);
@@ -426,6 +492,10 @@ void interfaceFlows(FlowSink& b, const InterfaceUnit& info) {
   if (dst_open != 0) {
     // Masked: the source nibble set at classification stays.
     set_dst += fmt::format(",set_field:{}/{}->{}", hex(dst_open), hex(kOpenDstMask), kRegOpen);
+  }
+  if (std::string loads = slotLoads(info.slots, false); !loads.empty()) {
+    loads.pop_back();  // the trailing comma
+    set_dst += "," + loads;
   }
   const std::string same_subnet = fmt::format("{}={}", kRegSrcSubnet, info.subnet_index);
   // One flow per address finds this interface; how the packet gets there depends on the
@@ -718,9 +788,6 @@ PeerSet makePeerSet(std::vector<Cidr> cidrs, bool egress) {
   return out;
 }
 
-std::string memberMatch(bool egress, uint16_t index) {
-  return fmt::format("{}={}", egress ? kRegSrcEni : kRegDstEni, index);
-}
 
 bool peerClauseApplies(const model::SecurityGroupRule& rule, IpFamily family) {
   return !protocolMatches(family, rule.ip_protocol, rule.ports, rule.icmp).empty();
@@ -781,8 +848,8 @@ RuleResult rule(FlowSink& b, const RuleUnit& unit) {
       uint64_t{local.size()} * peer_matches.size() * std::max<size_t>(1, proto_matches.size());
 
   if (unit.member_clauses) {
-    for (uint16_t z : local) {
-      b.addClause(table, kEvalPriority, memberMatch(egress, z), ConjAction{id, 1, n});
+    for (const MemberClause& m : *unit.members) {
+      b.addClause(table, kEvalPriority, memberClauseMatch(egress, m), ConjAction{id, 1, n});
     }
   }
   if (unit.peer_clauses) {
@@ -857,11 +924,20 @@ RuleResult rule(FlowSink& b, const RuleUnit& unit) {
   for (auto [dispatch, reg, after] :
        {std::tuple{kSgEgress, kRegSrcEni, kNaclOut}, std::tuple{kSgIngress, kRegDstEni, kOutput}}) {
     b.addClause(dispatch, kDispatchLivePriority, live, ConjAction{id, 1, 2});
-    for (size_t i = 0; i < local.size(); ++i) {
-      // Only where the rule can commit checked connections (all members in strict mode).
-      if (strict || (openOf(i) & untracked_bits) != 0) {
-        b.addClause(dispatch, kDispatchLivePriority, fmt::format("{}={}", reg, local[i]),
+    if (strict) {
+      // Every member commits checked connections: the group's member clauses (its slots; the
+      // local ENI's slots are loaded on both sides, egress at 31 and ingress at 51).
+      for (const MemberClause& m : *unit.members) {
+        b.addClause(dispatch, kDispatchLivePriority, memberClauseMatch(dispatch == kSgEgress, m),
                     ConjAction{id, 2, 2});
+      }
+    } else {
+      // Only the members whose opposite direction is open: per member.
+      for (size_t i = 0; i < local.size(); ++i) {
+        if ((openOf(i) & untracked_bits) != 0) {
+          b.addClause(dispatch, kDispatchLivePriority, fmt::format("{}={}", reg, local[i]),
+                      ConjAction{id, 2, 2});
+        }
       }
     }
     b.add(dispatch, kDispatchLivePriority, CookieKind::kSgRule, id, fmt::format("conj_id={}", id),

@@ -9,11 +9,13 @@
 // Units and what each depends on:
 //   infrastructure  - the generation only
 //   router(subnet)  - the subnet's CIDRs and index
-//   interface(ENI)  - the ENI, its index, ofport, subnet (index, CIDR), NACL index, open bits
+//   interface(ENI)  - the ENI, its index, ofport, subnet (index, CIDR), NACL index, open bits,
+//                     group slots
 //   networkAcl      - the NACL's entries and index
 //   rule            - the rule, its id, its group's id and attached members (with their open
-//                     bits), its peer's resolved addresses, strict revocation
+//                     bits and member clauses), its peer's resolved addresses, strict revocation
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -68,6 +70,33 @@ class FlowSink {
 void infrastructure(FlowSink& b);
 void router(FlowSink& b, const model::Subnet& subnet, uint32_t subnet_index);
 
+// The group slots of one interface (pipeline.h, "Group slots"): which group index each slot
+// holds (0: empty) and the groups that found no slot (sorted). A function of the set of group
+// indices alone: each group, lowest index first, takes the first free slot from
+// index % kGroupSlots on, so a group tends to sit in the same slot on every interface.
+struct GroupSlots {
+  std::array<uint16_t, pipeline::kGroupSlots> slot{};
+  std::vector<uint16_t> overflow;
+  bool operator==(const GroupSlots&) const = default;
+  // The slot that holds group `index`, or pipeline::kNoSlot.
+  [[nodiscard]] uint8_t slotOf(uint16_t index) const;
+};
+[[nodiscard]] GroupSlots assignSlots(std::vector<uint16_t> group_indices);
+
+// One member clause flow of a group's rules: a slot that holds the group on some member
+// (value = the group index), or one member that has the group in no slot (slot = kNoSlot,
+// value = its ENI index).
+struct MemberClause {
+  uint8_t slot = pipeline::kNoSlot;
+  uint16_t value = 0;
+  auto operator<=>(const MemberClause&) const = default;
+};
+// The member clause of `group_index` on an interface with `slots` and index `eni_index`.
+[[nodiscard]] MemberClause memberClauseOf(const GroupSlots& slots, uint16_t group_index,
+                                          uint16_t eni_index);
+// Its match: "reg11=0x5/0xffff" (a slot), "reg0=7" / "reg1=7" (an interface).
+[[nodiscard]] std::string memberClauseMatch(bool egress, const MemberClause& clause);
+
 struct InterfaceUnit {
   const model::NetworkInterface* eni = nullptr;
   const model::Subnet* subnet = nullptr;
@@ -77,6 +106,7 @@ struct InterfaceUnit {
   int ofport = -1;  // -1 = not attached to this bridge (then it has no flows)
   uint32_t open_bits = 0;
   bool flow_logged = false;  // a flow log covers it: its traffic is counted (flowLogFlows)
+  GroupSlots slots;          // loaded at classification (egress) and lookup (ingress)
 };
 void interfaceFlows(FlowSink& b, const InterfaceUnit& unit);
 // The flow-log counting flows of one interface (part of its interface unit when logged).
@@ -122,6 +152,7 @@ struct RuleUnit {
   uint32_t id = 0;
   const std::vector<uint16_t>* local = nullptr;       // indices of attached members
   const std::vector<uint32_t>* local_open = nullptr;  // their open bits, in the same order
+  const std::vector<MemberClause>* members = nullptr; // the members' clauses (sorted, unique)
   const PeerSet* peers = nullptr;
   bool strict = false;
   // False: leave out the peer clauses (clause 2 of the evaluation table), which depend on the
@@ -139,8 +170,6 @@ struct RuleResult {
 // Nothing when `local` is empty or no family applies.
 RuleResult rule(FlowSink& b, const RuleUnit& unit);
 
-// The match of a member clause ("reg0=5" at egress, "reg1=5" at ingress).
-[[nodiscard]] std::string memberMatch(bool egress, uint16_t index);
 
 // Whether a peer address of `family` gets a peer clause for `rule` (icmp has none for IPv6
 // peers, icmpv6 none for IPv4 ones): what rule() decides per peer.

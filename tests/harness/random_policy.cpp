@@ -73,7 +73,13 @@ class PolicyBuilder {
     ports.resize(static_cast<size_t>(rng_.uniform(3, 5)));
     ports_ = ports;
     group_ids_.clear();
-    const int n_groups = rng_.uniform(2, 4);
+    // Now and then more groups than an interface has slots (translator/pipeline.h, "Group
+    // slots"), so some interfaces match some groups' rules by their index instead.
+    const bool many_groups = rng_.chance(0.2);
+    const int n_groups = many_groups ? rng_.uniform(6, 8) : rng_.uniform(2, 4);
+    if (many_groups) {
+      p_.quotas.security_groups_per_interface = 16;  // AWS's highest; its default is 5
+    }
     for (int i = 0; i < n_groups; ++i) {
       group_ids_.push_back("sg-" + std::to_string(i));
     }
@@ -140,7 +146,8 @@ class PolicyBuilder {
       if (!rng_.chance(0.12)) {
         std::vector<std::string> ids = group_ids_;
         std::shuffle(ids.begin(), ids.end(), rng_.engine());
-        ids.resize(static_cast<size_t>(rng_.uniform(1, std::min(3, static_cast<int>(ids.size())))));
+        const int most = std::min(rng_.chance(0.5) ? 7 : 3, static_cast<int>(ids.size()));
+        ids.resize(static_cast<size_t>(rng_.uniform(1, most)));
         if (rng_.chance(0.1)) {
           ids.emplace_back(model::kDefaultSecurityGroupId);
         }

@@ -48,8 +48,9 @@ class Rng {
 //    of 1-2 custom NACLs with random allow/deny entries (rule numbers, protocols, ports, CIDRs);
 //  - 3-6 interfaces eni-0.. (the same ids in every policy, so a switch keeps its ports), with
 //    MACs, a primary and sometimes a secondary IPv4 address, an IPv6 address where the subnet
-//    has a block, 0-3 groups (none = the default group), now and then source_dest_check off;
-//  - 2-4 groups sg-0.. with tcp/udp port ranges, icmp/icmpv6 types, protocol all and 47, CIDR
+//    has a block, 0-3 groups (none = the default group; in a policy with 6-8 groups now and then
+//    up to 7, more than the interface has group slots), now and then source_dest_check off;
+//  - 2-4 groups sg-0.. (6-8 in one policy of five) with tcp/udp port ranges, icmp/icmpv6 types, protocol all and 47, CIDR
 //    peers inside and outside the VPC (0.0.0.0/0 and ::/0 included), group references (the
 //    default group too) and now and then a prefix list; egress often AWS's allow-all.
 // An error means the generator made an invalid policy (a bug here); it lists the diagnostics.

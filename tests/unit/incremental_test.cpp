@@ -10,6 +10,7 @@
 #include <string>
 #include <tuple>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "tests/unit/model_generator.h"
@@ -442,6 +443,46 @@ TEST(RuleIds, ARestartedAllocatorGivesTheSameIds) {
   }
 }
 
+TEST(RuleIds, GroupIndicesAreUniqueStableAndTheSameAfterARestart) {
+  model::Policy p = smallPolicy();
+  RuleIdAllocator ids;
+  ASSERT_TRUE(ids.update(p).has_value());
+  std::map<std::string, uint16_t> before;
+  std::set<uint16_t> seen;
+  for (const auto& g : p.security_groups) {
+    const uint16_t index = ids.groupIndex(g.id);
+    EXPECT_NE(index, 0) << g.id;
+    EXPECT_TRUE(seen.insert(index).second) << g.id;
+    before[g.id] = index;
+  }
+  EXPECT_EQ(ids.groupIndex("sg-unknown"), 0);
+  // A rule change keeps every index.
+  auto sg1 = std::find_if(p.security_groups.begin(), p.security_groups.end(),
+                          [](const auto& g) { return g.id == "sg-1"; });
+  ASSERT_NE(sg1, p.security_groups.end());
+  ASSERT_FALSE(sg1->ingress.empty());
+  sg1->ingress.pop_back();
+  ASSERT_TRUE(ids.update(p).has_value());
+  for (const auto& [id, index] : before) {
+    EXPECT_EQ(ids.groupIndex(id), index) << id;
+  }
+  // A removed group loses its index, the others keep theirs.
+  model::Policy fewer = p;
+  const std::string gone = "sg-1";
+  fewer.security_groups.erase(fewer.security_groups.begin() + (sg1 - p.security_groups.begin()));
+  ASSERT_TRUE(ids.update(fewer).has_value());
+  EXPECT_EQ(ids.groupIndex(gone), 0);
+  for (const auto& g : fewer.security_groups) {
+    EXPECT_EQ(ids.groupIndex(g.id), before[g.id]) << g.id;
+  }
+  // A restarted daemon (no allocator state) gives the same indices.
+  RuleIdAllocator fresh;
+  ASSERT_TRUE(fresh.update(p).has_value());
+  for (const auto& [id, index] : before) {
+    EXPECT_EQ(fresh.groupIndex(id), index) << id;
+  }
+}
+
 TEST(IncrementalTranslator, OneRuleChangesOnlyItsOwnFlows) {
   model::Policy p = smallPolicy();
   TranslateInput in;
@@ -463,12 +504,61 @@ TEST(IncrementalTranslator, OneRuleChangesOnlyItsOwnFlows) {
   auto delta = inc.update(in);
   ASSERT_TRUE(delta.has_value());
   expectSame(inc, in, before, *delta, "insert first rule");
-  // New: the rule's commit flow, its peer and protocol clauses. Changed: the member clauses of
-  // sg-0's attached members (one more conjunction action each). Nothing else.
-  const size_t members = 2;  // eni-0 and eni-3
-  EXPECT_EQ(delta->added.size(), 3 + members);
-  EXPECT_EQ(delta->removed.size(), members);
+  // New: the rule's commit flow, its peer and protocol clauses. Changed: sg-0's member clause
+  // (one more conjunction action): eni-0 and eni-3 hold sg-0 in the same slot, so one flow.
+  // Nothing else.
+  EXPECT_EQ(delta->added.size(), 3 + 1U);
+  EXPECT_EQ(delta->removed.size(), 1U);
   EXPECT_EQ(inc.lastWork().rules, 1U);
+}
+
+TEST(IncrementalTranslator, ARuleChangeCostsTheSameFlowsWithTenOrTwoHundredMembers) {
+  // Member clauses per group slot, not per member (translator/pipeline.h, "Group slots"): a
+  // one-rule change rewrites the same number of flows however many interfaces the group has.
+  const auto ruleChangeDelta = [](int n_enis) {
+    model::Policy p = smallPolicy();
+    p.network_interfaces.clear();
+    for (int i = 0; i < n_enis; ++i) {
+      model::NetworkInterface e;
+      e.id = "eni-" + std::to_string(i);
+      e.subnet_id = "subnet-1";
+      e.mac_address = fmt::format("02:00:00:00:{:02x}:{:02x}", i / 256, i % 256);
+      e.private_ip_addresses = {*IpAddress::parse(fmt::format("10.0.1.{}", 10 + i % 200))};
+      // Every one in sg-0, with one or two of the others: sg-0 sits in more than one slot.
+      e.security_group_ids = {"sg-0", i % 2 == 0 ? "sg-1" : "sg-2"};
+      if (i % 3 == 0) {
+        e.security_group_ids.emplace_back(model::kDefaultSecurityGroupId);
+      }
+      p.network_interfaces.push_back(e);
+    }
+    TranslateInput in;
+    in.policy = &p;
+    in.interface_index = *assignInterfaceIndices(p, {});
+    for (const auto& e : p.network_interfaces) {
+      in.ofports[e.id] = in.interface_index.at(e.id);
+    }
+    in.generation = 1;
+    IncrementalTranslator inc;
+    EXPECT_TRUE(inc.update(in).has_value());
+    const auto before = inc.flows();
+    model::SecurityGroupRule r;
+    r.ip_protocol = model::kProtoTcp;
+    r.ports = model::PortRange{22, 22};
+    r.peer = *Cidr::parse("203.0.113.0/24");
+    p.security_groups[0].ingress.push_back(r);
+    auto delta = inc.update(in);
+    EXPECT_TRUE(delta.has_value());
+    if (!delta) {
+      return size_t{0};
+    }
+    expectSame(inc, in, before, *delta, fmt::format("{} members", n_enis));
+    return delta->size();
+  };
+  const size_t small = ruleChangeDelta(10);
+  const size_t large = ruleChangeDelta(200);
+  EXPECT_GT(small, 0U);
+  EXPECT_EQ(small, large);
+  EXPECT_LE(large, 3 + 2 * pipeline::kGroupSlots);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include "tests/harness/sample_policy.h"
 #include "translator/pipeline.h"
+#include "translator/rule_ids.h"
 #include "translator/units.h"
 
 namespace vpcguard {
@@ -119,11 +120,20 @@ TEST(Translate, NoDuplicateFlowIdentities) {
 
 TEST(Translate, ClauseFlowsAreSharedBetweenRules) {
   auto p = test::samplePolicy();
-  auto t = translate(inputFor(p));
+  RuleIdAllocator ids;
+  ASSERT_TRUE(ids.update(p));
+  auto in = inputFor(p);
+  in.rule_ids = &ids;
+  auto t = translate(in);
   ASSERT_TRUE(t);
-  // The web interface's egress clause carries both of its group's egress rules.
-  auto it = std::find_if(t->flows.begin(), t->flows.end(), [](const Flow& f) {
-    return f.table == pipeline::kSgEgressEval && f.match == "reg0=1";
+  // sg-web's egress member clause (the slot web1, its only member, holds it in) carries both of
+  // the group's egress rules.
+  const uint16_t web = ids.groupIndex("sg-web");
+  const std::string member =
+      units::memberClauseMatch(true, units::memberClauseOf(units::assignSlots({web}), web, 1));
+  EXPECT_NE(member.find("/0xffff"), std::string::npos) << "a slot, not reg0=1: " << member;
+  auto it = std::find_if(t->flows.begin(), t->flows.end(), [&](const Flow& f) {
+    return f.table == pipeline::kSgEgressEval && f.match == member;
   });
   ASSERT_NE(it, t->flows.end());
   EXPECT_EQ(std::count(it->actions.begin(), it->actions.end(), '('), 2) << it->actions;
@@ -135,6 +145,96 @@ TEST(Translate, ClauseFlowsAreSharedBetweenRules) {
     }
   }
   EXPECT_LT(t->stats.sg_clause_flows, peer_terms) << "no clause flow carries several rules";
+}
+
+TEST(GroupSlots, LowestIndexFirstFromItsOwnSlotAndTheSixthGroupOverflows) {
+  // 2, 7 and 12 all start at slot 2 (index % 5): the lowest takes it, the others the next ones.
+  const units::GroupSlots s = units::assignSlots({7, 2, 12, 7});
+  EXPECT_EQ(s.slotOf(2), 2);
+  EXPECT_EQ(s.slotOf(7), 3);
+  EXPECT_EQ(s.slotOf(12), 4);
+  EXPECT_EQ(s.slotOf(5), pipeline::kNoSlot);
+  EXPECT_TRUE(s.overflow.empty());
+  EXPECT_EQ(units::assignSlots({12, 2, 7}), s) << "a function of the set, not of the order";
+  const units::GroupSlots full = units::assignSlots({1, 2, 3, 4, 5, 6, 7});
+  EXPECT_EQ(full.overflow, (std::vector<uint16_t>{6, 7}));
+  EXPECT_EQ(units::memberClauseOf(full, 6, 9), (units::MemberClause{pipeline::kNoSlot, 9}));
+  EXPECT_EQ(units::memberClauseOf(full, 3, 9), (units::MemberClause{3, 3}));
+  // Egress slots in reg11..reg13's low half, ingress slots after them.
+  EXPECT_EQ(units::memberClauseMatch(true, {1, 0x23}), "reg11=0x230000/0xffff0000");
+  EXPECT_EQ(units::memberClauseMatch(false, {0, 0x23}), "reg13=0x230000/0xffff0000");
+  EXPECT_EQ(units::memberClauseMatch(false, {4, 0x23}), "reg15=0x230000/0xffff0000");
+  EXPECT_EQ(units::memberClauseMatch(false, {pipeline::kNoSlot, 9}), "reg1=9");
+}
+
+TEST(Translate, GroupsBeyondAnInterfacesSlotsMatchItByIndex) {
+  // web1 in sg-web and five more groups (AWS allows up to 16 with a raised quota): five groups
+  // get slots, one matches web1 by its index.
+  auto p = test::samplePolicy();
+  p.quotas.security_groups_per_interface = 16;
+  auto& web1 = p.network_interfaces[0];
+  for (int i = 0; i < 5; ++i) {
+    model::SecurityGroup g;
+    g.id = fmt::format("sg-extra{}", i);
+    g.name = g.id;
+    model::SecurityGroupRule r;
+    r.ip_protocol = model::kProtoTcp;
+    r.ports = model::PortRange{8000 + i, 8000 + i};
+    r.peer = *Cidr::parse("10.0.0.0/16");
+    g.ingress = {r};
+    p.security_groups.push_back(g);
+    web1.security_group_ids.push_back(g.id);
+  }
+  RuleIdAllocator ids;
+  ASSERT_TRUE(ids.update(p));
+  auto in = inputFor(p);
+  in.rule_ids = &ids;
+  auto t = translate(in);
+  ASSERT_TRUE(t) << t.error().message;
+  const uint16_t z = in.interface_index.at(web1.id);
+  std::vector<uint16_t> indices;
+  for (const auto& g : web1.security_group_ids) {
+    indices.push_back(ids.groupIndex(g));
+  }
+  const units::GroupSlots slots = units::assignSlots(indices);
+  ASSERT_EQ(slots.overflow.size(), 1U);
+  const auto flowOf = [&](uint8_t table, const std::string& match) -> const Flow* {
+    for (const auto& f : t->flows) {
+      if (f.table == table && f.match == match) {
+        return &f;
+      }
+    }
+    return nullptr;
+  };
+  // Every group's ingress rules hang on its own clause: a slot, or web1's index.
+  for (const auto& g : web1.security_group_ids) {
+    const uint16_t gi = ids.groupIndex(g);
+    const units::MemberClause m = units::memberClauseOf(slots, gi, z);
+    EXPECT_EQ(m.slot == pipeline::kNoSlot, gi == slots.overflow[0]) << g;
+    const Flow* f = flowOf(pipeline::kSgIngressEval, units::memberClauseMatch(false, m));
+    ASSERT_NE(f, nullptr) << g;
+    for (uint32_t id : *ids.ids(g, false)) {
+      EXPECT_NE(f->actions.find(fmt::format("conjunction({},1/", id)), std::string::npos)
+          << g << ": " << f->actions;
+    }
+  }
+  // Classification loads the five egress slots, the lookup the five ingress slots.
+  const auto loads = [](const Flow& f) {
+    int n = 0;
+    for (int reg = 11; reg <= 15; ++reg) {
+      const std::string to = fmt::format("->reg{},", reg);
+      for (size_t at = f.actions.find(to); at != std::string::npos; at = f.actions.find(to, at + 1)) {
+        ++n;
+      }
+    }
+    return n;
+  };
+  const Flow* classify = flowOf(pipeline::kClassify, fmt::format("in_port={}", in.ofports.at(web1.id)));
+  ASSERT_NE(classify, nullptr);
+  EXPECT_EQ(loads(*classify), 5) << classify->actions;
+  const Flow* lookup = flowOf(pipeline::kL3Lookup, "ip,nw_dst=10.0.1.10");
+  ASSERT_NE(lookup, nullptr);
+  EXPECT_EQ(loads(*lookup), 5) << lookup->actions;
 }
 
 TEST(Translate, UnattachedInterfacesGetNoPortFlowsButStayPeers) {
@@ -469,7 +569,7 @@ TEST(Revocation, FingerprintSurvivesReorderingAndFollowsTheRulesEffect) {
 }
 
 // Live flows in the dispatch tables: one per checked rule and one per ENI, not per pair.
-TEST(Revocation, DispatchFlowsGrowWithTheSumOfRulesAndEnis) {
+TEST(Revocation, StrictDispatchFlowsFollowTheGroupSlotsNotTheMembers) {
   const auto dispatchFlows = [](size_t extra_webs) {
     auto p = test::samplePolicy();
     p.vpc.strict_revocation = true;
@@ -488,8 +588,10 @@ TEST(Revocation, DispatchFlowsGrowWithTheSumOfRulesAndEnis) {
   };
   const size_t ten = dispatchFlows(10);
   const size_t twenty = dispatchFlows(20);
-  // Each new web ENI: one reg0 clause flow in table 31 and one reg1 clause flow in table 51.
-  EXPECT_EQ(twenty - ten, 10U * 2);
+  // Every web ENI holds sg-web in the same slot: its rules' interface clause in tables 31 and 51
+  // is that slot's flow, so more members add no dispatch flow.
+  EXPECT_GT(ten, 0U);
+  EXPECT_EQ(twenty, ten);
 }
 
 TEST(Revocation, RevokedRepliesDropWithTheirOwnVerdict) {
