@@ -1050,7 +1050,7 @@ class SizeRun {
               "--config-settle-ms",
               "0",
               "--log-level",
-              "info"};
+              std::getenv("VPCGUARD_BENCH_LOG_LEVEL") != nullptr ? std::getenv("VPCGUARD_BENCH_LOG_LEVEL") : "info"};
     // Part 6: the same daemon serves /metrics (its cost is measured after the changes).
     const int metrics_port = bench::freeLoopbackPort();
     o.argv.push_back("--metrics-listen");
@@ -1300,6 +1300,11 @@ class SizeRun {
                        "(--config-settle-ms 0) and parses the changed file)",
                        e2e.p50(), e2e.p99(), e2e.v.size(),
                        single_file_ ? " a renamed file" : " a config directory"));
+      std::string each;
+      for (double v : e2e.v) {
+        each += fmt::format("{}{:.1f}", each.empty() ? "" : " ", v);
+      }
+      line("  daemon_change_e2e_ms_each", each + " (in order)");
       line("daemon_change_apply_ms_p50_p99",
            fmt::format(
                "{:.1f} {:.1f} (the daemon's own last_sync_ms: translate + diff + bundle, no parse)",

@@ -902,7 +902,10 @@ bool Daemon::pollFlowMonitor() {
   if (!monitor_ || !engine_.attached()) {
     return true;
   }
-  constexpr size_t kBatch = 4096;
+  constexpr size_t kBatch = 512;
+  constexpr auto kBudget = std::chrono::milliseconds(3);
+  const auto start = Clock::now();
+  monitor_backlog_ = false;
   for (;;) {
     auto updates = monitor_->poll(kBatch);
     if (!updates) {
@@ -944,6 +947,10 @@ bool Daemon::pollFlowMonitor() {
         verify_counts_ = false;
         verifyCountsAfterPause();
       }
+      return true;
+    }
+    if (Clock::now() - start >= kBudget) {
+      monitor_backlog_ = true;  // the rest on the next turn of the loop, after what else came
       return true;
     }
   }
@@ -1246,9 +1253,9 @@ int Daemon::run() {
     }
     // Wake at least every second: to answer ovs-vswitchd's OpenFlow keep-alive probes and to
     // notice a restarted ovs-vswitchd (its OpenFlow connection closes) within a second; every
-    // 100 ms while the flow monitor runs (its connection is read by polling), so drift is
-    // repaired well within a second.
-    long max_wait_ms = monitor_ && !reconnect ? 100 : 1000;
+    // 100 ms while the flow monitor runs (its connection is read by polling; at once while it has
+    // a backlog), so drift is repaired well within a second.
+    long max_wait_ms = monitor_ && !reconnect ? (monitor_backlog_ ? 0 : 100) : 1000;
     if (flow_logs_) {
       max_wait_ms = std::min<long>(max_wait_ms, flow_logs_->untilNextTick().count());
     }

@@ -119,8 +119,12 @@ class Daemon {
   bool connect();
   bool resync(const char* reason);
   // Reads the flow monitor; schedules a repair when someone else changed our flows. False when
-  // the connection is gone.
+  // the connection is gone. Reads for a few milliseconds at most: after our own large bundle
+  // the switch reports every flow of it (100k at 100k flows, about a second of checking), and a
+  // config change must not wait behind that. monitor_backlog_ then says the loop should come
+  // back at once.
   bool pollFlowMonitor();
+  bool monitor_backlog_ = false;
   // Whether ovs-vswitchd (OpenFlow) and ovsdb-server answer the liveness probes. A connection
   // that stays open but silent (a stopped or hung process) is reported once in status and the
   // log; switch work waits meanwhile (config and state changes are still read and checked), and
