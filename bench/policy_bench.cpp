@@ -28,6 +28,7 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include "bench/bench_util.h"
 #include "daemon/config_loader.h"
 #include "daemon/flow_sync.h"
 #include "daemon/policy_engine.h"
@@ -129,20 +130,14 @@ int main(int argc, char** argv) {
       return fail(r.error().message);
     }
   }
-  // All ports in one OVSDB transaction, with fixed OpenFlow port numbers.
+  // Fixed OpenFlow port numbers, in batches (one ovs-vsctl argument is limited to 128 KiB: a
+  // single transaction failed at large.toml's 1,950 interfaces).
   TranslateInput in;
-  std::string vsctl;
-  int port = 1;
-  for (const auto& eni : policy->network_interfaces) {
-    vsctl += fmt::format(
-        " -- add-port br0 p{0} -- set interface p{0} type=dummy ofport_request={0} "
-        "external_ids:iface-id={1}",
-        port, eni.id);
-    in.ofports[eni.id] = port++;
+  auto ofports = bench::attachInterfaces(sb, "br0", *policy, "p");
+  if (!ofports) {
+    return fail(ofports.error().message);
   }
-  if (auto r = sb.vsctl(vsctl); !r) {
-    return fail(r.error().message);
-  }
+  in.ofports = std::move(*ofports);
   in.policy = &*policy;
   in.interface_index = *assignInterfaceIndices(*policy, {});
 
