@@ -483,8 +483,8 @@ TEST(RuleIds, GroupIndicesAreUniqueStableAndTheSameAfterARestart) {
   }
 }
 
-TEST(IncrementalTranslator, OneRuleChangesOnlyItsOwnFlows) {
-  model::Policy p = smallPolicy();
+// `p` with every interface attached (ofport = its index), generation 1.
+TranslateInput attachedInput(const model::Policy& p) {
   TranslateInput in;
   in.policy = &p;
   in.interface_index = *assignInterfaceIndices(p, {});
@@ -492,15 +492,26 @@ TEST(IncrementalTranslator, OneRuleChangesOnlyItsOwnFlows) {
     in.ofports[e.id] = in.interface_index.at(e.id);
   }
   in.generation = 1;
-  IncrementalTranslator inc;
-  ASSERT_TRUE(inc.update(in).has_value());
-  const auto before = inc.flows();
+  return in;
+}
+
+// The rule the one-rule change tests add: SSH from a documentation prefix.
+model::SecurityGroupRule sshRule() {
   model::SecurityGroupRule r;
   r.ip_protocol = model::kProtoTcp;
   r.ports = model::PortRange{22, 22};
   r.peer = *Cidr::parse("203.0.113.0/24");
+  return r;
+}
+
+TEST(IncrementalTranslator, OneRuleChangesOnlyItsOwnFlows) {
+  model::Policy p = smallPolicy();
+  const TranslateInput in = attachedInput(p);
+  IncrementalTranslator inc;
+  ASSERT_TRUE(inc.update(in).has_value());
+  const auto before = inc.flows();
   auto& ingress = p.security_groups[0].ingress;
-  ingress.insert(ingress.begin(), r);
+  ingress.insert(ingress.begin(), sshRule());
   auto delta = inc.update(in);
   ASSERT_TRUE(delta.has_value());
   expectSame(inc, in, before, *delta, "insert first rule");
@@ -531,21 +542,11 @@ TEST(IncrementalTranslator, ARuleChangeCostsTheSameFlowsWithTenOrTwoHundredMembe
       }
       p.network_interfaces.push_back(e);
     }
-    TranslateInput in;
-    in.policy = &p;
-    in.interface_index = *assignInterfaceIndices(p, {});
-    for (const auto& e : p.network_interfaces) {
-      in.ofports[e.id] = in.interface_index.at(e.id);
-    }
-    in.generation = 1;
+    const TranslateInput in = attachedInput(p);
     IncrementalTranslator inc;
     EXPECT_TRUE(inc.update(in).has_value());
     const auto before = inc.flows();
-    model::SecurityGroupRule r;
-    r.ip_protocol = model::kProtoTcp;
-    r.ports = model::PortRange{22, 22};
-    r.peer = *Cidr::parse("203.0.113.0/24");
-    p.security_groups[0].ingress.push_back(r);
+    p.security_groups[0].ingress.push_back(sshRule());
     auto delta = inc.update(in);
     EXPECT_TRUE(delta.has_value());
     if (!delta) {
