@@ -84,6 +84,43 @@ inline long procStatusKiB(pid_t pid, const std::string& key) {
   return 0;
 }
 
+// CPU time (user + system) a process has used so far, in ms; -1 when it cannot be read.
+inline double processCpuMs(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  std::getline(in, text);
+  // Fields after the command name (which may hold spaces), from field 3 on: utime and stime
+  // are fields 14 and 15.
+  const size_t close = text.rfind(')');
+  if (close == std::string::npos) {
+    return -1;
+  }
+  std::istringstream fields(text.substr(close + 2));
+  std::string skip;
+  for (int i = 3; i < 14; ++i) {
+    fields >> skip;
+  }
+  long utime = 0;
+  long stime = 0;
+  fields >> utime >> stime;
+  return static_cast<double>(utime + stime) * 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Waits until process `pid` is idle (under 10% of a CPU over each of two consecutive 100 ms
+// windows), at most `limit`; returns how long that took in ms.
+inline double waitUntilIdle(pid_t pid, std::chrono::milliseconds limit) {
+  const auto start = Clock::now();
+  double last = processCpuMs(pid);
+  int quiet = 0;
+  while (quiet < 2 && Clock::now() - start < limit) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const double now = processCpuMs(pid);
+    quiet = now >= 0 && now - last < 10.0 ? quiet + 1 : 0;
+    last = now;
+  }
+  return msSince(start);
+}
+
 // Runs a program (PATH lookup; `args` split at spaces, no quoting) and waits for it; its stdout
 // and stderr are returned, or an Error with them unless it exits 0. posix_spawn rather than the
 // harness's fork(): forking a process that holds 100k-flow tables copies its page tables (slow

@@ -358,6 +358,8 @@ bool Daemon::connect() {
   engine_.attach(nullptr);
   openflow_.reset();
   monitor_.reset();
+  monitor_backlog_ = false;
+  verify_counts_ = false;
   drift_pending_ = false;
   synced_ = false;
   unresponsive_.clear();  // a new connection: its own probes decide
@@ -918,13 +920,22 @@ bool Daemon::pollFlowMonitor() {
       // checks below like any update; only deletions go unreported, which flow counts show.
       if (u.kind == ovs::FlowUpdateKind::kPaused) {
         logger("sync")->debug("flow_monitor_paused");
+        engine_.recordChanges(true);
         continue;
       }
       if (u.kind == ovs::FlowUpdateKind::kResumed) {
         verify_counts_ = true;
+        engine_.recordChanges(false);
         continue;
       }
       if (engine_.explains(u)) {
+        continue;
+      }
+      // Between "paused" and "resumed" the switch replays the flows as they were when it
+      // resumed; a flow we changed since the pause may have changed again after that moment
+      // (a config change applied while the replay is read in slices): the replay is stale, our
+      // bundle is newer. A foreign change after ours is reported after "resumed".
+      if (engine_.changedWhileRecording(u.flow)) {
         continue;
       }
       last_drift_seen_ = Clock::now();

@@ -397,7 +397,22 @@ Result<void> FlowSync::sendBundle(const std::vector<ovs::FlowMod>& mods, SyncRep
   if (!outcome->committed) {
     return makeError(describeErrors(*outcome, mods));
   }
+  if (recording_) {
+    for (const auto& m : mods) {
+      const Flow& f = m.target();
+      recorded_.emplace(f.table, f.priority, f.match);
+    }
+  }
   return {};
+}
+
+void FlowSync::recordChanges(bool on) {
+  recording_ = on;
+  recorded_.clear();
+}
+
+bool FlowSync::changedWhileRecording(const Flow& flow) const {
+  return recording_ && recorded_.count(Key{flow.table, flow.priority, flow.match}) != 0;
 }
 
 Result<Flow> FlowSync::normalizedOne(const Flow& flow, TextDigest& key, CachedForm& base) {

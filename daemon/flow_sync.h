@@ -76,6 +76,12 @@ class FlowSync {
   // True if the installed state accounts for this flow-monitor update (our own change, or not
   // in our tables); false for drift, a paused monitor and everything unknown.
   [[nodiscard]] bool explains(const ovs::FlowUpdate& update) const;
+  // While on, remembers the identity of every flow our committed bundles add, change or delete
+  // (turning it on forgets the earlier ones). A paused flow monitor, when it resumes, reports
+  // flows as they were at that moment; what we changed after that moment reads as a difference
+  // from the installed state, which is not drift: changedWhileRecording() says which.
+  void recordChanges(bool on);
+  [[nodiscard]] bool changedWhileRecording(const Flow& flow) const;
   // Installs the difference between the last installed state and `desired` (after a syncFull()
   // whose dump failed, the installed state is unknown: this is then a syncFull()).
   [[nodiscard]] Result<SyncReport> applyDesired(const std::vector<Flow>& desired);
@@ -146,6 +152,8 @@ class FlowSync {
   // syncFull() dropped installed_ and could not read the switch, or the owner distrusts it:
   // installed_ may not be what the switch holds, so nothing may be diffed against it.
   bool installed_unknown_ = false;
+  bool recording_ = false;
+  std::set<Key> recorded_;  // see recordChanges()
   std::array<size_t, 256> per_table_{};  // installed_'s flows by table
   // Desired text -> the switch's canonical form. Parsing with OVS's parser is the costly part
   // of a diff; a change re-parses only flows it has not seen before. Clause flows are cached

@@ -67,6 +67,15 @@ class PolicyEngine {
   [[nodiscard]] bool explains(const ovs::FlowUpdate& update) const {
     return sync_ != nullptr && sync_->explains(update);
   }
+  // See FlowSync::recordChanges() and changedWhileRecording().
+  void recordChanges(bool on) {
+    if (sync_ != nullptr) {
+      sync_->recordChanges(on);
+    }
+  }
+  [[nodiscard]] bool changedWhileRecording(const Flow& flow) const {
+    return sync_ != nullptr && sync_->changedWhileRecording(flow);
+  }
 
   [[nodiscard]] bool attached() const { return sync_ != nullptr; }
   [[nodiscard]] size_t installedCount() const { return sync_ ? sync_->installedCount() : 0; }

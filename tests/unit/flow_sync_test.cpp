@@ -91,6 +91,31 @@ TEST(FlowSync, InstallsAllThenSendsNothingForAnUnchangedInput) {
   EXPECT_EQ(sw.bundles.size(), 1U) << "no bundle for no change";
 }
 
+TEST(FlowSync, ChangesWhileRecordingAreKnownUntilItStops) {
+  // What a resumed flow monitor replays may be older than a change we made while reading it.
+  FakeSwitch sw;
+  FlowSync sync(sw);
+  ASSERT_TRUE(sync.syncFull(policy(1)).has_value());
+  auto next = policy(1);
+  next[0].actions = "set_field:0x2->reg0,goto_table:10";
+  // Not recording: nothing is remembered.
+  ASSERT_TRUE(sync.applyDesired(next).has_value());
+  EXPECT_FALSE(sync.changedWhileRecording(sw.table.begin()->second));
+  sync.recordChanges(true);
+  const Flow replayed = sw.table.at({pipeline::kClassify, 100, "in_port=1"});  // as replayed
+  next[0].actions = "set_field:0x3->reg0,goto_table:10";
+  ASSERT_TRUE(sync.applyDesired(next).has_value());
+  // The replayed flow is not what is installed now, but we changed it since the pause.
+  EXPECT_FALSE(sync.explains(FlowUpdate{FlowUpdateKind::kModified, replayed}));
+  EXPECT_TRUE(sync.changedWhileRecording(replayed));
+  // A flow we did not touch since is still drift when it differs.
+  const Flow other = sw.table.at({pipeline::kDrop, 0, ""});
+  EXPECT_FALSE(sync.changedWhileRecording(other));
+  // Stopping (the monitor resumed) forgets them.
+  sync.recordChanges(false);
+  EXPECT_FALSE(sync.changedWhileRecording(replayed));
+}
+
 TEST(FlowSync, ChangedFlowIsReplacedByAnAddAndStaleFlowsGoFirst) {
   FakeSwitch sw;
   FlowSync sync(sw);
