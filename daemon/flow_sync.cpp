@@ -174,9 +174,12 @@ bool FlowSync::explains(const ovs::FlowUpdate& update) const {
   }
   auto it = installed_.find(Id{f.table, f.priority, f.match});
   if (update.kind == Kind::kRemoved) {
-    return it == installed_.end();
+    return it == installed_.end() || wroteRecently(Key{f.table, f.priority, f.match}, std::nullopt);
   }
-  return it != installed_.end() && it->cookie == f.cookie && it->actions == f.actions;
+  if (it != installed_.end() && it->cookie == f.cookie && it->actions == f.actions) {
+    return true;
+  }
+  return wroteRecently(Key{f.table, f.priority, f.match}, std::make_pair(f.cookie, f.actions));
 }
 
 namespace {
@@ -403,7 +406,39 @@ Result<void> FlowSync::sendBundle(const std::vector<ovs::FlowMod>& mods, SyncRep
       recorded_.emplace(f.table, f.priority, f.match);
     }
   }
+  rememberWritten(mods);
   return {};
+}
+
+void FlowSync::rememberWritten(const std::vector<ovs::FlowMod>& mods) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - recent_since_ >= std::chrono::seconds(5)) {
+    recent_[1] = std::move(recent_[0]);
+    recent_[0].clear();
+    recent_since_ = now;
+  }
+  if (mods.size() > kRecentLimit) {
+    return;
+  }
+  for (const auto& m : mods) {
+    const Flow& f = m.target();
+    Version v;
+    if (m.command != ovs::FlowCommand::kDeleteStrict && m.command != ovs::FlowCommand::kDelete) {
+      v = std::make_pair(f.cookie, f.actions);
+    }
+    recent_[0][Key{f.table, f.priority, f.match}].push_back(std::move(v));
+  }
+}
+
+bool FlowSync::wroteRecently(const Key& id, const Version& version) const {
+  for (const auto& window : recent_) {
+    if (auto it = window.find(id); it != window.end() &&
+                                   std::find(it->second.begin(), it->second.end(), version) !=
+                                       it->second.end()) {
+      return true;
+    }
+  }
+  return false;
 }
 
 void FlowSync::recordChanges(bool on) {

@@ -74,7 +74,10 @@ class FlowSync {
   // holding the whole dump; vpcguardd itself compares as it reads (syncFull()).
   [[nodiscard]] Result<void> readInstalled();
   // True if the installed state accounts for this flow-monitor update (our own change, or not
-  // in our tables); false for drift, a paused monitor and everything unknown.
+  // in our tables); false for drift, a paused monitor and everything unknown. An update that
+  // shows a version of the flow one of our own bundles wrote in the last 5-10 s (or its deletion)
+  // is ours too: the monitor is read after the next change may already have rewritten the
+  // same flow (consecutive rule changes of one group rewrite its slot flows each time).
   [[nodiscard]] bool explains(const ovs::FlowUpdate& update) const;
   // While on, remembers the identity of every flow our committed bundles add, change or delete
   // (turning it on forgets the earlier ones). A paused flow monitor, when it resumes, reports
@@ -154,6 +157,16 @@ class FlowSync {
   bool installed_unknown_ = false;
   bool recording_ = false;
   std::set<Key> recorded_;  // see recordChanges()
+  // What our recent bundles wrote, by identity: (cookie, actions), or nullopt for a deletion
+  // (see explains()). Two windows of 5 s: the older is dropped when a new one starts. Bundles
+  // of more than kRecentLimit mods (a start-up install) are not kept: a paused monitor's replay
+  // is covered by recordChanges() instead.
+  static constexpr size_t kRecentLimit = 4096;
+  using Version = std::optional<std::pair<uint64_t, std::string>>;
+  std::map<Key, std::vector<Version>> recent_[2];
+  std::chrono::steady_clock::time_point recent_since_{};
+  void rememberWritten(const std::vector<ovs::FlowMod>& mods);
+  [[nodiscard]] bool wroteRecently(const Key& id, const Version& version) const;
   std::array<size_t, 256> per_table_{};  // installed_'s flows by table
   // Desired text -> the switch's canonical form. Parsing with OVS's parser is the costly part
   // of a diff; a change re-parses only flows it has not seen before. Clause flows are cached
