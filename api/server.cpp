@@ -732,6 +732,12 @@ Handled Server::Impl::execute(const Principal& principal, const Request& request
       continue;
     }
     max_sequence_ = std::max(max_sequence_, record.sequence);
+    if (store_->generation() == committed->generation) {
+      // What we committed is the state now (the replica holds its echo): the next request
+      // starts from it instead of decoding every row again.
+      policy_ = state::asCommitted(std::move(*desired));
+      policy_generation_ = committed->generation;
+    }
     appendAudit(record);
     log()->info("state_changed action={} principal={} generation={}", request.action,
                 logQuoted(principal.display), committed->generation);

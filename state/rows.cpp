@@ -1459,6 +1459,45 @@ Result<model::Policy> policyFromReplica(const Replica& replica) {
   return policy;
 }
 
+model::Policy asCommitted(model::Policy policy) {
+  policy.field_locations.clear();
+  policy.vpc.location = rowLocation(kVpcTable, policy.vpc.id);
+  const auto rows = [](auto& objects, const char* table) {
+    for (auto& o : objects) {
+      o.location = rowLocation(table, o.id);
+    }
+    std::sort(objects.begin(), objects.end(),
+              [](const auto& a, const auto& b) { return a.id < b.id; });
+  };
+  rows(policy.subnets, kSubnetTable);
+  rows(policy.network_interfaces, kInterfaceTable);
+  rows(policy.security_groups, kGroupTable);
+  rows(policy.prefix_lists, kPrefixListTable);
+  rows(policy.network_acls, kNaclTable);
+  rows(policy.flow_logs, kFlowLogTable);
+  rows(policy.traffic_mirror_targets, kMirrorTargetTable);
+  rows(policy.traffic_mirror_filters, kMirrorFilterTable);
+  rows(policy.traffic_mirror_sessions, kMirrorSessionTable);
+  rows(policy.port_mirrors, kPortMirrorTable);
+  const auto children = [](auto& list, const model::SourceLocation& parent) {
+    for (auto& c : list) {
+      c.location = parent;
+    }
+  };
+  for (auto& g : policy.security_groups) {
+    children(g.ingress, g.location);
+    children(g.egress, g.location);
+  }
+  for (auto& a : policy.network_acls) {
+    children(a.entries, a.location);
+  }
+  for (auto& f : policy.traffic_mirror_filters) {
+    children(f.ingress_rules, f.location);
+    children(f.egress_rules, f.location);
+  }
+  return policy;
+}
+
 Json changeOperations(const Replica& current, const model::Policy& desired) {
   OpsBuilder builder;
   const int64_t generation = generationOf(current);

@@ -70,6 +70,55 @@ class StateStoreTest : public ::testing::Test {
     return policy ? test::policyContent(*policy) : std::string("<unreadable>");
   }
 
+  // What content() leaves out: the order of the objects and where each says it comes from.
+  static std::vector<std::string> orderAndLocations(const model::Policy& p) {
+    std::vector<std::string> out{"vpc " + p.vpc.id + " @" + p.vpc.location.file,
+                                 "field locations " + std::to_string(p.field_locations.size())};
+    const auto top = [&](const char* what, const auto& objects) {
+      for (const auto& o : objects) {
+        out.push_back(std::string(what) + " " + o.id + " @" + o.location.file);
+      }
+    };
+    const auto children = [&](const std::string& of, const auto& list) {
+      for (const auto& c : list) {
+        out.push_back("  child of " + of + " @" + c.location.file);
+      }
+    };
+    top("subnet", p.subnets);
+    top("interface", p.network_interfaces);
+    top("group", p.security_groups);
+    for (const auto& g : p.security_groups) {
+      children(g.id, g.ingress);
+      children(g.id, g.egress);
+    }
+    top("prefix list", p.prefix_lists);
+    top("nacl", p.network_acls);
+    for (const auto& a : p.network_acls) {
+      children(a.id, a.entries);
+    }
+    top("flow log", p.flow_logs);
+    top("mirror target", p.traffic_mirror_targets);
+    top("mirror filter", p.traffic_mirror_filters);
+    for (const auto& f : p.traffic_mirror_filters) {
+      children(f.id, f.ingress_rules);
+      children(f.id, f.egress_rules);
+    }
+    top("mirror session", p.traffic_mirror_sessions);
+    top("port mirror", p.port_mirrors);
+    return out;
+  }
+
+  // asCommitted(policy) is what a reader decodes once `policy` is committed: same content, same
+  // order, same locations (vpcguard-apid keeps it instead of decoding again after its commits).
+  static void expectAsCommittedIsTheDecode(const model::Policy& policy, const StateStore& store,
+                                           const std::string& where) {
+    auto decoded = state::policyFromReplica(store.replica());
+    ASSERT_TRUE(decoded) << where << ": " << decoded.error().message;
+    const model::Policy kept = state::asCommitted(policy);
+    EXPECT_EQ(test::policyContent(kept), test::policyContent(*decoded)) << where;
+    EXPECT_EQ(orderAndLocations(kept), orderAndLocations(*decoded)) << where;
+  }
+
   static model::SecurityGroup& group(model::Policy& policy, const std::string& id) {
     for (auto& g : policy.security_groups) {
       if (g.id == id) {
@@ -123,6 +172,7 @@ TEST_F(StateStoreTest, SamplePolicyRoundTripsThroughASecondStore) {
   ASSERT_TRUE(reader);
   EXPECT_EQ(reader->generation(), 1);
   EXPECT_EQ(content(*reader), test::policyContent(sample));
+  expectAsCommittedIsTheDecode(sample, *reader, "sample");
 
   // What the server hands back (its canonical sets and maps) decodes to the same objects: the
   // same policy again changes nothing but the generation.
@@ -154,6 +204,7 @@ TEST_F(StateStoreTest, RandomPoliciesRoundTrip) {
     ASSERT_EQ(committed->status, CommitStatus::kCommitted) << "seed " << seed;
     ASSERT_TRUE(waitForGeneration(*reader, committed->generation)) << "seed " << seed;
     ASSERT_EQ(content(*reader), test::policyContent(*policy)) << "seed " << seed;
+    expectAsCommittedIsTheDecode(*policy, *reader, "seed " + std::to_string(seed));
     ASSERT_EQ(state::changeOperations(reader->replica(), *policy).size(), 2u) << "seed " << seed;
   }
 }
