@@ -933,9 +933,9 @@ bool Daemon::pollFlowMonitor() {
       }
       // Between "paused" and "resumed" the switch replays the flows as they were when it
       // resumed; a flow we changed since the pause may have changed again after that moment
-      // (a config change applied while the replay is read in slices): the replay is stale, our
-      // bundle is newer. A foreign change after ours is reported after "resumed".
-      if (engine_.changedWhileRecording(u.flow)) {
+      // (a config change applied while the replay is read in slices): a replayed version our
+      // own bundles had is stale, not drift. Any other version is someone else's.
+      if (engine_.changedWhileRecording(u)) {
         continue;
       }
       last_drift_seen_ = Clock::now();
@@ -1266,7 +1266,8 @@ int Daemon::run() {
     // notice a restarted ovs-vswitchd (its OpenFlow connection closes) within a second; every
     // 100 ms while the flow monitor runs (its connection is read by polling; at once while it has
     // a backlog), so drift is repaired well within a second.
-    long max_wait_ms = monitor_ && !reconnect ? (monitor_backlog_ ? 0 : 100) : 1000;
+    long max_wait_ms =
+        monitor_ && !reconnect ? (monitor_backlog_ && !silent_switch ? 0 : 100) : 1000;
     if (flow_logs_) {
       max_wait_ms = std::min<long>(max_wait_ms, flow_logs_->untilNextTick().count());
     }

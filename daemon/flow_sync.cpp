@@ -173,13 +173,21 @@ bool FlowSync::explains(const ovs::FlowUpdate& update) const {
     return true;
   }
   auto it = installed_.find(Id{f.table, f.priority, f.match});
-  if (update.kind == Kind::kRemoved) {
-    return it == installed_.end() || wroteRecently(Key{f.table, f.priority, f.match}, std::nullopt);
+  const bool current = update.kind == Kind::kRemoved
+                           ? it == installed_.end()
+                           : it != installed_.end() && it->cookie == f.cookie && it->actions == f.actions;
+  if (recent_.empty()) {
+    return current;
   }
-  if (it != installed_.end() && it->cookie == f.cookie && it->actions == f.actions) {
-    return true;
+  // Also when it is the current version: that consumes what we wrote before it.
+  return consumeWritten(Key{f.table, f.priority, f.match}, versionOf(update)) || current;
+}
+
+FlowSync::Version FlowSync::versionOf(const ovs::FlowUpdate& update) {
+  if (update.kind == ovs::FlowUpdateKind::kRemoved) {
+    return std::nullopt;
   }
-  return wroteRecently(Key{f.table, f.priority, f.match}, std::make_pair(f.cookie, f.actions));
+  return std::make_pair(update.flow.cookie, update.flow.actions);
 }
 
 namespace {
@@ -279,7 +287,7 @@ Result<SyncReport> FlowSync::syncFull(std::span<const Flow* const> desired) {
     node.value().cookie = cookie;
     target.insert(next, std::move(node));
   };
-  auto sent = sendBundle(mods, report);
+  auto sent = sendBundle(mods, report, /*installed_is_before=*/false);  // installed_ was dropped
   mods.clear();
   if (!sent) {
     // Nothing changed in the switch: it holds what it sent, which is the installed state now.
@@ -385,7 +393,8 @@ Result<SyncReport> FlowSync::applyDiff(Table target) {
   return report;
 }
 
-Result<void> FlowSync::sendBundle(const std::vector<ovs::FlowMod>& mods, SyncReport& report) {
+Result<void> FlowSync::sendBundle(const std::vector<ovs::FlowMod>& mods, SyncReport& report,
+                                  bool installed_is_before) {
   if (mods.empty()) {
     return {};
   }
@@ -400,41 +409,63 @@ Result<void> FlowSync::sendBundle(const std::vector<ovs::FlowMod>& mods, SyncRep
   if (!outcome->committed) {
     return makeError(describeErrors(*outcome, mods));
   }
-  if (recording_) {
-    for (const auto& m : mods) {
-      const Flow& f = m.target();
-      recorded_.emplace(f.table, f.priority, f.match);
-    }
-  }
-  rememberWritten(mods);
+  rememberWritten(mods, installed_is_before);
   return {};
 }
 
-void FlowSync::rememberWritten(const std::vector<ovs::FlowMod>& mods) {
+void FlowSync::rememberWritten(const std::vector<ovs::FlowMod>& mods, bool installed_is_before) {
   const auto now = std::chrono::steady_clock::now();
-  if (now - recent_since_ >= std::chrono::seconds(5)) {
-    recent_[1] = std::move(recent_[0]);
-    recent_[0].clear();
-    recent_since_ = now;
+  const auto after = [](const ovs::FlowMod& m) -> Version {
+    if (m.command == ovs::FlowCommand::kDeleteStrict || m.command == ovs::FlowCommand::kDelete) {
+      return std::nullopt;
+    }
+    return std::make_pair(m.target().cookie, m.target().actions);
+  };
+  if (recording_) {
+    for (const auto& m : mods) {
+      const Flow& f = m.target();
+      Recorded& r = recorded_[Key{f.table, f.priority, f.match}];
+      if (!installed_is_before) {
+        r.any = true;
+        continue;
+      }
+      auto it = installed_.find(Id{f.table, f.priority, f.match});
+      r.versions.push_back(it == installed_.end() ? Version{}
+                                                  : std::make_pair(it->cookie, it->actions));
+      r.versions.push_back(after(m));
+    }
+  }
+  if (now - recent_pruned_ >= std::chrono::seconds(1)) {
+    recent_pruned_ = now;
+    for (auto it = recent_.begin(); it != recent_.end();) {
+      auto& list = it->second;
+      std::erase_if(list, [&](const Written& w) { return now - w.at >= kRecentFor; });
+      it = list.empty() ? recent_.erase(it) : std::next(it);
+    }
   }
   if (mods.size() > kRecentLimit) {
     return;
   }
   for (const auto& m : mods) {
     const Flow& f = m.target();
-    Version v;
-    if (m.command != ovs::FlowCommand::kDeleteStrict && m.command != ovs::FlowCommand::kDelete) {
-      v = std::make_pair(f.cookie, f.actions);
-    }
-    recent_[0][Key{f.table, f.priority, f.match}].push_back(std::move(v));
+    recent_[Key{f.table, f.priority, f.match}].push_back(Written{after(m), now});
   }
 }
 
-bool FlowSync::wroteRecently(const Key& id, const Version& version) const {
-  for (const auto& window : recent_) {
-    if (auto it = window.find(id); it != window.end() &&
-                                   std::find(it->second.begin(), it->second.end(), version) !=
-                                       it->second.end()) {
+bool FlowSync::consumeWritten(const Key& id, const Version& version) const {
+  auto it = recent_.find(id);
+  if (it == recent_.end()) {
+    return false;
+  }
+  auto& list = it->second;
+  const auto now = std::chrono::steady_clock::now();
+  for (size_t k = 0; k < list.size(); ++k) {
+    if (list[k].version == version && now - list[k].at < kRecentFor) {
+      // Updates come in the order we wrote: the ones before this were seen or folded into it.
+      list.erase(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(k) + 1);
+      if (list.empty()) {
+        recent_.erase(it);
+      }
       return true;
     }
   }
@@ -446,8 +477,19 @@ void FlowSync::recordChanges(bool on) {
   recorded_.clear();
 }
 
-bool FlowSync::changedWhileRecording(const Flow& flow) const {
-  return recording_ && recorded_.count(Key{flow.table, flow.priority, flow.match}) != 0;
+bool FlowSync::changedWhileRecording(const ovs::FlowUpdate& update) const {
+  if (!recording_) {
+    return false;
+  }
+  const Flow& f = update.flow;
+  auto it = recorded_.find(Key{f.table, f.priority, f.match});
+  if (it == recorded_.end()) {
+    return false;
+  }
+  const Version v = versionOf(update);
+  return it->second.any ||
+         std::find(it->second.versions.begin(), it->second.versions.end(), v) !=
+             it->second.versions.end();
 }
 
 Result<Flow> FlowSync::normalizedOne(const Flow& flow, TextDigest& key, CachedForm& base) {

@@ -75,16 +75,17 @@ class FlowSync {
   [[nodiscard]] Result<void> readInstalled();
   // True if the installed state accounts for this flow-monitor update (our own change, or not
   // in our tables); false for drift, a paused monitor and everything unknown. An update that
-  // shows a version of the flow one of our own bundles wrote in the last 5-10 s (or its deletion)
-  // is ours too: the monitor is read after the next change may already have rewritten the
-  // same flow (consecutive rule changes of one group rewrite its slot flows each time).
+  // shows a version of the flow one of our own bundles wrote in the last 10 s (or its deletion),
+  // not yet seen in an update, is ours too: the monitor is read after the next change may have
+  // rewritten the same flow (consecutive rule changes of one group rewrite its slot flows).
   [[nodiscard]] bool explains(const ovs::FlowUpdate& update) const;
-  // While on, remembers the identity of every flow our committed bundles add, change or delete
-  // (turning it on forgets the earlier ones). A paused flow monitor, when it resumes, reports
-  // flows as they were at that moment; what we changed after that moment reads as a difference
-  // from the installed state, which is not drift: changedWhileRecording() says which.
+  // While on, remembers for every flow our committed bundles add, change or delete the version
+  // it had before and the one after (turning it on forgets the earlier ones). A paused flow
+  // monitor, when it resumes, replays flows as they were at that moment; a flow we changed
+  // after that moment reads as different from the installed state, which is not drift when the
+  // replayed version is one of those: changedWhileRecording() says so.
   void recordChanges(bool on);
-  [[nodiscard]] bool changedWhileRecording(const Flow& flow) const;
+  [[nodiscard]] bool changedWhileRecording(const ovs::FlowUpdate& update) const;
   // Installs the difference between the last installed state and `desired` (after a syncFull()
   // whose dump failed, the installed state is unknown: this is then a syncFull()).
   [[nodiscard]] Result<SyncReport> applyDesired(const std::vector<Flow>& desired);
@@ -139,7 +140,10 @@ class FlowSync {
   // The switch's form of `flow`, through the cache. `key` and `base` receive what the cache
   // keeps for it.
   [[nodiscard]] Result<Flow> normalizedOne(const Flow& flow, TextDigest& key, CachedForm& base);
-  [[nodiscard]] Result<void> sendBundle(const std::vector<ovs::FlowMod>& mods, SyncReport& report);
+  // `installed_is_before`: installed_ still holds the flows as they were before `mods` (not
+  // so in a full compare, which dropped it).
+  [[nodiscard]] Result<void> sendBundle(const std::vector<ovs::FlowMod>& mods, SyncReport& report,
+                                        bool installed_is_before = true);
   void beforeSwitchCall() const {
     if (before_switch_call_) {
       before_switch_call_();
@@ -155,18 +159,30 @@ class FlowSync {
   // syncFull() dropped installed_ and could not read the switch, or the owner distrusts it:
   // installed_ may not be what the switch holds, so nothing may be diffed against it.
   bool installed_unknown_ = false;
-  bool recording_ = false;
-  std::set<Key> recorded_;  // see recordChanges()
-  // What our recent bundles wrote, by identity: (cookie, actions), or nullopt for a deletion
-  // (see explains()). Two windows of 5 s: the older is dropped when a new one starts. Bundles
-  // of more than kRecentLimit mods (a start-up install) are not kept: a paused monitor's replay
-  // is covered by recordChanges() instead.
-  static constexpr size_t kRecentLimit = 4096;
+  // A version of a flow: (cookie, actions), or nullopt for "not there".
   using Version = std::optional<std::pair<uint64_t, std::string>>;
-  std::map<Key, std::vector<Version>> recent_[2];
-  std::chrono::steady_clock::time_point recent_since_{};
-  void rememberWritten(const std::vector<ovs::FlowMod>& mods);
-  [[nodiscard]] bool wroteRecently(const Key& id, const Version& version) const;
+  static Version versionOf(const ovs::FlowUpdate& update);
+  // recordChanges(): per identity our bundles touched since it started, the versions the flow
+  // had before and after each (or any version, after a full compare: the switch's was not kept).
+  struct Recorded {
+    bool any = false;
+    std::vector<Version> versions;
+  };
+  bool recording_ = false;
+  std::map<Key, Recorded> recorded_;
+  // explains(): what our recent bundles (up to kRecentLimit mods; a start-up install is larger)
+  // wrote, per identity in order, each expected once in the monitor's updates for kRecentFor.
+  // An update equal to one of them consumes it and the older ones of that flow.
+  static constexpr size_t kRecentLimit = 4096;
+  static constexpr std::chrono::seconds kRecentFor{10};
+  struct Written {
+    Version version;
+    std::chrono::steady_clock::time_point at;
+  };
+  mutable std::map<Key, std::vector<Written>> recent_;
+  std::chrono::steady_clock::time_point recent_pruned_{};
+  void rememberWritten(const std::vector<ovs::FlowMod>& mods, bool installed_is_before);
+  [[nodiscard]] bool consumeWritten(const Key& id, const Version& version) const;
   std::array<size_t, 256> per_table_{};  // installed_'s flows by table
   // Desired text -> the switch's canonical form. Parsing with OVS's parser is the costly part
   // of a diff; a change re-parses only flows it has not seen before. Clause flows are cached

@@ -73,8 +73,8 @@ class PolicyEngine {
       sync_->recordChanges(on);
     }
   }
-  [[nodiscard]] bool changedWhileRecording(const Flow& flow) const {
-    return sync_ != nullptr && sync_->changedWhileRecording(flow);
+  [[nodiscard]] bool changedWhileRecording(const ovs::FlowUpdate& update) const {
+    return sync_ != nullptr && sync_->changedWhileRecording(update);
   }
 
   [[nodiscard]] bool attached() const { return sync_ != nullptr; }

@@ -100,20 +100,25 @@ TEST(FlowSync, ChangesWhileRecordingAreKnownUntilItStops) {
   next[0].actions = "set_field:0x2->reg0,goto_table:10";
   // Not recording: nothing is remembered.
   ASSERT_TRUE(sync.applyDesired(next).has_value());
-  EXPECT_FALSE(sync.changedWhileRecording(sw.table.begin()->second));
+  EXPECT_FALSE(
+      sync.changedWhileRecording(FlowUpdate{FlowUpdateKind::kModified, sw.table.begin()->second}));
   sync.recordChanges(true);
   const Flow replayed = sw.table.at({pipeline::kClassify, 100, "in_port=1"});  // as replayed
   next[0].actions = "set_field:0x3->reg0,goto_table:10";
   ASSERT_TRUE(sync.applyDesired(next).has_value());
-  // The replayed flow is not what is installed now, but we changed it since the pause (which
-  // also covers a replayed version from a bundle too large to be remembered by explains()).
-  EXPECT_TRUE(sync.changedWhileRecording(replayed));
-  // A flow we did not touch since is still drift when it differs.
+  // The replayed flow is not what is installed now, but it is the version it had before our
+  // change since the pause (which also covers a version from a bundle too large for explains()
+  // to remember).
+  EXPECT_TRUE(sync.changedWhileRecording(FlowUpdate{FlowUpdateKind::kModified, replayed}));
+  // Someone else's version of that flow, and a flow we did not touch since, are drift.
+  Flow foreign = replayed;
+  foreign.actions = "set_field:0x9->reg0,goto_table:10";
+  EXPECT_FALSE(sync.changedWhileRecording(FlowUpdate{FlowUpdateKind::kModified, foreign}));
   const Flow other = sw.table.at({pipeline::kDrop, 0, ""});
-  EXPECT_FALSE(sync.changedWhileRecording(other));
+  EXPECT_FALSE(sync.changedWhileRecording(FlowUpdate{FlowUpdateKind::kModified, other}));
   // Stopping (the monitor resumed) forgets them.
   sync.recordChanges(false);
-  EXPECT_FALSE(sync.changedWhileRecording(replayed));
+  EXPECT_FALSE(sync.changedWhileRecording(FlowUpdate{FlowUpdateKind::kModified, replayed}));
 }
 
 TEST(FlowSync, AnUpdateShowingAVersionWeWroteBeforeTheLatestIsOurs) {
@@ -133,6 +138,8 @@ TEST(FlowSync, AnUpdateShowingAVersionWeWroteBeforeTheLatestIsOurs) {
   ASSERT_NE(first.actions, second.actions);
   EXPECT_TRUE(sync.explains(FlowUpdate{FlowUpdateKind::kModified, first}));
   EXPECT_TRUE(sync.explains(FlowUpdate{FlowUpdateKind::kModified, second}));
+  // Each write is expected once: our older version seen again later is someone else's.
+  EXPECT_FALSE(sync.explains(FlowUpdate{FlowUpdateKind::kModified, first}));
   Flow foreign = second;
   foreign.actions = "set_field:0x9->reg0,goto_table:10";
   EXPECT_FALSE(sync.explains(FlowUpdate{FlowUpdateKind::kModified, foreign}));
