@@ -5,7 +5,9 @@
 
 #include <signal.h>
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -36,6 +38,14 @@ TEST_F(AppctlTest, VersionAnswersThroughTheSocketFromThePidFile) {
 
 TEST_F(AppctlTest, ServerErrorsAreReturnedAsTheirText) {
   const std::string socket = sandbox_->vswitchdCtl();
+  // ovs-vswitchd registers its route commands when its datapath layer starts, on its first
+  // pass over the database after `version` already answers (on a loaded machine CI once called
+  // ovs/route/add before that and got "not a valid command").
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!ovs::appctl(socket, "ovs/route/show", {}, 10s).has_value() &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
   auto no_device = ovs::appctl(socket, "ovs/route/add", {"10.99.0.0/16", "vgt-no-such-dev"}, 10s);
   ASSERT_FALSE(no_device.has_value());
   EXPECT_EQ(no_device.error().message, "ovs-appctl -t " + socket +
