@@ -180,7 +180,7 @@ bool FlowSync::explains(const ovs::FlowUpdate& update) const {
     return current;
   }
   // Also when it is the current version: that consumes what we wrote before it.
-  return consumeWritten(Key{f.table, f.priority, f.match}, versionOf(update)) || current;
+  return consumeWritten(Id{f.table, f.priority, f.match}, versionOf(update)) || current;
 }
 
 FlowSync::Version FlowSync::versionOf(const ovs::FlowUpdate& update) {
@@ -452,7 +452,7 @@ void FlowSync::rememberWritten(const std::vector<ovs::FlowMod>& mods, bool insta
   }
 }
 
-bool FlowSync::consumeWritten(const Key& id, const Version& version) const {
+bool FlowSync::consumeWritten(const Id& id, const Version& version) const {
   auto it = recent_.find(id);
   if (it == recent_.end()) {
     return false;
@@ -482,7 +482,7 @@ bool FlowSync::changedWhileRecording(const ovs::FlowUpdate& update) const {
     return false;
   }
   const Flow& f = update.flow;
-  auto it = recorded_.find(Key{f.table, f.priority, f.match});
+  auto it = recorded_.find(Id{f.table, f.priority, f.match});
   if (it == recorded_.end()) {
     return false;
   }

@@ -169,7 +169,7 @@ class FlowSync {
     std::vector<Version> versions;
   };
   bool recording_ = false;
-  std::map<Key, Recorded> recorded_;
+  std::map<Key, Recorded, std::less<>> recorded_;  // looked up by Id, no copy of the match
   // explains(): what our recent bundles (up to kRecentLimit mods; a start-up install is larger)
   // wrote, per identity in order, each expected once in the monitor's updates for kRecentFor.
   // An update equal to one of them consumes it and the older ones of that flow.
@@ -179,10 +179,10 @@ class FlowSync {
     Version version;
     std::chrono::steady_clock::time_point at;
   };
-  mutable std::map<Key, std::vector<Written>> recent_;
+  mutable std::map<Key, std::vector<Written>, std::less<>> recent_;  // looked up by Id
   std::chrono::steady_clock::time_point recent_pruned_{};
   void rememberWritten(const std::vector<ovs::FlowMod>& mods, bool installed_is_before);
-  [[nodiscard]] bool consumeWritten(const Key& id, const Version& version) const;
+  [[nodiscard]] bool consumeWritten(const Id& id, const Version& version) const;
   std::array<size_t, 256> per_table_{};  // installed_'s flows by table
   // Desired text -> the switch's canonical form. Parsing with OVS's parser is the costly part
   // of a diff; a change re-parses only flows it has not seen before. Clause flows are cached

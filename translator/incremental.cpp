@@ -734,6 +734,7 @@ Result<FlowDelta> IncrementalTranslator::State::update(
 
   // Groups: what their rules open (an ENI's open bits are the OR over its groups).
   std::unordered_set<std::string> open_changed;
+  std::unordered_set<std::string> index_changed;  // groups new, gone or with another index
   std::unordered_set<std::string> peer_dirty;   // groups whose members' addresses changed
   std::unordered_set<std::string> local_dirty;  // groups whose attached members may have changed
   for (const auto& g : policy.security_groups) {
@@ -748,13 +749,14 @@ Result<FlowDelta> IncrementalTranslator::State::update(
     }
     if (const uint16_t index = ids.groupIndex(g.id); inserted || index != rec.index) {
       rec.index = index;
-      open_changed.insert(g.id);  // its members' slots are assigned again, with its open bits
+      index_changed.insert(g.id);  // its members' slots are assigned again
       local_dirty.insert(g.id);
     }
   }
   for (auto it = groups.begin(); it != groups.end();) {
     if (it->second.seen != step) {
       open_changed.insert(it->first);  // its members lose its bits
+      index_changed.insert(it->first);  // and its slot
       it = groups.erase(it);
     } else {
       ++it;
@@ -781,14 +783,16 @@ Result<FlowDelta> IncrementalTranslator::State::update(
     rec.seen = step;
     const bool groups_changed = inserted || rec.eni.security_group_ids != eni.security_group_ids;
     bool open_dirty = groups_changed;
+    bool slots_dirty = groups_changed;
     for (const auto& g : eni.security_group_ids) {
       open_dirty = open_dirty || open_changed.count(g) != 0;
+      slots_dirty = slots_dirty || index_changed.count(g) != 0;
     }
     const uint32_t open = open_dirty ? openBitsOf(eni) : rec.open_bits;
-    // The slots depend on the indices of the ENI's groups: assigned again when a group came or
-    // went (a group's index is fixed while it exists).
+    // The slots depend on the indices of the ENI's groups: assigned again when the list changed
+    // or a group of it came or went (a group's index is fixed while it exists).
     bool slots_changed = false;
-    if (open_dirty) {
+    if (slots_dirty) {
       std::vector<uint16_t> group_indices;
       group_indices.reserve(eni.security_group_ids.size());
       for (const auto& g : eni.security_group_ids) {
