@@ -111,6 +111,7 @@ class FlowSync {
     using is_transparent = void;
     static Id id(const Flow& f) { return {f.table, f.priority, f.match}; }
     static Id id(const Id& i) { return i; }
+    static Id id(const Key& k) { return {std::get<0>(k), std::get<1>(k), std::get<2>(k)}; }
     template <class A, class B>
     bool operator()(const A& a, const B& b) const {
       return id(a) < id(b);
@@ -169,7 +170,7 @@ class FlowSync {
     std::vector<Version> versions;
   };
   bool recording_ = false;
-  std::map<Key, Recorded, std::less<>> recorded_;  // looked up by Id, no copy of the match
+  std::map<Key, Recorded, ByIdentity> recorded_;  // looked up by Id, no copy of the match
   // explains(): what our recent bundles (up to kRecentLimit mods; a start-up install is larger)
   // wrote, per identity in order, each expected once in the monitor's updates for kRecentFor.
   // An update equal to one of them consumes it and the older ones of that flow.
@@ -179,7 +180,7 @@ class FlowSync {
     Version version;
     std::chrono::steady_clock::time_point at;
   };
-  mutable std::map<Key, std::vector<Written>, std::less<>> recent_;  // looked up by Id
+  mutable std::map<Key, std::vector<Written>, ByIdentity> recent_;  // looked up by Id
   std::chrono::steady_clock::time_point recent_pruned_{};
   void rememberWritten(const std::vector<ovs::FlowMod>& mods, bool installed_is_before);
   [[nodiscard]] bool consumeWritten(const Id& id, const Version& version) const;
