@@ -222,6 +222,7 @@ class Server::Impl {
   std::string last_state_error_;
 
   std::optional<model::Policy> policy_;
+  state::PolicyDecoder decoder_;  // after another writer's commit, decodes only what it changed
   int64_t policy_generation_ = -1;
   int64_t max_sequence_ = 0;
   bool sequence_stale_ = true;
@@ -541,7 +542,7 @@ ApiError Server::Impl::unavailable() const {
 Result<const model::Policy*> Server::Impl::currentPolicy() {
   const int64_t generation = store_->generation();
   if (!policy_ || policy_generation_ != generation) {
-    auto policy = state::policyFromReplica(store_->replica());
+    auto policy = decoder_.decode(store_->replica(), store_->rowVersions());
     if (!policy) {
       policy_.reset();
       return tl::unexpected(policy.error());

@@ -247,7 +247,7 @@ bool Daemon::loadState(bool force, double receive_ms) {
     start = now;
     return ms;
   };
-  auto policy = state::policyFromReplica(state_->replica());
+  auto policy = state_decoder_.decode(state_->replica(), state_->rowVersions());
   state_timing_.rebuild_ms = since();
   const auto refuse = [&](const std::string& error) {
     if (policy_) {
@@ -335,9 +335,10 @@ bool Daemon::pollState(bool force, bool switch_up) {
   if (last_apply_) {
     logger("state")->info(
         "state_applied generation={} ms={:.2f} receive_ms={:.2f} rebuild_ms={:.2f} "
-        "validate_ms={:.2f} translate_ms={:.2f} sync_ms={:.2f} bundle_ms={:.2f} added={} "
-        "modified={} deleted={} flows={}",
+        "rows_decoded={} rows_reused={} validate_ms={:.2f} translate_ms={:.2f} sync_ms={:.2f} "
+        "bundle_ms={:.2f} added={} modified={} deleted={} flows={}",
         generation, ms, state_timing_.receive_ms, state_timing_.rebuild_ms,
+        state_decoder_.lastCounts().decoded, state_decoder_.lastCounts().reused,
         state_timing_.validate_ms, last_apply_->translate_ms, last_apply_->sync_ms,
         last_apply_->bundle_ms, last_apply_->sync.added, last_apply_->sync.modified,
         last_apply_->sync.deleted, last_apply_->flows);

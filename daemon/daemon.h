@@ -223,6 +223,7 @@ class Daemon {
   // The state database (--state): the connection (null while reconnecting), when to try again,
   // the generation last looked at (applied or refused) and the split of the last change.
   std::unique_ptr<state::StateStore> state_;
+  state::PolicyDecoder state_decoder_;  // decodes only the rows an update changed
   std::chrono::steady_clock::time_point state_retry_at_;
   std::chrono::milliseconds state_backoff_{250};
   int64_t state_seen_generation_ = -1;
@@ -231,7 +232,7 @@ class Daemon {
   int64_t state_pending_generation_ = 0;
   struct StateTiming {
     double receive_ms = 0;   // read the update and fold it into the replica
-    double rebuild_ms = 0;   // replica -> Policy
+    double rebuild_ms = 0;   // replica -> Policy (the rows that changed decoded again)
     double validate_ms = 0;  // validatePolicy + resolveDefaults + indices
   } state_timing_;
   std::optional<EngineReport> last_apply_;  // of the last apply() that went through the engine

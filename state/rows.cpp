@@ -26,11 +26,14 @@
 //    column) and hands back neutral values, and the caller checks it once per row.
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <type_traits>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -1276,23 +1279,85 @@ void decodeVpc(RowReader& r, model::Vpc& vpc, model::Quotas& quotas) {
   }
 }
 
-// Every row of `table` decoded, sorted by id.
+// A decoded top-level object kept by PolicyDecoder: valid while its row and every child row it
+// was decoded from still carry the versions they had then.
+template <typename T>
+struct CachedRow {
+  uint64_t version = 0;
+  std::vector<std::pair<std::string, uint64_t>> children;  // child uuid, its version then
+  T value;
+};
+template <typename T>
+using RowCache = std::unordered_map<std::string, CachedRow<T>>;  // by the row's uuid
+
+// Every row of `table` decoded, sorted by id. With `versions` and `cache`, a row whose version
+// and whose children's versions are those of its cached object is not decoded again, and the
+// cache ends up holding exactly the rows of `table` (emptied on an error).
 template <typename T, typename DecodeFn>
-Result<std::vector<T>> decodeTable(const Replica& replica, const char* table, DecodeFn decode) {
+Result<std::vector<T>> decodeTable(const Replica& replica, const char* table, DecodeFn decode,
+                                   const RowVersions* versions = nullptr,
+                                   RowCache<T>* cache = nullptr,
+                                   PolicyDecoder::Counts* counts = nullptr) {
   std::vector<T> out;
   const auto* rows = rowsOf(replica, table);
+  RowCache<T> next;
   if (rows == nullptr) {
+    if (cache != nullptr) {
+      cache->clear();
+    }
     return out;
   }
   out.reserve(rows->size());
+  const bool caching = versions != nullptr && cache != nullptr;
+  if (caching) {
+    next.reserve(rows->size());
+  }
   std::string error;
+  ChildRows child_rows;
   for (const auto& [uuid, row] : *rows) {
+    const uint64_t version = caching ? versions->of(uuid) : 0;
+    if (version != 0) {
+      auto it = cache->find(uuid);
+      if (it != cache->end() && it->second.version == version &&
+          std::all_of(it->second.children.begin(), it->second.children.end(),
+                      [&](const auto& child) { return versions->of(child.first) == child.second; })) {
+        out.push_back(it->second.value);
+        next.emplace(uuid, std::move(it->second));
+        cache->erase(it);
+        ++counts->reused;
+        continue;
+      }
+    }
     RowReader reader(table, uuid, row, error);
-    T value = decode(reader, replica, nullptr);
+    child_rows.clear();
+    T value = decode(reader, replica, caching ? &child_rows : nullptr);
     if (!error.empty()) {
+      if (cache != nullptr) {
+        cache->clear();
+      }
       return makeError(error);
     }
+    if (version != 0) {
+      CachedRow<T> cached{version, {}, value};
+      bool numbered = true;
+      for (const auto& column : child_rows) {
+        for (const auto& child : column) {
+          const uint64_t child_version = versions->of(child.uuid);
+          numbered = numbered && child_version != 0;
+          cached.children.emplace_back(child.uuid, child_version);
+        }
+      }
+      if (numbered) {
+        next.emplace(uuid, std::move(cached));
+      }
+    }
+    if (counts != nullptr) {
+      ++counts->decoded;
+    }
     out.push_back(std::move(value));
+  }
+  if (cache != nullptr) {
+    *cache = std::move(next);
   }
   std::sort(out.begin(), out.end(), [](const T& a, const T& b) { return a.id < b.id; });
   return out;
@@ -1382,7 +1447,19 @@ auto plainEncoder(Json (*row_fn)(const T&)) {
 
 }  // namespace
 
-void applyTableUpdates(Replica& replica, const Json& table_updates) {
+uint64_t RowVersions::of(const std::string& uuid) const {
+  auto it = by_uuid_.find(uuid);
+  return it == by_uuid_.end() ? 0 : it->second;
+}
+
+void RowVersions::touch(const std::string& uuid) {
+  static std::atomic<uint64_t> next{1};
+  by_uuid_[uuid] = next.fetch_add(1, std::memory_order_relaxed);
+}
+
+void RowVersions::forget(const std::string& uuid) { by_uuid_.erase(uuid); }
+
+void applyTableUpdates(Replica& replica, const Json& table_updates, RowVersions* versions) {
   if (!table_updates.is_object()) {
     return;
   }
@@ -1394,8 +1471,14 @@ void applyTableUpdates(Replica& replica, const Json& table_updates) {
     for (const auto& [uuid, update] : rows.items()) {
       if (update.is_object() && update.contains("new") && update["new"].is_object()) {
         table_rows[uuid] = update["new"];
+        if (versions != nullptr) {
+          versions->touch(uuid);
+        }
       } else {
         table_rows.erase(uuid);
+        if (versions != nullptr) {
+          versions->forget(uuid);
+        }
       }
     }
   }
@@ -1414,7 +1497,12 @@ int64_t generationOf(const Replica& replica) {
   return it != row.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
 }
 
-Result<model::Policy> policyFromReplica(const Replica& replica) {
+namespace {
+
+// The policy in `replica`, each table's rows decoded by
+// decode_table(policy.<field>, table, decode function) -> Result<void>.
+template <typename DecodeTable>
+Result<model::Policy> decodePolicy(const Replica& replica, DecodeTable&& decode_table) {
   Policy policy;
   const auto* vpc_rows = rowsOf(replica, kVpcTable);
   if (vpc_rows == nullptr || vpc_rows->empty()) {
@@ -1438,12 +1526,9 @@ Result<model::Policy> policyFromReplica(const Replica& replica) {
     }
   }
 
-#define VPCGUARD_DECODE(field, table, fn)                                              \
-  if (auto decoded = decodeTable<decltype(policy.field)::value_type>(replica, table, fn); \
-      decoded) {                                                                        \
-    policy.field = std::move(*decoded);                                                 \
-  } else {                                                                              \
-    return tl::unexpected(decoded.error());                                             \
+#define VPCGUARD_DECODE(field, table, fn)                                \
+  if (auto decoded = decode_table(policy.field, table, fn); !decoded) { \
+    return tl::unexpected(decoded.error());                             \
   }
   VPCGUARD_DECODE(subnets, kSubnetTable, decodeSubnet)
   VPCGUARD_DECODE(network_interfaces, kInterfaceTable, decodeInterface)
@@ -1456,6 +1541,50 @@ Result<model::Policy> policyFromReplica(const Replica& replica) {
   VPCGUARD_DECODE(traffic_mirror_sessions, kMirrorSessionTable, decodeMirrorSession)
   VPCGUARD_DECODE(port_mirrors, kPortMirrorTable, decodePortMirror)
 #undef VPCGUARD_DECODE
+  return policy;
+}
+
+// Moves a decoded table into its field of the policy.
+template <typename T>
+Result<void> into(std::vector<T>& field, Result<std::vector<T>> decoded) {
+  if (!decoded) {
+    return tl::unexpected(decoded.error());
+  }
+  field = std::move(*decoded);
+  return {};
+}
+
+}  // namespace
+
+Result<model::Policy> policyFromReplica(const Replica& replica) {
+  return decodePolicy(replica, [&](auto& field, const char* table, auto fn) {
+    using T = typename std::decay_t<decltype(field)>::value_type;
+    return into(field, decodeTable<T>(replica, table, fn));
+  });
+}
+
+struct PolicyDecoder::Caches {
+  std::tuple<RowCache<model::Subnet>, RowCache<model::NetworkInterface>,
+             RowCache<model::SecurityGroup>, RowCache<model::PrefixList>,
+             RowCache<model::NetworkAcl>, RowCache<model::FlowLog>,
+             RowCache<model::TrafficMirrorTarget>, RowCache<model::TrafficMirrorFilter>,
+             RowCache<model::TrafficMirrorSession>, RowCache<model::PortMirror>>
+      tables;
+};
+
+PolicyDecoder::PolicyDecoder() : caches_(std::make_unique<Caches>()) {}
+PolicyDecoder::~PolicyDecoder() = default;
+
+Result<model::Policy> PolicyDecoder::decode(const Replica& replica, const RowVersions& versions) {
+  counts_ = {};
+  auto policy = decodePolicy(replica, [&](auto& field, const char* table, auto fn) {
+    using T = typename std::decay_t<decltype(field)>::value_type;
+    return into(field, decodeTable<T>(replica, table, fn, &versions,
+                                      &std::get<RowCache<T>>(caches_->tables), &counts_));
+  });
+  if (!policy) {
+    *caches_ = Caches{};  // tables decoded before the error would keep objects of older rows
+  }
   return policy;
 }
 

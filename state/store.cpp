@@ -90,7 +90,8 @@ Result<void> StateStore::ensureMonitor() {
     return tl::unexpected(initial.error());
   }
   replica_.clear();
-  applyTableUpdates(replica_, *initial);
+  versions_.clear();
+  applyTableUpdates(replica_, *initial, &versions_);
   monitoring_ = true;
   return {};
 }
@@ -103,7 +104,7 @@ Result<bool> StateStore::applyUpdates(std::chrono::milliseconds timeout) {
   bool changed = false;
   for (const auto& update : *updates) {
     if (update.monitor_id == kMonitorId) {
-      applyTableUpdates(replica_, update.table_updates);
+      applyTableUpdates(replica_, update.table_updates, &versions_);
       changed = true;
     }
   }

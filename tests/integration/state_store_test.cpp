@@ -260,6 +260,116 @@ TEST_F(StateStoreTest, OneRuleChangeTouchesOneGroupAndIsSeenByTheOtherStore) {
   EXPECT_EQ(content(*reader), test::policyContent(policy));
 }
 
+// PolicyDecoder (what vpcguardd and vpcguard-apid follow the database with) decodes again only
+// the rows that changed, their children included, and its result is the full decode's: after a
+// commit, after a child row changed in place by another writer, through a malformed row and out
+// of it, and over random policies replacing each other.
+TEST_F(StateStoreTest, DecoderFollowsChangesAsAFullDecodeDoes) {
+  model::Policy policy = resolvedSample();
+  auto writer = openStore();
+  auto reader = openStore();
+  ASSERT_TRUE(writer && reader);
+  state::PolicyDecoder decoder;
+  const auto expectSameAsFull = [&](const std::string& where) {
+    auto full = state::policyFromReplica(reader->replica());
+    auto decoded = decoder.decode(reader->replica(), reader->rowVersions());
+    ASSERT_TRUE(full) << where << ": " << full.error().message;
+    ASSERT_TRUE(decoded) << where << ": " << decoded.error().message;
+    EXPECT_EQ(test::policyContent(*decoded), test::policyContent(*full)) << where;
+    EXPECT_EQ(orderAndLocations(*decoded), orderAndLocations(*full)) << where;
+  };
+  const auto topLevelRows = [](const model::Policy& p) {
+    return p.subnets.size() + p.network_interfaces.size() + p.security_groups.size() +
+           p.prefix_lists.size() + p.network_acls.size() + p.flow_logs.size() +
+           p.traffic_mirror_targets.size() + p.traffic_mirror_filters.size() +
+           p.traffic_mirror_sessions.size() + p.port_mirrors.size();
+  };
+
+  ASSERT_TRUE(writer->commit(policy));
+  ASSERT_TRUE(waitForGeneration(*reader, 1));
+  expectSameAsFull("first decode");
+  EXPECT_EQ(decoder.lastCounts().decoded, topLevelRows(policy));
+  EXPECT_EQ(decoder.lastCounts().reused, 0u);
+
+  group(policy, "sg-web").ingress.push_back(tcpRule(8080, "192.0.2.0/24"));
+  ASSERT_TRUE(writer->commit(policy));
+  ASSERT_TRUE(waitForGeneration(*reader, 2));
+  expectSameAsFull("a rule added");
+  EXPECT_EQ(decoder.lastCounts().decoded, 1u) << "only sg-web is decoded again";
+  EXPECT_EQ(decoder.lastCounts().reused, topLevelRows(policy) - 1);
+
+  // Another writer changes one of sg-web's rule rows in place: the group row itself is the same,
+  // its child is not.
+  const auto& groups = reader->replica().at("Security_Group");
+  const auto web = std::find_if(groups.begin(), groups.end(),
+                                [](const auto& row) { return row.second.at("id") == "sg-web"; });
+  ASSERT_NE(web, groups.end());
+  const state::Json& ingress = web->second.at("ingress");
+  const std::string rule_uuid = ingress[0] == "uuid" ? ingress[1].get<std::string>()
+                                                     : ingress[1][0][1].get<std::string>();
+  const auto updateRule = [&](const state::Json& row) {
+    auto r = writer->transact(state::Json::array(
+        {{{"op", "update"},
+          {"table", "Security_Group_Rule"},
+          {"where", state::Json::array({state::Json::array(
+                        {"_uuid", "==", state::Json::array({"uuid", rule_uuid})})})},
+          {"row", row}}}));
+    ASSERT_TRUE(r) << r.error().message;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (reader->replica().at("Security_Group_Rule").at(rule_uuid).at("description") !=
+               row.at("description") &&
+           std::chrono::steady_clock::now() < deadline) {
+      ASSERT_TRUE(reader->poll(std::chrono::milliseconds(200)));
+    }
+  };
+  updateRule({{"description", "changed in place"}});
+  expectSameAsFull("a child row changed in place");
+  EXPECT_EQ(decoder.lastCounts().decoded, 1u);
+  {
+    auto decoded = decoder.decode(reader->replica(), reader->rowVersions());
+    ASSERT_TRUE(decoded);
+    const auto& rules = group(*decoded, "sg-web").ingress;
+    EXPECT_TRUE(std::any_of(rules.begin(), rules.end(), [](const model::SecurityGroupRule& r) {
+      return r.description == "changed in place";
+    }));
+  }
+
+  // A malformed child (two peers) fails both decodes with the same error; fixed, both agree.
+  updateRule({{"description", "two peers"},
+              {"cidr_ipv4", state::Json::array({"set", state::Json::array({"10.9.0.0/16"})})},
+              {"cidr_ipv6", state::Json::array({"set", state::Json::array({"2001:db8::/32"})})}});
+  {
+    auto full = state::policyFromReplica(reader->replica());
+    auto decoded = decoder.decode(reader->replica(), reader->rowVersions());
+    ASSERT_FALSE(full);
+    ASSERT_FALSE(decoded);
+    EXPECT_EQ(decoded.error().message, full.error().message);
+  }
+  updateRule({{"description", "one peer again"},
+              {"cidr_ipv4", state::Json::array({"set", state::Json::array({"10.9.0.0/16"})})},
+              {"cidr_ipv6", state::Json::array({"set", state::Json::array()})},
+              {"referenced_group_id", state::Json::array({"set", state::Json::array()})},
+              {"prefix_list_id", state::Json::array({"set", state::Json::array()})}});
+  expectSameAsFull("the malformed row fixed");
+
+  for (uint32_t seed = 1; seed <= 10; ++seed) {
+    auto random = test::randomPolicy(seed);
+    ASSERT_TRUE(random) << "seed " << seed << ": " << random.error().message;
+    auto committed = writer->commit(*random);
+    ASSERT_TRUE(committed) << "seed " << seed << ": " << committed.error().message;
+    ASSERT_TRUE(waitForGeneration(*reader, committed->generation)) << "seed " << seed;
+    expectSameAsFull("seed " + std::to_string(seed));
+  }
+
+  // A new store (a reconnect) numbers its rows anew: nothing decoded from the old one is reused.
+  auto again = openStore();
+  ASSERT_TRUE(again);
+  auto decoded = decoder.decode(again->replica(), again->rowVersions());
+  ASSERT_TRUE(decoded) << decoded.error().message;
+  EXPECT_EQ(decoder.lastCounts().reused, 0u);
+  EXPECT_EQ(test::policyContent(*decoded), content(*again));
+}
+
 TEST_F(StateStoreTest, TwoWritersOnOneGenerationOneConflicts) {
   model::Policy base = resolvedSample();
   auto a = openStore();
