@@ -435,6 +435,20 @@ std::vector<BrokenCase> cases() {
            eni("eni-2",
                "mac_address = \"02:00:00:00:00:01\" #<\nprivate_ip_addresses = [\"10.0.1.11\"]\n"),
        "network_interfaces[1].mac_address", "already used by interface 'eni-1'", 15},
+      // Spelled in upper case (read by the slow path), multicast, and a duplicate of the
+      // canonically written (fast path) MAC of eni-1.
+      {"UpperCaseMulticastMac",
+       kBase +
+           eni("eni-1",
+               "mac_address = \"0B:00:00:00:00:01\" #<\nprivate_ip_addresses = [\"10.0.1.10\"]\n"),
+       "network_interfaces[0].mac_address", "'0b:00:00:00:00:01' is a multicast MAC address", 15},
+      {"DuplicateMacInAnotherCase",
+       kBase + eni("eni-1", "mac_address = \"02:00:00:00:0a:01\"\nprivate_ip_addresses = "
+                            "[\"10.0.1.10\"]\n") +
+           eni("eni-2",
+               "mac_address = \"02:00:00:00:0A:01\" #<\nprivate_ip_addresses = [\"10.0.1.11\"]\n"),
+       "network_interfaces[1].mac_address",
+       "MAC address 02:00:00:00:0a:01 is already used by interface 'eni-1'", 15},
       {"DuplicateAddress",
        kBase + eni("eni-1", mac + "private_ip_addresses = [\"10.0.1.10\"]\n") +
            eni("eni-2",
