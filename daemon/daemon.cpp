@@ -668,6 +668,9 @@ void Daemon::reportSync(const char* reason, double ms) {
 }
 
 void Daemon::noteNewIndices(const std::map<std::string, uint16_t>& before) {
+  if (indices_ == before) {
+    return;  // the usual change: one pass in order, no lookups
+  }
   for (const auto& [iface, zone] : indices_) {
     auto it = before.find(iface);
     if (it == before.end() || it->second != zone) {
@@ -756,10 +759,10 @@ void Daemon::applyConntrackTimeouts() {
   if (!policy_ || !db_) {
     return;
   }
-  auto wanted = conntrackTimeouts(*policy_, indices_);
-  if (wanted == applied_timeouts_) {
+  if (conntrackTimeoutsAre(applied_timeouts_, *policy_, indices_)) {
     return;
   }
+  auto wanted = conntrackTimeouts(*policy_, indices_);
   std::set<uint16_t> owned;
   for (const auto& [zone, timeouts] : applied_timeouts_) {
     owned.insert(zone);

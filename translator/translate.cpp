@@ -256,6 +256,16 @@ Result<Translation> translate(const TranslateInput& input) {
 
 Result<std::map<std::string, uint16_t>> assignInterfaceIndices(
     const model::Policy& policy, const std::map<std::string, uint16_t>& previous) {
+  // The usual change keeps every interface: then the answer is `previous` (ids are unique in a
+  // validated policy, so as many interfaces as indices, each found, are exactly its keys).
+  if (previous.size() == policy.network_interfaces.size() &&
+      std::all_of(policy.network_interfaces.begin(), policy.network_interfaces.end(),
+                  [&](const model::NetworkInterface& eni) {
+                    auto it = previous.find(eni.id);
+                    return it != previous.end() && it->second != 0;
+                  })) {
+    return previous;
+  }
   std::map<std::string, uint16_t> out;
   std::set<uint16_t> used;
   for (const auto& eni : policy.network_interfaces) {
@@ -281,24 +291,60 @@ Result<std::map<std::string, uint16_t>> assignInterfaceIndices(
   return out;
 }
 
-ConntrackTimeouts conntrackTimeouts(const model::Policy& policy,
-                                    const std::map<std::string, uint16_t>& interface_index) {
-  ConntrackTimeouts out;
+namespace {
+
+// Calls fn(zone, tcp_established, udp, udp_stream) for every interface that has a zone.
+template <typename Fn>
+void forEachZoneTimeouts(const model::Policy& policy,
+                         const std::map<std::string, uint16_t>& interface_index, Fn fn) {
   for (const auto& eni : policy.network_interfaces) {
     auto idx = interface_index.find(eni.id);
     if (idx == interface_index.end()) {
       continue;
     }
     const auto& ct = eni.connection_tracking;
-    const int64_t tcp = ct.tcp_established_timeout.value_or(432000);
-    const int64_t udp = ct.udp_timeout.value_or(30);
-    const int64_t stream = ct.udp_stream_timeout.value_or(180);
-    out[idx->second] = {{"tcp_established", tcp},
-                        {"udp_first", udp},
-                        {"udp_single", udp},
-                        {"udp_multiple", stream}};
+    fn(idx->second, ct.tcp_established_timeout.value_or(432000), ct.udp_timeout.value_or(30),
+       ct.udp_stream_timeout.value_or(180));
   }
+}
+
+}  // namespace
+
+ConntrackTimeouts conntrackTimeouts(const model::Policy& policy,
+                                    const std::map<std::string, uint16_t>& interface_index) {
+  ConntrackTimeouts out;
+  forEachZoneTimeouts(policy, interface_index,
+                      [&](uint16_t zone, int64_t tcp, int64_t udp, int64_t stream) {
+                        out[zone] = {{"tcp_established", tcp},
+                                     {"udp_first", udp},
+                                     {"udp_single", udp},
+                                     {"udp_multiple", stream}};
+                      });
   return out;
+}
+
+bool conntrackTimeoutsAre(const ConntrackTimeouts& timeouts, const model::Policy& policy,
+                          const std::map<std::string, uint16_t>& interface_index) {
+  size_t zones = 0;
+  bool same = true;
+  const auto is = [](const std::map<std::string, int64_t>& m, const char* key, int64_t value) {
+    auto it = m.find(key);
+    return it != m.end() && it->second == value;
+  };
+  forEachZoneTimeouts(policy, interface_index,
+                      [&](uint16_t zone, int64_t tcp, int64_t udp, int64_t stream) {
+                        ++zones;
+                        if (!same) {
+                          return;
+                        }
+                        auto it = timeouts.find(zone);
+                        same = it != timeouts.end() && it->second.size() == 4 &&
+                               is(it->second, "tcp_established", tcp) &&
+                               is(it->second, "udp_first", udp) &&
+                               is(it->second, "udp_single", udp) &&
+                               is(it->second, "udp_multiple", stream);
+                      });
+  return same && zones == timeouts.size();
 }
 
 std::vector<MaskedValue> portRangeMasks(uint16_t from, uint16_t to) {

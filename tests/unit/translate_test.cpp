@@ -290,6 +290,52 @@ TEST(ConntrackTimeouts, AwsDefaultsAndPerInterfaceOverrides) {
   EXPECT_EQ(bastion.at("udp_multiple"), 120);
 }
 
+// The daemon asks conntrackTimeoutsAre() on every change instead of building the map: it must
+// say "different" for any change the map would show.
+TEST(ConntrackTimeouts, AreSaysWhatComparingTheBuiltMapsSays) {
+  auto p = test::samplePolicy();
+  auto indices = *assignInterfaceIndices(p, {});
+  const auto applied = conntrackTimeouts(p, indices);
+  EXPECT_TRUE(conntrackTimeoutsAre(applied, p, indices));
+  EXPECT_FALSE(conntrackTimeoutsAre({}, p, indices));
+
+  auto longer = p;
+  longer.network_interfaces[2].connection_tracking.udp_timeout = 45;
+  EXPECT_FALSE(conntrackTimeoutsAre(applied, longer, indices));
+  EXPECT_TRUE(conntrackTimeoutsAre(conntrackTimeouts(longer, indices), longer, indices));
+
+  auto fewer = p;
+  fewer.network_interfaces.pop_back();
+  const auto fewer_indices = *assignInterfaceIndices(fewer, indices);
+  EXPECT_FALSE(conntrackTimeoutsAre(applied, fewer, fewer_indices));
+
+  auto renumbered = indices;
+  renumbered.begin()->second = 40;
+  EXPECT_FALSE(conntrackTimeoutsAre(applied, p, renumbered));
+}
+
+// A change that keeps every interface keeps every index (the daemon's usual case, answered
+// without building a new map), and one that adds an interface still gives it a free index.
+TEST(InterfaceIndices, UnchangedInterfacesKeepThemAndANewOneGetsAFreeOne) {
+  auto p = test::samplePolicy();
+  const auto first = *assignInterfaceIndices(p, {});
+  EXPECT_EQ(*assignInterfaceIndices(p, first), first);
+  auto added = p.network_interfaces.front();
+  added.id = "eni-new";
+  p.network_interfaces.push_back(added);
+  const auto second = *assignInterfaceIndices(p, first);
+  ASSERT_EQ(second.size(), first.size() + 1);
+  for (const auto& [id, index] : first) {
+    EXPECT_EQ(second.at(id), index) << id;
+  }
+  EXPECT_EQ(second.at("eni-new"), first.size() + 1);
+  // An index 0 (none yet) is assigned, not kept.
+  auto zero = first;
+  zero.begin()->second = 0;
+  p.network_interfaces.pop_back();
+  EXPECT_NE(assignInterfaceIndices(p, zero)->at(zero.begin()->first), 0);
+}
+
 TEST(Translate, AttachingAnInterfaceDoesNotRenumberRules) {
   auto p = test::samplePolicy();
   auto only_db = inputFor(p, false);
