@@ -1292,7 +1292,8 @@ using RowCache = std::unordered_map<std::string, CachedRow<T>>;  // by the row's
 
 // Every row of `table` decoded, sorted by id. With `versions` and `cache`, a row whose version
 // and whose children's versions are those of its cached object is not decoded again, and the
-// cache ends up holding exactly the rows of `table` (emptied on an error).
+// cache ends up holding the rows of `table` that are numbered, children included (emptied on an
+// error).
 template <typename T, typename DecodeFn>
 Result<std::vector<T>> decodeTable(const Replica& replica, const char* table, DecodeFn decode,
                                    const RowVersions* versions = nullptr,
@@ -1324,7 +1325,9 @@ Result<std::vector<T>> decodeTable(const Replica& replica, const char* table, De
         out.push_back(it->second.value);
         next.emplace(uuid, std::move(it->second));
         cache->erase(it);
-        ++counts->reused;
+        if (counts != nullptr) {
+          ++counts->reused;
+        }
         continue;
       }
     }
@@ -1583,7 +1586,9 @@ Result<model::Policy> PolicyDecoder::decode(const Replica& replica, const RowVer
                                       &std::get<RowCache<T>>(caches_->tables), &counts_));
   });
   if (!policy) {
-    *caches_ = Caches{};  // tables decoded before the error would keep objects of older rows
+    // The failed table forgot its rows; the others are valid but are forgotten too, so that a
+    // decoder that failed holds nothing it cannot vouch for.
+    *caches_ = Caches{};
   }
   return policy;
 }

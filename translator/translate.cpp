@@ -327,12 +327,19 @@ bool conntrackTimeoutsAre(const ConntrackTimeouts& timeouts, const model::Policy
                           const std::map<std::string, uint16_t>& interface_index) {
   size_t zones = 0;
   bool same = true;
+  bool shared = false;  // two interfaces on one zone: the built map keeps the last one's
+  std::vector<bool> seen(size_t{1} << 16);
   const auto is = [](const std::map<std::string, int64_t>& m, const char* key, int64_t value) {
     auto it = m.find(key);
     return it != m.end() && it->second == value;
   };
   forEachZoneTimeouts(policy, interface_index,
                       [&](uint16_t zone, int64_t tcp, int64_t udp, int64_t stream) {
+                        if (seen[zone]) {
+                          shared = true;
+                          return;
+                        }
+                        seen[zone] = true;
                         ++zones;
                         if (!same) {
                           return;
@@ -344,6 +351,9 @@ bool conntrackTimeoutsAre(const ConntrackTimeouts& timeouts, const model::Policy
                                is(it->second, "udp_single", udp) &&
                                is(it->second, "udp_multiple", stream);
                       });
+  if (shared) {
+    return conntrackTimeouts(policy, interface_index) == timeouts;  // not seen from the daemon
+  }
   return same && zones == timeouts.size();
 }
 

@@ -548,8 +548,6 @@ class Validator {
             "rename it; only the VPC's default group may be named \"default\"");
     }
     std::map<std::string, size_t, std::less<>> names;
-    groups_.reserve(p_.security_groups.size());
-    subnets_.reserve(p_.subnets.size());
     for (size_t i = 0; i < p_.security_groups.size(); ++i) {
       const auto& g = p_.security_groups[i];
       const std::string path = at("security_groups", i);
@@ -840,8 +838,10 @@ class Validator {
       return;  // reported on the subnet
     }
     // IPv4 by integer: tens of thousands of addresses per load at 100k flows.
-    const uint32_t v4_mask =
-        !v4 || block->prefix_len == 0 ? 0 : ~uint32_t{0} << (32 - block->prefix_len);
+    const uint32_t v4_mask = !v4 || block->prefix_len <= 0 ? 0
+                             : block->prefix_len >= 32
+                                 ? ~uint32_t{0}
+                                 : ~uint32_t{0} << (32 - block->prefix_len);
     const uint32_t v4_net = v4 ? block->address.v4Value() : 0;
     const uint32_t v4_value = v4 ? a.v4Value() : 0;
     if (v4 ? (v4_value & v4_mask) != v4_net : !block->contains(a)) {

@@ -435,8 +435,8 @@ std::vector<BrokenCase> cases() {
            eni("eni-2",
                "mac_address = \"02:00:00:00:00:01\" #<\nprivate_ip_addresses = [\"10.0.1.11\"]\n"),
        "network_interfaces[1].mac_address", "already used by interface 'eni-1'", 15},
-      // Spelled in upper case (read by the slow path), multicast, and a duplicate of the
-      // canonically written (fast path) MAC of eni-1.
+      // Spelled in upper case (the loader writes MACs in lower case, so messages show that),
+      // multicast, and a duplicate written in another case.
       {"UpperCaseMulticastMac",
        kBase +
            eni("eni-1",

@@ -1,4 +1,5 @@
 #include "translator/translate.h"
+#include "translator/validate.h"
 
 #include <algorithm>
 #include <functional>
@@ -334,6 +335,44 @@ TEST(InterfaceIndices, UnchangedInterfacesKeepThemAndANewOneGetsAFreeOne) {
   zero.begin()->second = 0;
   p.network_interfaces.pop_back();
   EXPECT_NE(assignInterfaceIndices(p, zero)->at(zero.begin()->first), 0);
+}
+
+// MACs as the state database may hold them (not lower-cased by the config loader): messages
+// show the canonical spelling, and two spellings of one MAC are one MAC.
+TEST(ValidateMacs, OtherSpellingsAreCanonicalisedInChecksAndMessages) {
+  auto p = test::samplePolicy();
+  ASSERT_GE(p.network_interfaces.size(), 3u);
+  ASSERT_TRUE(validatePolicy(p).empty());
+  p.network_interfaces[0].mac_address = "02:00:00:00:0a:01";
+  p.network_interfaces[1].mac_address = "02:00:00:00:0A:01";
+  p.network_interfaces[2].mac_address = "0B:00:00:00:00:01";
+  std::vector<std::string> messages;
+  for (const auto& d : validatePolicy(p)) {
+    messages.push_back(d.message);
+  }
+  const auto has = [&](const std::string& text) {
+    return std::any_of(messages.begin(), messages.end(),
+                       [&](const std::string& m) { return m.find(text) != std::string::npos; });
+  };
+  EXPECT_TRUE(has("MAC address 02:00:00:00:0a:01 is already used by interface '" +
+                  p.network_interfaces[0].id + "'"))
+      << ::testing::PrintToString(messages);
+  EXPECT_TRUE(has("'0b:00:00:00:00:01' is a multicast MAC address"))
+      << ::testing::PrintToString(messages);
+  EXPECT_EQ(messages.size(), 2u) << ::testing::PrintToString(messages);
+}
+
+// Two interfaces on one zone (not something the daemon makes): the answer is still the built
+// map's, where the later interface's timeouts win.
+TEST(ConntrackTimeouts, AreFollowsTheBuiltMapWhenInterfacesShareAZone) {
+  auto p = test::samplePolicy();
+  auto indices = *assignInterfaceIndices(p, {});
+  const auto applied = conntrackTimeouts(p, indices);
+  auto shared = indices;
+  shared[p.network_interfaces[1].id] = indices.at(p.network_interfaces[0].id);
+  EXPECT_EQ(conntrackTimeoutsAre(applied, p, shared), conntrackTimeouts(p, shared) == applied);
+  EXPECT_FALSE(conntrackTimeoutsAre(applied, p, shared));
+  EXPECT_TRUE(conntrackTimeoutsAre(conntrackTimeouts(p, shared), p, shared));
 }
 
 TEST(Translate, AttachingAnInterfaceDoesNotRenumberRules) {
