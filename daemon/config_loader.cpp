@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,11 +12,9 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
-#include <fstream>
 #include <initializer_list>
 #include <optional>
 #include <ostream>
-#include <sstream>
 #include <string_view>
 #include <utility>
 
@@ -1168,18 +1167,43 @@ class Loader {
 };
 
 Result<std::string> readFile(const fs::path& path) {
-  errno = 0;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  // Read once into a string of the file's size (a config directory at 100k flows is 0.7 MB,
+  // read again on every change; a stream copied it twice).
+  const auto fail = [&](int error) {
     return makeError("cannot read " + path.string() + ": " +
-                     (errno != 0 ? std::strerror(errno) : "open failed"));
+                     (error != 0 ? std::strerror(error) : "open failed"));
+  };
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return fail(errno);
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) {
-    return makeError("cannot read " + path.string() + ": read error");
+  std::string text;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) {
+    text.resize(static_cast<size_t>(st.st_size));
   }
-  return text.str();
+  size_t used = 0;
+  for (;;) {
+    if (used == text.size()) {
+      text.resize(std::max<size_t>(4096, text.size() * 2));  // grew since fstat, or unknown size
+    }
+    const ssize_t n = ::read(fd, text.data() + used, text.size() - used);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      const int error = errno;
+      ::close(fd);
+      return fail(error);
+    }
+    if (n == 0) {
+      break;
+    }
+    used += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  text.resize(used);
+  return text;
 }
 
 }  // namespace
