@@ -421,18 +421,19 @@ void FlowSync::rememberWritten(const std::vector<ovs::FlowMod>& mods, bool insta
     }
     return std::make_pair(m.target().cookie, m.target().actions);
   };
+  // The version before a mod (nullopt: unknown, installed_ does not hold the switch's flows).
+  const auto before = [&](const ovs::FlowMod& m) -> std::optional<Version> {
+    if (!installed_is_before) {
+      return std::nullopt;
+    }
+    const Flow& f = m.target();
+    auto it = installed_.find(Id{f.table, f.priority, f.match});
+    return it == installed_.end() ? Version{} : Version{std::make_pair(it->cookie, it->actions)};
+  };
   if (recording_) {
     for (const auto& m : mods) {
       const Flow& f = m.target();
-      Recorded& r = recorded_[Key{f.table, f.priority, f.match}];
-      if (!installed_is_before) {
-        r.any = true;
-        continue;
-      }
-      auto it = installed_.find(Id{f.table, f.priority, f.match});
-      r.versions.push_back(it == installed_.end() ? Version{}
-                                                  : std::make_pair(it->cookie, it->actions));
-      r.versions.push_back(after(m));
+      record(Key{f.table, f.priority, f.match}, before(m), after(m));
     }
   }
   if (now - recent_pruned_ >= std::chrono::seconds(1)) {
@@ -448,8 +449,18 @@ void FlowSync::rememberWritten(const std::vector<ovs::FlowMod>& mods, bool insta
   }
   for (const auto& m : mods) {
     const Flow& f = m.target();
-    recent_[Key{f.table, f.priority, f.match}].push_back(Written{after(m), now});
+    recent_[Key{f.table, f.priority, f.match}].push_back(Written{after(m), before(m), now});
   }
+}
+
+void FlowSync::record(Key key, const std::optional<Version>& before, const Version& after) {
+  Recorded& r = recorded_[std::move(key)];
+  if (!before) {
+    r.any = true;
+    return;
+  }
+  r.versions.push_back(*before);
+  r.versions.push_back(after);
 }
 
 bool FlowSync::consumeWritten(const Id& id, const Version& version) const {
@@ -460,12 +471,22 @@ bool FlowSync::consumeWritten(const Id& id, const Version& version) const {
   auto& list = it->second;
   const auto now = std::chrono::steady_clock::now();
   for (size_t k = 0; k < list.size(); ++k) {
-    if (list[k].version == version && now - list[k].at < kRecentFor) {
-      // Updates come in the order we wrote: the ones before this were seen or folded into it.
+    if (now - list[k].at >= kRecentFor) {
+      continue;
+    }
+    // Updates come in the order we wrote: the ones before this were seen or folded into it.
+    if (list[k].version == version) {
       list.erase(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(k) + 1);
       if (list.empty()) {
         recent_.erase(it);
       }
+      return true;
+    }
+    // The flow as it was before this write, whose own update is still to come: an update the
+    // switch sent before our write (a large install's, read after a change that followed it),
+    // or a replay taken before it. Whoever wrote that version, ours overwrote it.
+    if (list[k].before && *list[k].before == version) {
+      list.erase(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(k));
       return true;
     }
   }

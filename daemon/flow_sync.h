@@ -77,7 +77,9 @@ class FlowSync {
   // in our tables); false for drift, a paused monitor and everything unknown. An update that
   // shows a version of the flow one of our own bundles wrote in the last 10 s (or its deletion),
   // not yet seen in an update, is ours too: the monitor is read after the next change may have
-  // rewritten the same flow (consecutive rule changes of one group rewrite its slot flows).
+  // rewritten the same flow (consecutive rule changes of one group rewrite its slot flows). So
+  // is one that shows the version such a write replaced: the switch sent it before our write
+  // (a large install's update, read after the change that followed it), and ours overwrote it.
   [[nodiscard]] bool explains(const ovs::FlowUpdate& update) const;
   // While on, remembers for every flow our committed bundles add, change or delete the version
   // it had before and the one after (turning it on forgets the earlier ones). A paused flow
@@ -178,11 +180,15 @@ class FlowSync {
   static constexpr std::chrono::seconds kRecentFor{10};
   struct Written {
     Version version;
+    // What the flow was before this write; nullopt when unknown (a full compare's bundle).
+    std::optional<Version> before;
     std::chrono::steady_clock::time_point at;
   };
   mutable std::map<Key, std::vector<Written>, ByIdentity> recent_;  // looked up by Id
   std::chrono::steady_clock::time_point recent_pruned_{};
   void rememberWritten(const std::vector<ovs::FlowMod>& mods, bool installed_is_before);
+  // Adds a write to recorded_ (any version, when what was before is unknown).
+  void record(Key key, const std::optional<Version>& before, const Version& after);
   [[nodiscard]] bool consumeWritten(const Id& id, const Version& version) const;
   std::array<size_t, 256> per_table_{};  // installed_'s flows by table
   // Desired text -> the switch's canonical form. Parsing with OVS's parser is the costly part

@@ -91,6 +91,13 @@ TEST(FlowSync, InstallsAllThenSendsNothingForAnUnchangedInput) {
   EXPECT_EQ(sw.bundles.size(), 1U) << "no bundle for no change";
 }
 
+// The monitor's updates of an install, as a daemon reads them before anything else.
+void showInstall(const FakeSwitch& sw, FlowSync& sync) {
+  for (const auto& [id, flow] : sw.table) {
+    EXPECT_TRUE(sync.explains(FlowUpdate{FlowUpdateKind::kAdded, flow}));
+  }
+}
+
 TEST(FlowSync, ChangesWhileRecordingAreKnownUntilItStops) {
   // What a resumed flow monitor replays may be older than a change we made while reading it.
   FakeSwitch sw;
@@ -119,6 +126,35 @@ TEST(FlowSync, ChangesWhileRecordingAreKnownUntilItStops) {
   // Stopping (the monitor resumed) forgets them.
   sync.recordChanges(false);
   EXPECT_FALSE(sync.changedWhileRecording(FlowUpdate{FlowUpdateKind::kModified, replayed}));
+}
+
+TEST(FlowSync, AnUpdateShowingWhatOurPendingWriteReplacedIsOurs) {
+  // Right after a large install (too large for its writes to be remembered) a config change
+  // rewrites one of its flows before the monitor's update of the install is read: that update
+  // shows the version our change replaced. Ours, not drift; so is a replay taken before it.
+  FakeSwitch sw;
+  FlowSync sync(sw);
+  ASSERT_TRUE(sync.syncFull(policy(1)).has_value());
+  showInstall(sw, sync);  // now nothing of the install is remembered, as after a large one
+  const Flow original = sw.table.at({pipeline::kClassify, 100, "in_port=1"});
+  auto next = policy(1);
+  next[0].actions = "set_field:0x2->reg0,goto_table:10";
+  ASSERT_TRUE(sync.applyDesired(next).has_value());
+  const Flow second = sw.table.at({pipeline::kClassify, 100, "in_port=1"});
+  EXPECT_TRUE(sync.explains(FlowUpdate{FlowUpdateKind::kAdded, original}));
+  EXPECT_TRUE(sync.explains(FlowUpdate{FlowUpdateKind::kModified, second}));
+  // After our change's own update, that older version is someone writing it back.
+  EXPECT_FALSE(sync.explains(FlowUpdate{FlowUpdateKind::kModified, original}));
+  Flow foreign = original;
+  foreign.actions = "set_field:0x9->reg0,goto_table:10";
+  EXPECT_FALSE(sync.explains(FlowUpdate{FlowUpdateKind::kModified, foreign}));
+
+  // A paused monitor's replay, taken before a change we made while its pause sat unread.
+  next[0].actions = "set_field:0x3->reg0,goto_table:10";
+  ASSERT_TRUE(sync.applyDesired(next).has_value());
+  sync.recordChanges(true);
+  EXPECT_TRUE(sync.explains(FlowUpdate{FlowUpdateKind::kAdded, second}));
+  sync.recordChanges(false);
 }
 
 TEST(FlowSync, AnUpdateShowingAVersionWeWroteBeforeTheLatestIsOurs) {
