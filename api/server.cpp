@@ -710,8 +710,10 @@ Handled Server::Impl::execute(const Principal& principal, const Request& request
     // from.
     const auto record = makeRecord(principal, iam_action, request.parameters, "allowed",
                                    std::nullopt, generation + 1);
-    auto committed =
-        store_->commit(*desired, Json::array({state::auditInsertOperation(record)}));
+    // `policy` is what the replica holds: nothing polled the store since it was read.
+    auto committed = store_->commit(
+        *desired, Json::array({state::auditInsertOperation(record)}),
+        store_->generation() == generation && policy ? *policy : nullptr);
     if (!committed) {
       last_error = committed.error().message;
       log()->debug("commit_failed attempt={} error={}", attempt + 1, logQuoted(last_error));

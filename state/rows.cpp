@@ -1371,7 +1371,8 @@ Result<std::vector<T>> decodeTable(const Replica& replica, const char* table, De
 // does not decode is rewritten whole.
 template <typename T, typename DecodeFn, typename EncodeFn>
 void diffTable(OpsBuilder& builder, const Replica& current, const char* table,
-               const std::vector<T>& desired, DecodeFn decode, EncodeFn encode) {
+               const std::vector<T>& desired, DecodeFn decode, EncodeFn encode,
+               const std::vector<T>* known = nullptr) {
   struct Existing {
     const std::string* uuid;
     const Json* row;
@@ -1390,6 +1391,17 @@ void diffTable(OpsBuilder& builder, const Replica& current, const char* table,
     }
   }
 
+  // The objects `current` holds, when the caller has them decoded: one of those with the same
+  // content is unchanged without computing its digest (at 100k flows the digests of every
+  // object were the larger part of an API change's diff).
+  std::unordered_map<std::string_view, const T*> known_by_id;
+  if (known != nullptr) {
+    known_by_id.reserve(known->size());
+    for (const auto& obj : *known) {
+      known_by_id.emplace(obj.id, &obj);
+    }
+  }
+
   std::vector<const T*> ordered;
   ordered.reserve(desired.size());
   for (const auto& obj : desired) {
@@ -1398,8 +1410,14 @@ void diffTable(OpsBuilder& builder, const Replica& current, const char* table,
   std::sort(ordered.begin(), ordered.end(), [](const T* a, const T* b) { return a->id < b->id; });
 
   for (const T* obj : ordered) {
-    std::string digest = digestOf(*obj);
     auto it = by_id.find(obj->id);
+    if (known != nullptr && it != by_id.end()) {
+      if (auto k = known_by_id.find(obj->id); k != known_by_id.end() && same(*k->second, *obj)) {
+        it->second.wanted = true;
+        continue;
+      }
+    }
+    std::string digest = digestOf(*obj);
     if (it == by_id.end()) {
       Json row = encode(*obj, nullptr, nullptr, builder);
       row["digest"] = std::move(digest);
@@ -1632,7 +1650,8 @@ model::Policy asCommitted(model::Policy policy) {
   return policy;
 }
 
-Json changeOperations(const Replica& current, const model::Policy& desired) {
+Json changeOperations(const Replica& current, const model::Policy& desired,
+                      const model::Policy* current_policy) {
   OpsBuilder builder;
   const int64_t generation = generationOf(current);
   const auto* vpc_rows = rowsOf(current, kVpcTable);
@@ -1671,24 +1690,29 @@ Json changeOperations(const Replica& current, const model::Policy& desired) {
     builder.update(kVpcTable, uuid, std::move(row));
   }
 
+  const model::Policy* k = current_policy;
   diffTable(builder, current, kSubnetTable, desired.subnets, decodeSubnet,
-            plainEncoder(&subnetRow));
+            plainEncoder(&subnetRow), k ? &k->subnets : nullptr);
   diffTable(builder, current, kInterfaceTable, desired.network_interfaces, decodeInterface,
-            plainEncoder(&interfaceRow));
-  diffTable(builder, current, kGroupTable, desired.security_groups, decodeGroup, groupRow);
+            plainEncoder(&interfaceRow), k ? &k->network_interfaces : nullptr);
+  diffTable(builder, current, kGroupTable, desired.security_groups, decodeGroup, groupRow,
+            k ? &k->security_groups : nullptr);
   diffTable(builder, current, kPrefixListTable, desired.prefix_lists, decodePrefixList,
-            plainEncoder(&prefixListRow));
-  diffTable(builder, current, kNaclTable, desired.network_acls, decodeNacl, naclRow);
+            plainEncoder(&prefixListRow), k ? &k->prefix_lists : nullptr);
+  diffTable(builder, current, kNaclTable, desired.network_acls, decodeNacl, naclRow,
+            k ? &k->network_acls : nullptr);
   diffTable(builder, current, kFlowLogTable, desired.flow_logs, decodeFlowLog,
-            plainEncoder(&flowLogRow));
+            plainEncoder(&flowLogRow), k ? &k->flow_logs : nullptr);
   diffTable(builder, current, kMirrorTargetTable, desired.traffic_mirror_targets,
-            decodeMirrorTarget, plainEncoder(&mirrorTargetRow));
+            decodeMirrorTarget, plainEncoder(&mirrorTargetRow),
+            k ? &k->traffic_mirror_targets : nullptr);
   diffTable(builder, current, kMirrorFilterTable, desired.traffic_mirror_filters,
-            decodeMirrorFilter, mirrorFilterRow);
+            decodeMirrorFilter, mirrorFilterRow, k ? &k->traffic_mirror_filters : nullptr);
   diffTable(builder, current, kMirrorSessionTable, desired.traffic_mirror_sessions,
-            decodeMirrorSession, plainEncoder(&mirrorSessionRow));
+            decodeMirrorSession, plainEncoder(&mirrorSessionRow),
+            k ? &k->traffic_mirror_sessions : nullptr);
   diffTable(builder, current, kPortMirrorTable, desired.port_mirrors, decodePortMirror,
-            plainEncoder(&portMirrorRow));
+            plainEncoder(&portMirrorRow), k ? &k->port_mirrors : nullptr);
   return std::move(builder.ops());
 }
 

@@ -119,14 +119,15 @@ Result<bool> StateStore::poll(std::chrono::milliseconds timeout) {
 }
 
 Result<StateStore::CommitResult> StateStore::commit(const model::Policy& desired,
-                                                    const Json& extra_operations) {
+                                                    const Json& extra_operations,
+                                                    const model::Policy* current_policy) {
   if (auto r = ensureMonitor(); !r) {
     return tl::unexpected(r.error().withContext("state database"));
   }
   // The guard is the generation this replica holds: updates that arrived since the caller read
   // it must not be applied first, or the caller's change would silently overwrite them.
   const int64_t base = generationOf(replica_);
-  Json operations = changeOperations(replica_, desired);
+  Json operations = changeOperations(replica_, desired, current_policy);
   if (extra_operations.is_array()) {
     for (const auto& op : extra_operations) {
       operations.push_back(op);

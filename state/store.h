@@ -107,7 +107,12 @@ class PolicyDecoder {
 // Operations (RFC 7047 transact array, without the database name) that turn the content of
 // `current` into `desired`: only rows that differ are touched. Includes the generation guard
 // (wait for generationOf(current), then +1). `desired` must be resolved and valid.
-[[nodiscard]] Json changeOperations(const Replica& current, const model::Policy& desired);
+// `current_policy`, when given, must be the policy `current` holds (policyFromReplica()'s
+// content, as the API server keeps it): an object of it with the desired content is then
+// unchanged without computing its digest. The operations are the same either way, except that a
+// row with a missing or stale digest whose object is unchanged keeps its digest.
+[[nodiscard]] Json changeOperations(const Replica& current, const model::Policy& desired,
+                                    const model::Policy* current_policy = nullptr);
 
 // One audit record (api/audit.h makes them; CloudTrail-like fields, see docs/api.md).
 struct AuditRecord {
@@ -158,8 +163,10 @@ class StateStore {
   // Writes `desired` (plus `extra_operations`, e.g. an audit insert) in one transaction guarded
   // by the generation the replica holds. kConflict: someone else committed first; poll() and
   // retry on the newer replica. On kCommitted the replica is brought up to date before return.
+  // `current_policy`: see changeOperations() (null when the caller does not hold it).
   [[nodiscard]] Result<CommitResult> commit(const model::Policy& desired,
-                                            const Json& extra_operations = Json::array());
+                                            const Json& extra_operations = Json::array(),
+                                            const model::Policy* current_policy = nullptr);
   // A transaction of other operations only (an audit record of a refused request).
   [[nodiscard]] Result<Json> transact(const Json& operations);
 
