@@ -921,7 +921,7 @@ bool Daemon::pollFlowMonitor() {
     for (const auto& u : *updates) {
       // The switch paused the monitor (our own large bundle, typically, outran our reading). On
       // resuming it reports every flow added or modified in between, and those go through the
-      // checks below like any update; only deletions go unreported, which flow counts show.
+      // checks below like any update; deletions may go unreported, which flow counts show.
       if (u.kind == ovs::FlowUpdateKind::kPaused) {
         logger("sync")->debug("flow_monitor_paused");
         engine_.recordChanges(true);

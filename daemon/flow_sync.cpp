@@ -470,25 +470,33 @@ bool FlowSync::consumeWritten(const Id& id, const Version& version) const {
   }
   auto& list = it->second;
   const auto now = std::chrono::steady_clock::now();
+  const auto live = [&](const Written& w) { return now - w.at < kRecentFor; };
+  // A version one of our writes wrote. Outside a pause the switch reports changes in the order
+  // it made them: the writes before this one were seen or folded into it.
   for (size_t k = 0; k < list.size(); ++k) {
-    if (now - list[k].at >= kRecentFor) {
-      continue;
-    }
-    // Updates come in the order we wrote: the ones before this were seen or folded into it.
-    if (list[k].version == version) {
+    if (live(list[k]) && list[k].version == version) {
       list.erase(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(k) + 1);
       if (list.empty()) {
         recent_.erase(it);
       }
       return true;
     }
-    // The flow as it was before this write, whose own update is still to come: an update the
-    // switch sent before our write (a large install's, read after a change that followed it),
-    // or a replay taken before it. Whoever wrote that version, ours overwrote it.
+  }
+  // The version the oldest pending write replaced, while that write's own update is still to
+  // come: the switch sent this update before our write (a large install's update, read after
+  // the change that followed it; or a replay taken before it), and ours overwrote it. Only the
+  // oldest: a version reported after a later write of ours is someone writing it back. Pending
+  // writes lose this when a paused monitor resumes (recordChanges(false)): their own updates may
+  // never come.
+  for (size_t k = 0; k < list.size(); ++k) {
+    if (!live(list[k])) {
+      continue;
+    }
     if (list[k].before && *list[k].before == version) {
-      list.erase(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(k));
+      list.erase(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(k));  // expired ones
       return true;
     }
+    break;
   }
   return false;
 }
@@ -496,6 +504,15 @@ bool FlowSync::consumeWritten(const Id& id, const Version& version) const {
 void FlowSync::recordChanges(bool on) {
   recording_ = on;
   recorded_.clear();
+  if (!on) {
+    // Resumed: the replay stood for the updates of the writes made until then, and a flow they
+    // added and deleted meanwhile is never reported. What they replaced is no longer to come.
+    for (auto& [key, list] : recent_) {
+      for (Written& w : list) {
+        w.before.reset();
+      }
+    }
+  }
 }
 
 bool FlowSync::changedWhileRecording(const ovs::FlowUpdate& update) const {

@@ -78,8 +78,9 @@ class FlowSync {
   // shows a version of the flow one of our own bundles wrote in the last 10 s (or its deletion),
   // not yet seen in an update, is ours too: the monitor is read after the next change may have
   // rewritten the same flow (consecutive rule changes of one group rewrite its slot flows). So
-  // is one that shows the version such a write replaced: the switch sent it before our write
-  // (a large install's update, read after the change that followed it), and ours overwrote it.
+  // is one that shows the version the oldest such write replaced, while that write's own update
+  // is still to come: the switch sent it before our write (a large install's update, read after
+  // the change that followed it), and ours overwrote it.
   [[nodiscard]] bool explains(const ovs::FlowUpdate& update) const;
   // While on, remembers for every flow our committed bundles add, change or delete the version
   // it had before and the one after (turning it on forgets the earlier ones). A paused flow
@@ -175,7 +176,8 @@ class FlowSync {
   std::map<Key, Recorded, ByIdentity> recorded_;  // looked up by Id, no copy of the match
   // explains(): what our recent bundles (up to kRecentLimit mods; a start-up install is larger)
   // wrote, per identity in order, each expected once in the monitor's updates for kRecentFor.
-  // An update equal to one of them consumes it and the older ones of that flow.
+  // An update equal to one of them consumes it and the older ones of that flow; one equal to
+  // what the oldest of them replaced (its `before`) consumes none (see consumeWritten()).
   static constexpr size_t kRecentLimit = 4096;
   static constexpr std::chrono::seconds kRecentFor{10};
   struct Written {

@@ -157,6 +157,38 @@ TEST(FlowSync, AnUpdateShowingWhatOurPendingWriteReplacedIsOurs) {
   sync.recordChanges(false);
 }
 
+TEST(FlowSync, WhatOurWritesReplacedIsOursOnlyWhileTheirUpdatesAreToCome) {
+  // From a review: two ways the version a write replaced could hide someone else's write.
+  FakeSwitch sw;
+  FlowSync sync(sw);
+  ASSERT_TRUE(sync.syncFull(policy(1)).has_value());
+  showInstall(sw, sync);
+  const Flow a = sw.table.at({pipeline::kClassify, 100, "in_port=1"});
+  auto next = policy(1);
+
+  // Undone during a pause (A -> B -> A): the replay's A is our second write, which consumes
+  // both; B written by someone else afterwards is drift.
+  sync.recordChanges(true);
+  next[0].actions = "set_field:0x2->reg0,goto_table:10";
+  ASSERT_TRUE(sync.applyDesired(next).has_value());
+  const Flow b = sw.table.at({pipeline::kClassify, 100, "in_port=1"});
+  ASSERT_TRUE(sync.applyDesired(policy(1)).has_value());
+  EXPECT_TRUE(sync.explains(FlowUpdate{FlowUpdateKind::kAdded, a}));
+  sync.recordChanges(false);
+  EXPECT_FALSE(sync.explains(FlowUpdate{FlowUpdateKind::kModified, b}));
+
+  // Changed and then deleted during a pause: neither write is ever reported. After the resume,
+  // A put back by someone else is drift, not what our first write replaced.
+  sync.recordChanges(true);
+  next = policy(1);
+  next[0].actions = "set_field:0x3->reg0,goto_table:10";
+  ASSERT_TRUE(sync.applyDesired(next).has_value());
+  next.erase(next.begin());
+  ASSERT_TRUE(sync.applyDesired(next).has_value());
+  sync.recordChanges(false);
+  EXPECT_FALSE(sync.explains(FlowUpdate{FlowUpdateKind::kAdded, a}));
+}
+
 TEST(FlowSync, AnUpdateShowingAVersionWeWroteBeforeTheLatestIsOurs) {
   // Two changes rewrite one flow before the monitor is read: its first update shows the older
   // of our two versions. Not drift; a version nobody of ours wrote still is.

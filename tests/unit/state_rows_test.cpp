@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -332,14 +333,20 @@ TEST(StateRows, RandomPoliciesRoundTripAndReplaceEachOther) {
 // for small edits of one (a rule added, an interface changed, a group gone).
 TEST(StateRows, KnownCurrentPolicyGivesTheSameOperations) {
   Simulated db;
+  // What the server keeps after its own commit (asCommitted), as well as a fresh decode.
+  std::optional<model::Policy> kept;
   const auto expectSame = [&](const model::Policy& next, const std::string& where) {
     auto known = state::policyFromReplica(db.replica);
     ASSERT_TRUE(known) << where << ": " << known.error().message;
     const Json plain = state::changeOperations(db.replica, next);
     const Json hinted = state::changeOperations(db.replica, next, &*known);
     EXPECT_EQ(hinted, plain) << where;
+    if (kept) {
+      EXPECT_EQ(state::changeOperations(db.replica, next, &*kept), plain) << where << " (kept)";
+    }
     ASSERT_TRUE(applyOperations(db.replica, hinted, db.next_uuid)) << where;
     EXPECT_EQ(content(db.replica), test::policyContent(next)) << where;
+    kept = state::asCommitted(next);
   };
   for (uint32_t seed = 1; seed <= 20; ++seed) {
     auto p = test::randomPolicy(seed);
