@@ -430,12 +430,6 @@ void FlowSync::rememberWritten(const std::vector<ovs::FlowMod>& mods, bool insta
     auto it = installed_.find(Id{f.table, f.priority, f.match});
     return it == installed_.end() ? Version{} : Version{std::make_pair(it->cookie, it->actions)};
   };
-  if (recording_) {
-    for (const auto& m : mods) {
-      const Flow& f = m.target();
-      record(Key{f.table, f.priority, f.match}, before(m), after(m));
-    }
-  }
   if (now - recent_pruned_ >= std::chrono::seconds(1)) {
     recent_pruned_ = now;
     for (auto it = recent_.begin(); it != recent_.end();) {
@@ -444,12 +438,21 @@ void FlowSync::rememberWritten(const std::vector<ovs::FlowMod>& mods, bool insta
       it = list.empty() ? recent_.erase(it) : std::next(it);
     }
   }
-  if (mods.size() > kRecentLimit) {
+  const bool remember = mods.size() <= kRecentLimit;
+  if (!recording_ && !remember) {
     return;
   }
   for (const auto& m : mods) {
     const Flow& f = m.target();
-    recent_[Key{f.table, f.priority, f.match}].push_back(Written{after(m), before(m), now});
+    Key key{f.table, f.priority, f.match};
+    std::optional<Version> was = before(m);
+    Version now_is = after(m);
+    if (recording_) {
+      record(key, was, now_is);
+    }
+    if (remember) {
+      recent_[std::move(key)].push_back(Written{std::move(now_is), std::move(was), now});
+    }
   }
 }
 

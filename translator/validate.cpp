@@ -21,17 +21,6 @@
 namespace vpcguard {
 namespace {
 
-// "02:0a:..." without its colons.
-std::string hexDigits(std::string_view mac) {
-  std::string out;
-  for (char c : mac) {
-    if (c != ':') {
-      out += c;
-    }
-  }
-  return out;
-}
-
 // The 48 bits of a MAC written canonically (six lower-case hex pairs and colons); nullopt for
 // any other spelling.
 std::optional<uint64_t> canonicalMacValue(std::string_view mac) {
@@ -911,7 +900,7 @@ class Validator {
           if (!mac) {
             error(mac_path(), eni.location, mac.error().message, "write it as 02:00:00:00:01:0a");
           } else {
-            value = std::stoull(hexDigits(*mac), nullptr, 16);
+            value = canonicalMacValue(*mac);  // canonical now: always read
             respelled = std::move(*mac);
           }
         }
